@@ -1,0 +1,134 @@
+//! The sealed-envelope layout shared by passports and notes, on top of AES-256-GCM:
+//! `version(1) | key_version(u32 BE) | nonce(12) | ciphertext | tag(16)`.
+
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use zeroize::Zeroizing;
+
+use crate::encoding::{b64_decode, b64_encode};
+use crate::padding;
+use crate::{CryptoError, Format, InstitutionKey, ShapeError};
+
+pub(crate) const NONCE_LEN: usize = 12;
+pub(crate) const TAG_LEN: usize = 16;
+/// `version | key_version | nonce`.
+pub(crate) const SEALED_HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+/// The version byte of passport envelopes and sealed notes.
+pub(crate) const SEALED_VERSION: u8 = 1;
+
+/// Encrypts `plaintext` in place behind `header`, returning `header | ciphertext | tag`.
+pub(crate) fn encrypt_after_header(
+    cipher: &Aes256Gcm,
+    header: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let mut out = Vec::with_capacity(header.len() + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(header);
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut out[header.len()..]).into())
+        // Only reachable for plaintexts beyond GCM's 64 GiB limit, which padding already refuses.
+        .map_err(|_| CryptoError::TooLarge {
+            max: padding::MAX_NOTE_PADDED,
+        })?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Decrypts `ciphertext | tag` in place; on success the returned range of `buf` holds the
+/// plaintext.
+pub(crate) fn decrypt_in_place(
+    cipher: &Aes256Gcm,
+    nonce: &[u8],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, CryptoError> {
+    let ct_len = buf
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(CryptoError::DecryptionFailed)?;
+    let (ct, tag) = buf.split_at_mut(ct_len);
+    let tag = Tag::try_from(&*tag).map_err(|_| CryptoError::DecryptionFailed)?;
+    let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::DecryptionFailed)?;
+    cipher
+        .decrypt_inout_detached(&nonce, aad, ct.into(), &tag)
+        .map_err(|_| CryptoError::DecryptionFailed)?;
+    Ok(ct_len)
+}
+
+/// What the header of a sealed envelope says, checked without a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedInfo {
+    /// The institution key version the envelope was sealed under.
+    pub key_version: u32,
+    /// Length of the padded plaintext (the size bucket), in bytes.
+    pub padded_len: usize,
+}
+
+/// Decodes a sealed envelope and checks its structure: version, and a ciphertext whose length
+/// is a size bucket of this format.
+pub(crate) fn parse_sealed(
+    text: &str,
+    format: Format,
+    max_padded: usize,
+) -> Result<(SealedInfo, Vec<u8>), ShapeError> {
+    let bytes = b64_decode(text, format, SEALED_HEADER_LEN + max_padded + TAG_LEN)?;
+    let version = *bytes.first().ok_or(ShapeError::InvalidLength(format))?;
+    if version != SEALED_VERSION {
+        return Err(ShapeError::UnsupportedVersion { format, version });
+    }
+    let padded_len = bytes
+        .len()
+        .checked_sub(SEALED_HEADER_LEN + TAG_LEN)
+        .filter(|&n| padding::is_bucket(n, max_padded))
+        .ok_or(ShapeError::InvalidLength(format))?;
+    let key_version = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    Ok((
+        SealedInfo {
+            key_version,
+            padded_len,
+        },
+        bytes,
+    ))
+}
+
+/// Pads and seals `payload` under `key`; `aad` is computed from the key's version.
+pub(crate) fn seal(
+    key: &InstitutionKey,
+    payload: &[u8],
+    max_padded: usize,
+    aad: &[u8],
+    nonce: &[u8; NONCE_LEN],
+) -> Result<String, CryptoError> {
+    let padded = padding::pad(payload, max_padded)?;
+    let mut header = [0u8; SEALED_HEADER_LEN];
+    header[0] = SEALED_VERSION;
+    header[1..5].copy_from_slice(&key.version().to_be_bytes());
+    header[5..].copy_from_slice(nonce);
+    let sealed = encrypt_after_header(key.cipher(), &header, nonce, aad, &padded)?;
+    Ok(b64_encode(&sealed))
+}
+
+/// Opens a sealed envelope and strips its padding. `aad` must be built for `key.version()`.
+pub(crate) fn open(
+    key: &InstitutionKey,
+    text: &str,
+    format: Format,
+    max_padded: usize,
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let (info, bytes) = parse_sealed(text, format, max_padded)?;
+    if info.key_version != key.version() {
+        return Err(CryptoError::KeyVersionMismatch {
+            expected: key.version(),
+            found: info.key_version,
+        });
+    }
+    let mut bytes = Zeroizing::new(bytes);
+    let (header, body) = bytes.split_at_mut(SEALED_HEADER_LEN);
+    let pt_len = decrypt_in_place(key.cipher(), &header[5..], aad, body)?;
+    let payload = padding::unpad(&body[..pt_len])?;
+    Ok(Zeroizing::new(payload.to_vec()))
+}

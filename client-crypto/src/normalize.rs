@@ -1,0 +1,326 @@
+//! Normalization of values before blind indexing, so that the same person typed differently
+//! gives the same index. Every function returns the canonical UTF-8 string that is MACed.
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::{BlindIndexField, CryptoError};
+
+fn invalid(field: &'static str, reason: &'static str) -> CryptoError {
+    CryptoError::InvalidInput { field, reason }
+}
+
+/// Unicode hyphens and dashes that people type between parts of a double name.
+fn is_hyphen(c: char) -> bool {
+    matches!(
+        c,
+        '-' | '\u{2010}'
+            | '\u{2011}'
+            | '\u{2012}'
+            | '\u{2013}'
+            | '\u{2014}'
+            | '\u{2015}'
+            | '\u{2212}'
+            | '\u{FE58}'
+            | '\u{FE63}'
+            | '\u{FF0D}'
+    )
+}
+
+/// Apostrophes and look-alikes (O'Brien, Д'Артаньян): dropped.
+fn is_apostrophe(c: char) -> bool {
+    matches!(
+        c,
+        '\'' | '`'
+            | '\u{00B4}'
+            | '\u{02B9}'
+            | '\u{02BC}'
+            | '\u{2018}'
+            | '\u{2019}'
+            | '\u{201B}'
+            | '\u{2032}'
+            | '\u{FF07}'
+    )
+}
+
+/// Stress marks sometimes written over Russian vowels: dropped.
+fn is_stress_mark(c: char) -> bool {
+    matches!(c, '\u{0300}' | '\u{0301}')
+}
+
+/// A name (surname, first name, patronymic): NFKC, Unicode default case folding, NFKC again;
+/// `ё` → `е`; every hyphen or dash → `-` with no spaces around it and no repeats; apostrophes
+/// and stress marks dropped; runs of white space → one space; trimmed (of spaces and
+/// hyphens). Control characters and an empty result are refused.
+pub fn name(value: &str) -> Result<String, CryptoError> {
+    let nfkc: String = value.nfkc().collect();
+    let folded: String = caseless::default_case_fold_str(&nfkc).nfkc().collect();
+    let mut out = String::with_capacity(folded.len());
+    let mut pending_space = false;
+    for c in folded.chars() {
+        match c {
+            c if is_hyphen(c) => {
+                if !out.ends_with('-') {
+                    out.push('-');
+                }
+                pending_space = false;
+            }
+            c if is_apostrophe(c) || is_stress_mark(c) => {}
+            c if c.is_whitespace() => pending_space = true,
+            c if c.is_control() => return Err(invalid("name", "contains a control character")),
+            c => {
+                if pending_space && !out.is_empty() && !out.ends_with('-') {
+                    out.push(' ');
+                }
+                pending_space = false;
+                out.push(if c == 'ё' { 'е' } else { c });
+            }
+        }
+    }
+    let trimmed = out.trim_matches(|c| c == '-' || c == ' ');
+    if trimmed.is_empty() {
+        return Err(invalid("name", "empty"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn is_leap_year(y: u32) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: u32, m: u32) -> u32 {
+    match m {
+        2 if is_leap_year(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// A calendar date → ISO 8601 `YYYY-MM-DD`. Accepts `YYYY-MM-DD` (year first) and
+/// `DD.MM.YYYY` (year last, the Russian order), with `.`, `-`, `/` or spaces between the
+/// parts, one- or two-digit day and month, and full-width digits. Two-digit years and
+/// impossible dates are refused.
+pub fn date(value: &str) -> Result<String, CryptoError> {
+    const FIELD: &str = "date";
+    let nfkc: String = value.nfkc().collect();
+    let parts: Vec<&str> = nfkc
+        .trim()
+        .split(['.', '-', '/', ' '])
+        .filter(|p| !p.is_empty())
+        .collect();
+    let [a, b, c] = parts[..] else {
+        return Err(invalid(FIELD, "expected day, month and year"));
+    };
+    if !parts.iter().all(|p| p.bytes().all(|d| d.is_ascii_digit())) {
+        return Err(invalid(FIELD, "expected digits"));
+    }
+    let (y, m, d) = match (a.len(), c.len()) {
+        (4, 1..=2) => (a, b, c),
+        (1..=2, 4) => (c, b, a),
+        _ => return Err(invalid(FIELD, "expected a four-digit year first or last")),
+    };
+    if !(1..=2).contains(&m.len()) {
+        return Err(invalid(FIELD, "month must have one or two digits"));
+    }
+    let parse = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| invalid(FIELD, "expected digits"))
+    };
+    let (y, m, d) = (parse(y)?, parse(m)?, parse(d)?);
+    if y == 0 || !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return Err(invalid(FIELD, "no such date"));
+    }
+    Ok(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// A year of birth `YYYY`, from a four-digit year or from any date [`date`] accepts.
+pub fn birth_year(value: &str) -> Result<String, CryptoError> {
+    let nfkc: String = value.nfkc().collect();
+    let t = nfkc.trim();
+    if t.len() == 4 && t.bytes().all(|d| d.is_ascii_digit()) && t != "0000" {
+        return Ok(t.to_owned());
+    }
+    let iso = date(t)?;
+    Ok(iso[..4].to_owned())
+}
+
+/// Digits of an identifier typed with optional separators (spaces, hyphens, dots, and for
+/// phones `+` and parentheses). Letters and other symbols are refused.
+fn digits(
+    value: &str,
+    field: &'static str,
+    extra_separators: &[char],
+) -> Result<String, CryptoError> {
+    let mut out = String::with_capacity(value.len());
+    for c in value.nfkc() {
+        if c.is_ascii_digit() {
+            out.push(c);
+        } else if !(c.is_whitespace() || c == '.' || is_hyphen(c) || extra_separators.contains(&c))
+        {
+            return Err(invalid(field, "only digits and separators are allowed"));
+        }
+    }
+    Ok(out)
+}
+
+/// SNILS → its 11 digits (`112-233-445 95` → `11223344595`). The check digits are not
+/// verified (a typo still indexes; it just finds no one).
+pub fn snils(value: &str) -> Result<String, CryptoError> {
+    let d = digits(value, "snils", &[])?;
+    if d.len() != 11 {
+        return Err(invalid("snils", "expected 11 digits"));
+    }
+    Ok(d)
+}
+
+/// Medical insurance policy number → its digits (6 to 20 of them).
+pub fn policy_number(value: &str) -> Result<String, CryptoError> {
+    let d = digits(value, "policy_number", &[])?;
+    if !(6..=20).contains(&d.len()) {
+        return Err(invalid("policy_number", "expected 6 to 20 digits"));
+    }
+    Ok(d)
+}
+
+/// Phone number → digits in international form: a Russian 11-digit number starting with 8
+/// becomes 7…, a 10-digit number gets the prefix 7; 5 to 15 digits.
+pub fn phone(value: &str) -> Result<String, CryptoError> {
+    let d = digits(value, "phone", &['+', '(', ')'])?;
+    let d = match d.len() {
+        11 if d.starts_with('8') => format!("7{}", &d[1..]),
+        10 => format!("7{d}"),
+        _ => d,
+    };
+    if !(5..=15).contains(&d.len()) {
+        return Err(invalid("phone", "expected 5 to 15 digits"));
+    }
+    Ok(d)
+}
+
+/// Normalizes `value` for the single-value `field`. The compound
+/// [`BlindIndexField::SurnameBirthYear`] takes two values: use [`name`] and [`birth_year`].
+pub fn normalize(field: BlindIndexField, value: &str) -> Result<String, CryptoError> {
+    match field {
+        BlindIndexField::Surname | BlindIndexField::FirstName | BlindIndexField::Patronymic => {
+            name(value)
+        }
+        BlindIndexField::DateOfBirth => date(value),
+        BlindIndexField::Snils => snils(value),
+        BlindIndexField::PolicyNumber => policy_number(value),
+        BlindIndexField::Phone => phone(value),
+        BlindIndexField::SurnameBirthYear => Err(invalid(
+            "surname_birth_year",
+            "a compound index takes a surname and a date or year of birth",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names() {
+        let cases = [
+            ("  Ёлкина  ", "елкина"),
+            ("ЁЛКИНА", "елкина"),
+            ("Салтыков - Щедрин", "салтыков-щедрин"),
+            ("Салтыков–Щедрин", "салтыков-щедрин"),
+            ("Салтыков‐‐Щедрин", "салтыков-щедрин"),
+            ("д'Артаньян", "дартаньян"),
+            ("Д’Артаньян", "дартаньян"),
+            ("Анна   Мария\tЛуиза", "анна мария луиза"),
+            ("ＩＶＡＮＯＶ", "ivanov"),
+            ("Straße", "strasse"),
+            ("Ива\u{301}нов", "иванов"),
+            ("Е\u{308}жиков", "ежиков"),
+            ("и\u{306}", "й"),
+            ("-Петров-", "петров"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(name(input).unwrap(), want, "{input:?}");
+        }
+        assert!(name("   ").is_err());
+        assert!(name(" - ' ").is_err());
+        assert!(name("Ив\u{0}ан").is_err());
+    }
+
+    #[test]
+    fn dates() {
+        for (input, want) in [
+            ("1950-02-01", "1950-02-01"),
+            ("01.02.1950", "1950-02-01"),
+            ("1.2.1950", "1950-02-01"),
+            ("01/02/1950", "1950-02-01"),
+            (" 01 02 1950 ", "1950-02-01"),
+            ("２９.０２.２０００", "2000-02-29"),
+        ] {
+            assert_eq!(date(input).unwrap(), want, "{input:?}");
+        }
+        for bad in [
+            "29.02.1900",
+            "31.04.1950",
+            "01.13.1950",
+            "01.02.50",
+            "1950-02",
+            "1950-02-01x",
+            "",
+            "01.02.1950.1",
+        ] {
+            assert!(date(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(birth_year("1950").unwrap(), "1950");
+        assert_eq!(birth_year("01.02.1950").unwrap(), "1950");
+        assert!(birth_year("50").is_err());
+    }
+
+    #[test]
+    fn identifiers() {
+        assert_eq!(snils("112-233-445 95").unwrap(), "11223344595");
+        assert!(snils("112-233-445").is_err());
+        assert!(snils("112-233-445 9A").is_err());
+        assert_eq!(
+            policy_number("7777 7777 7777 7777").unwrap(),
+            "7777777777777777"
+        );
+        assert_eq!(phone("8 (912) 345-67-89").unwrap(), "79123456789");
+        assert_eq!(phone("+7 912 345 67 89").unwrap(), "79123456789");
+        assert_eq!(phone("912 345 67 89").unwrap(), "79123456789");
+        assert!(phone("12").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn name_normalization_is_idempotent(s in "\\PC{0,40}") {
+            if let Ok(n) = name(&s) {
+                prop_assert_eq!(name(&n).unwrap(), n.clone());
+                prop_assert_eq!(n.trim(), n.as_str());
+                prop_assert!(!n.contains("  "));
+                prop_assert!(!n.contains('ё'));
+            }
+        }
+
+        #[test]
+        fn case_and_spacing_do_not_matter(s in "[а-яёА-ЯЁa-zA-Z]{1,12}( [а-яёА-ЯЁa-zA-Z]{1,12}){0,2}") {
+            let spaced = format!("  {}  ", s.replace(' ', "   "));
+            prop_assert_eq!(name(&s.to_uppercase()).unwrap(), name(&s.to_lowercase()).unwrap());
+            prop_assert_eq!(name(&spaced).unwrap(), name(&s).unwrap());
+            prop_assert_eq!(name(&s.replace('ё', "е").replace('Ё', "Е")).unwrap(), name(&s).unwrap());
+        }
+
+        #[test]
+        fn dates_round_trip_between_notations(y in 1u32..=9999, m in 1u32..=12, d in 1u32..=28) {
+            let iso = format!("{y:04}-{m:02}-{d:02}");
+            prop_assert_eq!(date(&iso).unwrap(), iso.clone());
+            prop_assert_eq!(date(&format!("{d}.{m}.{y:04}")).unwrap(), iso.clone());
+            prop_assert_eq!(date(&format!("{d:02}/{m:02}/{y:04}")).unwrap(), iso);
+        }
+
+        #[test]
+        fn snils_ignores_separators(digits in "[0-9]{11}") {
+            let formatted = format!("{}-{}-{} {}", &digits[0..3], &digits[3..6], &digits[6..9], &digits[9..]);
+            prop_assert_eq!(snils(&formatted).unwrap(), digits);
+        }
+    }
+}

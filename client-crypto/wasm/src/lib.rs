@@ -1,0 +1,1 @@
+//! WASM wrapper of client-crypto.
