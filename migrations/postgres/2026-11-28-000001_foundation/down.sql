@@ -1,0 +1,16 @@
+DROP TABLE settings;
+DROP TABLE audit_head;
+DROP TABLE audit_log;
+DROP TABLE sessions;
+DROP TABLE user_roles;
+DROP TABLE users;
+DROP TABLE role_permissions;
+DROP TABLE roles;
+DROP TABLE permissions;
+DROP TABLE needs;
+DROP TABLE patient_statuses;
+DROP TABLE care_forms;
+DROP TABLE medicaments;
+DROP TABLE diagnoses;
+DROP TABLE institutions;
+DROP TABLE districts;

@@ -1,0 +1,237 @@
+//! The `palreg` command line: serve, migrate, user administration, audit verification.
+
+use clap::{Parser, Subcommand};
+use diesel::Connection;
+
+use crate::config::{Settings, SettingsArgs};
+use crate::db::models::{self, audit, rbac, refs, users};
+use crate::domain::{FullName, Login, NewPassword};
+use crate::startup::{self, Application};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "palreg",
+    version,
+    about = "The encrypted register of palliative-care patients"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs the server (migrating and seeding the database first).
+    Serve,
+    /// Applies pending migrations and seeds an empty database, then exits.
+    Migrate,
+    /// Manages user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Registers a user. The password comes from PALREG_NEW_USER_PASSWORD, or is generated and
+    /// printed once.
+    Create {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        full_name: String,
+        /// A role name; repeat for several (default: user).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// The institution's code (omit for a region-wide user such as the ministry).
+        #[arg(long)]
+        institution: Option<String>,
+        #[arg(long, env = "PALREG_NEW_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Lists users.
+    List,
+    /// De-registers a user: it can no longer sign in and its sessions end at once.
+    Deactivate { login: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Checks the hash chain; exits non-zero naming the first bad entry.
+    Verify,
+}
+
+/// Runs a parsed command; the exit code comes back.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let settings = cli.settings.validate().map_err(|e| anyhow::anyhow!(e))?;
+    match cli.command {
+        Command::Serve => serve(settings),
+        Command::Migrate => {
+            startup::prepare_database(&settings)?;
+            println!(
+                "database {} is up to date",
+                settings.database_url.redacted()
+            );
+            Ok(0)
+        }
+        Command::User(cmd) => user(settings, cmd),
+        Command::Audit(AuditCommand::Verify) => {
+            let pool = startup::prepare_database(&settings)?;
+            let mut conn = pool.get()?;
+            match audit::verify(&mut conn)? {
+                Ok(count) => {
+                    println!("audit log intact: {count} entries");
+                    Ok(0)
+                }
+                Err(broken) => {
+                    eprintln!("audit log BROKEN: {broken}");
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<i32> {
+    let listen = settings.listen;
+    let backend = settings.database_url.backend_name();
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings)?;
+        let scheme = if app.tls_fingerprint.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        if let Some(fp) = &app.tls_fingerprint {
+            println!("TLS certificate SHA-256 fingerprint: {fp}");
+        }
+        println!("palreg is serving {scheme}://{listen} on {backend}");
+        tracing::info!(%listen, backend, "serving");
+        app.run_until_stopped().await?;
+        Ok(0)
+    })
+}
+
+fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<i32> {
+    let pool = startup::prepare_database(&settings)?;
+    let mut conn = pool.get()?;
+    match cmd {
+        UserCommand::Create {
+            login,
+            full_name,
+            roles,
+            institution,
+            password,
+        } => {
+            let login = Login::parse(&login).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let full_name = FullName::parse(&full_name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (password, generated) = match password {
+                Some(p) => (p, false),
+                None => (crate::secrets::random_hex::<12>()?, true),
+            };
+            let password = NewPassword::parse(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let roles = if roles.is_empty() {
+                vec!["user".to_string()]
+            } else {
+                roles
+            };
+            let hash = crate::password::hash(password.expose())?;
+            conn.transaction::<_, anyhow::Error, _>(|conn| {
+                let place = audit::reserve(conn)?;
+                let institution_id = match &institution {
+                    Some(code) => Some(
+                        refs::institution::find_by_code(conn, code)?
+                            .ok_or_else(|| anyhow::anyhow!("no institution with code {code}"))?
+                            .id,
+                    ),
+                    None => None,
+                };
+                let found = rbac::role_ids_by_name(conn, &roles)?;
+                if found.len() != roles.len() {
+                    anyhow::bail!("unknown role among {roles:?}");
+                }
+                let now = models::now();
+                let id = users::insert(
+                    conn,
+                    &users::NewUser {
+                        login: login.as_str(),
+                        full_name: full_name.as_str(),
+                        password_hash: &hash,
+                        institution_id,
+                        active: true,
+                        failed_logins: 0,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                let ids: Vec<i64> = found.into_iter().map(|(id, _)| id).collect();
+                users::set_roles(conn, id, &ids)?;
+                audit::complete(
+                    conn,
+                    place,
+                    audit::NewEntry {
+                        actor_login: Some("cli".into()),
+                        action: "admin.user.create".into(),
+                        object_type: "user".into(),
+                        object_id: Some(id.to_string()),
+                        outcome: "ok".into(),
+                        ..Default::default()
+                    },
+                )?;
+                Ok(())
+            })?;
+            println!("user {} created", login.as_str());
+            if generated {
+                println!("password: {}", password.expose());
+            }
+            Ok(0)
+        }
+        UserCommand::List => {
+            for u in users::list(&mut conn, None, false)? {
+                let roles: Vec<String> = users::role_names(&mut conn, &[u.id])?
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .collect();
+                println!(
+                    "{:>5}  {:<24} {:<8} institution={:<6} roles={}  {}",
+                    u.id,
+                    u.login,
+                    if u.active { "active" } else { "inactive" },
+                    u.institution_id.map_or("-".to_string(), |i| i.to_string()),
+                    roles.join(","),
+                    u.full_name
+                );
+            }
+            Ok(0)
+        }
+        UserCommand::Deactivate { login } => {
+            let login = Login::parse(&login).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = users::find_by_login(&mut conn, login.as_str())?
+                .ok_or_else(|| anyhow::anyhow!("no user {}", login.as_str()))?;
+            conn.transaction::<_, anyhow::Error, _>(|conn| {
+                let place = audit::reserve(conn)?;
+                crate::routes::admin_users::deactivate(conn, user.id)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                audit::complete(
+                    conn,
+                    place,
+                    audit::NewEntry {
+                        actor_login: Some("cli".into()),
+                        action: "admin.user.deactivate".into(),
+                        object_type: "user".into(),
+                        object_id: Some(user.id.to_string()),
+                        outcome: "ok".into(),
+                        ..Default::default()
+                    },
+                )?;
+                Ok(())
+            })?;
+            println!("user {} de-registered", login.as_str());
+            Ok(0)
+        }
+    }
+}

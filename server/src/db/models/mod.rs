@@ -1,0 +1,14 @@
+//! Queries, one file per table (or per closely linked group of tables).
+
+pub mod audit;
+pub mod rbac;
+pub mod refs;
+pub mod sessions;
+pub mod users;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+
+/// The current UTC time at microsecond precision (what both backends store exactly).
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}

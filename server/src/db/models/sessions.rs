@@ -1,0 +1,74 @@
+//! Server-side sessions: every token names one; revoking it ends the token at once.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{sessions, users};
+
+pub fn create(
+    conn: &mut DbConn,
+    id: &str,
+    user_id: i64,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(id),
+            sessions::user_id.eq(user_id),
+            sessions::created_at.eq(created_at),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+}
+
+/// The user of a live session: not revoked, not expired, and the account still active.
+pub fn live_user(
+    conn: &mut DbConn,
+    session_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<i64>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(session_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(users::active.eq(true))
+        .select(users::id)
+        .first(conn)
+        .optional()
+}
+
+pub fn revoke(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(session_id))
+        .filter(sessions::revoked_at.is_null())
+        .set(sessions::revoked_at.eq(now))
+        .execute(conn)
+}
+
+/// Revokes every session of a user, optionally sparing one (the caller's own).
+pub fn revoke_all_of(
+    conn: &mut DbConn,
+    user_id: i64,
+    except: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let query = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .into_boxed();
+    let query = match except {
+        Some(keep) => query.filter(sessions::id.ne(keep.to_string())),
+        None => query,
+    };
+    let ids: Vec<String> = query.select(sessions::id).load(conn)?;
+    diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
+        .set(sessions::revoked_at.eq(now))
+        .execute(conn)
+}
+
+/// Deletes sessions that expired before `before` (housekeeping).
+pub fn purge_expired(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::expires_at.lt(before))).execute(conn)
+}

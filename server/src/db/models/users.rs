@@ -1,0 +1,157 @@
+//! Users (accounts) and their roles.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{permissions, role_permissions, roles, user_roles, users};
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub login: String,
+    pub full_name: String,
+    pub password_hash: String,
+    pub institution_id: Option<i64>,
+    pub active: bool,
+    pub failed_logins: i32,
+    pub locked_until: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub login: &'a str,
+    pub full_name: &'a str,
+    pub password_hash: &'a str,
+    pub institution_id: Option<i64>,
+    pub active: bool,
+    pub failed_logins: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub full_name: Option<String>,
+    pub institution_id: Option<Option<i64>>,
+    pub active: Option<bool>,
+    pub password_hash: Option<String>,
+    pub failed_logins: Option<i32>,
+    pub locked_until: Option<Option<NaiveDateTime>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<User> {
+    users::table.find(id).select(User::as_select()).first(conn)
+}
+
+pub fn find_by_login(conn: &mut DbConn, login: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::login.eq(login))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    users::table.count().get_result(conn)
+}
+
+/// Users ordered by login, optionally of one institution and/or active only.
+pub fn list(
+    conn: &mut DbConn,
+    institution: Option<i64>,
+    active_only: bool,
+) -> QueryResult<Vec<User>> {
+    let mut query = users::table.select(User::as_select()).into_boxed();
+    if let Some(inst) = institution {
+        query = query.filter(users::institution_id.eq(inst));
+    }
+    if active_only {
+        query = query.filter(users::active.eq(true));
+    }
+    query.order(users::login.asc()).load(conn)
+}
+
+pub fn insert(conn: &mut DbConn, new: &NewUser<'_>) -> QueryResult<i64> {
+    diesel::insert_into(users::table)
+        .values(new)
+        .returning(users::id)
+        .get_result(conn)
+}
+
+pub fn update(conn: &mut DbConn, id: i64, changes: &UserChanges) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set(changes)
+        .execute(conn)
+}
+
+/// Replaces a user's roles.
+pub fn set_roles(conn: &mut DbConn, user_id: i64, role_ids: &[i64]) -> QueryResult<()> {
+    diesel::delete(user_roles::table.filter(user_roles::user_id.eq(user_id))).execute(conn)?;
+    for role_id in role_ids {
+        diesel::insert_into(user_roles::table)
+            .values((
+                user_roles::user_id.eq(user_id),
+                user_roles::role_id.eq(role_id),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// `(user id, role name)` for the given users, ordered by role name.
+pub fn role_names(conn: &mut DbConn, user_ids: &[i64]) -> QueryResult<Vec<(i64, String)>> {
+    user_roles::table
+        .inner_join(roles::table)
+        .filter(user_roles::user_id.eq_any(user_ids))
+        .select((user_roles::user_id, roles::name))
+        .order(roles::name.asc())
+        .load(conn)
+}
+
+/// The names of every permission the user holds through any of its roles.
+pub fn permission_names(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<String>> {
+    user_roles::table
+        .inner_join(roles::table.inner_join(role_permissions::table.inner_join(permissions::table)))
+        .filter(user_roles::user_id.eq(user_id))
+        .select(permissions::name)
+        .distinct()
+        .order(permissions::name.asc())
+        .load(conn)
+}
+
+/// Counts a wrong password; locks the account once `threshold` failures are in a row.
+pub fn record_failed_login(
+    conn: &mut DbConn,
+    user: &User,
+    threshold: u32,
+    lock_until: NaiveDateTime,
+) -> QueryResult<bool> {
+    let failures = user.failed_logins.saturating_add(1);
+    let locks = u32::try_from(failures).unwrap_or(u32::MAX) >= threshold;
+    let changes = UserChanges {
+        failed_logins: Some(if locks { 0 } else { failures }),
+        locked_until: locks.then_some(Some(lock_until)),
+        ..Default::default()
+    };
+    update(conn, user.id, &changes)?;
+    Ok(locks)
+}
+
+pub fn record_successful_login(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
+    update(
+        conn,
+        user_id,
+        &UserChanges {
+            failed_logins: Some(0),
+            locked_until: Some(None),
+            ..Default::default()
+        },
+    )
+}

@@ -1,0 +1,149 @@
+//! Parsed inputs: every value that comes from a request becomes one of these before it is used.
+
+use crate::error::ApiError;
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+/// A sign-in name: 3–64 characters of `a-z 0-9 . _ -`, stored lower-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login(String);
+
+impl Login {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let value = raw.trim().to_lowercase();
+        let ok_chars = value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+        if !(3..=64).contains(&value.len()) || !ok_chars {
+            return Err(bad(
+                "invalid_login",
+                "a login has 3 to 64 characters: latin letters, digits, '.', '_' or '-'",
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A person's displayed name: 1–200 characters, any script, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullName(String);
+
+impl FullName {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let value = collapse_spaces(raw);
+        if value.is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control) {
+            return Err(bad(
+                "invalid_full_name",
+                "a full name has 1 to 200 characters and no control characters",
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new password that meets the policy.
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        crate::password::check_strength(raw).map_err(|m| bad("weak_password", m))?;
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword(***)")
+    }
+}
+
+/// A reference-book or role code: 1–64 characters of letters, digits, `. _ -`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Code(String);
+
+impl Code {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let value = raw.trim();
+        let ok = !value.is_empty()
+            && value.len() <= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            return Err(bad(
+                "invalid_code",
+                "a code has 1 to 64 characters: latin letters, digits, '.', '_' or '-'",
+            ));
+        }
+        Ok(Self(value.to_string()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A reference-book entry's name: 1–300 characters, any script.
+pub fn parse_name(field: &'static str, raw: &str) -> Result<String, ApiError> {
+    let value = collapse_spaces(raw);
+    if value.is_empty() || value.chars().count() > 300 || value.chars().any(char::is_control) {
+        return Err(bad(
+            "invalid_name",
+            format!("`{field}` must have 1 to 300 characters and no control characters"),
+        ));
+    }
+    Ok(value)
+}
+
+fn collapse_spaces(raw: &str) -> String {
+    raw.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_is_normalized_and_checked() {
+        assert_eq!(
+            Login::parse("  Dr.Ivanova ").unwrap().as_str(),
+            "dr.ivanova"
+        );
+        assert!(Login::parse("ab").is_err());
+        assert!(Login::parse("иванова").is_err());
+        assert!(Login::parse("a b c").is_err());
+    }
+
+    #[test]
+    fn full_name_accepts_cyrillic() {
+        assert_eq!(
+            FullName::parse(" Иванова   Мария ").unwrap().as_str(),
+            "Иванова Мария"
+        );
+        assert!(FullName::parse("   ").is_err());
+        assert!(FullName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn codes() {
+        assert!(Code::parse("C50").is_ok());
+        assert!(Code::parse("MOR-TAB-10").is_ok());
+        assert!(Code::parse("").is_err());
+        assert!(Code::parse("a b").is_err());
+        assert_eq!(parse_name("name", " Морфин  ").unwrap(), "Морфин");
+    }
+}

@@ -1,0 +1,69 @@
+//! The OpenAPI 3 document, generated from the handlers and wire types.
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "palreg",
+        description = "The encrypted register of palliative-care patients. Identifying data never reaches this API in clear.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        routes::health::healthz,
+        routes::auth::login,
+        routes::auth::logout,
+        routes::me::me,
+        routes::me::change_password,
+        routes::admin_users::list_users,
+        routes::admin_users::create_user,
+        routes::admin_users::get_user,
+        routes::admin_users::update_user,
+        routes::admin_users::deactivate_user,
+        routes::admin_roles::list_permissions,
+        routes::admin_roles::list_roles,
+        routes::admin_roles::create_role,
+        routes::admin_roles::update_role,
+        routes::admin_roles::delete_role,
+        routes::admin_audit::list_audit,
+        routes::refs::list_entries,
+        routes::refs::get_entry,
+        routes::refs::create_entry,
+        routes::refs::update_entry,
+        routes::refs::delete_entry,
+    ),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
+        );
+    }
+}
+
+/// The document as served at `/api/v1/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,78 @@
+//! HTTP handlers, one file per resource. Handlers extract, parse, run the query through
+//! [`db`] or [`audited`] off the async workers, and map to wire types.
+
+pub mod admin_audit;
+pub mod admin_roles;
+pub mod admin_users;
+pub mod auth;
+pub mod health;
+pub mod me;
+pub mod refs;
+
+use actix_web::web;
+
+use crate::db::DbConn;
+use crate::db::models::audit::{self, NewEntry};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Runs a read on a pooled connection, off the async workers.
+pub async fn db<T, F>(state: &web::Data<AppState>, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await?
+}
+
+/// Runs a change and appends its audit entry in one transaction. `change` may fill in the
+/// entry (object id, details). When the change is refused (not found, conflict, bad input), the
+/// refusal is audited in a transaction of its own and the error returned.
+pub async fn audited<T, F>(state: &web::Data<AppState>, entry: NewEntry, change: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &mut NewEntry) -> ApiResult<T> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        use diesel::Connection;
+        let mut conn = pool.get()?;
+        let attempt = entry.clone();
+        let result = conn.transaction::<T, ApiError, _>(|conn| {
+            let place = audit::reserve(conn)?;
+            let mut entry = entry;
+            let value = change(conn, &mut entry)?;
+            audit::complete(conn, place, entry)?;
+            Ok(value)
+        });
+        if let Err(err) = &result {
+            let refusal = NewEntry {
+                outcome: err.code().to_string(),
+                ..attempt
+            };
+            let logged = conn.transaction(|conn| audit::append(conn, refusal));
+            if let Err(audit_err) = logged {
+                tracing::error!(error = ?audit_err, "cannot audit a refused request");
+            }
+        }
+        result
+    })
+    .await?
+}
+
+/// Appends an audit entry on its own (e.g. a refused sign-in).
+pub async fn audit_only(state: &web::Data<AppState>, entry: NewEntry) -> ApiResult<()> {
+    db(state, move |conn| {
+        use diesel::Connection;
+        conn.transaction::<(), ApiError, _>(|conn| {
+            audit::append(conn, entry)?;
+            Ok(())
+        })
+    })
+    .await
+}

@@ -1,0 +1,222 @@
+//! Builds the application: storage, secrets, TLS, and the one route table.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::{App, HttpMessage, HttpResponse, web};
+
+use crate::auth::{Principal, TokenKeys};
+use crate::config::{Settings, TlsSettings};
+use crate::db::{self, models};
+use crate::error::{
+    AccessDenied, ApiError, json_error_handler, path_error_handler, query_error_handler,
+};
+use crate::ratelimit::RateLimiter;
+use crate::routes;
+use crate::state::AppState;
+use crate::{secrets, seed, tls};
+
+/// A built server, bound to its port, ready to run.
+pub struct Application {
+    server: Server,
+    port: u16,
+    /// SHA-256 fingerprint of the TLS certificate, when TLS is on.
+    pub tls_fingerprint: Option<String>,
+}
+
+/// Opens the database (migrating and seeding it) and returns the pool.
+pub fn prepare_database(settings: &Settings) -> anyhow::Result<db::Pool> {
+    let pool = db::open(&settings.database_url, settings.db_pool)?;
+    let mut conn = pool.get()?;
+    let seeded = seed::run(&mut conn, settings.admin_password.as_deref())?;
+    if seeded.reference_rows > 0 {
+        tracing::info!(rows = seeded.reference_rows, "reference books seeded");
+    }
+    if let Some(password) = &seeded.generated_admin_password {
+        // Shown once, on the console only (not in the log).
+        println!(
+            "\n  The first administrator was created.\n  login: admin\n  password: {password}\n  Change it after signing in.\n"
+        );
+    } else if seeded.admin_created {
+        println!("The first administrator `admin` was created with PALREG_ADMIN_PASSWORD.");
+    }
+    models::sessions::purge_expired(&mut conn, models::now() - chrono::Duration::days(1))?;
+    Ok(pool)
+}
+
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    match &settings.jwt_secret {
+        Some(secret) => Ok(secret.as_bytes().to_vec()),
+        None => secrets::load_or_create(&settings.data_dir.join("jwt.key"), || {
+            Ok(secrets::random_hex::<32>()?.into_bytes())
+        }),
+    }
+}
+
+/// Security headers on every response. The Content-Security-Policy allows the browser client's
+/// own scripts and its WASM module, nothing inline and nothing from elsewhere.
+fn security_headers(tls_on: bool) -> DefaultHeaders {
+    let mut headers = DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add(("Cross-Origin-Resource-Policy", "same-origin"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
+        .add(("Cache-Control", "no-store"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+             img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'",
+        ));
+    if tls_on {
+        headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
+    }
+    headers
+}
+
+/// The one route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(routes::health::healthz)
+        .service(routes::auth::login)
+        .service(routes::auth::logout)
+        .service(routes::me::me)
+        .service(routes::me::change_password)
+        .service(routes::admin_users::list_users)
+        .service(routes::admin_users::create_user)
+        .service(routes::admin_users::get_user)
+        .service(routes::admin_users::update_user)
+        .service(routes::admin_users::deactivate_user)
+        .service(routes::admin_roles::list_permissions)
+        .service(routes::admin_roles::list_roles)
+        .service(routes::admin_roles::create_role)
+        .service(routes::admin_roles::update_role)
+        .service(routes::admin_roles::delete_role)
+        .service(routes::admin_audit::list_audit)
+        .service(routes::refs::list_entries)
+        .service(routes::refs::get_entry)
+        .service(routes::refs::create_entry)
+        .service(routes::refs::update_entry)
+        .service(routes::refs::delete_entry)
+        .route(
+            "/api/v1/openapi.json",
+            web::get().to(|| async { HttpResponse::Ok().json(crate::openapi::document()) }),
+        );
+}
+
+/// Records every request refused for lack of permission or scope, with the caller and route.
+async fn audit_refusals(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    if response
+        .response()
+        .extensions()
+        .get::<AccessDenied>()
+        .is_some()
+    {
+        let request = response.request();
+        let principal = request.extensions().get::<Principal>().cloned();
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        if let (Some(principal), Some(state)) = (principal, state) {
+            let route = format!(
+                "{} {}",
+                request.method(),
+                request
+                    .match_pattern()
+                    .unwrap_or_else(|| request.path().to_string())
+            );
+            let mut entry = principal.audit("access.denied", "route", Some(route));
+            entry.outcome = "forbidden".into();
+            if let Err(e) = routes::audit_only(&state, entry).await {
+                tracing::error!(error = %e, "cannot audit a refused request");
+            }
+        }
+    }
+    Ok(response)
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+impl Application {
+    /// Prepares everything and binds the listener. Call inside an actix system.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = prepare_database(&settings)?;
+        let secret = jwt_secret(&settings)?;
+        let tls = tls::load(&settings.tls, &settings.data_dir)?;
+        let listener = TcpListener::bind(settings.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let body_limit = settings.body_limit;
+        let workers = settings.workers;
+        let tls_on = settings.tls != TlsSettings::Off;
+        let state = web::Data::new(AppState {
+            pool,
+            tokens: TokenKeys::new(&secret),
+            login_limiter: RateLimiter::new(
+                settings.login_rate_per_minute,
+                Duration::from_secs(60),
+            ),
+            settings: Arc::new(settings),
+        });
+        let server = actix_web::HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(body_limit)
+                        .error_handler(json_error_handler),
+                )
+                .app_data(web::PayloadConfig::default().limit(body_limit))
+                .app_data(web::QueryConfig::default().error_handler(query_error_handler))
+                .app_data(web::PathConfig::default().error_handler(path_error_handler))
+                .wrap(actix_web::middleware::from_fn(audit_refusals))
+                .wrap(security_headers(tls_on))
+                .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
+                .configure(routes)
+                .default_service(web::to(not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(10);
+        let (server, tls_fingerprint) = match tls {
+            Some(tls) => {
+                if tls.generated {
+                    println!("Generated a self-signed TLS certificate.");
+                }
+                (
+                    server.listen_rustls_0_23(listener, tls.config)?.run(),
+                    Some(tls.fingerprint),
+                )
+            }
+            None => (server.listen(listener)?.run(), None),
+        };
+        Ok(Self {
+            server,
+            port,
+            tls_fingerprint,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,274 @@
+use palreg_tests::{
+    ADMIN_PASSWORD, Backend, PASSWORD, TestDatabase, on_both_backends, spawn_app, spawn_with,
+};
+use serde_json::json;
+
+fn login_answers_token_and_cookie(backend: Backend) {
+    let app = spawn_app(backend);
+    let reply = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "admin", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["token_type"], "Bearer");
+    assert_eq!(reply.body["expires_in"], 1800);
+    let token = reply.body["access_token"].as_str().unwrap();
+    let cookie = reply.header("set-cookie").expect("a session cookie");
+    assert!(
+        cookie.starts_with(&format!("palreg_session={token}")),
+        "{cookie}"
+    );
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing in {cookie}"
+        );
+    }
+    // The bearer header authenticates…
+    let me = app.get("/api/v1/me", Some(token));
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["login"], "admin");
+    assert_eq!(me.body["roles"], json!(["admin"]));
+    assert_eq!(
+        me.body["permissions"],
+        json!([
+            "administration",
+            "medical_records",
+            "patients",
+            "reporting",
+            "summary_reporting"
+        ])
+    );
+    assert_eq!(me.body["institution"], json!(null));
+    // …and so does the cookie alone.
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut resp = agent
+        .get(&app.url("/api/v1/me"))
+        .header("Cookie", &format!("palreg_session={token}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.body_mut().read_json().unwrap();
+    assert_eq!(body["login"], "admin");
+}
+
+fn anonymous_and_forged_tokens_are_refused(backend: Backend) {
+    let app = spawn_app(backend);
+    let reply = app.get("/api/v1/me", None);
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.error_code(), "unauthenticated");
+    assert!(reply.header("www-authenticate").is_some());
+    let token = app.admin_token();
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(app.get("/api/v1/me", Some(&forged)).status, 401);
+    assert_eq!(app.get("/api/v1/me", Some("not-a-jwt")).status, 401);
+}
+
+fn wrong_password_and_unknown_login_look_alike(backend: Backend) {
+    let app = spawn_app(backend);
+    let wrong = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "admin", "password": "wrong-password"}),
+    );
+    let unknown = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "nobody", "password": "wrong-password"}),
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!(unknown.status, 401);
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(wrong.error_code(), "invalid_credentials");
+}
+
+fn five_wrong_passwords_lock_the_account(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice 1");
+    app.create_user(&admin, "doctor", &["user"], Some(inst));
+    for _ in 0..5 {
+        let r = app.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"login": "doctor", "password": "wrong-password"}),
+        );
+        assert_eq!(r.status, 401);
+    }
+    // Now even the right password is refused, with a time to wait.
+    let locked = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "doctor", "password": PASSWORD}),
+    );
+    assert_eq!(locked.status, 429, "{:?}", locked.body);
+    assert_eq!(locked.error_code(), "account_locked");
+    let retry: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((800..=900).contains(&retry), "{retry}");
+    // Other accounts are unaffected, and the administrator can unlock by resetting it.
+    let users = app.get("/api/v1/admin/users", Some(&admin));
+    let doctor = users
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "doctor")
+        .unwrap();
+    assert!(doctor["locked_until"].is_string());
+    let id = doctor["id"].as_i64().unwrap();
+    let r = app.put(
+        &format!("/api/v1/admin/users/{id}"),
+        Some(&admin),
+        &json!({"password": "a-new-password-2"}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    app.login("doctor", "a-new-password-2");
+}
+
+fn a_failure_streak_is_reset_by_success(backend: Backend) {
+    let app = spawn_app(backend);
+    for _ in 0..4 {
+        let r = app.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"login": "admin", "password": "nope-nope-nope"}),
+        );
+        assert_eq!(r.status, 401);
+    }
+    app.admin_token();
+    for _ in 0..4 {
+        let r = app.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"login": "admin", "password": "nope-nope-nope"}),
+        );
+        assert_eq!(r.status, 401);
+    }
+    app.admin_token();
+}
+
+fn logout_revokes_the_token_at_once(backend: Backend) {
+    let app = spawn_app(backend);
+    let token = app.admin_token();
+    let other_session = app.admin_token();
+    let r = app.post("/api/v1/auth/logout", Some(&token), &json!({}));
+    assert_eq!(r.status, 204);
+    let cleared = r.header("set-cookie").unwrap();
+    assert!(
+        cleared.starts_with("palreg_session=;"),
+        "{cookie}",
+        cookie = cleared
+    );
+    assert_eq!(app.get("/api/v1/me", Some(&token)).status, 401);
+    // Only that session ended.
+    assert_eq!(app.get("/api/v1/me", Some(&other_session)).status, 200);
+}
+
+fn password_change_ends_every_session(backend: Backend) {
+    let app = spawn_app(backend);
+    let token = app.admin_token();
+    let other = app.admin_token();
+    let weak = app.put(
+        "/api/v1/me/password",
+        Some(&token),
+        &json!({"current_password": ADMIN_PASSWORD, "new_password": "short"}),
+    );
+    assert_eq!(weak.status, 400);
+    assert_eq!(weak.error_code(), "weak_password");
+    let wrong = app.put(
+        "/api/v1/me/password",
+        Some(&token),
+        &json!({"current_password": "not-my-password", "new_password": "brand-new-password"}),
+    );
+    assert_eq!(wrong.status, 403);
+    let ok = app.put(
+        "/api/v1/me/password",
+        Some(&token),
+        &json!({"current_password": ADMIN_PASSWORD, "new_password": "brand-new-password"}),
+    );
+    assert_eq!(ok.status, 204, "{:?}", ok.body);
+    assert_eq!(app.get("/api/v1/me", Some(&token)).status, 401);
+    assert_eq!(app.get("/api/v1/me", Some(&other)).status, 401);
+    let old = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "admin", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(old.status, 401);
+    app.login("admin", "brand-new-password");
+}
+
+fn deregistration_ends_sessions_and_sign_in(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice 1");
+    let id = app.create_user(&admin, "doctor", &["user"], Some(inst));
+    let doctor = app.login("doctor", PASSWORD);
+    assert_eq!(app.get("/api/v1/me", Some(&doctor)).status, 200);
+    let r = app.delete(&format!("/api/v1/admin/users/{id}"), Some(&admin));
+    assert_eq!(r.status, 204);
+    assert_eq!(app.get("/api/v1/me", Some(&doctor)).status, 401);
+    let r = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "doctor", "password": PASSWORD}),
+    );
+    assert_eq!(r.status, 401);
+    // Kept, not deleted, and can be re-registered.
+    let user = app.get(&format!("/api/v1/admin/users/{id}"), Some(&admin));
+    assert_eq!(user.body["active"], false);
+    let r = app.put(
+        &format!("/api/v1/admin/users/{id}"),
+        Some(&admin),
+        &json!({"active": true}),
+    );
+    assert_eq!(r.status, 200);
+    app.login("doctor", PASSWORD);
+}
+
+fn sessions_expire_server_side(backend: Backend) {
+    let app = spawn_app(backend);
+    let token = app.admin_token();
+    app.raw_sql("UPDATE sessions SET expires_at = '2000-01-01 00:00:00'");
+    assert_eq!(app.get("/api/v1/me", Some(&token)).status, 401);
+}
+
+fn clients_are_rate_limited(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let app = spawn_with(backend, db, |s| s.login_rate_per_minute = 3);
+    for _ in 0..3 {
+        let r = app.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"login": "x-user", "password": "whatever-1"}),
+        );
+        assert_eq!(r.status, 401);
+    }
+    let r = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "admin", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(r.error_code(), "rate_limited");
+    assert!(r.header("retry-after").is_some());
+}
+
+on_both_backends!(
+    login_answers_token_and_cookie,
+    anonymous_and_forged_tokens_are_refused,
+    wrong_password_and_unknown_login_look_alike,
+    five_wrong_passwords_lock_the_account,
+    a_failure_streak_is_reset_by_success,
+    logout_revokes_the_token_at_once,
+    password_change_ends_every_session,
+    deregistration_ends_sessions_and_sign_in,
+    sessions_expire_server_side,
+    clients_are_rate_limited,
+);

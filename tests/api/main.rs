@@ -1,0 +1,9 @@
+//! Black-box tests of the HTTP API; every test runs on SQLite and on PostgreSQL.
+
+mod admin;
+mod audit;
+mod auth;
+mod errors;
+mod openapi;
+mod refs;
+mod startup;

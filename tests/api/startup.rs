@@ -1,0 +1,135 @@
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use palreg_server::config::SettingsArgs;
+use palreg_server::startup::Application;
+use palreg_tests::{
+    ADMIN_PASSWORD, Backend, TestDatabase, on_both_backends, spawn_with, test_settings,
+};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+fn restart_keeps_data_and_seeds_once(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let url = db.url.clone();
+    let app = spawn_with(backend, db, |_| {});
+    let admin = app.admin_token();
+    app.create_institution(&admin, "H1", "Hospice");
+    let diagnoses = app
+        .get("/api/v1/refs/diagnoses", Some(&admin))
+        .body
+        .as_array()
+        .unwrap()
+        .len();
+    let TestAppParts { db } = stop(app);
+    assert_eq!(db.url, url);
+    // Restarted with another admin password: the existing administrator is kept.
+    let app = spawn_with(backend, db, |s| {
+        s.admin_password = Some("another-password-9".into())
+    });
+    let admin = app.login("admin", ADMIN_PASSWORD);
+    assert_eq!(
+        app.get("/api/v1/refs/diagnoses", Some(&admin))
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        diagnoses
+    );
+    let inst = app.get("/api/v1/refs/institutions", Some(&admin));
+    assert_eq!(inst.body.as_array().unwrap().len(), 1);
+}
+
+struct TestAppParts {
+    db: TestDatabase,
+}
+
+fn stop(app: palreg_tests::TestApp) -> TestAppParts {
+    let db = app.into_database();
+    TestAppParts { db }
+}
+
+fn build_in_system(settings: SettingsArgs) -> Result<(), String> {
+    let settings = settings.validate()?;
+    actix_web::rt::System::new().block_on(async move {
+        Application::build(settings)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    })
+}
+
+#[test]
+fn an_unreachable_postgres_is_a_clear_error_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_settings("postgres://postgres@127.0.0.1:1/palreg", dir.path());
+    args.listen = "127.0.0.1:0".into();
+    let started = Instant::now();
+    let err = build_in_system(args).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("cannot open the database"), "{err}");
+    assert!(err.to_lowercase().contains("connect"), "{err}");
+}
+
+#[test]
+fn a_wrong_database_url_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = test_settings("mysql://localhost/palreg", dir.path());
+    let err = args.validate().map(|_| ()).unwrap_err();
+    assert!(
+        err.contains("sqlite://") && err.contains("postgres://"),
+        "{err}"
+    );
+    let mut args = test_settings("sqlite://x.db", dir.path());
+    args.jwt_secret = Some("short".into());
+    assert!(args.validate().is_err());
+    let mut args = test_settings("sqlite://x.db", dir.path());
+    args.admin_password = Some("short".into());
+    assert!(
+        args.validate()
+            .unwrap_err()
+            .contains("PALREG_ADMIN_PASSWORD")
+    );
+}
+
+#[test]
+fn tls_is_on_by_default_with_a_generated_certificate() {
+    let db = TestDatabase::new(Backend::Sqlite);
+    let dir = db.dir.path().to_path_buf();
+    let app = spawn_with(Backend::Sqlite, db, |s| s.tls = "on".into());
+    let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
+    let cert_pem = std::fs::read(dir.join("tls/cert.pem")).expect("certificate generated");
+    let key = std::fs::metadata(dir.join("tls/key.pem")).expect("key generated");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(key.permissions().mode() & 0o077, 0, "the key is private");
+    }
+    let cert = CertificateDer::from_pem_slice(&cert_pem).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = "localhost".try_into().unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    let _ = tls.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("strict-transport-security"), "{response}");
+    assert!(response.contains("\"status\":\"ok\""), "{response}");
+}
+
+on_both_backends!(restart_keeps_data_and_seeds_once);

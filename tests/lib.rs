@@ -1,0 +1,378 @@
+//! Test helpers: `spawn_app` starts the real server on port 0 against a fresh database (a
+//! SQLite file in a temporary folder, or a new PostgreSQL database), and typed request helpers.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use palreg_server::config::SettingsArgs;
+use palreg_server::startup::Application;
+use serde_json::{Value, json};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const PASSWORD: &str = "clinician-password-1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use (each test makes its own database there).
+pub fn pg_admin_url() -> String {
+    std::env::var("PALREG_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).expect("randomness");
+    hex::encode(b)
+}
+
+/// A fresh, empty database of the backend, dropped with the value.
+pub struct TestDatabase {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}", dir.path().join("palreg.db").display()),
+                dir,
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!("palreg_t_{}", random_suffix());
+                let admin = pg_admin_url();
+                let mut conn = diesel::PgConnection::establish(&admin)
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
+                conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("create test database");
+                let mut url = url_with_db(&admin, &name);
+                url.push_str(if url.contains('?') { "&" } else { "?" });
+                url.push_str("connect_timeout=5");
+                Self {
+                    url,
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+fn url_with_db(admin: &str, name: &str) -> String {
+    let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
+    let base = match base.rfind('/') {
+        Some(i) if base[..i].ends_with('/') => format!("{base}/{name}"),
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => format!("{base}/{name}"),
+    };
+    if query.is_empty() {
+        base
+    } else {
+        format!("{base}?{query}")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name
+            && let Ok(mut conn) = diesel::PgConnection::establish(&pg_admin_url())
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// Settings for a test server on `url`, plain HTTP on an ephemeral port.
+pub fn test_settings(url: &str, data_dir: &std::path::Path) -> SettingsArgs {
+    SettingsArgs {
+        database_url: url.to_string(),
+        listen: "127.0.0.1:0".into(),
+        tls: "off".into(),
+        tls_cert: None,
+        tls_key: None,
+        data_dir: Some(data_dir.to_path_buf()),
+        jwt_secret: Some("test-secret-test-secret-test-secret-0123".into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        session_minutes: 30,
+        lockout_threshold: 5,
+        lockout_minutes: 15,
+        login_rate_per_minute: 1000,
+        workers: Some(2),
+        body_limit_kib: 256,
+        db_pool: 4,
+    }
+}
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub backend: Backend,
+    agent: ureq::Agent,
+    handle: Option<actix_web::dev::ServerHandle>,
+    thread: Option<JoinHandle<()>>,
+    pub db: TestDatabase,
+}
+
+/// A response: status, headers we look at, and the JSON body (or `Null`).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The stable error code of an error reply.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+pub fn spawn_app(backend: Backend) -> TestApp {
+    let db = TestDatabase::new(backend);
+    spawn_with(backend, db, |_| {})
+}
+
+/// Starts a server on `db` with settings adjusted by `tweak`.
+pub fn spawn_with(
+    backend: Backend,
+    db: TestDatabase,
+    tweak: impl FnOnce(&mut SettingsArgs),
+) -> TestApp {
+    let mut args = test_settings(&db.url, db.dir.path());
+    tweak(&mut args);
+    let settings = args.validate().expect("valid settings");
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            match Application::build(settings) {
+                Ok(app) => {
+                    let _ = tx.send(Ok((app.port(), app.handle())));
+                    let _ = app.run_until_stopped().await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("{e:#}")));
+                }
+            }
+        });
+    });
+    let (port, handle) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server started in time")
+        .unwrap_or_else(|e| panic!("server failed to start: {e}"));
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent();
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        backend,
+        agent,
+        handle: Some(handle),
+        thread: Some(thread),
+        db,
+    }
+}
+
+impl TestApp {
+    /// Stops the server and hands back its database (to start another server on it).
+    pub fn into_database(mut self) -> TestDatabase {
+        self.shutdown();
+        let placeholder = TestDatabase {
+            url: String::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg_name: None,
+        };
+        std::mem::replace(&mut self.db, placeholder)
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let stop = handle.stop(false);
+            let _ = std::thread::spawn(move || futures_block_on(stop)).join();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+    actix_web::rt::System::new().block_on(f)
+}
+
+fn read(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text)
+    });
+    Reply {
+        status,
+        body,
+        headers,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn with_auth<B>(req: ureq::RequestBuilder<B>, token: Option<&str>) -> ureq::RequestBuilder<B> {
+        match token {
+            Some(t) => req.header("Authorization", &format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let req = Self::with_auth(self.agent.get(&self.url(path)), token);
+        read(req.call().expect("request sent"))
+    }
+
+    pub fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        let req = Self::with_auth(self.agent.delete(&self.url(path)), token);
+        read(req.call().expect("request sent"))
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let req = Self::with_auth(self.agent.post(&self.url(path)), token);
+        read(req.send_json(body).expect("request sent"))
+    }
+
+    pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let req = Self::with_auth(self.agent.put(&self.url(path)), token);
+        read(req.send_json(body).expect("request sent"))
+    }
+
+    /// Sends a raw body with a content type (for malformed-input tests).
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Reply {
+        let req = match method {
+            "POST" => self.agent.post(&self.url(path)),
+            "PUT" => self.agent.put(&self.url(path)),
+            other => panic!("unsupported method {other}"),
+        };
+        let req = Self::with_auth(req, token).content_type(content_type);
+        read(req.send(body).expect("request sent"))
+    }
+
+    /// Signs in and returns the token; panics unless it succeeds.
+    pub fn login(&self, login: &str, password: &str) -> String {
+        let reply = self.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"login": login, "password": password}),
+        );
+        assert_eq!(reply.status, 200, "login {login}: {:?}", reply.body);
+        reply.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.login("admin", ADMIN_PASSWORD)
+    }
+
+    /// Creates an institution through the API and returns its id.
+    pub fn create_institution(&self, admin: &str, code: &str, name: &str) -> i64 {
+        let reply = self.post(
+            "/api/v1/refs/institutions",
+            Some(admin),
+            &json!({"code": code, "name": name}),
+        );
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        reply.body["id"].as_i64().expect("id")
+    }
+
+    /// Creates a user through the API and returns its id.
+    pub fn create_user(
+        &self,
+        admin: &str,
+        login: &str,
+        roles: &[&str],
+        institution: Option<i64>,
+    ) -> i64 {
+        let reply = self.post(
+            "/api/v1/admin/users",
+            Some(admin),
+            &json!({
+                "login": login,
+                "full_name": format!("Test {login}"),
+                "password": PASSWORD,
+                "roles": roles,
+                "institution_id": institution,
+            }),
+        );
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        reply.body["id"].as_i64().expect("id")
+    }
+
+    /// Runs SQL directly against the test database (to play the attacker in tests).
+    pub fn raw_sql(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.db.url.trim_start_matches("sqlite://");
+                let mut conn = diesel::SqliteConnection::establish(path).expect("open sqlite");
+                conn.batch_execute(sql).expect("raw sql");
+            }
+            Backend::Postgres => {
+                let mut conn = diesel::PgConnection::establish(&self.db.url).expect("open pg");
+                conn.batch_execute(sql).expect("raw sql");
+            }
+        }
+    }
+}
+
+/// Declares each test function (taking a [`Backend`]) once per backend: `sqlite::name` and
+/// `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name($crate::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name($crate::Backend::Postgres) } )*
+        }
+    };
+}
