@@ -105,6 +105,11 @@ pub struct SettingsArgs {
     )]
     pub body_limit_kib: usize,
 
+    /// The browser client's folder (HTML, CSS, ES modules and the WASM package), served at
+    /// `/`. Without one, only the API is served.
+    #[arg(long, env = "PALREG_WEB_DIR", default_value = "web", global = true)]
+    pub web_dir: PathBuf,
+
     /// Database connections in the pool.
     #[arg(long, env = "PALREG_DB_POOL", default_value_t = 16, global = true)]
     pub db_pool: u32,
@@ -126,6 +131,8 @@ pub struct Settings {
     pub workers: usize,
     pub body_limit: usize,
     pub db_pool: u32,
+    /// Served at `/` when it holds an `index.html`.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -226,6 +233,11 @@ impl SettingsArgs {
             workers,
             body_limit: self.body_limit_kib * 1024,
             db_pool: self.db_pool,
+            web_dir: self
+                .web_dir
+                .join("index.html")
+                .is_file()
+                .then(|| self.web_dir.clone()),
         })
     }
 }

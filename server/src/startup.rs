@@ -160,6 +160,11 @@ impl Application {
         let body_limit = settings.body_limit;
         let workers = settings.workers;
         let tls_on = settings.tls != TlsSettings::Off;
+        let web_dir = settings.web_dir.clone();
+        match &web_dir {
+            Some(dir) => tracing::info!(dir = %dir.display(), "serving the browser client"),
+            None => tracing::warn!("no browser client folder (PALREG_WEB_DIR): serving the API only"),
+        }
         let state = web::Data::new(AppState {
             pool,
             tokens: TokenKeys::new(&secret),
@@ -184,6 +189,15 @@ impl Application {
                 .wrap(security_headers(tls_on))
                 .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
                 .configure(routes)
+                .configure(|cfg| {
+                    if let Some(dir) = &web_dir {
+                        cfg.service(
+                            actix_files::Files::new("/", dir)
+                                .index_file("index.html")
+                                .default_handler(web::to(not_found)),
+                        );
+                    }
+                })
                 .default_service(web::to(not_found))
         })
         .workers(workers)
