@@ -1,1 +1,316 @@
-//! WASM wrapper of client-crypto.
+#![doc = include_str!("../README.md")]
+
+use client_crypto as cc;
+use wasm_bindgen::prelude::*;
+
+#[cfg(feature = "bench-baseline")]
+pub mod baseline;
+
+/// Installs the panic hook, so a panic shows its message in the console instead of
+/// "unreachable executed".
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// A JavaScript `Error` whose message is `"<code>: <message>"`.
+fn js_error(error: cc::CryptoError) -> JsError {
+    JsError::new(&format!("{}: {error}", error.code()))
+}
+
+fn shape_error(error: cc::ShapeError) -> JsError {
+    js_error(error.into())
+}
+
+/// Ids arrive as JavaScript numbers; anything but a safe integer is refused.
+fn id(name: &'static str, value: f64) -> Result<i64, JsError> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    if value.is_finite() && value.fract() == 0.0 && value.abs() <= MAX_SAFE {
+        // Exact: a safe integer fits in i64.
+        Ok(value as i64)
+    } else {
+        Err(js_error(cc::CryptoError::InvalidInput {
+            field: name,
+            reason: "not a safe integer",
+        }))
+    }
+}
+
+fn pseudonym(text: &str) -> Result<cc::Pseudonym, JsError> {
+    cc::Pseudonym::parse(text).map_err(js_error)
+}
+
+fn bits(n: u8) -> Result<cc::BlindIndexBits, JsError> {
+    cc::BlindIndexBits::new(n).map_err(shape_error)
+}
+
+/// An institution key held inside WASM memory. JavaScript never sees its bytes.
+#[wasm_bindgen]
+pub struct InstitutionKey(cc::InstitutionKey);
+
+#[wasm_bindgen]
+impl InstitutionKey {
+    /// A fresh random institution key with this version.
+    pub fn generate(version: u32) -> Result<InstitutionKey, JsError> {
+        cc::InstitutionKey::generate(version)
+            .map(InstitutionKey)
+            .map_err(js_error)
+    }
+
+    /// The key's version.
+    #[wasm_bindgen(getter)]
+    pub fn version(&self) -> u32 {
+        self.0.version()
+    }
+
+    /// Seals a passport (its JSON text) for a patient; returns the envelope (base64url).
+    #[wasm_bindgen(js_name = sealPassport)]
+    pub fn seal_passport(
+        &self,
+        passport_json: &str,
+        pseudonym_text: &str,
+        institution_id: f64,
+    ) -> Result<String, JsError> {
+        let passport = cc::Passport::from_json(passport_json).map_err(js_error)?;
+        self.0
+            .seal_passport(
+                &passport,
+                &pseudonym(pseudonym_text)?,
+                id("institution_id", institution_id)?,
+            )
+            .map_err(js_error)
+    }
+
+    /// Opens a passport envelope; returns the passport's JSON text.
+    #[wasm_bindgen(js_name = openPassport)]
+    pub fn open_passport(
+        &self,
+        envelope: &str,
+        pseudonym_text: &str,
+        institution_id: f64,
+    ) -> Result<String, JsError> {
+        let passport = self
+            .0
+            .open_passport(
+                envelope,
+                &pseudonym(pseudonym_text)?,
+                id("institution_id", institution_id)?,
+            )
+            .map_err(js_error)?;
+        passport.to_json().map_err(js_error)
+    }
+
+    /// Seals a free-text note bound to a purpose, patient, institution and record.
+    #[wasm_bindgen(js_name = sealNote)]
+    pub fn seal_note(
+        &self,
+        text: &str,
+        purpose: &str,
+        pseudonym_text: &str,
+        institution_id: f64,
+        record_id: &str,
+    ) -> Result<String, JsError> {
+        let p = pseudonym(pseudonym_text)?;
+        let binding = cc::NoteBinding {
+            purpose,
+            pseudonym: &p,
+            institution_id: id("institution_id", institution_id)?,
+            record_id,
+        };
+        self.0.seal_note(text, &binding).map_err(js_error)
+    }
+
+    /// Opens a sealed note; every bound value must match.
+    #[wasm_bindgen(js_name = openNote)]
+    pub fn open_note(
+        &self,
+        sealed: &str,
+        purpose: &str,
+        pseudonym_text: &str,
+        institution_id: f64,
+        record_id: &str,
+    ) -> Result<String, JsError> {
+        let p = pseudonym(pseudonym_text)?;
+        let binding = cc::NoteBinding {
+            purpose,
+            pseudonym: &p,
+            institution_id: id("institution_id", institution_id)?,
+            record_id,
+        };
+        self.0.open_note(sealed, &binding).map_err(js_error)
+    }
+
+    /// The blind-index token of `value` for `field` (a label such as `"surname"`), `bits` long.
+    #[wasm_bindgen(js_name = blindIndex)]
+    pub fn blind_index(&self, field: &str, value: &str, bits_len: u8) -> Result<String, JsError> {
+        let field = cc::BlindIndexField::from_label(field).map_err(js_error)?;
+        let index = self
+            .0
+            .blind_index(field, value, bits(bits_len)?)
+            .map_err(js_error)?;
+        Ok(index.to_token())
+    }
+
+    /// The compound blind-index token of a surname and a year (or date) of birth.
+    #[wasm_bindgen(js_name = blindIndexSurnameBirthYear)]
+    pub fn blind_index_surname_birth_year(
+        &self,
+        surname: &str,
+        birth: &str,
+        bits_len: u8,
+    ) -> Result<String, JsError> {
+        let index = self
+            .0
+            .blind_index_surname_birth_year(surname, birth, bits(bits_len)?)
+            .map_err(js_error)?;
+        Ok(index.to_token())
+    }
+
+    /// Wraps this key to a colleague's public key: the key envelope the server stores.
+    #[wasm_bindgen(js_name = wrapFor)]
+    pub fn wrap_for(
+        &self,
+        recipient_public_key: &str,
+        recipient_user_id: f64,
+        institution_id: f64,
+    ) -> Result<String, JsError> {
+        let recipient = cc::PublicKey::parse(recipient_public_key).map_err(shape_error)?;
+        self.0
+            .wrap_for(
+                &recipient,
+                id("recipient_user_id", recipient_user_id)?,
+                id("institution_id", institution_id)?,
+            )
+            .map_err(js_error)
+    }
+}
+
+/// A user's key pair held inside WASM memory. Only its public key, and its private key
+/// wrapped under a passphrase (a key file), ever leave.
+#[wasm_bindgen]
+pub struct UserKeyPair(cc::UserKeyPair);
+
+#[wasm_bindgen]
+impl UserKeyPair {
+    /// A fresh random key pair.
+    pub fn generate() -> Result<UserKeyPair, JsError> {
+        cc::UserKeyPair::generate()
+            .map(UserKeyPair)
+            .map_err(js_error)
+    }
+
+    /// Unlocks a key file. A wrong passphrase throws `wrong_passphrase: …`.
+    #[wasm_bindgen(js_name = importKeyFile)]
+    pub fn import_key_file(key_file_json: &str, passphrase: &str) -> Result<UserKeyPair, JsError> {
+        cc::UserKeyPair::import_key_file(key_file_json, passphrase)
+            .map(UserKeyPair)
+            .map_err(js_error)
+    }
+
+    /// The public key (base64url), as registered on the server.
+    #[wasm_bindgen(getter, js_name = publicKey)]
+    pub fn public_key(&self) -> String {
+        self.0.public_key().encode()
+    }
+
+    /// The public key's fingerprint: six groups of five digits.
+    #[wasm_bindgen(getter)]
+    pub fn fingerprint(&self) -> String {
+        self.0.public_key().fingerprint().to_string()
+    }
+
+    /// The key file (JSON) protecting the private key under `passphrase` (Argon2id with the
+    /// default parameters; at least 8 characters).
+    #[wasm_bindgen(js_name = exportKeyFile)]
+    pub fn export_key_file(&self, passphrase: &str) -> Result<String, JsError> {
+        self.0.export_key_file(passphrase).map_err(js_error)
+    }
+
+    /// Opens a key envelope addressed to this user; returns the institution key handle.
+    #[wasm_bindgen(js_name = openKeyEnvelope)]
+    pub fn open_key_envelope(
+        &self,
+        envelope: &str,
+        user_id: f64,
+        institution_id: f64,
+        key_version: u32,
+    ) -> Result<InstitutionKey, JsError> {
+        self.0
+            .open_key_envelope(
+                envelope,
+                id("user_id", user_id)?,
+                id("institution_id", institution_id)?,
+                key_version,
+            )
+            .map(InstitutionKey)
+            .map_err(js_error)
+    }
+}
+
+/// A fresh random patient pseudonym (16 characters of Crockford base32).
+#[wasm_bindgen(js_name = newPseudonym)]
+pub fn new_pseudonym() -> Result<String, JsError> {
+    cc::Pseudonym::generate()
+        .map(|p| p.to_string())
+        .map_err(js_error)
+}
+
+/// The canonical form of a pseudonym, or an error if it is not one.
+#[wasm_bindgen(js_name = parsePseudonym)]
+pub fn parse_pseudonym(text: &str) -> Result<String, JsError> {
+    pseudonym(text).map(|p| p.to_string())
+}
+
+/// The fingerprint of a public key (e.g. a colleague's, fetched from the server).
+#[wasm_bindgen(js_name = publicKeyFingerprint)]
+pub fn public_key_fingerprint(public_key: &str) -> Result<String, JsError> {
+    let key = cc::PublicKey::parse(public_key).map_err(shape_error)?;
+    Ok(key.fingerprint().to_string())
+}
+
+/// The public key stated in a key file, read without the passphrase (to show its fingerprint
+/// before unlocking).
+#[wasm_bindgen(js_name = keyFilePublicKey)]
+pub fn key_file_public_key(key_file_json: &str) -> Result<String, JsError> {
+    cc::key_file::key_file_public_key(key_file_json)
+        .map(|k| k.encode())
+        .map_err(js_error)
+}
+
+/// The normalized form of `value` for blind-index `field` (what is MACed).
+#[wasm_bindgen(js_name = normalizeForIndex)]
+pub fn normalize_for_index(field: &str, value: &str) -> Result<String, JsError> {
+    let field = cc::BlindIndexField::from_label(field).map_err(js_error)?;
+    cc::normalize::normalize(field, value).map_err(js_error)
+}
+
+/// A range of safe blind-index lengths.
+#[wasm_bindgen]
+#[derive(Clone, Copy)]
+pub struct BitRange {
+    /// Shortest safe length in bits.
+    pub min: u8,
+    /// Longest safe length in bits (the recommended one).
+    pub max: u8,
+}
+
+/// Safe blind-index lengths for `expectedPatients` patients, given the lengths of the other
+/// blind indexes on the same rows (CipherSweet's rule 2 <= C < sqrt(R)).
+#[wasm_bindgen(js_name = recommendBlindIndexBits)]
+pub fn recommend_blind_index_bits(
+    expected_patients: f64,
+    existing_bits: &[u8],
+) -> Result<BitRange, JsError> {
+    let r = id("expected_patients", expected_patients)?;
+    let r = u64::try_from(r).map_err(|_| {
+        js_error(cc::CryptoError::InvalidInput {
+            field: "expected_patients",
+            reason: "negative",
+        })
+    })?;
+    let range = cc::recommend_bits(r, existing_bits).map_err(js_error)?;
+    Ok(BitRange {
+        min: range.min,
+        max: range.max,
+    })
+}
