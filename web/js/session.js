@@ -1,0 +1,98 @@
+// Who is signed in, sign-in and sign-out, and what happens when the session ends under the
+// user's feet (it expired, or was ended by a password change or from another window).
+//
+// The session itself is the HttpOnly cookie the server sets: JavaScript never sees or stores the
+// token. This module only keeps the answer of `GET /me` in memory.
+
+import { get, post, setSessionExpiredHandler } from './api.js';
+import { discardAll, draftRouteFor, saveDraft } from './drafts.js';
+import { HOME, LOGIN, currentRoute, navigate, outletElement, rememberReturn, takeReturn } from './router.js';
+
+let user = null;
+let expired = false;
+
+function changed() {
+  window.dispatchEvent(new CustomEvent('palreg:session', { detail: { user } }));
+}
+
+/** The signed-in user (`GET /me`: id, login, full_name, roles, permissions, institution) or null. */
+export function currentUser() {
+  return user;
+}
+
+/** Whether the signed-in user holds `permission`. */
+export function can(permission) {
+  return Boolean(user?.permissions.includes(permission));
+}
+
+/** Asks the server who the cookie belongs to; null when there is no live session. */
+export async function restoreSession() {
+  try {
+    user = await get('/me', { session: false });
+  } catch (err) {
+    if (err.status !== 401) throw err;
+    user = null;
+  }
+  changed();
+  return user;
+}
+
+/** Signs in; resolves to the user, rejects with the server's error (wrong password, locked…). */
+export async function signIn(login, password) {
+  await post('/auth/login', { login, password }, { session: false });
+  user = await get('/me', { session: false });
+  expired = false;
+  changed();
+  return user;
+}
+
+/**
+ * Where to go after signing in: the page whose form was kept when the session ended (if this
+ * user typed it), else the page that asked for a sign-in, else home.
+ */
+export function routeAfterSignIn() {
+  const draftRoute = user ? draftRouteFor(user.id) : null;
+  const remembered = takeReturn(user?.id ?? null);
+  return draftRoute ?? remembered ?? HOME;
+}
+
+/** Signs out: ends the session on the server and forgets every kept form. */
+export async function signOut() {
+  try {
+    await post('/auth/logout', undefined, { session: false });
+  } catch {
+    // The session may be gone already; signing out locally is what matters.
+  }
+  endLocally();
+}
+
+/** Forgets the user and every kept form, and shows sign-in (after a password change, say). */
+export function endLocally() {
+  user = null;
+  expired = false;
+  discardAll();
+  takeReturn();
+  changed();
+  navigate(LOGIN);
+}
+
+/** True once after the session ended under the user: the sign-in page says so. */
+export function takeExpiredNotice() {
+  const was = expired;
+  expired = false;
+  return was;
+}
+
+function sessionEnded() {
+  if (!user) return;
+  const route = currentRoute();
+  const outlet = outletElement();
+  if (outlet) saveDraft(route, user.id, outlet);
+  rememberReturn(route, user.id);
+  user = null;
+  expired = true;
+  changed();
+  navigate(LOGIN);
+}
+
+setSessionExpiredHandler(sessionEnded);
