@@ -82,6 +82,7 @@ export class Session {
       });
     });
     const page = await context.newPage();
+    page.setDefaultTimeout(10_000);
     const session = new Session(context, page);
     page.on('console', (message) => {
       const type = message.type();
@@ -129,6 +130,23 @@ export class Session {
     await this.page.fill('#login-password', password);
     await this.page.click('#main form button[type="submit"]');
     if (expectRoute) await this.waitForRoute(expectRoute);
+  }
+
+  /** Waits for a message box on the page whose text matches `pattern`; returns its text. */
+  async waitForNotice(pattern) {
+    const box = this.page.locator('#main .notice', { hasText: pattern }).first();
+    await box.waitFor();
+    return box.innerText();
+  }
+
+  /** Runs `fn`; on failure saves a screenshot `failure-<name>` first. */
+  async step(name, fn) {
+    try {
+      return await fn();
+    } catch (err) {
+      await this.screenshot(`failure-${name}`).catch(() => {});
+      throw err;
+    }
   }
 
   /** The text of the page's <h1>. */
@@ -188,6 +206,11 @@ async function expectJson(response, status) {
   const text = await response.text();
   assert.equal(response.status(), status, `${response.url()}: ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** Adds a district (reference book) through the API. */
+export async function createDistrict(api, { code = unique('district-'), name = `Test district ${code}` } = {}) {
+  return expectJson(await api.post('/api/v1/refs/districts', { data: { code, name, name_ru: `Район ${code}` } }), 201);
 }
 
 /** Adds an institution (reference book) through the API. */

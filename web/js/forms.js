@@ -134,11 +134,12 @@ function buildField(formId, spec) {
       });
       return {
         input,
+        // The hint describes the option (aria-describedby) without being part of its name.
         node: h(
           'div',
           { class: 'check' },
           input,
-          h('label', { for: optionId }, o.label, o.hint ? h('span', { class: 'option-hint', id: optionHintId }, o.hint) : null),
+          h('div', {}, h('label', { for: optionId }, o.label), o.hint ? h('span', { class: 'option-hint', id: optionHintId }, o.hint) : null),
         ),
       };
     });

@@ -120,6 +120,16 @@ export function formatDateTime(utc) {
   return new Intl.DateTimeFormat(lang, { dateStyle: 'short', timeStyle: 'medium' }).format(date);
 }
 
+/** A server timestamp in local time as `{date, time}` strings. */
+export function formatDateAndTime(utc) {
+  const date = new Date(/[zZ]|[+-]\d\d:\d\d$/.test(utc ?? '') ? utc : `${utc}Z`);
+  if (!utc || Number.isNaN(date.getTime())) return { date: utc ?? '', time: '' };
+  return {
+    date: new Intl.DateTimeFormat(lang, { dateStyle: 'short' }).format(date),
+    time: new Intl.DateTimeFormat(lang, { timeStyle: 'medium' }).format(date),
+  };
+}
+
 /** Sorts strings the way the current language does. */
 export function compare(a, b) {
   return String(a ?? '').localeCompare(String(b ?? ''), lang, { sensitivity: 'base' });

@@ -4,7 +4,7 @@
 
 import { registerPage, withQuery } from '../router.js';
 import { append, h } from '../dom.js';
-import { formatDateTime, t } from '../i18n.js';
+import { formatDateAndTime, t } from '../i18n.js';
 import { get } from '../api.js';
 import { createForm } from '../forms.js';
 import { badge, dataTable, linkButton, notice, pageHeader } from '../ui.js';
@@ -31,6 +31,9 @@ const KNOWN_ACTIONS = [
   'access.denied',
 ];
 
+/** Outcomes worth offering in the filter: success and the usual refusals. */
+const KNOWN_OUTCOMES = ['ok', 'invalid_credentials', 'account_locked', 'forbidden', 'not_found', 'in_use', 'wrong_password'];
+
 /** A local `datetime-local` value as the server's UTC `YYYY-MM-DDTHH:MM:SS`. */
 function localToUtc(value) {
   if (!value) return null;
@@ -40,6 +43,12 @@ function localToUtc(value) {
 
 function shortHash(hash) {
   return h('code', { class: 'hash', title: hash }, `${hash.slice(0, 8)}…`);
+}
+
+/** Date above time, to keep the table narrow. */
+function timeCell(utc) {
+  const { date, time } = formatDateAndTime(utc);
+  return [h('div', {}, date), h('div', { class: 'sub' }, time)];
 }
 
 function outcomeBadge(outcome) {
@@ -61,7 +70,7 @@ async function render(ctx) {
       { name: 'action', label: t('audit.fields.action'), value: query.action, autocomplete: 'off' },
       { name: 'object_type', label: t('audit.fields.object_type'), value: query.object_type, autocomplete: 'off' },
       { name: 'object_id', label: t('audit.fields.object_id'), value: query.object_id, autocomplete: 'off' },
-      { name: 'outcome', label: t('audit.fields.outcome'), value: query.outcome, autocomplete: 'off', hint: t('audit.outcome_hint') },
+      { name: 'outcome', label: t('audit.fields.outcome'), value: query.outcome, autocomplete: 'off' },
       { name: 'from', label: t('audit.fields.from'), type: 'datetime-local', value: query.from },
       {
         name: 'to',
@@ -78,8 +87,10 @@ async function render(ctx) {
       ctx.navigate(withQuery(ROUTE, values));
     },
   });
+  const outcomes = h('datalist', { id: 'audit-outcomes' }, KNOWN_OUTCOMES.map((o) => h('option', { value: o })));
   form.field('action')?.setAttribute('list', 'audit-actions');
-  ctx.root.append(h('section', { class: 'card', 'aria-label': t('audit.filters') }, actions, form.element));
+  form.field('outcome')?.setAttribute('list', 'audit-outcomes');
+  ctx.root.append(h('section', { class: 'card card-wide', 'aria-label': t('audit.filters') }, actions, outcomes, form.element));
 
   const page = await get('/admin/audit', {
     signal: ctx.signal,
@@ -96,15 +107,22 @@ async function render(ctx) {
       rows: page.items,
       columns: [
         { label: t('audit.fields.seq'), rowHeader: true, className: 'num', render: (e) => String(e.seq) },
-        { label: t('audit.fields.at'), className: 'nowrap', render: (e) => formatDateTime(e.at) },
-        { label: t('audit.fields.actor'), render: (e) => e.actor_login ?? '—' },
-        { label: t('audit.fields.action'), render: (e) => h('code', {}, e.action) },
-        { label: t('audit.fields.object'), render: (e) => [e.object_type, e.object_id ? ` ${e.object_id}` : ''] },
+        { label: t('audit.fields.at'), className: 'nowrap', render: (e) => timeCell(e.at) },
+        { label: t('audit.fields.who'), render: (e) => [h('div', {}, e.actor_login ?? '—'), h('div', { class: 'sub' }, e.client_addr ?? '')] },
+        {
+          label: t('audit.fields.what'),
+          render: (e) => [h('div', {}, h('code', {}, e.action)), h('div', { class: 'sub' }, e.object_type, e.object_id ? ` ${e.object_id}` : '')],
+        },
         { label: t('audit.fields.outcome'), render: (e) => outcomeBadge(e.outcome) },
-        { label: t('audit.fields.address'), className: 'nowrap', render: (e) => e.client_addr ?? '—' },
         { label: t('audit.fields.details'), className: 'details', render: (e) => (e.details ? h('code', {}, e.details) : '') },
-        { label: t('audit.fields.prev_hash'), render: (e) => shortHash(e.prev_hash) },
-        { label: t('audit.fields.hash'), render: (e) => shortHash(e.hash) },
+        {
+          label: t('audit.fields.chain'),
+          className: 'nowrap',
+          render: (e) => [
+            h('div', {}, h('span', { class: 'sub chain-label' }, t('audit.chain_prev')), ' ', shortHash(e.prev_hash)),
+            h('div', {}, h('span', { class: 'sub chain-label' }, t('audit.chain_own')), ' ', shortHash(e.hash)),
+          ],
+        },
       ],
     }),
     h(

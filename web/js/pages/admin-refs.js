@@ -7,7 +7,7 @@ import { h, replace } from '../dom.js';
 import { compare, getLang, t } from '../i18n.js';
 import { del, errorMessage, get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
-import { announce, badge, button, confirmDialog, dataTable, flash, linkButton, notice, pageHeader, pageHeading } from '../ui.js';
+import { badge, button, confirmDialog, dataTable, flash, linkButton, notice, pageHeading } from '../ui.js';
 import { BOOKS, invalidateBook, loadBook, refName, refOptions } from '../refs.js';
 import { bookTitle } from '../labels.js';
 
@@ -323,16 +323,19 @@ async function renderEdit(ctx) {
     } catch (err) {
       if (err.sessionExpired) return;
       if (err.code === 'in_use') {
-        const box = notice('error', t('refs.in_use'), entry.active ? button(t('refs.deactivate'), () => setActive(false)) : null);
-        replace(status, box);
-        box.querySelector('button')?.focus();
-        announce(t('refs.in_use'));
+        // The alert is read out; focus goes to what the user can do instead: deactivate.
+        replace(status, notice('error', t('refs.in_use')));
+        (entry.active ? deactivateButton : deleteButton).focus();
       } else replace(status, notice('error', errorMessage(err)));
     }
   }
 
+  const deactivateButton = entry.active
+    ? button(t('refs.deactivate'), () => setActive(false))
+    : button(t('refs.activate'), () => setActive(true), { variant: 'primary' });
+  const deleteButton = button(t('refs.delete'), remove, { variant: 'danger' });
   ctx.root.append(
-    pageHeader(title, [entry.active ? badge(t('refs.status.active'), 'ok') : badge(t('refs.status.inactive'), 'muted')]),
+    pageHeading(title, ' ', entry.active ? badge(t('refs.status.active'), 'ok') : badge(t('refs.status.inactive'), 'muted')),
     h('p', { class: 'lead' }, bookTitle(book), ' · ', refName(entry)),
     h('section', { class: 'card', 'aria-labelledby': 'ref-edit-h' }, h('h2', { id: 'ref-edit-h' }, t('refs.edit_section')), form.element),
     h(
@@ -341,14 +344,7 @@ async function renderEdit(ctx) {
       h('h2', { id: 'ref-status-h' }, t('refs.status_section')),
       status,
       h('p', {}, entry.active ? t('refs.deactivate_text') : t('refs.activate_text')),
-      h(
-        'div',
-        { class: 'form-actions' },
-        entry.active
-          ? button(t('refs.deactivate'), () => setActive(false))
-          : button(t('refs.activate'), () => setActive(true), { variant: 'primary' }),
-        button(t('refs.delete'), remove, { variant: 'danger' }),
-      ),
+      h('div', { class: 'form-actions' }, deactivateButton, deleteButton),
       h('p', { class: 'hint' }, t('refs.delete_text')),
     ),
   );
