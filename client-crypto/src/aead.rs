@@ -3,7 +3,7 @@
 
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::encoding::{b64_decode, b64_encode};
 use crate::padding;
@@ -94,6 +94,42 @@ pub(crate) fn parse_sealed(
     ))
 }
 
+/// Seals a payload of exactly `payload_len` bytes that `write_payload` appends to the buffer
+/// it is given: the buffer is allocated once at its final size (header, length prefix, bucket,
+/// tag), so no reallocation leaves a plaintext copy behind, and it is encrypted in place.
+pub(crate) fn seal_with(
+    key: &InstitutionKey,
+    payload_len: usize,
+    max_padded: usize,
+    aad: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    write_payload: impl FnOnce(&mut Vec<u8>) -> Result<(), CryptoError>,
+) -> Result<String, CryptoError> {
+    let bucket = padding::bucket_for(payload_len, max_padded)?;
+    let prefix =
+        u32::try_from(payload_len).map_err(|_| CryptoError::TooLarge { max: max_padded })?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(SEALED_HEADER_LEN + bucket + TAG_LEN));
+    buf.push(SEALED_VERSION);
+    buf.extend_from_slice(&key.version().to_be_bytes());
+    buf.extend_from_slice(nonce);
+    buf.extend_from_slice(&prefix.to_be_bytes());
+    write_payload(&mut buf)?;
+    if buf.len() != SEALED_HEADER_LEN + padding::LEN_PREFIX + payload_len {
+        return Err(CryptoError::InvalidPassport);
+    }
+    buf.resize(SEALED_HEADER_LEN + bucket, 0);
+    let tag = key
+        .cipher()
+        .encrypt_inout_detached(
+            &Nonce::from(*nonce),
+            aad,
+            (&mut buf[SEALED_HEADER_LEN..]).into(),
+        )
+        .map_err(|_| CryptoError::TooLarge { max: max_padded })?;
+    buf.extend_from_slice(&tag);
+    Ok(b64_encode(&buf))
+}
+
 /// Pads and seals `payload` under `key`; `aad` is computed from the key's version.
 pub(crate) fn seal(
     key: &InstitutionKey,
@@ -102,33 +138,38 @@ pub(crate) fn seal(
     aad: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Result<String, CryptoError> {
-    let padded = padding::pad(payload, max_padded)?;
-    let mut header = [0u8; SEALED_HEADER_LEN];
-    header[0] = SEALED_VERSION;
-    header[1..5].copy_from_slice(&key.version().to_be_bytes());
-    header[5..].copy_from_slice(nonce);
-    let sealed = encrypt_after_header(key.cipher(), &header, nonce, aad, &padded)?;
-    Ok(b64_encode(&sealed))
+    seal_with(key, payload.len(), max_padded, aad, nonce, |buf| {
+        buf.extend_from_slice(payload);
+        Ok(())
+    })
 }
 
-/// Opens a sealed envelope and strips its padding. `aad` must be built for `key.version()`.
-pub(crate) fn open(
+/// Opens a sealed envelope, strips its padding and hands the payload to `use_payload`; the
+/// plaintext is zeroized afterwards. `aad` must be built for `key.version()`.
+pub(crate) fn open<T>(
     key: &InstitutionKey,
     text: &str,
     format: Format,
     max_padded: usize,
     aad: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let (info, bytes) = parse_sealed(text, format, max_padded)?;
+    use_payload: impl FnOnce(&[u8]) -> Result<T, CryptoError>,
+) -> Result<T, CryptoError> {
+    let (info, mut bytes) = parse_sealed(text, format, max_padded)?;
     if info.key_version != key.version() {
         return Err(CryptoError::KeyVersionMismatch {
             expected: key.version(),
             found: info.key_version,
         });
     }
-    let mut bytes = Zeroizing::new(bytes);
     let (header, body) = bytes.split_at_mut(SEALED_HEADER_LEN);
+    // On failure aes-gcm leaves the ciphertext untouched: nothing to clear.
     let pt_len = decrypt_in_place(key.cipher(), &header[5..], aad, body)?;
-    let payload = padding::unpad(&body[..pt_len])?;
-    Ok(Zeroizing::new(payload.to_vec()))
+    let plaintext = &mut body[..pt_len];
+    let (result, used) = match padding::unpad(plaintext) {
+        Ok(payload) => (use_payload(payload), padding::LEN_PREFIX + payload.len()),
+        Err(e) => (Err(e), plaintext.len()),
+    };
+    // Past the payload there are only zeros.
+    plaintext[..used].zeroize();
+    result
 }

@@ -87,8 +87,18 @@ impl InstitutionKey {
         binding: &NoteBinding<'_>,
     ) -> Result<String, CryptoError> {
         let aad = binding.aad(self.version())?;
-        let bytes = aead::open(self, sealed, Format::Note, MAX_NOTE_PADDED, aad.as_slice())?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| CryptoError::InvalidPadding)
+        aead::open(
+            self,
+            sealed,
+            Format::Note,
+            MAX_NOTE_PADDED,
+            aad.as_slice(),
+            |text| {
+                std::str::from_utf8(text)
+                    .map(str::to_owned)
+                    .map_err(|_| CryptoError::InvalidPadding)
+            },
+        )
     }
 }
 

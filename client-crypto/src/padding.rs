@@ -1,8 +1,6 @@
 //! Size buckets: the plaintext is `u32 BE length | payload | zero bytes` padded to the next
 //! power of two of at least 512 bytes, so a ciphertext's length tells only the bucket.
 
-use zeroize::Zeroizing;
-
 use crate::CryptoError;
 
 /// The smallest bucket.
@@ -11,7 +9,8 @@ pub(crate) const MIN_BUCKET: usize = 512;
 pub(crate) const MAX_PASSPORT_PADDED: usize = 64 * 1024;
 /// The largest bucket of a sealed note.
 pub(crate) const MAX_NOTE_PADDED: usize = 1024 * 1024;
-const LEN_PREFIX: usize = 4;
+/// The u32 length in front of the payload.
+pub(crate) const LEN_PREFIX: usize = 4;
 
 /// Is `n` a bucket size (a power of two from 512 to `max`)?
 pub(crate) fn is_bucket(n: usize, max: usize) -> bool {
@@ -29,10 +28,11 @@ pub(crate) fn bucket_for(payload_len: usize, max: usize) -> Result<usize, Crypto
         })
 }
 
-pub(crate) fn pad(payload: &[u8], max: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+#[cfg(test)]
+pub(crate) fn pad(payload: &[u8], max: usize) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
     let bucket = bucket_for(payload.len(), max)?;
     let len = u32::try_from(payload.len()).map_err(|_| CryptoError::TooLarge { max })?;
-    let mut out = Zeroizing::new(Vec::with_capacity(bucket));
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(bucket));
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(payload);
     out.resize(bucket, 0);

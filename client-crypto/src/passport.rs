@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::aead::{self, NONCE_LEN, SealedInfo};
 use crate::encoding::Binding;
@@ -190,10 +190,18 @@ impl InstitutionKey {
         nonce: &[u8; NONCE_LEN],
     ) -> Result<String, CryptoError> {
         passport.validate()?;
-        let json =
-            Zeroizing::new(serde_json::to_vec(passport).map_err(|_| CryptoError::InvalidPassport)?);
         let aad = passport_aad(pseudonym, institution_id, self.version());
-        aead::seal(self, &json, MAX_PASSPORT_PADDED, aad.as_slice(), nonce)
+        // Measured first, so the sealing buffer is allocated once at its final size.
+        let mut counter = ByteCounter(0);
+        serde_json::to_writer(&mut counter, passport).map_err(|_| CryptoError::InvalidPassport)?;
+        aead::seal_with(
+            self,
+            counter.0,
+            MAX_PASSPORT_PADDED,
+            aad.as_slice(),
+            nonce,
+            |buf| serde_json::to_writer(buf, passport).map_err(|_| CryptoError::InvalidPassport),
+        )
     }
 
     /// Opens a passport envelope. Fails unless the envelope was sealed under this key (and
@@ -205,14 +213,53 @@ impl InstitutionKey {
         institution_id: i64,
     ) -> Result<Passport, CryptoError> {
         let aad = passport_aad(pseudonym, institution_id, self.version());
-        let json = aead::open(
+        aead::open(
             self,
             envelope,
             Format::Passport,
             MAX_PASSPORT_PADDED,
             aad.as_slice(),
-        )?;
-        serde_json::from_slice(&json).map_err(|_| CryptoError::InvalidPassport)
+            |json| serde_json::from_slice(json).map_err(|_| CryptoError::InvalidPassport),
+        )
+    }
+
+    /// As [`InstitutionKey::open_passport`], but returns the passport's JSON text as it was
+    /// sealed (authenticated, checked to be UTF-8, not parsed): for callers that parse it
+    /// themselves — the WASM layer, whose caller runs `JSON.parse` — it saves building and
+    /// dropping a typed passport on the hot path of listing patients.
+    pub fn open_passport_json(
+        &self,
+        envelope: &str,
+        pseudonym: &Pseudonym,
+        institution_id: i64,
+    ) -> Result<String, CryptoError> {
+        let aad = passport_aad(pseudonym, institution_id, self.version());
+        aead::open(
+            self,
+            envelope,
+            Format::Passport,
+            MAX_PASSPORT_PADDED,
+            aad.as_slice(),
+            |json| {
+                std::str::from_utf8(json)
+                    .map(str::to_owned)
+                    .map_err(|_| CryptoError::InvalidPassport)
+            },
+        )
+    }
+}
+
+/// Counts the bytes a serializer writes.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -224,6 +271,7 @@ pub(crate) fn check(envelope: &str) -> Result<SealedInfo, ShapeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zeroize::Zeroizing;
 
     fn sample() -> Passport {
         let mut p = Passport::new("Иванова", "Мария", "1950-02-01", Sex::Female);
@@ -252,6 +300,8 @@ mod tests {
             }
         );
         assert_eq!(k.open_passport(&env, &pseudonym(), 7).unwrap(), sample());
+        let json = k.open_passport_json(&env, &pseudonym(), 7).unwrap();
+        assert_eq!(Passport::from_json(&json).unwrap(), sample());
     }
 
     #[test]
