@@ -1,6 +1,8 @@
 //! Test helpers: `spawn_app` starts the real server on port 0 against a fresh database (a
 //! SQLite file in a temporary folder, or a new PostgreSQL database), and typed request helpers.
 
+pub mod clinic;
+
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -117,6 +119,8 @@ pub fn test_settings(url: &str, data_dir: &std::path::Path) -> SettingsArgs {
 /// A running server.
 pub struct TestApp {
     pub base: String,
+    /// Every request and response body this client exchanged (for plaintext checks).
+    pub bodies: std::sync::Mutex<Vec<String>>,
     pub backend: Backend,
     agent: ureq::Agent,
     handle: Option<actix_web::dev::ServerHandle>,
@@ -146,6 +150,39 @@ impl Reply {
     }
 }
 
+/// Everything the servers of this test process logged (at debug level), to check that no
+/// identifying data reaches the log.
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 pub fn spawn_app(backend: Backend) -> TestApp {
     let db = TestDatabase::new(backend);
     spawn_with(backend, db, |_| {})
@@ -157,6 +194,7 @@ pub fn spawn_with(
     db: TestDatabase,
     tweak: impl FnOnce(&mut SettingsArgs),
 ) -> TestApp {
+    capture_logs();
     let mut args = test_settings(&db.url, db.dir.path());
     tweak(&mut args);
     let settings = args.validate().expect("valid settings");
@@ -184,6 +222,7 @@ pub fn spawn_with(
         .build()
         .new_agent();
     TestApp {
+        bodies: std::sync::Mutex::new(Vec::new()),
         base: format!("http://127.0.0.1:{port}"),
         backend,
         agent,
@@ -226,14 +265,26 @@ fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
     actix_web::rt::System::new().block_on(f)
 }
 
-fn read(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
+fn read(
+    mut resp: ureq::http::Response<ureq::Body>,
+    bodies: &std::sync::Mutex<Vec<String>>,
+) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    bodies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(text.clone());
     let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
         Value::Null
     } else {
@@ -247,6 +298,13 @@ fn read(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
 }
 
 impl TestApp {
+    fn record(&self, body: &Value) {
+        self.bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(body.to_string());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -260,22 +318,24 @@ impl TestApp {
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
         let req = Self::with_auth(self.agent.get(&self.url(path)), token);
-        read(req.call().expect("request sent"))
+        read(req.call().expect("request sent"), &self.bodies)
     }
 
     pub fn delete(&self, path: &str, token: Option<&str>) -> Reply {
         let req = Self::with_auth(self.agent.delete(&self.url(path)), token);
-        read(req.call().expect("request sent"))
+        read(req.call().expect("request sent"), &self.bodies)
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.record(body);
         let req = Self::with_auth(self.agent.post(&self.url(path)), token);
-        read(req.send_json(body).expect("request sent"))
+        read(req.send_json(body).expect("request sent"), &self.bodies)
     }
 
     pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.record(body);
         let req = Self::with_auth(self.agent.put(&self.url(path)), token);
-        read(req.send_json(body).expect("request sent"))
+        read(req.send_json(body).expect("request sent"), &self.bodies)
     }
 
     /// Sends a raw body with a content type (for malformed-input tests).
@@ -293,7 +353,11 @@ impl TestApp {
             other => panic!("unsupported method {other}"),
         };
         let req = Self::with_auth(req, token).content_type(content_type);
-        read(req.send(body).expect("request sent"))
+        self.bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(String::from_utf8_lossy(body).into_owned());
+        read(req.send(body).expect("request sent"), &self.bodies)
     }
 
     /// Signs in and returns the token; panics unless it succeeds.
@@ -346,6 +410,58 @@ impl TestApp {
         );
         assert_eq!(reply.status, 201, "{:?}", reply.body);
         reply.body["id"].as_i64().expect("id")
+    }
+
+    /// Everything a PostgreSQL test database holds, as bytes: every row of every table as
+    /// text, and the database's files and recent WAL segments on disk when they are readable.
+    pub fn dump_postgres(&self) -> Vec<u8> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        let mut conn = diesel::PgConnection::establish(&self.db.url).expect("open pg");
+        let tables: Vec<Text> = diesel::sql_query(
+            "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .load(&mut conn)
+        .expect("tables");
+        assert!(tables.len() > 10, "tables found");
+        let mut out = Vec::new();
+        for table in tables {
+            let rows: Vec<Text> =
+                diesel::sql_query(format!("SELECT x::text AS t FROM \"{}\" x", table.t))
+                    .load(&mut conn)
+                    .expect("rows");
+            for row in rows {
+                out.extend_from_slice(row.t.as_bytes());
+                out.push(b'\n');
+            }
+        }
+        let _ = conn.batch_execute("CHECKPOINT");
+        let dirs: Vec<Text> = diesel::sql_query(
+            "SELECT current_setting('data_directory') || '/base/' || oid::text AS t FROM pg_database WHERE datname = current_database() \
+             UNION ALL SELECT current_setting('data_directory') || '/pg_wal' AS t",
+        )
+        .load(&mut conn)
+        .unwrap_or_default();
+        let recent = std::time::SystemTime::now() - Duration::from_secs(900);
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir.t) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_file()
+                    && meta.modified().map(|m| m > recent).unwrap_or(true)
+                    && let Ok(bytes) = std::fs::read(entry.path())
+                {
+                    out.extend(bytes);
+                }
+            }
+        }
+        out
     }
 
     /// Runs SQL directly against the test database (to play the attacker in tests).

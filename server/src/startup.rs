@@ -105,6 +105,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(routes::refs::create_entry)
         .service(routes::refs::update_entry)
         .service(routes::refs::delete_entry)
+        .service(routes::keys::put_public_key)
+        .service(routes::keys::my_envelopes)
+        .service(routes::keys::members)
+        .service(routes::keys::create_key_version)
+        .service(routes::keys::grant)
+        .service(routes::patients::search_patients)
+        .service(
+            web::resource("/api/v1/patients/import")
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(routes::patients::IMPORT_BODY_LIMIT)
+                        .error_handler(json_error_handler),
+                )
+                .route(web::post().to(routes::patients::import_patients)),
+        )
+        .service(routes::patients::create_patient)
+        .service(routes::patients::get_patient)
+        .service(routes::patients::update_patient)
+        .service(routes::patients::patient_history)
+        .service(routes::observations::create_observation)
+        .service(routes::observations::list_observations)
+        .service(routes::prescriptions::search_prescriptions)
+        .service(routes::prescriptions::create_prescription)
+        .service(routes::prescriptions::get_prescription)
+        .service(routes::prescriptions::update_prescription)
+        .service(routes::prescriptions::cancel_prescription)
+        .service(routes::prescriptions::complete_prescription)
+        .service(routes::prescriptions::prescription_history)
         .route(
             "/api/v1/openapi.json",
             web::get().to(|| async { HttpResponse::Ok().json(crate::openapi::document()) }),
@@ -163,7 +191,9 @@ impl Application {
         let web_dir = settings.web_dir.clone();
         match &web_dir {
             Some(dir) => tracing::info!(dir = %dir.display(), "serving the browser client"),
-            None => tracing::warn!("no browser client folder (PALREG_WEB_DIR): serving the API only"),
+            None => {
+                tracing::warn!("no browser client folder (PALREG_WEB_DIR): serving the API only")
+            }
         }
         let state = web::Data::new(AppState {
             pool,

@@ -80,10 +80,7 @@ fn actions_and_refusals_are_audited(backend: Backend) {
         Some(&admin),
     );
     let only = only.body["items"].as_array().unwrap();
-    assert!(
-        only.len() >= 2,
-        "{only:?}"
-    );
+    assert!(only.len() >= 2, "{only:?}");
     assert!(
         only.len() >= 2
             && only

@@ -114,6 +114,9 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        public_key -> Nullable<Text>,
+        public_key_fingerprint -> Nullable<Text>,
+        public_key_at -> Nullable<Timestamp>,
     }
 }
 
@@ -166,7 +169,141 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    institution_keys (institution_id, version) {
+        institution_id -> BigInt,
+        version -> Integer,
+        created_by -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    key_envelopes (id) {
+        id -> BigInt,
+        institution_id -> BigInt,
+        key_version -> Integer,
+        recipient_id -> BigInt,
+        envelope -> Text,
+        granted_by -> BigInt,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    patients (id) {
+        id -> BigInt,
+        pseudonym -> Text,
+        institution_id -> BigInt,
+        passport -> Text,
+        passport_key_version -> Integer,
+        sex -> Text,
+        birth_year -> Integer,
+        district_id -> Nullable<BigInt>,
+        diagnosis_id -> BigInt,
+        care_form_id -> Nullable<BigInt>,
+        status_id -> BigInt,
+        registered_on -> Date,
+        discharged_on -> Nullable<Date>,
+        deceased_on -> Nullable<Date>,
+        version -> Integer,
+        created_by -> BigInt,
+        created_at -> Timestamp,
+        updated_by -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    patient_needs (patient_id, need_id) {
+        patient_id -> BigInt,
+        need_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    patient_blind_indexes (patient_id, token) {
+        patient_id -> BigInt,
+        institution_id -> BigInt,
+        token -> Text,
+    }
+}
+
+diesel::table! {
+    patient_versions (patient_id, version) {
+        patient_id -> BigInt,
+        version -> Integer,
+        changed_by -> BigInt,
+        changed_at -> Timestamp,
+        change -> Text,
+        snapshot -> Text,
+    }
+}
+
+diesel::table! {
+    observations (id) {
+        id -> BigInt,
+        patient_id -> BigInt,
+        institution_id -> BigInt,
+        observed_on -> Date,
+        pain_score -> Nullable<Integer>,
+        ecog -> Nullable<Integer>,
+        needs_added -> Text,
+        needs_removed -> Text,
+        note_ref -> Nullable<Text>,
+        note -> Nullable<Text>,
+        note_key_version -> Nullable<Integer>,
+        created_by -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    prescriptions (id) {
+        id -> BigInt,
+        number -> Text,
+        institution_id -> BigInt,
+        patient_id -> BigInt,
+        prescribed_on -> Date,
+        medicament_id -> BigInt,
+        dose -> Double,
+        dose_unit -> Text,
+        route -> Text,
+        frequency -> Text,
+        quantity -> Double,
+        start_on -> Date,
+        end_on -> Nullable<Date>,
+        prescriber_id -> BigInt,
+        status -> Text,
+        cancel_reason -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_by -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    prescription_versions (prescription_id, version) {
+        prescription_id -> BigInt,
+        version -> Integer,
+        changed_by -> BigInt,
+        changed_at -> Timestamp,
+        change -> Text,
+        snapshot -> Text,
+    }
+}
+
 diesel::joinable!(institutions -> districts (district_id));
+diesel::joinable!(key_envelopes -> users (recipient_id));
+diesel::joinable!(patient_needs -> patients (patient_id));
+diesel::joinable!(patient_needs -> needs (need_id));
+diesel::joinable!(patient_blind_indexes -> patients (patient_id));
+diesel::joinable!(patients -> diagnoses (diagnosis_id));
+diesel::joinable!(patients -> patient_statuses (status_id));
+diesel::joinable!(prescriptions -> medicaments (medicament_id));
+diesel::joinable!(prescriptions -> patients (patient_id));
+diesel::joinable!(observations -> patients (patient_id));
 diesel::joinable!(users -> institutions (institution_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_id));
@@ -191,4 +328,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     audit_head,
     settings,
+    institution_keys,
+    key_envelopes,
+    patients,
+    patient_needs,
+    patient_blind_indexes,
+    patient_versions,
+    observations,
+    prescriptions,
+    prescription_versions,
 );

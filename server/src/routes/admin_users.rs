@@ -390,7 +390,7 @@ pub async fn deactivate_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Deactivates an account and ends its sessions (shared with the `palreg user deactivate` CLI).
+/// Deactivates an account, ends its sessions and deletes its key envelopes (shared with the `palreg user deactivate` CLI).
 pub fn deactivate(conn: &mut DbConn, id: i64) -> ApiResult<()> {
     let now = models::now();
     users::update(
@@ -403,5 +403,7 @@ pub fn deactivate(conn: &mut DbConn, id: i64) -> ApiResult<()> {
         },
     )?;
     sessions::revoke_all_of(conn, id, None, now)?;
+    // Envelopes are the departed user's access to institution keys: gone with it.
+    crate::db::models::keys::delete_envelopes_of(conn, id)?;
     Ok(())
 }

@@ -6,7 +6,11 @@ pub mod admin_roles;
 pub mod admin_users;
 pub mod auth;
 pub mod health;
+pub mod keys;
 pub mod me;
+pub mod observations;
+pub mod patients;
+pub mod prescriptions;
 pub mod refs;
 
 use actix_web::web;

@@ -1,6 +1,10 @@
 //! Queries, one file per table (or per closely linked group of tables).
 
 pub mod audit;
+pub mod keys;
+pub mod observations;
+pub mod patients;
+pub mod prescriptions;
 pub mod rbac;
 pub mod refs;
 pub mod sessions;

@@ -1,0 +1,12 @@
+DROP TABLE prescription_versions;
+DROP TABLE prescriptions;
+DROP TABLE observations;
+DROP TABLE patient_versions;
+DROP TABLE patient_blind_indexes;
+DROP TABLE patient_needs;
+DROP TABLE patients;
+DROP TABLE key_envelopes;
+DROP TABLE institution_keys;
+ALTER TABLE users DROP COLUMN public_key_at;
+ALTER TABLE users DROP COLUMN public_key_fingerprint;
+ALTER TABLE users DROP COLUMN public_key;

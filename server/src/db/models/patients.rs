@@ -1,0 +1,364 @@
+//! Patients: a random pseudonym, the passport envelope (opaque), blind-index tokens (opaque)
+//! and the pseudonymized record. Every query is limited to one institution.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::db::DbConn;
+use crate::db::schema::{
+    diagnoses, patient_blind_indexes, patient_needs, patient_versions, patients,
+};
+
+type Db = <DbConn as Connection>::Backend;
+
+#[derive(Queryable, Selectable, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[diesel(table_name = patients)]
+pub struct Patient {
+    pub id: i64,
+    pub pseudonym: String,
+    pub institution_id: i64,
+    pub passport: String,
+    pub passport_key_version: i32,
+    pub sex: String,
+    pub birth_year: i32,
+    pub district_id: Option<i64>,
+    pub diagnosis_id: i64,
+    pub care_form_id: Option<i64>,
+    pub status_id: i64,
+    pub registered_on: NaiveDate,
+    pub discharged_on: Option<NaiveDate>,
+    pub deceased_on: Option<NaiveDate>,
+    pub version: i32,
+    pub created_by: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_by: i64,
+    pub updated_at: NaiveDateTime,
+}
+
+/// The record fields a clinician sets (everything but identity, passport and bookkeeping).
+#[derive(Insertable, AsChangeset, Debug, Clone, PartialEq)]
+#[diesel(table_name = patients, treat_none_as_null = true)]
+pub struct RecordFields {
+    pub sex: String,
+    pub birth_year: i32,
+    pub district_id: Option<i64>,
+    pub diagnosis_id: i64,
+    pub care_form_id: Option<i64>,
+    pub status_id: i64,
+    pub registered_on: NaiveDate,
+    pub discharged_on: Option<NaiveDate>,
+    pub deceased_on: Option<NaiveDate>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = patients)]
+pub struct NewPatient<'a> {
+    pub pseudonym: &'a str,
+    pub institution_id: i64,
+    pub passport: &'a str,
+    pub passport_key_version: i32,
+    #[diesel(embed)]
+    pub record: RecordFields,
+    pub version: i32,
+    pub created_by: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_by: i64,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConn, new: &NewPatient<'_>) -> QueryResult<i64> {
+    diesel::insert_into(patients::table)
+        .values(new)
+        .returning(patients::id)
+        .get_result(conn)
+}
+
+/// The patient if it belongs to the institution; `NotFound` otherwise (missing and not yours
+/// are the same answer).
+pub fn find_in_institution(
+    conn: &mut DbConn,
+    id: i64,
+    institution_id: i64,
+) -> QueryResult<Patient> {
+    patients::table
+        .filter(patients::id.eq(id))
+        .filter(patients::institution_id.eq(institution_id))
+        .select(Patient::as_select())
+        .first(conn)
+}
+
+pub fn pseudonym_taken(conn: &mut DbConn, pseudonym: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        patients::table.filter(patients::pseudonym.eq(pseudonym)),
+    ))
+    .get_result(conn)
+}
+
+/// Writes the record fields (and optionally a new passport) if the stored version is still
+/// `expected`; returns false when it is not (a stale write, refused).
+#[allow(clippy::too_many_arguments)]
+pub fn update_if_version(
+    conn: &mut DbConn,
+    id: i64,
+    institution_id: i64,
+    expected: i32,
+    record: &RecordFields,
+    passport: Option<(&str, i32)>,
+    by: i64,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let target = patients::table
+        .filter(patients::id.eq(id))
+        .filter(patients::institution_id.eq(institution_id))
+        .filter(patients::version.eq(expected));
+    let changed = match passport {
+        Some((envelope, key_version)) => diesel::update(target)
+            .set((
+                record,
+                patients::passport.eq(envelope),
+                patients::passport_key_version.eq(key_version),
+                patients::version.eq(expected + 1),
+                patients::updated_by.eq(by),
+                patients::updated_at.eq(at),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                record,
+                patients::version.eq(expected + 1),
+                patients::updated_by.eq(by),
+                patients::updated_at.eq(at),
+            ))
+            .execute(conn)?,
+    };
+    Ok(changed == 1)
+}
+
+/// `(patient id, need id)` for the given patients.
+pub fn needs_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+    patient_needs::table
+        .filter(patient_needs::patient_id.eq_any(ids))
+        .select((patient_needs::patient_id, patient_needs::need_id))
+        .order((patient_needs::patient_id, patient_needs::need_id))
+        .load(conn)
+}
+
+pub fn set_needs(conn: &mut DbConn, id: i64, need_ids: &[i64]) -> QueryResult<()> {
+    diesel::delete(patient_needs::table.filter(patient_needs::patient_id.eq(id))).execute(conn)?;
+    for need in need_ids {
+        diesel::insert_into(patient_needs::table)
+            .values((
+                patient_needs::patient_id.eq(id),
+                patient_needs::need_id.eq(need),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn set_blind_indexes(
+    conn: &mut DbConn,
+    id: i64,
+    institution_id: i64,
+    tokens: &[String],
+) -> QueryResult<()> {
+    diesel::delete(patient_blind_indexes::table.filter(patient_blind_indexes::patient_id.eq(id)))
+        .execute(conn)?;
+    for token in tokens {
+        diesel::insert_into(patient_blind_indexes::table)
+            .values((
+                patient_blind_indexes::patient_id.eq(id),
+                patient_blind_indexes::institution_id.eq(institution_id),
+                patient_blind_indexes::token.eq(token),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn blind_indexes_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<String>> {
+    patient_blind_indexes::table
+        .filter(patient_blind_indexes::patient_id.eq(id))
+        .select(patient_blind_indexes::token)
+        .order(patient_blind_indexes::token)
+        .load(conn)
+}
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = patient_versions)]
+pub struct PatientVersion {
+    pub patient_id: i64,
+    pub version: i32,
+    pub changed_by: i64,
+    pub changed_at: NaiveDateTime,
+    pub change: String,
+    pub snapshot: String,
+}
+
+pub fn insert_version(
+    conn: &mut DbConn,
+    patient: &Patient,
+    needs: &[i64],
+    change: &str,
+) -> QueryResult<usize> {
+    let snapshot = serde_json::json!({"record": patient, "needs": needs}).to_string();
+    diesel::insert_into(patient_versions::table)
+        .values((
+            patient_versions::patient_id.eq(patient.id),
+            patient_versions::version.eq(patient.version),
+            patient_versions::changed_by.eq(patient.updated_by),
+            patient_versions::changed_at.eq(patient.updated_at),
+            patient_versions::change.eq(change),
+            patient_versions::snapshot.eq(snapshot),
+        ))
+        .execute(conn)
+}
+
+pub fn history(conn: &mut DbConn, id: i64) -> QueryResult<Vec<PatientVersion>> {
+    patient_versions::table
+        .filter(patient_versions::patient_id.eq(id))
+        .select(PatientVersion::as_select())
+        .order(patient_versions::version.desc())
+        .load(conn)
+}
+
+/// Server-side filters of a patient search. Blind-index tokens come in groups: a patient
+/// matches a group when it has any of its tokens, and must match every group.
+#[derive(Debug, Default, Clone)]
+pub struct PatientFilter {
+    pub token_groups: Vec<Vec<String>>,
+    pub diagnosis_id: Option<i64>,
+    pub icd10_block: Option<String>,
+    pub status_id: Option<i64>,
+    pub care_form_id: Option<i64>,
+    pub district_id: Option<i64>,
+    pub sex: Option<String>,
+    pub birth_year_from: Option<i32>,
+    pub birth_year_to: Option<i32>,
+    pub registered_from: Option<NaiveDate>,
+    pub registered_to: Option<NaiveDate>,
+    pub key_version_below: Option<i32>,
+    pub need_id: Option<i64>,
+}
+
+fn filtered<'a>(institution_id: i64, f: &'a PatientFilter) -> patients::BoxedQuery<'a, Db> {
+    let mut q = patients::table
+        .filter(patients::institution_id.eq(institution_id))
+        .into_boxed();
+    for group in &f.token_groups {
+        q = q.filter(
+            patients::id.eq_any(
+                patient_blind_indexes::table
+                    .filter(patient_blind_indexes::institution_id.eq(institution_id))
+                    .filter(patient_blind_indexes::token.eq_any(group))
+                    .select(patient_blind_indexes::patient_id),
+            ),
+        );
+    }
+    if let Some(v) = f.diagnosis_id {
+        q = q.filter(patients::diagnosis_id.eq(v));
+    }
+    if let Some(block) = &f.icd10_block {
+        q = q.filter(
+            patients::diagnosis_id.eq_any(
+                diagnoses::table
+                    .filter(diagnoses::block.eq(block))
+                    .select(diagnoses::id),
+            ),
+        );
+    }
+    if let Some(v) = f.status_id {
+        q = q.filter(patients::status_id.eq(v));
+    }
+    if let Some(v) = f.care_form_id {
+        q = q.filter(patients::care_form_id.eq(v));
+    }
+    if let Some(v) = f.district_id {
+        q = q.filter(patients::district_id.eq(v));
+    }
+    if let Some(v) = &f.sex {
+        q = q.filter(patients::sex.eq(v));
+    }
+    if let Some(v) = f.birth_year_from {
+        q = q.filter(patients::birth_year.ge(v));
+    }
+    if let Some(v) = f.birth_year_to {
+        q = q.filter(patients::birth_year.le(v));
+    }
+    if let Some(v) = f.registered_from {
+        q = q.filter(patients::registered_on.ge(v));
+    }
+    if let Some(v) = f.registered_to {
+        q = q.filter(patients::registered_on.le(v));
+    }
+    if let Some(v) = f.key_version_below {
+        q = q.filter(patients::passport_key_version.lt(v));
+    }
+    if let Some(v) = f.need_id {
+        q = q.filter(
+            patients::id.eq_any(
+                patient_needs::table
+                    .filter(patient_needs::need_id.eq(v))
+                    .select(patient_needs::patient_id),
+            ),
+        );
+    }
+    q
+}
+
+/// One page of matches in id order after `after`, and the total number of matches.
+pub fn search(
+    conn: &mut DbConn,
+    institution_id: i64,
+    filter: &PatientFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> QueryResult<(Vec<Patient>, i64)> {
+    let mut page = filtered(institution_id, filter);
+    if let Some(after) = after {
+        page = page.filter(patients::id.gt(after));
+    }
+    let items = page
+        .select(Patient::as_select())
+        .order(patients::id.asc())
+        .limit(limit)
+        .load(conn)?;
+    let total = filtered(institution_id, filter).count().get_result(conn)?;
+    Ok((items, total))
+}
+
+/// How many of the institution's passports are sealed under a version older than `current`.
+pub fn count_below_version(
+    conn: &mut DbConn,
+    institution_id: i64,
+    current: i32,
+) -> QueryResult<i64> {
+    patients::table
+        .filter(patients::institution_id.eq(institution_id))
+        .filter(patients::passport_key_version.lt(current))
+        .count()
+        .get_result(conn)
+}
+
+/// Bumps a patient's version after a change to its linked rows (needs from an observation).
+pub fn touch(
+    conn: &mut DbConn,
+    id: i64,
+    expected: i32,
+    by: i64,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        patients::table
+            .filter(patients::id.eq(id))
+            .filter(patients::version.eq(expected)),
+    )
+    .set((
+        patients::version.eq(expected + 1),
+        patients::updated_by.eq(by),
+        patients::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}

@@ -1,0 +1,822 @@
+//! Patients (`patients`): pseudonym, passport envelope, blind indexes and the pseudonymized
+//! record. Every query is limited to the caller's institution; another institution's patient
+//! answers 404 like a missing one. Reads are audited like writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use client_crypto::{BlindIndexField, Pseudonym, shape};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{Permission, Principal};
+use crate::db::DbConn;
+use crate::db::models::patients::{self, Patient, PatientFilter, RecordFields};
+use crate::db::models::{self, keys, refs};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::routes::audited;
+use crate::state::AppState;
+
+/// Patient statuses the record knows (codes of the `patient-statuses` book).
+pub const STATUSES: [&str; 3] = ["registered", "discharged", "deceased"];
+
+/// The pseudonymized record: nothing here identifies a person.
+#[derive(Deserialize, Serialize, ToSchema, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    /// `M`, `F` or `U` (unknown).
+    pub sex: String,
+    pub birth_year: i32,
+    pub district_id: Option<i64>,
+    /// A diagnosis (ICD-10) of the reference book.
+    pub diagnosis_id: i64,
+    pub care_form_id: Option<i64>,
+    /// `registered`, `discharged` or `deceased`.
+    pub status: String,
+    pub registered_on: NaiveDate,
+    /// Required when discharged.
+    #[serde(default)]
+    pub discharged_on: Option<NaiveDate>,
+    /// Required when deceased.
+    #[serde(default)]
+    pub deceased_on: Option<NaiveDate>,
+    /// Needs (reference book `needs`).
+    #[serde(default)]
+    pub needs: Vec<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePatientRequest {
+    /// A random pseudonym made by the client (16 characters of Crockford base32).
+    pub pseudonym: String,
+    /// The passport envelope sealed under the institution's current key.
+    pub passport: String,
+    /// Blind-index tokens of the passport (at most one per field).
+    pub blind_indexes: Vec<String>,
+    pub record: RecordInput,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePatientRequest {
+    /// The version the edit was based on; a newer stored version refuses the write (409).
+    pub version: i32,
+    /// A new passport envelope (with `blind_indexes`), or absent to keep the passport.
+    #[serde(default)]
+    pub passport: Option<String>,
+    #[serde(default)]
+    pub blind_indexes: Option<Vec<String>>,
+    pub record: RecordInput,
+}
+
+#[derive(Serialize, ToSchema, Debug)]
+pub struct PatientView {
+    pub id: i64,
+    pub pseudonym: String,
+    pub institution_id: i64,
+    pub passport: String,
+    pub passport_key_version: i32,
+    pub record: RecordInput,
+    pub version: i32,
+    pub created_by: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_by: i64,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PatientVersionView {
+    pub version: i32,
+    pub changed_by: i64,
+    pub changed_at: NaiveDateTime,
+    /// `created`, `updated`, `passport` (re-encrypted) or `observation`.
+    pub change: String,
+    /// The record as it was after this change.
+    pub record: RecordInput,
+    pub passport_key_version: i32,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PatientSearchRequest {
+    /// Blind-index tokens: tokens of the same field are alternatives, different fields must
+    /// all match.
+    #[serde(default)]
+    pub blind_indexes: Vec<String>,
+    pub diagnosis_id: Option<i64>,
+    /// An ICD-10 block such as `C15-C26`.
+    pub icd10_block: Option<String>,
+    pub status: Option<String>,
+    pub care_form_id: Option<i64>,
+    pub district_id: Option<i64>,
+    pub sex: Option<String>,
+    /// Age band, in whole years (from the birth year).
+    pub age_from: Option<i32>,
+    pub age_to: Option<i32>,
+    pub registered_from: Option<NaiveDate>,
+    pub registered_to: Option<NaiveDate>,
+    pub need_id: Option<i64>,
+    /// Passports sealed under a key version older than this (to resume a rotation).
+    pub key_version_below: Option<i32>,
+    /// Keyset paging: ids greater than this (the `next_after` of the previous page).
+    pub after: Option<i64>,
+    /// 1–500, default 50.
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PatientPage {
+    pub items: Vec<PatientView>,
+    /// How many patients match in all.
+    pub total: i64,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<i64>,
+}
+
+/// The caller's institution, required for anything about patients.
+pub fn institution_of(principal: &Principal) -> ApiResult<i64> {
+    principal.institution_id.ok_or(ApiError::Forbidden {
+        code: "no_institution",
+        message: "only members of an institution work with its patients".into(),
+    })
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::unprocessable(code, message)
+}
+
+/// Shape checks that need no database.
+fn check_record_shape(r: &RecordInput, today: NaiveDate) -> ApiResult<()> {
+    if !matches!(r.sex.as_str(), "M" | "F" | "U") {
+        return Err(bad("invalid_sex", "sex is M, F or U"));
+    }
+    if r.birth_year < 1900 || r.birth_year > today.year() {
+        return Err(bad(
+            "invalid_birth_year",
+            "the birth year must be between 1900 and this year",
+        ));
+    }
+    if r.registered_on > today {
+        return Err(bad(
+            "invalid_dates",
+            "the registration date cannot be in the future",
+        ));
+    }
+    if r.registered_on.year() < r.birth_year {
+        return Err(bad(
+            "invalid_dates",
+            "the registration date is before the birth year",
+        ));
+    }
+    let after_registration =
+        |d: Option<NaiveDate>| d.is_none_or(|d| d >= r.registered_on && d <= today);
+    if !after_registration(r.discharged_on) || !after_registration(r.deceased_on) {
+        return Err(bad(
+            "invalid_dates",
+            "discharge and death dates lie between registration and today",
+        ));
+    }
+    match r.status.as_str() {
+        "registered" if r.discharged_on.is_none() && r.deceased_on.is_none() => {}
+        "registered" => {
+            return Err(bad(
+                "invalid_status",
+                "a registered patient has no discharge or death date",
+            ));
+        }
+        "discharged" if r.discharged_on.is_some() && r.deceased_on.is_none() => {}
+        "discharged" => {
+            return Err(bad(
+                "invalid_status",
+                "a discharged patient needs a discharge date",
+            ));
+        }
+        "deceased" if r.deceased_on.is_some() => {}
+        "deceased" => {
+            return Err(bad(
+                "invalid_status",
+                "a deceased patient needs the date of death",
+            ));
+        }
+        _ => {
+            return Err(bad(
+                "invalid_status",
+                "status is registered, discharged or deceased",
+            ));
+        }
+    }
+    let unique: BTreeSet<_> = r.needs.iter().collect();
+    if unique.len() != r.needs.len() || r.needs.len() > 100 {
+        return Err(bad("invalid_needs", "needs are listed once each"));
+    }
+    Ok(())
+}
+
+/// Resolves references against the books. Entries that are inactive may be kept when they are
+/// already on the record (`previous`) but not newly chosen.
+fn resolve_record(
+    conn: &mut DbConn,
+    r: &RecordInput,
+    previous: Option<&RecordFields>,
+) -> ApiResult<RecordFields> {
+    let kept =
+        |f: fn(&RecordFields) -> Option<i64>, id: Option<i64>| previous.is_some_and(|p| f(p) == id);
+    let diagnosis =
+        refs::diagnosis::find(conn, r.diagnosis_id).map_err(|e| missing(e, "unknown_diagnosis"))?;
+    if !diagnosis.active && !kept(|p| Some(p.diagnosis_id), Some(r.diagnosis_id)) {
+        return Err(unprocessable(
+            "inactive_diagnosis",
+            "the diagnosis is no longer active",
+        ));
+    }
+    if let Some(id) = r.care_form_id {
+        let form = refs::care_form::find(conn, id).map_err(|e| missing(e, "unknown_care_form"))?;
+        if !form.active && !kept(|p| p.care_form_id, Some(id)) {
+            return Err(unprocessable(
+                "inactive_care_form",
+                "the care form is no longer active",
+            ));
+        }
+    }
+    if let Some(id) = r.district_id {
+        refs::district::find(conn, id).map_err(|e| missing(e, "unknown_district"))?;
+    }
+    for id in &r.needs {
+        refs::need::find(conn, *id).map_err(|e| missing(e, "unknown_need"))?;
+    }
+    let status = refs::patient_status::find_by_code(conn, &r.status)?.ok_or_else(|| {
+        unprocessable("unknown_status", "the status is not in the reference book")
+    })?;
+    Ok(RecordFields {
+        sex: r.sex.clone(),
+        birth_year: r.birth_year,
+        district_id: r.district_id,
+        diagnosis_id: r.diagnosis_id,
+        care_form_id: r.care_form_id,
+        status_id: status.id,
+        registered_on: r.registered_on,
+        discharged_on: r.discharged_on,
+        deceased_on: r.deceased_on,
+    })
+}
+
+fn missing(err: diesel::result::Error, code: &'static str) -> ApiError {
+    match err {
+        diesel::result::Error::NotFound => unprocessable(code, "no such reference-book entry"),
+        other => other.into(),
+    }
+}
+
+/// Checks a passport envelope and its blind indexes: well-formed, all under the institution's
+/// current key version, at most one token per field. Returns the key version.
+fn check_passport(
+    conn: &mut DbConn,
+    institution_id: i64,
+    passport: &str,
+    tokens: &[String],
+) -> ApiResult<i32> {
+    let info =
+        shape::check_passport_envelope(passport).map_err(|e| bad(e.code(), e.to_string()))?;
+    let current = keys::current_version(conn, institution_id)?
+        .ok_or_else(|| unprocessable("no_institution_key", "the institution has no key yet"))?;
+    let version = i32::try_from(info.key_version)
+        .map_err(|_| bad("invalid_key_version", "key version out of range"))?;
+    if version != current {
+        return Err(ApiError::conflict(
+            "stale_key_version",
+            format!("passports are sealed under the current key version {current}"),
+        ));
+    }
+    let mut fields = BTreeSet::new();
+    for token in tokens {
+        let index = shape::check_blind_index(token).map_err(|e| bad(e.code(), e.to_string()))?;
+        if index.key_version != info.key_version {
+            return Err(bad(
+                "invalid_blind_index",
+                "blind indexes use the passport's key version",
+            ));
+        }
+        if !fields.insert(index.field) {
+            return Err(bad(
+                "invalid_blind_index",
+                format!("two tokens for the field {}", index.field),
+            ));
+        }
+    }
+    Ok(version)
+}
+
+fn status_codes(conn: &mut DbConn) -> ApiResult<BTreeMap<i64, String>> {
+    Ok(refs::patient_status::list(conn, false)?
+        .into_iter()
+        .map(|s| (s.id, s.code))
+        .collect())
+}
+
+fn record_of(p: &Patient, needs: Vec<i64>, statuses: &BTreeMap<i64, String>) -> RecordInput {
+    RecordInput {
+        sex: p.sex.clone(),
+        birth_year: p.birth_year,
+        district_id: p.district_id,
+        diagnosis_id: p.diagnosis_id,
+        care_form_id: p.care_form_id,
+        status: statuses.get(&p.status_id).cloned().unwrap_or_default(),
+        registered_on: p.registered_on,
+        discharged_on: p.discharged_on,
+        deceased_on: p.deceased_on,
+        needs,
+    }
+}
+
+fn views(conn: &mut DbConn, list: Vec<Patient>) -> ApiResult<Vec<PatientView>> {
+    let statuses = status_codes(conn)?;
+    let ids: Vec<i64> = list.iter().map(|p| p.id).collect();
+    let mut needs: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (patient, need) in patients::needs_of(conn, &ids)? {
+        needs.entry(patient).or_default().push(need);
+    }
+    Ok(list
+        .into_iter()
+        .map(|p| {
+            let record = record_of(&p, needs.remove(&p.id).unwrap_or_default(), &statuses);
+            PatientView {
+                id: p.id,
+                pseudonym: p.pseudonym,
+                institution_id: p.institution_id,
+                passport: p.passport,
+                passport_key_version: p.passport_key_version,
+                record,
+                version: p.version,
+                created_by: p.created_by,
+                created_at: p.created_at,
+                updated_by: p.updated_by,
+                updated_at: p.updated_at,
+            }
+        })
+        .collect())
+}
+
+pub fn view(conn: &mut DbConn, patient: Patient) -> ApiResult<PatientView> {
+    views(conn, vec![patient])?.pop().ok_or(ApiError::NotFound)
+}
+
+/// Saves a version snapshot of the patient as it now stands.
+pub fn snapshot(
+    conn: &mut DbConn,
+    id: i64,
+    institution_id: i64,
+    change: &str,
+) -> ApiResult<Patient> {
+    let patient = patients::find_in_institution(conn, id, institution_id)?;
+    let needs: Vec<i64> = patients::needs_of(conn, &[id])?
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    patients::insert_version(conn, &patient, &needs, change)?;
+    Ok(patient)
+}
+
+fn with_etag(view: &PatientView, status: actix_web::http::StatusCode) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, format!("\"{}\"", view.version)))
+        .json(view)
+}
+
+/// Registers a patient.
+#[utoipa::path(
+    tag = "patients",
+    request_body = CreatePatientRequest,
+    responses(
+        (status = 201, body = PatientView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "Pseudonym taken, or the passport is sealed under an old key", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+#[post("/api/v1/patients")]
+pub async fn create_patient(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<CreatePatientRequest>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Patients)?;
+    let institution_id = institution_of(&principal)?;
+    let body = body.into_inner();
+    let pseudonym = Pseudonym::parse(&body.pseudonym).map_err(|_| {
+        bad(
+            "invalid_pseudonym",
+            "a pseudonym has 16 characters of Crockford base32",
+        )
+    })?;
+    let today = models::now().date();
+    check_record_shape(&body.record, today)?;
+    let entry = principal.audit("patients.create", "patient", None);
+    let user_id = principal.user_id;
+    let view = audited(&state, entry, move |conn, entry| {
+        let id = insert_patient(conn, institution_id, user_id, &pseudonym, &body)?;
+        entry.object_id = Some(id.to_string());
+        let patient = patients::find_in_institution(conn, id, institution_id)?;
+        view(conn, patient)
+    })
+    .await?;
+    Ok(with_etag(&view, actix_web::http::StatusCode::CREATED)
+        .into_response_with_location(format!("/api/v1/patients/{}", view.id)))
+}
+
+/// Checks and stores one new patient (inside the caller's transaction); returns its id.
+fn insert_patient(
+    conn: &mut DbConn,
+    institution_id: i64,
+    user_id: i64,
+    pseudonym: &Pseudonym,
+    body: &CreatePatientRequest,
+) -> ApiResult<i64> {
+    let key_version = check_passport(conn, institution_id, &body.passport, &body.blind_indexes)?;
+    let record = resolve_record(conn, &body.record, None)?;
+    if patients::pseudonym_taken(conn, pseudonym.as_str())? {
+        return Err(ApiError::conflict(
+            "pseudonym_taken",
+            "this pseudonym is in use; make another",
+        ));
+    }
+    let now = models::now();
+    let id = patients::insert(
+        conn,
+        &patients::NewPatient {
+            pseudonym: pseudonym.as_str(),
+            institution_id,
+            passport: &body.passport,
+            passport_key_version: key_version,
+            record,
+            version: 1,
+            created_by: user_id,
+            created_at: now,
+            updated_by: user_id,
+            updated_at: now,
+        },
+    )?;
+    patients::set_needs(conn, id, &body.record.needs)?;
+    patients::set_blind_indexes(conn, id, institution_id, &body.blind_indexes)?;
+    snapshot(conn, id, institution_id, "created")?;
+    Ok(id)
+}
+
+/// The most patients one import request may carry.
+pub const IMPORT_BATCH_MAX: usize = 1000;
+
+/// The largest import body (a full batch of large passports fits).
+pub const IMPORT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// Up to 1000 patients, each as for `POST /api/v1/patients`.
+    pub patients: Vec<CreatePatientRequest>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportResponse {
+    /// The new ids, in the order of the request.
+    pub ids: Vec<i64>,
+}
+
+/// Registers a batch of patients in one transaction: all are stored, or none (the error names
+/// the first bad item as `patients[i]`). The native client's CSV import uses it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/patients/import",
+    tag = "patients",
+    request_body = ImportRequest,
+    responses((status = 201, body = ImportResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+pub async fn import_patients(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<ImportRequest>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Patients)?;
+    let institution_id = institution_of(&principal)?;
+    let batch = body.into_inner().patients;
+    if batch.is_empty() || batch.len() > IMPORT_BATCH_MAX {
+        return Err(bad(
+            "invalid_batch",
+            format!("a batch has 1 to {IMPORT_BATCH_MAX} patients"),
+        ));
+    }
+    let today = models::now().date();
+    let mut pseudonyms = Vec::with_capacity(batch.len());
+    let mut seen = BTreeSet::new();
+    for (i, item) in batch.iter().enumerate() {
+        let at = |e: ApiError| item_error(i, e);
+        let p = Pseudonym::parse(&item.pseudonym).map_err(|_| {
+            at(bad(
+                "invalid_pseudonym",
+                "a pseudonym has 16 characters of Crockford base32",
+            ))
+        })?;
+        if !seen.insert(p.as_str().to_string()) {
+            return Err(at(ApiError::conflict(
+                "pseudonym_taken",
+                "the pseudonym appears twice in the batch",
+            )));
+        }
+        check_record_shape(&item.record, today).map_err(at)?;
+        pseudonyms.push(p);
+    }
+    let mut entry = principal.audit("patients.import", "patient", None);
+    entry.details = Some(serde_json::json!({"count": batch.len()}).to_string());
+    let user_id = principal.user_id;
+    let ids = audited(&state, entry, move |conn, _| {
+        batch
+            .iter()
+            .zip(&pseudonyms)
+            .enumerate()
+            .map(|(i, (item, p))| {
+                insert_patient(conn, institution_id, user_id, p, item).map_err(|e| item_error(i, e))
+            })
+            .collect::<ApiResult<Vec<i64>>>()
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(ImportResponse { ids }))
+}
+
+/// Prefixes an error's message with the batch item it is about.
+fn item_error(index: usize, err: ApiError) -> ApiError {
+    let code = err.code();
+    let message = format!("patients[{index}]: {}", err_message(&err));
+    match err {
+        ApiError::BadRequest { .. } => ApiError::bad_request(code, message),
+        ApiError::Conflict { .. } => ApiError::conflict(code, message),
+        ApiError::Unprocessable { .. } => ApiError::unprocessable(code, message),
+        other => other,
+    }
+}
+
+fn err_message(err: &ApiError) -> String {
+    match err {
+        ApiError::BadRequest { message, .. }
+        | ApiError::Conflict { message, .. }
+        | ApiError::Unprocessable { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+trait WithLocation {
+    fn into_response_with_location(self, location: String) -> HttpResponse;
+}
+
+impl WithLocation for HttpResponse {
+    fn into_response_with_location(mut self, location: String) -> HttpResponse {
+        if let Ok(value) = header::HeaderValue::from_str(&location) {
+            self.headers_mut().insert(header::LOCATION, value);
+        }
+        self
+    }
+}
+
+/// One patient of the caller's institution (with its passport envelope, for the browser to
+/// open). The read is audited.
+#[utoipa::path(
+    tag = "patients",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = PatientView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+#[get("/api/v1/patients/{id}")]
+pub async fn get_patient(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Patients)?;
+    let institution_id = institution_of(&principal)?;
+    let id = path.into_inner();
+    let entry = principal.audit("patients.read", "patient", Some(id.to_string()));
+    let view = audited(&state, entry, move |conn, _| {
+        let patient = patients::find_in_institution(conn, id, institution_id)?;
+        view(conn, patient)
+    })
+    .await?;
+    Ok(with_etag(&view, actix_web::http::StatusCode::OK))
+}
+
+/// Edits a patient. The body names the version it was based on (or send `If-Match`); a
+/// stale write is refused with 409 and changes nothing.
+#[utoipa::path(
+    tag = "patients",
+    params(("id" = i64, Path)),
+    request_body = UpdatePatientRequest,
+    responses((status = 200, body = PatientView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+#[put("/api/v1/patients/{id}")]
+pub async fn update_patient(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    body: web::Json<UpdatePatientRequest>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Patients)?;
+    let institution_id = institution_of(&principal)?;
+    let id = path.into_inner();
+    let body = body.into_inner();
+    if let Some(if_match) = req.headers().get(header::IF_MATCH) {
+        let expected = format!("\"{}\"", body.version);
+        if if_match.to_str().ok() != Some(expected.as_str()) {
+            return Err(bad("version_mismatch", "If-Match and version disagree"));
+        }
+    }
+    if body.passport.is_some() != body.blind_indexes.is_some() {
+        return Err(bad(
+            "invalid_body",
+            "a new passport comes with its blind indexes",
+        ));
+    }
+    check_record_shape(&body.record, models::now().date())?;
+    let entry = principal.audit("patients.update", "patient", Some(id.to_string()));
+    let view = audited(&state, entry, move |conn, entry| {
+        let stored = patients::find_in_institution(conn, id, institution_id)?;
+        let previous = RecordFields {
+            sex: stored.sex.clone(),
+            birth_year: stored.birth_year,
+            district_id: stored.district_id,
+            diagnosis_id: stored.diagnosis_id,
+            care_form_id: stored.care_form_id,
+            status_id: stored.status_id,
+            registered_on: stored.registered_on,
+            discharged_on: stored.discharged_on,
+            deceased_on: stored.deceased_on,
+        };
+        let record = resolve_record(conn, &body.record, Some(&previous))?;
+        let passport = match (&body.passport, &body.blind_indexes) {
+            (Some(p), Some(tokens)) => Some((p.as_str(), check_passport(conn, institution_id, p, tokens)?)),
+            _ => None,
+        };
+        let now = models::now();
+        let written = patients::update_if_version(
+            conn,
+            id,
+            institution_id,
+            body.version,
+            &record,
+            passport,
+            principal.user_id,
+            now,
+        )?;
+        if !written {
+            return Err(ApiError::conflict(
+                "stale_version",
+                format!(
+                    "the patient was changed by someone else (now version {}); reload and edit again",
+                    stored.version
+                ),
+            ));
+        }
+        patients::set_needs(conn, id, &body.record.needs)?;
+        if let Some(tokens) = &body.blind_indexes {
+            patients::set_blind_indexes(conn, id, institution_id, tokens)?;
+        }
+        let change = match (&body.passport, record == previous) {
+            (Some(_), true) => "passport",
+            _ => "updated",
+        };
+        entry.details = Some(serde_json::json!({"change": change}).to_string());
+        let patient = snapshot(conn, id, institution_id, change)?;
+        view(conn, patient)
+    })
+    .await?;
+    Ok(with_etag(&view, actix_web::http::StatusCode::OK))
+}
+
+/// Every version of the patient's record, newest first: who changed it, when, and what.
+#[utoipa::path(
+    tag = "patients",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = [PatientVersionView]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+#[get("/api/v1/patients/{id}/history")]
+pub async fn patient_history(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<i64>,
+) -> ApiResult<web::Json<Vec<PatientVersionView>>> {
+    principal.require(Permission::Patients)?;
+    let institution_id = institution_of(&principal)?;
+    let id = path.into_inner();
+    let entry = principal.audit("patients.history", "patient", Some(id.to_string()));
+    let list = audited(&state, entry, move |conn, _| {
+        patients::find_in_institution(conn, id, institution_id)?;
+        let statuses = status_codes(conn)?;
+        let mut out = Vec::new();
+        for v in patients::history(conn, id)? {
+            #[derive(Deserialize)]
+            struct Snapshot {
+                record: Patient,
+                needs: Vec<i64>,
+            }
+            let snap: Snapshot = serde_json::from_str(&v.snapshot).map_err(ApiError::internal)?;
+            out.push(PatientVersionView {
+                version: v.version,
+                changed_by: v.changed_by,
+                changed_at: v.changed_at,
+                change: v.change,
+                record: record_of(&snap.record, snap.needs, &statuses),
+                passport_key_version: snap.record.passport_key_version,
+            });
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(web::Json(list))
+}
+
+/// Searches the institution's patients by blind index and by the record's fields, with keyset
+/// paging and the total count. The browser opens the passports and drops the blind index's
+/// false positives.
+#[utoipa::path(
+    tag = "patients",
+    request_body = PatientSearchRequest,
+    responses((status = 200, body = PatientPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[post("/api/v1/patients/search")]
+pub async fn search_patients(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<PatientSearchRequest>,
+) -> ApiResult<web::Json<PatientPage>> {
+    principal.require(Permission::Patients)?;
+    let institution_id = institution_of(&principal)?;
+    let body = body.into_inner();
+    let limit = body.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(bad("invalid_limit", "limit is between 1 and 500"));
+    }
+    if body.blind_indexes.len() > 64 {
+        return Err(bad("invalid_blind_index", "at most 64 tokens"));
+    }
+    let mut groups: BTreeMap<BlindIndexField, Vec<String>> = BTreeMap::new();
+    for token in &body.blind_indexes {
+        let index = shape::check_blind_index(token).map_err(|e| bad(e.code(), e.to_string()))?;
+        groups.entry(index.field).or_default().push(token.clone());
+    }
+    if let Some(sex) = &body.sex
+        && !matches!(sex.as_str(), "M" | "F" | "U")
+    {
+        return Err(bad("invalid_sex", "sex is M, F or U"));
+    }
+    let this_year = models::now().date().year();
+    let mut filter = PatientFilter {
+        token_groups: groups.into_values().collect(),
+        diagnosis_id: body.diagnosis_id,
+        icd10_block: body.icd10_block.clone(),
+        status_id: None,
+        care_form_id: body.care_form_id,
+        district_id: body.district_id,
+        sex: body.sex.clone(),
+        birth_year_from: body.age_to.map(|a| this_year - a),
+        birth_year_to: body.age_from.map(|a| this_year - a),
+        registered_from: body.registered_from,
+        registered_to: body.registered_to,
+        key_version_below: body.key_version_below,
+        need_id: body.need_id,
+    };
+    let entry = principal.audit("patients.search", "patient", None);
+    let status = body.status.clone();
+    let page = audited(&state, entry, move |conn, audit_entry| {
+        if let Some(code) = &status {
+            let s = refs::patient_status::find_by_code(conn, code)?.ok_or_else(|| {
+                bad(
+                    "invalid_status",
+                    "status is registered, discharged or deceased",
+                )
+            })?;
+            filter.status_id = Some(s.id);
+        }
+        let (items, total) = patients::search(conn, institution_id, &filter, body.after, limit)?;
+        let next_after = (items.len() as i64 == limit)
+            .then(|| items.last().map(|p| p.id))
+            .flatten();
+        audit_entry.details = Some(
+            serde_json::json!({
+                "blind_index_fields": filter.token_groups.len(),
+                "returned": items.len(),
+                "total": total,
+            })
+            .to_string(),
+        );
+        Ok(PatientPage {
+            items: views(conn, items)?,
+            total,
+            next_after,
+        })
+    })
+    .await?;
+    Ok(web::Json(page))
+}

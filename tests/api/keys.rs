@@ -1,0 +1,258 @@
+use client_crypto::{InstitutionKey, UserKeyPair};
+use palreg_tests::clinic::{clinic, clinician};
+use palreg_tests::{Backend, PASSWORD, on_both_backends, spawn_app};
+use serde_json::json;
+
+fn colleagues_grant_the_institution_key(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    // b opened the same key a created: what one seals the other opens.
+    let key_b = c.b.open_key(&app, c.institution_id, 1);
+    let p = palreg_tests::clinic::passport(
+        "Смирнова",
+        "Ольга",
+        "1950-03-04",
+        client_crypto::Sex::Female,
+    );
+    let pseudonym = client_crypto::Pseudonym::generate().unwrap();
+    let sealed = c
+        .key
+        .seal_passport(&p, &pseudonym, c.institution_id)
+        .unwrap();
+    assert_eq!(
+        key_b
+            .open_passport(&sealed, &pseudonym, c.institution_id)
+            .unwrap()
+            .surname,
+        "Смирнова"
+    );
+
+    let members = app.get(
+        &format!("/api/v1/institutions/{}/members", c.institution_id),
+        Some(&c.a.token),
+    );
+    assert_eq!(members.status, 200, "{:?}", members.body);
+    assert_eq!(members.body["current_version"], 1);
+    let list = members.body["members"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for m in list {
+        assert_eq!(m["holds"], json!([1]));
+        assert!(m["fingerprint"].as_str().unwrap().len() >= 10);
+    }
+    // The fingerprint the server shows is the one the clinician computes locally.
+    let a_view = list.iter().find(|m| m["user_id"] == c.a.id).unwrap();
+    assert_eq!(
+        a_view["fingerprint"].as_str().unwrap(),
+        c.a.keys.public_key().fingerprint().as_str()
+    );
+
+    // A newcomer waits for access until a holder grants it.
+    let n = clinician(&app, &admin, "newcomer", c.institution_id);
+    let members = app.get(
+        &format!("/api/v1/institutions/{}/members", c.institution_id),
+        Some(&n.token),
+    );
+    let waiting = members.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == n.id)
+        .unwrap()
+        .clone();
+    assert_eq!(waiting["holds"], json!([]));
+    let envelope = c
+        .key
+        .wrap_for(n.keys.public_key(), n.id, c.institution_id)
+        .unwrap();
+    // Not a holder: cannot grant, even to itself.
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys/1/envelopes", c.institution_id),
+        Some(&n.token),
+        &json!({"recipient_id": n.id, "envelope": envelope}),
+    );
+    assert_eq!((r.status, r.error_code()), (409, "not_a_key_holder"));
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys/1/envelopes", c.institution_id),
+        Some(&c.b.token),
+        &json!({"recipient_id": n.id, "envelope": envelope}),
+    );
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    n.open_key(&app, c.institution_id, 1);
+
+    // Shapes are checked; versions are ordered.
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys/1/envelopes", c.institution_id),
+        Some(&c.a.token),
+        &json!({"recipient_id": n.id, "envelope": "AAAA"}),
+    );
+    assert_eq!(r.status, 400);
+    let r = app.put(
+        "/api/v1/me/public-key",
+        Some(&n.token),
+        &json!({"public_key": "not-a-key"}),
+    );
+    assert_eq!(r.status, 400);
+    let other = InstitutionKey::generate(1).unwrap();
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys", c.institution_id),
+        Some(&c.a.token),
+        &json!({"version": 1, "envelope": other.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap()}),
+    );
+    assert_eq!((r.status, r.error_code()), (409, "wrong_key_version"));
+    // Rotation needs an administrator of the institution.
+    let v2 = InstitutionKey::generate(2).unwrap();
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys", c.institution_id),
+        Some(&c.a.token),
+        &json!({"version": 2, "envelope": v2.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap()}),
+    );
+    assert_eq!(r.status, 403);
+}
+
+fn deregistration_and_a_new_key_pair_drop_envelopes(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    // b lost its key file: a new key pair replaces the old one and its envelopes go.
+    let fresh = UserKeyPair::generate().unwrap();
+    let r = app.put(
+        "/api/v1/me/public-key",
+        Some(&c.b.token),
+        &json!({"public_key": fresh.public_key().encode()}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["replaced"], true);
+    assert_eq!(
+        app.get("/api/v1/me/envelopes", Some(&c.b.token)).body,
+        json!([])
+    );
+    // a grants again, to the new key.
+    let envelope = c
+        .key
+        .wrap_for(fresh.public_key(), c.b.id, c.institution_id)
+        .unwrap();
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys/1/envelopes", c.institution_id),
+        Some(&c.a.token),
+        &json!({"recipient_id": c.b.id, "envelope": envelope}),
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        app.get("/api/v1/me/envelopes", Some(&c.b.token))
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // De-registering b deletes its envelopes.
+    assert_eq!(
+        app.delete(&format!("/api/v1/admin/users/{}", c.b.id), Some(&admin))
+            .status,
+        204
+    );
+    let members = app.get(
+        &format!("/api/v1/institutions/{}/members", c.institution_id),
+        Some(&c.a.token),
+    );
+    assert!(
+        members.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["user_id"] != c.b.id)
+    );
+    app.put(
+        &format!("/api/v1/admin/users/{}", c.b.id),
+        Some(&admin),
+        &json!({"active": true}),
+    );
+    let b = app.login(&c.b.login, PASSWORD);
+    assert_eq!(app.get("/api/v1/me/envelopes", Some(&b)).body, json!([]));
+}
+
+fn administrators_rotate_the_key(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    let (_, body) = c.new_patient(
+        &palreg_tests::clinic::passport("Орлова", "Нина", "1941-07-01", client_crypto::Sex::Female),
+        palreg_tests::clinic::record(&app, &c.a.token, 1941),
+    );
+    let created = app.post("/api/v1/patients", Some(&c.a.token), &body);
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    // a becomes an administrator of the institution and rotates.
+    app.put(
+        &format!("/api/v1/admin/users/{}", c.a.id),
+        Some(&admin),
+        &json!({"roles": ["user", "admin"]}),
+    );
+    let v2 = InstitutionKey::generate(2).unwrap();
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys", c.institution_id),
+        Some(&c.a.token),
+        &json!({"version": 2, "envelope": v2.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap()}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let members = app.get(
+        &format!("/api/v1/institutions/{}/members", c.institution_id),
+        Some(&c.a.token),
+    );
+    assert_eq!(members.body["current_version"], 2);
+    assert_eq!(members.body["passports_pending_rotation"], 1);
+    // New passports must use version 2 now.
+    let (_, stale) = c.new_patient(
+        &palreg_tests::clinic::passport("Белова", "Анна", "1950-01-01", client_crypto::Sex::Female),
+        palreg_tests::clinic::record(&app, &c.a.token, 1950),
+    );
+    let r = app.post("/api/v1/patients", Some(&c.a.token), &stale);
+    assert_eq!((r.status, r.error_code()), (409, "stale_key_version"));
+    // The browser re-encrypts what is pending, found by the key-version filter.
+    let pending = app.post(
+        "/api/v1/patients/search",
+        Some(&c.a.token),
+        &json!({"key_version_below": 2}),
+    );
+    assert_eq!(pending.body["total"], 1);
+    let patient = &pending.body["items"][0];
+    let passport = c.open(patient);
+    let pseudonym =
+        client_crypto::Pseudonym::parse(patient["pseudonym"].as_str().unwrap()).unwrap();
+    let resealed = v2
+        .seal_passport(&passport, &pseudonym, c.institution_id)
+        .unwrap();
+    let r = app.put(
+        &format!("/api/v1/patients/{}", patient["id"]),
+        Some(&c.a.token),
+        &json!({"version": patient["version"], "passport": resealed, "blind_indexes": c.tokens(&v2, &passport), "record": patient["record"]}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["passport_key_version"], 2);
+    let members = app.get(
+        &format!("/api/v1/institutions/{}/members", c.institution_id),
+        Some(&c.a.token),
+    );
+    assert_eq!(members.body["passports_pending_rotation"], 0);
+    let history = app.get(
+        &format!("/api/v1/patients/{}/history", patient["id"]),
+        Some(&c.a.token),
+    );
+    assert_eq!(history.body[0]["change"], "passport");
+    // b, not yet granted version 2, holds only version 1.
+    let b_env = app.get("/api/v1/me/envelopes", Some(&c.b.token));
+    assert!(
+        b_env
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["key_version"] == 1)
+    );
+}
+
+on_both_backends!(
+    colleagues_grant_the_institution_key,
+    deregistration_and_a_new_key_pair_drop_envelopes,
+    administrators_rotate_the_key,
+);
