@@ -12,7 +12,7 @@ command -v node >/dev/null || { echo "test-crypto-js: node (>= 20) is required" 
 
 WASM=web/pkg/palreg_crypto_wasm_bg.wasm
 if [[ ! -f "$WASM" ]] || [[ -n "$(find client-crypto/src client-crypto/wasm/src client-crypto/Cargo.toml \
-      client-crypto/wasm/Cargo.toml Cargo.lock -newer "$WASM" -print -quit 2>/dev/null)" ]]; then
+      client-crypto/wasm/Cargo.toml Cargo.lock scripts/build-wasm.sh -newer "$WASM" -print -quit 2>/dev/null)" ]]; then
   scripts/build-wasm.sh
 fi
 
