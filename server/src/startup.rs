@@ -179,6 +179,15 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 impl Application {
     /// Prepares everything and binds the listener. Call inside an actix system.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, |_, _| {})
+    }
+
+    /// As [`Application::build`], with extra routes registered before the browser client
+    /// (the benchmarks add their same-server baselines this way; `palreg serve` adds none).
+    pub fn build_with<F>(settings: Settings, extra: F) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig, &web::Data<AppState>) + Clone + Send + 'static,
+    {
         let pool = prepare_database(&settings)?;
         let secret = jwt_secret(&settings)?;
         let tls = tls::load(&settings.tls, &settings.data_dir)?;
@@ -219,6 +228,7 @@ impl Application {
                 .wrap(security_headers(tls_on))
                 .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
                 .configure(routes)
+                .configure(|cfg| extra(cfg, &state))
                 .configure(|cfg| {
                     if let Some(dir) = &web_dir {
                         cfg.service(
