@@ -41,24 +41,26 @@ fn js_error(error: cc::CryptoError) -> JsError {
 /// by bench/wasm). Non-ASCII can only occur inside JSON strings, where escapes are valid.
 fn ascii_json(json: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(json.len() * 2);
-    let mut rest = json;
-    while let Some(i) = rest.find(|c: char| !c.is_ascii()) {
-        out.push_str(&rest[..i]);
-        let mut chars = rest[i..].chars();
-        let mut units = [0u16; 2];
-        for c in chars.by_ref().take(1) {
+    // Each UTF-8 byte becomes at most 3 output bytes (2 bytes -> one 6-byte escape, 4 bytes ->
+    // two), so one buffer of that size takes every write without growing.
+    let mut out = vec![0u8; json.len() * 3];
+    let mut at = 0;
+    let mut units = [0u16; 2];
+    for c in json.chars() {
+        if c.is_ascii() {
+            out[at] = c as u8;
+            at += 1;
+        } else {
             for &unit in c.encode_utf16(&mut units).iter() {
-                out.push_str("\\u");
-                for shift in [12, 8, 4, 0] {
-                    out.push(char::from(HEX[usize::from((unit >> shift) & 0xf)]));
-                }
+                let hex = |shift: u16| HEX[usize::from((unit >> shift) & 0xf)];
+                out[at..at + 6].copy_from_slice(&[b'\\', b'u', hex(12), hex(8), hex(4), hex(0)]);
+                at += 6;
             }
         }
-        rest = chars.as_str();
     }
-    out.push_str(rest);
-    out
+    out.truncate(at);
+    // Only ASCII bytes were written, so this conversion cannot fail.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn shape_error(error: cc::ShapeError) -> JsError {
