@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of palreg: formatting and lints, the Rust test suites (the HTTP API on
-# SQLite and on PostgreSQL, client-crypto's vectors), and the WASM package's tests in Node.
-# Installs what it needs (the wasm32 target, wasm-bindgen-cli, PostgreSQL) or says what is missing.
+# SQLite and on PostgreSQL, client-crypto's vectors, reports, the native client), the WASM
+# package's tests in Node, and the browser end-to-end tests in headless Chromium.
+# Installs what it needs (PostgreSQL, the wasm32 target, wasm-bindgen-cli, Chromium, npm
+# packages) or says what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +23,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== Rust tests (SQLite and PostgreSQL)"
 cargo test --workspace --locked
 
-if [ -x scripts/test-crypto-js.sh ] || [ -f scripts/test-crypto-js.sh ]; then
-    echo "== WASM package tests (Node)"
-    bash scripts/test-crypto-js.sh
-fi
+echo "== WASM package tests (Node): vectors and the WASM <-> native round trip"
+bash scripts/test-crypto-js.sh
+
+echo "== browser end-to-end tests (headless Chromium)"
+bash scripts/test-e2e.sh
+
 echo "== all tests passed"

@@ -132,4 +132,96 @@ fn tls_is_on_by_default_with_a_generated_certificate() {
     assert!(response.contains("\"status\":\"ok\""), "{response}");
 }
 
-on_both_backends!(restart_keeps_data_and_seeds_once);
+fn run_cli(app: &palreg_tests::TestApp, args: &[&str]) -> i32 {
+    use clap::Parser;
+    let mut argv = vec![
+        "palreg",
+        "--database-url",
+        &app.db.url,
+        "--data-dir",
+        app.db.dir.path().to_str().unwrap(),
+    ];
+    argv.extend_from_slice(args);
+    palreg_server::cli::run(palreg_server::cli::Cli::try_parse_from(argv).unwrap()).unwrap_or(2)
+}
+
+fn the_command_line_manages_users(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let app = spawn_with(backend, db, |_| {});
+    let admin = app.admin_token();
+    app.create_institution(&admin, "H1", "Hospice");
+    let code = run_cli(
+        &app,
+        &[
+            "user",
+            "create",
+            "--login",
+            "cli.doctor",
+            "--full-name",
+            "Доктор Айболит",
+            "--role",
+            "user",
+            "--institution",
+            "H1",
+            "--password",
+            "cli-password-1",
+        ],
+    );
+    assert_eq!(code, 0);
+    let doctor = app.login("cli.doctor", "cli-password-1");
+    let me = app.get("/api/v1/me", Some(&doctor));
+    assert_eq!(me.body["full_name"], "Доктор Айболит");
+    assert_eq!(me.body["institution"]["code"], "H1");
+    assert_eq!(run_cli(&app, &["user", "list"]), 0);
+    assert_eq!(run_cli(&app, &["user", "deactivate", "cli.doctor"]), 0);
+    assert_eq!(app.get("/api/v1/me", Some(&doctor)).status, 401);
+    // Bad input is a clear failure, not a panic.
+    assert_ne!(
+        run_cli(
+            &app,
+            &[
+                "user",
+                "create",
+                "--login",
+                "x",
+                "--full-name",
+                "X",
+                "--password",
+                "cli-password-1"
+            ]
+        ),
+        0
+    );
+    assert_ne!(
+        run_cli(
+            &app,
+            &[
+                "user",
+                "create",
+                "--login",
+                "nobody2",
+                "--full-name",
+                "X",
+                "--institution",
+                "NOPE",
+                "--password",
+                "cli-password-1"
+            ]
+        ),
+        0
+    );
+    assert_ne!(run_cli(&app, &["user", "deactivate", "ghost"]), 0);
+    let audit = app.get("/api/v1/admin/audit?actor=cli", Some(&admin));
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["admin.user.deactivate", "admin.user.create"]);
+}
+
+on_both_backends!(
+    restart_keeps_data_and_seeds_once,
+    the_command_line_manages_users
+);
