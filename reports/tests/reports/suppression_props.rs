@@ -1,0 +1,118 @@
+use palreg_reports::suppress::suppress_table;
+use palreg_reports::{Cell, InstitutionCounts, MedicamentNeed, Quantity, SummaryInput, summarize};
+use proptest::prelude::*;
+
+/// Tables of 1..6 × 1..6 counts, with small values (1..k−1) common.
+fn table() -> impl Strategy<Value = Vec<Vec<u64>>> {
+    (1usize..7, 1usize..7).prop_flat_map(|(rows, cols)| {
+        let value = prop_oneof![Just(0u64), 1u64..5, 5u64..60];
+        proptest::collection::vec(proptest::collection::vec(value, cols), rows)
+    })
+}
+
+/// Hidden cells of a line (its cells plus its total), and whether a number shown is wrong.
+fn check_line(cells: &[(Cell, u64)], k: u64) -> Result<(), TestCaseError> {
+    let hidden = cells.iter().filter(|(c, _)| c.is_suppressed()).count();
+    prop_assert!(
+        hidden != 1,
+        "one hidden cell in a line is derivable: {cells:?}"
+    );
+    for &(cell, truth) in cells {
+        if let Cell::Shown(n) = cell {
+            prop_assert_eq!(n, truth, "a shown number is not the true one");
+            prop_assert!(n == 0 || n >= k, "visible small cell {}", n);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn no_visible_small_cell_and_no_derivable_hidden_cell(rows in table(), k in 2u64..8) {
+        let t = suppress_table(&rows, k);
+        let width = rows[0].len();
+        let row_sums: Vec<u64> = rows.iter().map(|r| r.iter().sum()).collect();
+        let col_sums: Vec<u64> = (0..width).map(|c| rows.iter().map(|r| r[c]).sum()).collect();
+        let grand: u64 = row_sums.iter().sum();
+
+        for (r, row) in rows.iter().enumerate() {
+            let mut line: Vec<(Cell, u64)> = row.iter().enumerate().map(|(c, &v)| (t.cells[r][c], v)).collect();
+            line.push((t.row_totals[r], row_sums[r]));
+            check_line(&line, k)?;
+        }
+        for c in 0..width {
+            let mut line: Vec<(Cell, u64)> = rows.iter().enumerate().map(|(r, row)| (t.cells[r][c], row[c])).collect();
+            line.push((t.column_totals[c], col_sums[c]));
+            check_line(&line, k)?;
+        }
+        let mut line: Vec<(Cell, u64)> = t.column_totals.iter().copied().zip(col_sums.iter().copied()).collect();
+        line.push((t.grand_total, grand));
+        check_line(&line, k)?;
+        let mut line: Vec<(Cell, u64)> = t.row_totals.iter().copied().zip(row_sums.iter().copied()).collect();
+        line.push((t.grand_total, grand));
+        check_line(&line, k)?;
+        // Every primary cell is hidden.
+        for (r, row) in rows.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                if v >= 1 && v < k {
+                    prop_assert!(t.cells[r][c].is_suppressed());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_summary_never_shows_a_small_count(
+        counts in proptest::collection::vec(proptest::collection::vec(0u64..12, 12), 1..5),
+        k in 2u64..7,
+    ) {
+        let input = SummaryInput {
+            institutions: counts.iter().enumerate().map(|(i, c)| InstitutionCounts {
+                institution: format!("I{i}"),
+                on_register_at_start: c[0],
+                on_register_at_end: c[1],
+                newly_registered: c[2],
+                discharged: c[3],
+                deceased: c[4],
+                icd10_blocks: [("A".to_string(), c[5]), ("B".to_string(), c[6])].into(),
+                care_forms: [("home".to_string(), c[7]), ("day".to_string(), c[8])].into(),
+                needs: [("pain".to_string(), c[9])].into(),
+                age_sex: [(palreg_reports::AgeBand::From85, [(palreg_reports::Sex::Female, c[10]), (palreg_reports::Sex::Male, c[11])].into())].into(),
+                medicaments: vec![MedicamentNeed {
+                    medicament: "M".into(), unit: "mg".into(), controlled: false,
+                    quantity: Quantity::from_milli(c[11] * 1500), patients: c[11],
+                }],
+            }).collect(),
+        };
+        let summary = summarize(&input, k);
+        let json = serde_json::to_value(&summary).unwrap();
+        fn walk(v: &serde_json::Value, k: u64, path: &str) -> Result<(), TestCaseError> {
+            match v {
+                serde_json::Value::Number(n) if !path.ends_with("/k") => {
+                    let n = n.as_u64().unwrap();
+                    prop_assert!(n == 0 || n >= k, "{} = {}", path, n);
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() { walk(item, k, &format!("{path}/{i}"))?; }
+                }
+                serde_json::Value::Object(map) => {
+                    for (key, item) in map { walk(item, k, &format!("{path}/{key}"))?; }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        walk(&json, k, "")?;
+        // Totals that are shown are the true sums.
+        let deceased: u64 = counts.iter().map(|c| c[4]).sum();
+        if let Cell::Shown(n) = summary.register[4].total { prop_assert_eq!(n, deceased); }
+        // A hidden patient count always hides its quantity, and a shown one shows it.
+        for row in summary.medicaments.iter() {
+            for (p, q) in row.patients.iter().zip(&row.quantity) {
+                prop_assert_eq!(p.is_suppressed(), q.shown().is_none());
+            }
+        }
+    }
+}
