@@ -49,6 +49,8 @@ pub struct Comparison {
     pub baseline: f64,
     /// Median of the per-round ratios ops / baseline.
     pub ratio: f64,
+    /// Ratio of the two sides' fastest rounds: the least disturbed by other load.
+    pub best_ratio: f64,
 }
 
 /// Measures `op` and `baseline` in alternating rounds.
@@ -64,7 +66,9 @@ pub fn compare<A, B>(mut op: impl FnMut() -> A, mut baseline: impl FnMut() -> B)
         bases.push(b);
         ratios.push(a / b);
     }
+    let fastest = |xs: &[f64]| xs.iter().copied().fold(0.0, f64::max);
     Comparison {
+        best_ratio: fastest(&ops) / fastest(&bases),
         ops: median(ops),
         baseline: median(bases),
         ratio: median(ratios),

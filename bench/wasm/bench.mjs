@@ -63,7 +63,8 @@ async function compare(op, baseline, { asyncBaseline = false } = {}) {
     const b = await base(ROUND_MS);
     ops.push(a); bases.push(b); ratios.push(a / b);
   }
-  return { ops: median(ops), baseline: median(bases), ratio: median(ratios) };
+  const best = Math.max(...ops) / Math.max(...bases);
+  return { ops: median(ops), baseline: median(bases), ratio: median(ratios), bestRatio: best };
 }
 
 const rate = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M/s` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k/s` : `${x.toFixed(1)} /s`);
@@ -102,12 +103,12 @@ console.log(`${os.cpus().length} CPUs, load average ${os.loadavg()[0].toFixed(2)
   `baseline alternate in ${ROUNDS} rounds of ${ROUND_MS} ms, medians shown\n`);
 
 const rows = [];
-const pct = (c) => `${(100 * c.ratio).toFixed(0)}%`;
-const times = (c) => `${(1 / c.ratio).toFixed(2)}x`;
-const rateRow = (name, baseName, c, target, met) =>
-  rows.push({ name, value: rate(c.ops), baseName, base: rate(c.baseline), ratio: pct(c), target, met });
-const timeRow = (name, baseName, c, target, met) =>
-  rows.push({ name, value: time(c.ops), baseName, base: time(c.baseline), ratio: times(c), target, met });
+const pct = (r) => `${(100 * r).toFixed(0)}%`;
+const times = (r) => `${(1 / r).toFixed(2)}x`;
+const rateRow = (name, baseName, c, target, met) => rows.push({ name, value: rate(c.ops), baseName,
+  base: rate(c.baseline), ratio: pct(c.ratio), best: pct(c.bestRatio), target, met });
+const timeRow = (name, baseName, c, target, met) => rows.push({ name, value: time(c.ops), baseName,
+  base: time(c.baseline), ratio: times(c.ratio), best: times(c.bestRatio), target, met });
 
 const seal = await compare(() => key.sealPassport(passportJson, pseudonym, 7), () => bare.encrypt(nonce, aad, plain));
 rateRow("sealPassport (~1 KiB)", "BareAesGcm.encrypt 1 KiB", seal, "(report)", null);
@@ -120,7 +121,8 @@ const subtle = await compare(
   { asyncBaseline: true },
 );
 rows.push({ name: "openPassport (~1 KiB)", value: rate(subtle.ops), baseName: "WebCrypto decrypt, awaited",
-  base: rate(subtle.baseline), ratio: `${subtle.ratio.toFixed(1)}x`, target: ">= 4x faster", met: subtle.ratio >= 4 });
+  base: rate(subtle.baseline), ratio: `${subtle.ratio.toFixed(1)}x`, best: `${subtle.bestRatio.toFixed(1)}x`,
+  target: ">= 4x faster", met: subtle.ratio >= 4 });
 const parsed = await compare(() => JSON.parse(key.openPassport(sealed, pseudonym, 7)), () => bare.decrypt(nonce, aad, bareCt));
 rateRow("openPassport + JSON.parse", "BareAesGcm.decrypt 1 KiB", parsed, "(report)", null);
 
@@ -147,8 +149,12 @@ timeRow("importKeyFile (Argon2id 19 MiB t=2)", "bareArgon2id, same parameters", 
 
 const pad = (s, n) => String(s).padEnd(n);
 const lpad = (s, n) => String(s).padStart(n);
-console.log(`${pad("operation", 36)} ${lpad("figure", 12)}   ${pad("baseline (same run)", 30)} ${lpad("baseline", 12)}   ${lpad("ratio", 7)}   ${pad("target", 20)} met`);
+console.log(`${pad("operation", 36)} ${lpad("figure", 12)}   ${pad("baseline (same run)", 30)} ${lpad("baseline", 12)}   ` +
+  `${lpad("ratio", 7)} ${lpad("best", 7)}   ${pad("target", 20)} met`);
 for (const r of rows) {
   const met = r.met === null ? "-" : r.met ? "yes" : "NO";
-  console.log(`${pad(r.name, 36)} ${lpad(r.value, 12)}   ${pad(r.baseName, 30)} ${lpad(r.base, 12)}   ${lpad(r.ratio, 7)}   ${pad(r.target, 20)} ${met}`);
+  console.log(`${pad(r.name, 36)} ${lpad(r.value, 12)}   ${pad(r.baseName, 30)} ${lpad(r.base, 12)}   ` +
+    `${lpad(r.ratio, 7)} ${lpad(r.best, 7)}   ${pad(r.target, 20)} ${met}`);
 }
+console.log(`\nratio: median of the per-round ratios ("met" is judged on it); best: the two sides' fastest rounds,\n` +
+  `the least disturbed by other load. Times: how many baseline operations one costs.`);

@@ -38,25 +38,27 @@ const D3: [u32; 256] = shifted(0);
 
 /// base64url without padding (RFC 4648, section 5).
 pub(crate) fn b64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity((bytes.len() * 4).div_ceil(3));
+    let mut out = vec![0u8; (bytes.len() * 4).div_ceil(3)];
+    let sextet = |n: u32, shift: u32| ALPHABET[((n >> shift) & 63) as usize];
     let mut chunks = bytes.chunks_exact(3);
-    let sextet = |n: u32, shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]);
-    for c in &mut chunks {
+    for (c, dst) in (&mut chunks).zip(out.chunks_exact_mut(4)) {
         let n = (u32::from(c[0]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[2]);
-        out.extend([sextet(n, 18), sextet(n, 12), sextet(n, 6), sextet(n, 0)]);
+        dst.copy_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6), sextet(n, 0)]);
     }
+    let tail = bytes.len() / 3 * 4;
     match *chunks.remainder() {
         [a] => {
             let n = u32::from(a) << 16;
-            out.extend([sextet(n, 18), sextet(n, 12)]);
+            out[tail..].copy_from_slice(&[sextet(n, 18), sextet(n, 12)]);
         }
         [a, b] => {
             let n = (u32::from(a) << 16) | (u32::from(b) << 8);
-            out.extend([sextet(n, 18), sextet(n, 12), sextet(n, 6)]);
+            out[tail..].copy_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6)]);
         }
         _ => {}
     }
-    out
+    // Only alphabet characters were written, so this conversion cannot fail.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Decodes base64url without padding, refusing anything larger than `max_len` decoded bytes
