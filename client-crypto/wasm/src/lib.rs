@@ -18,7 +18,8 @@ mod tests {
         assert_eq!(
             ascii,
             r#"{"surname":"\u0401\u043b\u043a\u0438\u043d\u0430","notes":"\ud83d\ude00 \"q\"","n":1}"#
-        );
+        ); // One character of each UTF-8 length.
+        assert_eq!(ascii_json("aé€😀"), r"a\u00e9\u20ac\ud83d\ude00");
     }
 }
 
@@ -41,21 +42,38 @@ fn js_error(error: cc::CryptoError) -> JsError {
 /// by bench/wasm). Non-ASCII can only occur inside JSON strings, where escapes are valid.
 fn ascii_json(json: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    fn escape(out: &mut [u8], unit: u32) {
+        let hex = |shift: u32| HEX[((unit >> shift) & 0xf) as usize];
+        out.copy_from_slice(&[b'\\', b'u', hex(12), hex(8), hex(4), hex(0)]);
+    }
+    let bytes = json.as_bytes();
     // Each UTF-8 byte becomes at most 3 output bytes (2 bytes -> one 6-byte escape, 4 bytes ->
     // two), so one buffer of that size takes every write without growing.
-    let mut out = vec![0u8; json.len() * 3];
-    let mut at = 0;
-    let mut units = [0u16; 2];
-    for c in json.chars() {
-        if c.is_ascii() {
-            out[at] = c as u8;
-            at += 1;
+    let mut out = vec![0u8; bytes.len() * 3];
+    let (mut i, mut at) = (0, 0);
+    while let Some(&b) = bytes.get(i) {
+        if b < 0x80 {
+            out[at] = b;
+            (i, at) = (i + 1, at + 1);
+        } else if let (0xc2..=0xdf, Some(&b1)) = (b, bytes.get(i + 1)) {
+            // Two-byte sequences (Cyrillic, Latin accents), the common case, decoded inline.
+            escape(
+                &mut out[at..at + 6],
+                (u32::from(b & 0x1f) << 6) | u32::from(b1 & 0x3f),
+            );
+            (i, at) = (i + 2, at + 6);
         } else {
+            // Longer sequences: `json` is a `str`, so a whole character starts at `i`.
+            let c = json[i..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            let mut units = [0u16; 2];
             for &unit in c.encode_utf16(&mut units).iter() {
-                let hex = |shift: u16| HEX[usize::from((unit >> shift) & 0xf)];
-                out[at..at + 6].copy_from_slice(&[b'\\', b'u', hex(12), hex(8), hex(4), hex(0)]);
+                escape(&mut out[at..at + 6], u32::from(unit));
                 at += 6;
             }
+            i += c.len_utf8();
         }
     }
     out.truncate(at);
