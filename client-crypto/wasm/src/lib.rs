@@ -18,7 +18,8 @@ mod tests {
         assert_eq!(
             ascii,
             r#"{"surname":"\u0401\u043b\u043a\u0438\u043d\u0430","notes":"\ud83d\ude00 \"q\"","n":1}"#
-        ); // One character of each UTF-8 length.
+        );
+        // One character of each UTF-8 length.
         assert_eq!(ascii_json("aé€😀"), r"a\u00e9\u20ac\ud83d\ude00");
     }
 }
