@@ -274,10 +274,12 @@ impl UserKeyPair {
         let (nonce, body) = wrapped[1..].split_at_mut(NONCE_LEN);
         let len = decrypt_in_place(&cipher, nonce, aad.as_slice(), body)
             .map_err(|_| CryptoError::WrongPassphrase)?;
-        let secret: [u8; 32] = body[..len]
-            .try_into()
-            .map_err(|_| CryptoError::InvalidKeyFile("wrapped key has the wrong length"))?;
-        let pair = UserKeyPair::from_secret_bytes(secret)?;
+        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(
+            body[..len]
+                .try_into()
+                .map_err(|_| CryptoError::InvalidKeyFile("wrapped key has the wrong length"))?,
+        );
+        let pair = UserKeyPair::from_secret_bytes(*secret)?;
         if pair.public_key() != &public_key {
             return Err(CryptoError::InvalidKeyFile(
                 "public key does not match the private key",

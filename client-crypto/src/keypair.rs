@@ -142,10 +142,8 @@ pub struct UserKeyPair {
 impl UserKeyPair {
     /// A fresh random key pair.
     pub fn generate() -> Result<Self, CryptoError> {
-        let mut bytes = zeroize::Zeroizing::new(random_array::<32>()?);
-        let pair = Self::from_secret_bytes(*bytes);
-        zeroize::Zeroize::zeroize(&mut *bytes);
-        pair
+        let bytes = zeroize::Zeroizing::new(random_array::<32>()?);
+        Self::from_secret_bytes(*bytes)
     }
 
     pub(crate) fn from_secret_bytes(bytes: [u8; 32]) -> Result<Self, CryptoError> {
