@@ -308,6 +308,37 @@ mod tests {
     }
 
     #[test]
+    fn flipped_bytes_of_the_wrapped_key_fail() {
+        let pair = UserKeyPair::generate().unwrap();
+        let file = pair.export_key_file("long enough").unwrap();
+        let json: serde_json::Value = serde_json::from_str(&file).unwrap();
+        let wrapped = b64_decode(
+            json["wrapped_private_key"].as_str().unwrap(),
+            Format::KeyFile,
+            64,
+        )
+        .unwrap();
+        // Version byte, first and last nonce byte, first and last ciphertext byte, first and
+        // last tag byte.
+        for (i, code) in [
+            (0, "unsupported_version"),
+            (1, "wrong_passphrase"),
+            (12, "wrong_passphrase"),
+            (13, "wrong_passphrase"),
+            (44, "wrong_passphrase"),
+            (45, "wrong_passphrase"),
+            (60, "wrong_passphrase"),
+        ] {
+            let mut t = wrapped.clone();
+            t[i] ^= 0x01;
+            let mut edited = json.clone();
+            edited["wrapped_private_key"] = serde_json::Value::String(b64_encode(&t));
+            let err = UserKeyPair::import_key_file(&edited.to_string(), "long enough").unwrap_err();
+            assert_eq!(err.code(), code, "byte {i}");
+        }
+    }
+
+    #[test]
     fn passphrase_is_nfc_normalized() {
         let pair = UserKeyPair::generate().unwrap();
         // "й" precomposed (U+0439) and decomposed (U+0438 U+0306).

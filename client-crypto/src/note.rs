@@ -149,6 +149,28 @@ mod tests {
     }
 
     #[test]
+    fn every_flipped_byte_fails() {
+        let key = InstitutionKey::from_bytes(2, Zeroizing::new([1; 32]));
+        let p = Pseudonym::parse("ZZZZZZZZZZZZZZZZ").unwrap();
+        let b = NoteBinding {
+            purpose: "observation",
+            pseudonym: &p,
+            institution_id: 5,
+            record_id: "r-1",
+        };
+        let sealed = key.seal_note("текст", &b).unwrap();
+        let bytes = crate::encoding::b64_decode(&sealed, Format::Note, 1 << 20).unwrap();
+        for i in 0..bytes.len() {
+            let mut t = bytes.clone();
+            t[i] ^= 0x40;
+            assert!(
+                key.open_note(&crate::encoding::b64_encode(&t), &b).is_err(),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_bindings_are_refused() {
         let key = InstitutionKey::from_bytes(2, Zeroizing::new([1; 32]));
         let p = Pseudonym::parse("ZZZZZZZZZZZZZZZZ").unwrap();
