@@ -94,5 +94,5 @@ if [ $# -gt 0 ]; then tests=("$@"); else tests=(tests/e2e/*.test.mjs); fi
 PALREG_E2E_URL="$url" \
 PALREG_E2E_ADMIN_PASSWORD="$admin_password" \
 PALREG_E2E_CHROMIUM="$CHROMIUM" \
-    node --test --test-concurrency=1 "${tests[@]}"
+    node --test --test-concurrency="${PALREG_E2E_JOBS:-2}" "${tests[@]}"
 echo "== end-to-end tests passed; screenshots in test-artifacts/screenshots/"

@@ -154,10 +154,10 @@ export class Session {
     return this.page.locator('#main h1').innerText();
   }
 
-  /** Saves a full-page screenshot as test-artifacts/screenshots/<name>.png. */
-  async screenshot(name) {
+  /** Saves a screenshot (the full page, unless `fullPage: false`) as test-artifacts/screenshots/<name>.png. */
+  async screenshot(name, { fullPage = true } = {}) {
     await mkdir(SCREENSHOTS, { recursive: true });
-    await this.page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+    await this.page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage });
   }
 
   /** The bodies of the requests sent so far (POST/PUT/DELETE…), with method and URL. */

@@ -293,7 +293,7 @@ export function createForm({
       const mapped = typeof errorFields === 'function' ? errorFields(err) : errorFields[err?.code];
       const name = mapped ?? DEFAULT_ERROR_FIELDS[err?.code];
       if (name && byName.has(name) && api.setError(name, message)) {
-        api.setFormError(message);
+        api.setFormError(t('validation.summary', { count: 1 }));
         byName.get(name).focusTarget?.focus();
       } else {
         api.setFormError(message);

@@ -27,3 +27,14 @@ export function permissionDescription(permission) {
 export function bookTitle(book) {
   return t(`refs.books.${book}.title`);
 }
+
+const BUILTIN_ORDER = ['user', 'admin', 'ministry'];
+
+/** Roles in a stable, useful order: the built-in ones first (clinician, administrator, ministry). */
+export function sortRoles(roles) {
+  const rank = (r) => {
+    const i = BUILTIN_ORDER.indexOf(r.name);
+    return i === -1 ? BUILTIN_ORDER.length : i;
+  };
+  return [...roles].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+}

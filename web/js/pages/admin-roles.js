@@ -3,11 +3,11 @@
 
 import { registerPage } from '../router.js';
 import { h, replace } from '../dom.js';
-import { compare, t } from '../i18n.js';
+import { t } from '../i18n.js';
 import { del, errorMessage, get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { button, confirmDialog, dataTable, flash, linkButton, notice, pageHeader } from '../ui.js';
-import { permissionDescription, permissionName, roleDescription, roleName } from '../labels.js';
+import { permissionDescription, permissionName, roleDescription, roleName, sortRoles } from '../labels.js';
 
 const LIST = '/admin/roles';
 const CODE_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -41,7 +41,7 @@ async function load(ctx) {
 async function renderList(ctx) {
   ctx.root.append(pageHeader(t('roles.list.title'), [linkButton(`#${LIST}/new`, t('roles.list.new'), { variant: 'primary' })]));
   const { roles, permissions, holders } = await load(ctx);
-  const sorted = [...roles].sort((a, b) => compare(roleName(a.name), roleName(b.name)));
+  const sorted = sortRoles(roles);
   ctx.root.append(
     h('p', { class: 'lead' }, t('roles.list.intro')),
     dataTable({

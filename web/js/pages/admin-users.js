@@ -8,7 +8,7 @@ import { del, errorMessage, get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { announce, badge, button, confirmDialog, dataTable, facts, flash, linkButton, loading, notice, pageHeader } from '../ui.js';
 import { loadBook, refName, refOptions } from '../refs.js';
-import { roleDescription, roleName } from '../labels.js';
+import { roleDescription, roleName, sortRoles } from '../labels.js';
 
 const LOGIN_PATTERN = /^[A-Za-z0-9._-]{3,64}$/;
 const MIN_PASSWORD = 10;
@@ -54,7 +54,7 @@ function parseInstitution(value) {
 }
 
 function roleOptions(roles) {
-  return roles.map((r) => ({ value: r.name, label: roleName(r.name), hint: roleDescription(r) }));
+  return sortRoles(roles).map((r) => ({ value: r.name, label: roleName(r.name), hint: roleDescription(r) }));
 }
 
 function passwordFields() {
@@ -109,7 +109,7 @@ async function renderList(ctx) {
         name: 'role',
         label: t('users.filters.role'),
         type: 'select',
-        options: [{ value: '', label: t('users.filters.any_role') }, ...roles.map((r) => ({ value: r.name, label: roleName(r.name) }))],
+        options: [{ value: '', label: t('users.filters.any_role') }, ...sortRoles(roles).map((r) => ({ value: r.name, label: roleName(r.name) }))],
       },
       {
         name: 'status',
