@@ -1,0 +1,540 @@
+//! The register benchmark: seeds patients through the real import path and prescriptions
+//! through the storage layer, then measures search and read latency against same-run
+//! baselines of the same server (`GET /bench/hello`, `GET /bench/patient/{id}`). See
+//! bench/README.md.
+
+#[path = "../register/http.rs"]
+mod http;
+#[path = "../register/probe.rs"]
+mod probe;
+#[path = "../register/seed.rs"]
+mod seed;
+#[path = "../register/synth.rs"]
+mod synth;
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use chrono::Datelike as _;
+use clap::Parser;
+use diesel::prelude::*;
+use palreg_server::config::SettingsArgs;
+use palreg_server::db::models::patients::Patient;
+use palreg_server::db::schema::patients as patients_table;
+use palreg_server::startup::Application;
+use palreg_server::state::AppState;
+use serde_json::json;
+
+use http::Latencies;
+use seed::Institution;
+use synth::Rng;
+
+const ADMIN_PASSWORD: &str = "bench-admin-password-1";
+
+/// Seeds the register and measures search, read and import against same-run baselines.
+#[derive(Parser, Debug)]
+#[command(name = "register")]
+struct Args {
+    /// Patients to import (through POST /api/v1/patients/import).
+    #[arg(long, default_value_t = 100_000)]
+    patients: usize,
+    /// Prescriptions to seed (directly through the storage layer).
+    #[arg(long, default_value_t = 500_000)]
+    prescriptions: usize,
+    /// Institutions the patients are spread over.
+    #[arg(long, default_value_t = 20)]
+    institutions: usize,
+    /// `sqlite` (a file in the data directory) or `postgres` (needs --db-url).
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
+    /// Database URL (postgres://…, or sqlite://PATH to choose the file).
+    #[arg(long)]
+    db_url: Option<String>,
+    /// Keep the data directory (database, secrets) here instead of a temporary one.
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
+    /// Concurrent client threads of the measurements.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Client threads of the import.
+    #[arg(long, default_value_t = 3)]
+    import_clients: usize,
+    /// Seconds per scenario per round.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Rounds: the scenarios run in turn, round after round, so load hits them alike.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Server worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+/// The server's own settings, parsed from flags.
+#[derive(Parser, Debug)]
+struct ServerFlags {
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+/// The same-run baselines, on the same HttpServer as the API.
+fn bench_routes(cfg: &mut web::ServiceConfig, _state: &web::Data<AppState>) {
+    cfg.route(
+        "/bench/hello",
+        web::get().to(|| async { HttpResponse::Ok().body("hello world") }),
+    )
+    .route("/bench/patient/{id}", web::get().to(bare_patient));
+}
+
+/// A bare diesel lookup of a patient row by id: no auth, no audit, no scope.
+async fn bare_patient(state: web::Data<AppState>, path: web::Path<i64>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let id = path.into_inner();
+    let found = web::block(move || -> anyhow::Result<Option<Patient>> {
+        let mut conn = pool.get()?;
+        Ok(patients_table::table
+            .find(id)
+            .select(Patient::as_select())
+            .first(&mut conn)
+            .optional()?)
+    })
+    .await;
+    match found {
+        Ok(Ok(Some(p))) => HttpResponse::Ok().json(p),
+        Ok(Ok(None)) => HttpResponse::NotFound().finish(),
+        _ => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+struct Server {
+    base: String,
+    handle: actix_web::dev::ServerHandle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn start_server(settings: palreg_server::config::Settings) -> anyhow::Result<Server> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            match Application::build_with(settings, bench_routes) {
+                Ok(app) => {
+                    let _ = tx.send(Ok((app.port(), app.handle())));
+                    if let Err(e) = app.run_until_stopped().await {
+                        eprintln!("server stopped: {e}");
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+    });
+    let (port, handle) = rx.recv()??;
+    Ok(Server {
+        base: format!("http://127.0.0.1:{port}"),
+        handle,
+        thread,
+    })
+}
+
+/// A cheap stable hash of a request number, to spread requests over ids.
+fn spread(i: u64) -> usize {
+    Rng::new(i.wrapping_add(1)).next_u64() as usize
+}
+
+struct Scenario<'a> {
+    name: &'static str,
+    op: Box<dyn Fn(&ureq::Agent, usize, u64) -> Result<(), String> + Sync + 'a>,
+}
+
+fn line(name: &str, l: &Latencies) {
+    println!(
+        "  {name:<40} p50 {:>7.2} ms  p99 {:>7.2} ms  mean {:>7.2} ms  {:>8.0} req/s  ({} requests, {} errors)",
+        l.quantile_ms(0.5),
+        l.quantile_ms(0.99),
+        l.mean_ms(),
+        l.rate(),
+        l.micros.len(),
+        l.errors
+    );
+    if let Some(e) = &l.first_error {
+        println!("      first error: {e}");
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.institutions >= 1 && args.patients >= args.institutions,
+        "need at least one patient per institution"
+    );
+    let temp = tempfile::tempdir()?;
+    let data_dir = match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
+    let url = match (args.backend.as_str(), &args.db_url) {
+        (_, Some(url)) => url.clone(),
+        ("sqlite", None) => format!("sqlite://{}", data_dir.join("palreg.db").display()),
+        (other, None) => anyhow::bail!("--backend {other} needs --db-url"),
+    };
+    // Parsed from flags rather than written as a literal, so settings the server adds later
+    // take their defaults here.
+    let jwt = "bench-secret-bench-secret-bench-secret-0123".to_string();
+    let server_argv: Vec<String> = [
+        "palreg",
+        "--database-url",
+        &url,
+        "--listen",
+        "127.0.0.1:0",
+        "--tls",
+        "off",
+        "--data-dir",
+        &data_dir.to_string_lossy(),
+        "--jwt-secret",
+        &jwt,
+        "--admin-password",
+        ADMIN_PASSWORD,
+        "--session-minutes",
+        "1440",
+        "--login-rate-per-minute",
+        "10000",
+        "--workers",
+        &args.workers.to_string(),
+        "--db-pool",
+        "16",
+        "--web-dir",
+        &data_dir.join("no-web").to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let settings = ServerFlags::try_parse_from(server_argv)?
+        .settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let db_url = settings.database_url.clone();
+    let sqlite = db_url.backend_name() == "sqlite";
+
+    println!("palreg register benchmark");
+    println!(
+        "  backend {}, {} patients, {} prescriptions, {} institutions; server workers {}, {} measuring clients, {} import clients; {} CPUs, load average {}",
+        db_url.backend_name(),
+        args.patients,
+        args.prescriptions,
+        args.institutions,
+        args.workers,
+        args.clients,
+        args.import_clients,
+        bench_cpus(),
+        palreg_bench::measure::load_average().unwrap_or_else(|| "?".into())
+    );
+    let server = start_server(settings)?;
+    let base = server.base.clone();
+    let today = palreg_server::db::models::now().date();
+
+    // --- Setup through the admin API, as an administrator and the clinicians would.
+    let admin = seed::login(&base, "admin", ADMIN_PASSWORD)?;
+    let books = seed::books(&base, &admin)?;
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            % 0xF_FFFF
+    );
+    let mut institutions: Vec<Institution> = (0..args.institutions)
+        .map(|k| {
+            let share = args.patients / args.institutions
+                + usize::from(k < args.patients % args.institutions);
+            seed::institution(&base, &admin, &run, k, share)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    println!(
+        "  blind-index bits per field (recommend_bits for {} patients per institution): {}",
+        institutions[0].target,
+        institutions[0].bits.get()
+    );
+
+    // --- Patients through the real import path.
+    println!("\nseeding patients through POST /api/v1/patients/import (batches of 1000) …");
+    let imp = seed::import(&base, &mut institutions, &books, args.import_clients, today)?;
+    let import_rate = imp.patients as f64 / imp.wall.as_secs_f64();
+    let thread_time = imp.wall.as_secs_f64() * args.import_clients as f64;
+    let mut batch = Latencies {
+        micros: imp.batch_ms.iter().map(|ms| (ms * 1000.0) as u32).collect(),
+        ..Default::default()
+    };
+    batch.wall = imp.wall;
+    println!(
+        "  import: {} patients in {:.1} s = {:.0} patients/s end to end (generation, encryption, JSON, HTTP, storage)",
+        imp.patients,
+        imp.wall.as_secs_f64(),
+        import_rate
+    );
+    println!(
+        "  client encryption (seal + 5 blind indexes): {:.1} µs/patient = {:.0} patients/s per core; {:.1} % of the client threads' time",
+        imp.crypto.as_secs_f64() * 1e6 / imp.patients as f64,
+        imp.patients as f64 / imp.crypto.as_secs_f64(),
+        100.0 * imp.crypto.as_secs_f64() / thread_time
+    );
+    println!(
+        "  client generation + JSON: {:.1} µs/patient ({:.1} %); waiting on the server: {:.1} % of the client threads' time",
+        imp.build.as_secs_f64() * 1e6 / imp.patients as f64,
+        100.0 * imp.build.as_secs_f64() / thread_time,
+        100.0 * imp.http.as_secs_f64() / thread_time
+    );
+    println!(
+        "  one batch of 1000 on the server: p50 {:.0} ms, p99 {:.0} ms (= {:.0} patients/s per in-flight batch)",
+        batch.quantile_ms(0.5),
+        batch.quantile_ms(0.99),
+        1000.0 / (batch.quantile_ms(0.5) / 1000.0)
+    );
+
+    // --- Prescriptions straight through the storage layer.
+    let pool = palreg_server::db::open(&db_url, 2)?;
+    if args.prescriptions > 0 {
+        println!(
+            "\nseeding {} prescriptions DIRECTLY through the storage layer (diesel inserts of the row and its version, 20k per transaction; NOT through HTTP: there is no batch endpoint) …",
+            args.prescriptions
+        );
+        let took = seed::prescriptions_direct(
+            &pool,
+            &institutions,
+            &books.medicaments,
+            args.prescriptions,
+            today,
+        )?;
+        println!(
+            "  prescriptions: {} in {:.1} s = {:.0}/s (storage layer only)",
+            args.prescriptions,
+            took.as_secs_f64(),
+            args.prescriptions as f64 / took.as_secs_f64()
+        );
+    }
+
+    // --- Measurements.
+    let k = institutions.len();
+    let inst = |i: u64| &institutions[(i % k as u64) as usize];
+    let pick_id = |i: u64| {
+        let ins = inst(i);
+        ins.patient_ids[spread(i) % ins.patient_ids.len()]
+    };
+    let statuses = seed::refs(&base, &admin, "patient-statuses")?;
+    let registered = statuses
+        .iter()
+        .find(|(_, c)| c == "registered")
+        .map(|(id, _)| *id)
+        .ok_or_else(|| anyhow::anyhow!("no status `registered`"))?;
+    // Common diagnoses (the generator skews towards the start of the book).
+    let common_diagnoses: Vec<i64> = books.diagnoses.iter().take(8).copied().collect();
+    let (age_from, age_to) = (60, 80);
+    let search_body = |i: u64, which: usize| -> Vec<u8> {
+        let ins = inst(i);
+        let body = match which {
+            0 | 1 => {
+                let probe = &ins.probes[spread(i) % ins.probes.len()];
+                let token = if which == 0 { &probe.0 } else { &probe.1 };
+                json!({"blind_indexes": [token], "limit": 50})
+            }
+            _ => json!({
+                "diagnosis_id": common_diagnoses[spread(i) % common_diagnoses.len()],
+                "status": "registered",
+                "age_from": age_from,
+                "age_to": age_to,
+                "limit": 50,
+            }),
+        };
+        serde_json::to_vec(&body).unwrap_or_default()
+    };
+    let search = |which: usize| {
+        let base = &base;
+        let search_body = &search_body;
+        move |a: &ureq::Agent, _c: usize, i: u64| {
+            let body = search_body(i, which);
+            http::check(
+                http::post_raw(
+                    a,
+                    &format!("{base}/api/v1/patients/search"),
+                    Some(&inst(i).token),
+                    &body,
+                ),
+                200,
+            )
+        }
+    };
+    let scenarios: Vec<Scenario> = vec![
+        Scenario {
+            name: "GET /bench/hello (baseline)",
+            op: Box::new(|a, _, _| {
+                http::check(http::get(a, &format!("{base}/bench/hello"), None), 200)
+            }),
+        },
+        Scenario {
+            name: "GET /bench/patient/{id} (bare diesel)",
+            op: Box::new(|a, _, i| {
+                http::check(
+                    http::get(a, &format!("{base}/bench/patient/{}", pick_id(i)), None),
+                    200,
+                )
+            }),
+        },
+        Scenario {
+            name: "GET /api/v1/me (auth only)",
+            op: Box::new(|a, _, i| {
+                http::check(
+                    http::get(a, &format!("{base}/api/v1/me"), Some(&inst(i).token)),
+                    200,
+                )
+            }),
+        },
+        Scenario {
+            name: "GET /api/v1/patients/{id} (real read)",
+            op: Box::new(|a, _, i| {
+                http::check(
+                    http::get(
+                        a,
+                        &format!("{base}/api/v1/patients/{}", pick_id(i)),
+                        Some(&inst(i).token),
+                    ),
+                    200,
+                )
+            }),
+        },
+        Scenario {
+            name: "search: surname token",
+            op: Box::new(search(0)),
+        },
+        Scenario {
+            name: "search: surname+birth-year token",
+            op: Box::new(search(1)),
+        },
+        Scenario {
+            name: "search: diagnosis+status+age 60-80",
+            op: Box::new(search(2)),
+        },
+    ];
+    println!(
+        "\nmeasuring: {} rounds × {:.1} s per scenario, {} concurrent clients, first page of 50 …",
+        args.rounds, args.seconds, args.clients
+    );
+    let duration = Duration::from_secs_f64(args.seconds);
+    let mut totals: Vec<Latencies> = vec![Latencies::default(); scenarios.len()];
+    for round in 0..args.rounds {
+        for (s, total) in scenarios.iter().zip(totals.iter_mut()) {
+            let l = http::drive(args.clients, duration, &s.op);
+            total.merge(l);
+        }
+        eprintln!("  round {}/{} done", round + 1, args.rounds);
+    }
+    println!("\nresults (all rounds merged):");
+    for (s, l) in scenarios.iter().zip(&totals) {
+        line(s.name, l);
+    }
+    let [hello, bare, me, read, s_surname, s_year, s_filter] = &totals[..] else {
+        anyhow::bail!("scenario count");
+    };
+    let per_round = |a: &Latencies, b: &Latencies| {
+        median(
+            a.round_rates
+                .iter()
+                .zip(&b.round_rates)
+                .map(|(x, y)| x / y)
+                .collect(),
+        )
+    };
+    let read_ratio = per_round(read, bare);
+    println!("\ntargets:");
+    for (name, l) in [
+        ("surname token", s_surname),
+        ("surname+birth-year token", s_year),
+        ("filters", s_filter),
+    ] {
+        let p99 = l.quantile_ms(0.99);
+        println!(
+            "  patient search p99 ≤ 10 ms ({name}): {p99:.2} ms  {}",
+            verdict(p99 <= 10.0 && l.errors == 0)
+        );
+    }
+    println!(
+        "  read by id ≥ 80 % of the bare diesel lookup's throughput: {:.0} / {:.0} req/s = {:.1} % (median of per-round ratios)  {}",
+        read.rate(),
+        bare.rate(),
+        100.0 * read_ratio,
+        verdict(read_ratio >= 0.8 && read.errors == 0)
+    );
+    println!(
+        "  import ≥ 20k patients/s: {:.0} patients/s  {}",
+        import_rate,
+        verdict(import_rate >= 20_000.0)
+    );
+    println!(
+        "  (context: bare lookup = {:.1} % of hello world; auth only = {:.1} % of hello world; read = {:.1} % of auth only)",
+        100.0 * per_round(bare, hello),
+        100.0 * per_round(me, hello),
+        100.0 * per_round(read, me)
+    );
+
+    // --- Where the time goes, from below HTTP.
+    if sqlite {
+        println!("\nbottleneck probes (SQLite, a separate connection, server idle):");
+        let mut conn = pool.get()?;
+        let ins = &institutions[0];
+        let probe = &ins.probes[0];
+        let year = palreg_server::db::models::now().date().year_ce().1 as i32;
+        let sqls = probe::searches(
+            ins.id,
+            &probe.0,
+            &probe.1,
+            (
+                common_diagnoses[0],
+                registered,
+                year - age_to,
+                year - age_from,
+            ),
+        );
+        for q in &sqls {
+            println!("  {}:", q.label);
+            for (part, sql) in [("page", &q.page), ("count", &q.count)] {
+                let t = probe::time_sql(&mut conn, sql, 200);
+                println!(
+                    "    {part:<5} p50 {:.3} ms  p99 {:.3} ms   plan: {}",
+                    t.quantile_ms(0.5),
+                    t.quantile_ms(0.99),
+                    probe::plan(&mut conn, sql).join(" | ")
+                );
+            }
+        }
+        let audit = probe::audit_append(&mut conn, 2000);
+        println!(
+            "  audit append in its own write transaction: p50 {:.3} ms  p99 {:.3} ms  → at most {:.0} audited requests/s on one writer",
+            audit.quantile_ms(0.5),
+            audit.quantile_ms(0.99),
+            1000.0 / audit.mean_ms()
+        );
+    }
+
+    drop(pool);
+    actix_web::rt::System::new().block_on(server.handle.stop(true));
+    let _ = server.thread.join();
+    if let Some(dir) = &args.keep {
+        println!("\ndata kept in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn bench_cpus() -> usize {
+    palreg_bench::measure::cpus()
+}

@@ -1,0 +1,141 @@
+//! Looking for the bottlenecks from below HTTP: the storage layer's own costs on a separate
+//! connection (query plans, the search's page and count queries, the audit append).
+
+use std::time::Instant;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use palreg_server::db::DbConn;
+use palreg_server::db::models::audit::{self, NewEntry};
+
+use super::http::Latencies;
+
+#[derive(QueryableByName)]
+struct PlanRow {
+    #[diesel(sql_type = Text)]
+    detail: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The query plan, one line per step (SQLite only).
+pub fn plan(conn: &mut DbConn, sql: &str) -> Vec<String> {
+    match diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load::<PlanRow>(conn) {
+        Ok(rows) => rows.into_iter().map(|r| r.detail).collect(),
+        Err(e) => vec![format!("(no plan: {e})")],
+    }
+}
+
+/// Runs `sql` (fully) `times` times; latencies of each run.
+pub fn time_sql(conn: &mut DbConn, sql: &str, times: usize) -> Latencies {
+    let wrapped = format!("SELECT COUNT(*) AS n FROM ({sql})");
+    let mut out = Latencies::default();
+    let start = Instant::now();
+    for _ in 0..times {
+        let t = Instant::now();
+        match diesel::sql_query(&wrapped).load::<Count>(conn) {
+            Ok(rows) => {
+                std::hint::black_box(rows.first().map(|c| c.n));
+                out.micros.push(t.elapsed().as_micros() as u32);
+            }
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    out.wall = start.elapsed();
+    out
+}
+
+/// The cost of one audit append in its own transaction (what every read adds), measured on a
+/// quiet database: reserve (UPDATE head, SELECT head), INSERT entry, UPDATE head hash, COMMIT.
+pub fn audit_append(conn: &mut DbConn, times: usize) -> Latencies {
+    let mut out = Latencies::default();
+    let start = Instant::now();
+    for i in 0..times {
+        let entry = NewEntry {
+            at: None,
+            actor_id: None,
+            actor_login: Some("bench".into()),
+            action: "bench.probe".into(),
+            object_type: "bench".into(),
+            object_id: Some(i.to_string()),
+            outcome: "ok".into(),
+            client_addr: None,
+            details: None,
+        };
+        let t = Instant::now();
+        let r = conn.transaction::<_, diesel::result::Error, _>(|c| audit::append(c, entry));
+        match r {
+            Ok(_) => out.micros.push(t.elapsed().as_micros() as u32),
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    out.wall = start.elapsed();
+    out
+}
+
+/// The SQL of the server's search (`db::models::patients::search`), written out as diesel
+/// builds it: the page and the count share the WHERE.
+pub struct SearchSql {
+    pub label: &'static str,
+    pub page: String,
+    pub count: String,
+}
+
+fn search_sql(label: &'static str, institution: i64, conds: &str) -> SearchSql {
+    let wher = format!("patients.institution_id = {institution}{conds}");
+    SearchSql {
+        label,
+        page: format!(
+            "SELECT patients.* FROM patients WHERE {wher} ORDER BY patients.id ASC LIMIT 50"
+        ),
+        count: format!("SELECT COUNT(*) FROM patients WHERE {wher}"),
+    }
+}
+
+fn token_cond(institution: i64, token: &str) -> String {
+    format!(
+        " AND patients.id IN (SELECT patient_blind_indexes.patient_id FROM patient_blind_indexes \
+         WHERE patient_blind_indexes.institution_id = {institution} \
+         AND patient_blind_indexes.token IN ('{}'))",
+        token.replace('\'', "''")
+    )
+}
+
+pub fn searches(
+    institution: i64,
+    surname: &str,
+    surname_year: &str,
+    filter: (i64, i64, i32, i32),
+) -> Vec<SearchSql> {
+    let (diagnosis, status, year_from, year_to) = filter;
+    vec![
+        search_sql(
+            "surname token",
+            institution,
+            &token_cond(institution, surname),
+        ),
+        search_sql(
+            "surname+birth-year token",
+            institution,
+            &token_cond(institution, surname_year),
+        ),
+        search_sql(
+            "filters (diagnosis+status+age band)",
+            institution,
+            &format!(
+                " AND patients.diagnosis_id = {diagnosis} AND patients.status_id = {status} \
+                 AND patients.birth_year >= {year_from} AND patients.birth_year <= {year_to}"
+            ),
+        ),
+    ]
+}

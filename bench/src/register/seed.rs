@@ -1,0 +1,422 @@
+//! Seeding: institutions and clinicians through the admin API, patients through the real
+//! import endpoint (sealed passports, blind indexes), prescriptions directly through the storage
+//! layer (there is no batch endpoint for them).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, NaiveDate};
+use client_crypto::{BlindIndexBits, BlindIndexField, InstitutionKey, Pseudonym, UserKeyPair};
+use diesel::Connection;
+use palreg_server::db::models::prescriptions::{
+    self, NewPrescription, Prescription, PrescriptionFields,
+};
+use palreg_server::db::{DbConn, Pool};
+use serde_json::{Value, json};
+
+use super::http::{self, agent};
+use super::synth::{self, Books, Rng};
+
+pub const CLINICIAN_PASSWORD: &str = "bench-clinician-password-1";
+const BATCH: usize = 1000;
+/// Search probes kept per institution (passports whose tokens the searches use).
+const PROBES: usize = 256;
+
+/// What a clinician's browser would know for one institution.
+pub struct Institution {
+    pub id: i64,
+    pub user_id: i64,
+    pub token: String,
+    pub key: InstitutionKey,
+    pub bits: BlindIndexBits,
+    /// Patients to seed here.
+    pub target: usize,
+    pub patient_ids: Vec<i64>,
+    /// Blind-index tokens of seeded passports: (surname, surname + birth year).
+    pub probes: Vec<(String, String)>,
+}
+
+pub fn refs(base: &str, admin: &str, book: &str) -> anyhow::Result<Vec<(i64, String)>> {
+    let list = http::get(&agent(), &format!("{base}/api/v1/refs/{book}"), Some(admin))?
+        .expect(200, book)?;
+    Ok(list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["active"].as_bool() != Some(false))
+                .filter_map(|e| Some((e["id"].as_i64()?, e["code"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+pub fn books(base: &str, admin: &str) -> anyhow::Result<Books> {
+    let ids = |book: &str| -> anyhow::Result<Vec<i64>> {
+        Ok(refs(base, admin, book)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    };
+    let books = Books {
+        diagnoses: ids("diagnoses")?,
+        districts: ids("districts")?,
+        care_forms: ids("care-forms")?,
+        needs: ids("needs")?,
+        medicaments: ids("medicaments")?,
+    };
+    anyhow::ensure!(
+        !books.diagnoses.is_empty() && !books.medicaments.is_empty() && !books.needs.is_empty(),
+        "the reference books are empty"
+    );
+    Ok(books)
+}
+
+pub fn login(base: &str, login: &str, password: &str) -> anyhow::Result<String> {
+    let r = http::post(
+        &agent(),
+        &format!("{base}/api/v1/auth/login"),
+        None,
+        &json!({"login": login, "password": password}),
+    )?
+    .expect(200, "login")?;
+    r["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no access_token"))
+}
+
+/// An institution, its clinician (key pair published) and institution key version 1, as
+/// `tests/clinic.rs` sets them up.
+pub fn institution(
+    base: &str,
+    admin: &str,
+    run: &str,
+    k: usize,
+    target: usize,
+) -> anyhow::Result<Institution> {
+    let a = agent();
+    let code = format!("B{run}{k:03}");
+    let id = http::post(
+        &a,
+        &format!("{base}/api/v1/refs/institutions"),
+        Some(admin),
+        &json!({"code": code, "name": format!("Bench hospital {k} ({run})")}),
+    )?
+    .expect(201, "create institution")?["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no institution id"))?;
+    let login_name = format!("bench{run}.{k}");
+    let user_id = http::post(
+        &a,
+        &format!("{base}/api/v1/admin/users"),
+        Some(admin),
+        &json!({
+            "login": login_name,
+            "full_name": format!("Bench clinician {k}"),
+            "password": CLINICIAN_PASSWORD,
+            "roles": ["user"],
+            "institution_id": id,
+        }),
+    )?
+    .expect(201, "create user")?["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no user id"))?;
+    let token = login(base, &login_name, CLINICIAN_PASSWORD)?;
+    let keys = UserKeyPair::generate()?;
+    http::put(
+        &a,
+        &format!("{base}/api/v1/me/public-key"),
+        Some(&token),
+        &json!({"public_key": keys.public_key().encode()}),
+    )?
+    .expect(200, "publish public key")?;
+    let key = InstitutionKey::generate(1)?;
+    http::post(
+        &a,
+        &format!("{base}/api/v1/institutions/{id}/keys"),
+        Some(&token),
+        &json!({"version": 1, "envelope": key.wrap_for(keys.public_key(), user_id, id)?}),
+    )?
+    .expect(201, "create institution key")?;
+    let bits = client_crypto::recommend_bits(target.max(4) as u64, &[])?.recommended();
+    Ok(Institution {
+        id,
+        user_id,
+        token,
+        key,
+        bits: BlindIndexBits::new(bits)?,
+        target,
+        patient_ids: Vec::with_capacity(target),
+        probes: Vec::new(),
+    })
+}
+
+/// Figures of the import.
+pub struct ImportFigures {
+    pub patients: usize,
+    pub wall: Duration,
+    /// Client CPU time sealing passports and computing blind indexes (all threads).
+    pub crypto: Duration,
+    /// Client CPU time generating passports and serializing JSON (all threads).
+    pub build: Duration,
+    /// Time waiting on HTTP (all threads).
+    pub http: Duration,
+    /// Latency of each batch request (ms).
+    pub batch_ms: Vec<f64>,
+}
+
+fn tokens(inst: &Institution, p: &client_crypto::Passport) -> anyhow::Result<Vec<String>> {
+    let k = &inst.key;
+    let bits = inst.bits;
+    let mut out = vec![
+        k.blind_index(BlindIndexField::Surname, &p.surname, bits)?
+            .to_token(),
+        k.blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)?
+            .to_token(),
+        k.blind_index_surname_birth_year(&p.surname, &p.date_of_birth, bits)?
+            .to_token(),
+    ];
+    if let Some(s) = &p.snils {
+        out.push(k.blind_index(BlindIndexField::Snils, s, bits)?.to_token());
+    }
+    if let Some(s) = &p.policy_number {
+        out.push(
+            k.blind_index(BlindIndexField::PolicyNumber, s, bits)?
+                .to_token(),
+        );
+    }
+    Ok(out)
+}
+
+/// Imports every institution's patients in batches of 1000 from `clients` threads.
+pub fn import(
+    base: &str,
+    institutions: &mut [Institution],
+    books: &Books,
+    clients: usize,
+    today: NaiveDate,
+) -> anyhow::Result<ImportFigures> {
+    // Jobs interleave institutions so that parallel batches hit different ones.
+    let mut jobs: Vec<(usize, usize, usize)> = Vec::new(); // (institution, first, size)
+    let max_target = institutions.iter().map(|i| i.target).max().unwrap_or(0);
+    for first in (0..max_target).step_by(BATCH) {
+        for (k, inst) in institutions.iter().enumerate() {
+            if first < inst.target {
+                jobs.push((k, first, BATCH.min(inst.target - first)));
+            }
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Vec<i64>, Vec<(String, String)>)>> = Mutex::new(Vec::new());
+    let totals = Mutex::new((Duration::ZERO, Duration::ZERO, Duration::ZERO, Vec::new()));
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let insts: &[Institution] = institutions;
+    let done = AtomicUsize::new(0);
+    let total_patients: usize = insts.iter().map(|i| i.target).sum();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            s.spawn(|| {
+                let a = agent();
+                let url = format!("{base}/api/v1/patients/import");
+                let (mut crypto, mut build, mut wait, mut lat) =
+                    (Duration::ZERO, Duration::ZERO, Duration::ZERO, Vec::new());
+                let mut run = || -> anyhow::Result<()> {
+                    loop {
+                        let j = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(k, first, size)) = jobs.get(j) else {
+                            return Ok(());
+                        };
+                        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                            return Ok(());
+                        }
+                        let inst = &insts[k];
+                        let mut rng = Rng::new((inst.id as u64) << 32 | first as u64);
+                        let mut items = Vec::with_capacity(size);
+                        let mut probes = Vec::new();
+                        for n in 0..size {
+                            let t0 = Instant::now();
+                            let p = synth::patient(&mut rng, books, today);
+                            let t1 = Instant::now();
+                            let pseudonym = Pseudonym::generate()?;
+                            let sealed =
+                                inst.key.seal_passport(&p.passport, &pseudonym, inst.id)?;
+                            let toks = tokens(inst, &p.passport)?;
+                            let t2 = Instant::now();
+                            if (first + n) % (inst.target / PROBES).max(1) == 0 {
+                                probes.push((toks[0].clone(), toks[2].clone()));
+                            }
+                            items.push(json!({
+                                "pseudonym": pseudonym.as_str(),
+                                "passport": sealed,
+                                "blind_indexes": toks,
+                                "record": p.record,
+                            }));
+                            build += t1 - t0 + t2.elapsed();
+                            crypto += t2 - t1;
+                        }
+                        let t = Instant::now();
+                        let body = serde_json::to_vec(&json!({"patients": items}))?;
+                        build += t.elapsed();
+                        let t = Instant::now();
+                        let reply = http::post_raw(&a, &url, Some(&inst.token), &body)?
+                            .expect(201, "import")?;
+                        let elapsed = t.elapsed();
+                        wait += elapsed;
+                        lat.push(elapsed.as_secs_f64() * 1e3);
+                        let ids: Vec<i64> = reply["ids"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                            .unwrap_or_default();
+                        anyhow::ensure!(ids.len() == size, "import returned {} ids", ids.len());
+                        if let Ok(mut r) = results.lock() {
+                            r.push((k, ids, probes));
+                        }
+                        let d = done.fetch_add(size, Ordering::Relaxed) + size;
+                        if d % 50_000 < size {
+                            eprintln!(
+                                "  imported {d}/{total_patients} ({:.0}/s)",
+                                d as f64 / start.elapsed().as_secs_f64()
+                            );
+                        }
+                    }
+                };
+                if let Err(e) = run()
+                    && let Ok(mut f) = failure.lock()
+                {
+                    f.get_or_insert(e);
+                }
+                if let Ok(mut t) = totals.lock() {
+                    t.0 += crypto;
+                    t.1 += build;
+                    t.2 += wait;
+                    t.3.extend(lat);
+                }
+            });
+        }
+    });
+    let wall = start.elapsed();
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    for (k, ids, probes) in results.into_inner().unwrap_or_default() {
+        institutions[k].patient_ids.extend(ids);
+        institutions[k].probes.extend(probes);
+    }
+    let (crypto, build, http, batch_ms) = totals.into_inner().unwrap_or_default();
+    Ok(ImportFigures {
+        patients: total_patients,
+        wall,
+        crypto,
+        build,
+        http,
+        batch_ms,
+    })
+}
+
+/// Writes `count` prescriptions spread over the institutions' patients straight through the
+/// storage layer (the row and its "created" version, as the endpoint writes them), in
+/// transactions of `per_tx` rows. Not HTTP: there is no batch endpoint for prescriptions.
+pub fn prescriptions_direct(
+    pool: &Pool,
+    institutions: &[Institution],
+    medicaments: &[i64],
+    count: usize,
+    today: NaiveDate,
+) -> anyhow::Result<Duration> {
+    const PER_TX: usize = 20_000;
+    const ROUTES: [&str; 4] = ["oral", "subcutaneous", "transdermal", "intravenous"];
+    const UNITS: [&str; 3] = ["mg", "ml", "mcg/h"];
+    const FREQ: [&str; 4] = [
+        "1 раз в день",
+        "2 раза в день",
+        "каждые 72 ч",
+        "по требованию",
+    ];
+    let start = Instant::now();
+    let mut pooled = pool.get()?;
+    let conn: &mut DbConn = &mut pooled;
+    let mut rng = Rng::new(0x5eed);
+    let k = institutions.len();
+    // Numbers are `YYYY-NNNNNN`, unique per institution and year.
+    let mut counters: Vec<std::collections::HashMap<i32, u64>> = vec![Default::default(); k];
+    let mut written = 0usize;
+    while written < count {
+        let n = PER_TX.min(count - written);
+        conn.transaction::<(), diesel::result::Error, _>(|conn| {
+            for i in 0..n {
+                let ki = (written + i) % k;
+                let inst = &institutions[ki];
+                if inst.patient_ids.is_empty() {
+                    continue;
+                }
+                let patient_id = *rng.pick(&inst.patient_ids);
+                let prescribed_on = today - chrono::Duration::days(rng.below(730) as i64);
+                let year = prescribed_on.year();
+                let c = counters[ki].entry(year).or_insert(0);
+                *c += 1;
+                let number = format!("{year}-{c:06}");
+                let fields = PrescriptionFields {
+                    prescribed_on,
+                    medicament_id: *rng.pick(medicaments),
+                    dose: (1 + rng.below(100)) as f64,
+                    dose_unit: rng.pick(&UNITS).to_string(),
+                    route: rng.pick(&ROUTES).to_string(),
+                    frequency: rng.pick(&FREQ).to_string(),
+                    quantity: (1 + rng.below(60)) as f64,
+                    start_on: prescribed_on,
+                    end_on: Some(prescribed_on + chrono::Duration::days(rng.below(60) as i64)),
+                };
+                let now = palreg_server::db::models::now();
+                let id = prescriptions::insert(
+                    conn,
+                    &NewPrescription {
+                        number: &number,
+                        institution_id: inst.id,
+                        patient_id,
+                        fields: fields.clone(),
+                        prescriber_id: inst.user_id,
+                        status: "active",
+                        version: 1,
+                        created_at: now,
+                        updated_by: inst.user_id,
+                        updated_at: now,
+                    },
+                )?;
+                let row = Prescription {
+                    id,
+                    number,
+                    institution_id: inst.id,
+                    patient_id,
+                    prescribed_on: fields.prescribed_on,
+                    medicament_id: fields.medicament_id,
+                    dose: fields.dose,
+                    dose_unit: fields.dose_unit,
+                    route: fields.route,
+                    frequency: fields.frequency,
+                    quantity: fields.quantity,
+                    start_on: fields.start_on,
+                    end_on: fields.end_on,
+                    prescriber_id: inst.user_id,
+                    status: "active".into(),
+                    cancel_reason: None,
+                    version: 1,
+                    created_at: now,
+                    updated_by: inst.user_id,
+                    updated_at: now,
+                };
+                prescriptions::insert_version(conn, &row, "created")?;
+            }
+            Ok(())
+        })?;
+        written += n;
+        if written % 500_000 < n {
+            eprintln!(
+                "  prescriptions {written}/{count} ({:.0}/s)",
+                written as f64 / start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(start.elapsed())
+}
