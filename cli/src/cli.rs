@@ -1,0 +1,706 @@
+//! The command line: argument definitions and what each command does.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use client_crypto::Passport;
+use serde_json::{Value, json};
+
+use crate::api::{Api, PatientView};
+use crate::config::{self, SavedSession};
+use crate::error::{Error, Result};
+use crate::http::{Trust, UreqTransport};
+use crate::keys::{self, Clinic};
+use crate::patients::{self, Query};
+use crate::refs::Books;
+use crate::row::{self, COLUMNS, Cells};
+use crate::{export, import};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "palreg-client",
+    version,
+    about = "palreg's native client: patients are encrypted here, never on the server"
+)]
+pub struct Cli {
+    /// The palreg server, e.g. https://palreg.example:8443 (default: the one signed in to).
+    #[arg(long, env = "PALREG_SERVER", global = true)]
+    pub server: Option<String>,
+    /// Trust this PEM certificate (e.g. a self-signed palreg server's `tls/cert.pem`).
+    #[arg(long, global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// Trust the server whose certificate has this SHA-256 fingerprint (as the server prints it).
+    #[arg(long, global = true)]
+    pub insecure_tls_fingerprint: Option<String>,
+    /// Your key file (passphrase-wrapped private key); default: key.json in the client folder.
+    #[arg(long, env = "PALREG_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+    /// Read the key passphrase from this file's first line (else PALREG_KEY_PASSPHRASE, else a prompt).
+    #[arg(long, global = true)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Bits of the blind indexes; every clinician of an institution must use the same.
+    #[arg(long, env = "PALREG_INDEX_BITS", global = true)]
+    pub index_bits: Option<u8>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sign in; the session token is kept (mode 0600) in the client folder.
+    Login {
+        #[arg(long)]
+        login: String,
+        /// Read the password from this file (else PALREG_PASSWORD, else a prompt).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Sign out here and on the server.
+    Logout,
+    /// Who is signed in.
+    Whoami,
+    /// Your key pair and your institution's key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Patients.
+    #[command(subcommand)]
+    Patient(PatientCommand),
+    /// Prescriptions.
+    #[command(subcommand)]
+    Rx(RxCommand),
+    /// Import patients from a CSV register (resumable; see the README for the format).
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value_t = import::MAX_BATCH)]
+        batch_size: usize,
+    },
+    /// Export your institution's register, decrypted, to CSV.
+    Export { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a key pair, write the key file, publish the public key.
+    Init,
+    /// Members, their fingerprints, who holds which key version.
+    Status,
+    /// Create the institution's first key (once per institution).
+    Bootstrap,
+    /// Give the institution key to a colleague, after comparing fingerprints.
+    Grant {
+        #[arg(long)]
+        user: String,
+        /// Do not ask to confirm the fingerprint (scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Passport and record fields; reference-book entries by code.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PatientFields {
+    #[arg(long)]
+    pub surname: Option<String>,
+    #[arg(long)]
+    pub first_name: Option<String>,
+    #[arg(long)]
+    pub patronymic: Option<String>,
+    /// YYYY-MM-DD or DD.MM.YYYY.
+    #[arg(long)]
+    pub dob: Option<String>,
+    /// M or F (М or Ж).
+    #[arg(long)]
+    pub sex: Option<String>,
+    #[arg(long)]
+    pub snils: Option<String>,
+    #[arg(long)]
+    pub policy: Option<String>,
+    #[arg(long)]
+    pub phone: Option<String>,
+    #[arg(long)]
+    pub address: Option<String>,
+    /// ICD-10 code, e.g. C50.
+    #[arg(long)]
+    pub diagnosis: Option<String>,
+    /// registered, discharged or deceased.
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub registered_on: Option<String>,
+    #[arg(long)]
+    pub discharged_on: Option<String>,
+    #[arg(long)]
+    pub deceased_on: Option<String>,
+    #[arg(long)]
+    pub care_form: Option<String>,
+    #[arg(long)]
+    pub district: Option<String>,
+    /// A need code; repeat for several.
+    #[arg(long = "need")]
+    pub needs: Vec<String>,
+}
+
+impl PatientFields {
+    /// The flags given, by CSV column.
+    fn columns(&self) -> BTreeMap<&'static str, String> {
+        let mut m = BTreeMap::new();
+        let pairs: [(&'static str, &Option<String>); 16] = [
+            ("surname", &self.surname),
+            ("first_name", &self.first_name),
+            ("patronymic", &self.patronymic),
+            ("date_of_birth", &self.dob),
+            ("sex", &self.sex),
+            ("snils", &self.snils),
+            ("policy_number", &self.policy),
+            ("phone", &self.phone),
+            ("address", &self.address),
+            ("diagnosis", &self.diagnosis),
+            ("status", &self.status),
+            ("registered_on", &self.registered_on),
+            ("discharged_on", &self.discharged_on),
+            ("deceased_on", &self.deceased_on),
+            ("care_form", &self.care_form),
+            ("district", &self.district),
+        ];
+        for (k, v) in pairs {
+            if let Some(v) = v {
+                m.insert(k, v.clone());
+            }
+        }
+        if !self.needs.is_empty() {
+            m.insert("needs", self.needs.join("|"));
+        }
+        m
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PatientCommand {
+    /// Register a patient (status defaults to registered, registration date to today).
+    Add(PatientFields),
+    /// Show a patient, decrypted, with its record.
+    Show { id: i64 },
+    /// Change a patient; give only the fields to change (an empty value clears an optional one).
+    Edit {
+        id: i64,
+        #[command(flatten)]
+        fields: PatientFields,
+    },
+    /// Find patients; identifying values are sent only as blind-index tokens.
+    Search(SearchArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct SearchArgs {
+    #[arg(long)]
+    pub surname: Option<String>,
+    #[arg(long)]
+    pub dob: Option<String>,
+    #[arg(long)]
+    pub birth_year: Option<i32>,
+    #[arg(long)]
+    pub snils: Option<String>,
+    #[arg(long)]
+    pub policy: Option<String>,
+    #[arg(long)]
+    pub diagnosis: Option<String>,
+    /// An ICD-10 block such as C15-C26.
+    #[arg(long)]
+    pub icd10_block: Option<String>,
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub care_form: Option<String>,
+    #[arg(long)]
+    pub district: Option<String>,
+    #[arg(long)]
+    pub need: Option<String>,
+    #[arg(long)]
+    pub sex: Option<String>,
+    #[arg(long)]
+    pub age_from: Option<i32>,
+    #[arg(long)]
+    pub age_to: Option<i32>,
+    #[arg(long)]
+    pub registered_from: Option<String>,
+    #[arg(long)]
+    pub registered_to: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RxCommand {
+    /// Write a prescription.
+    Add {
+        #[arg(long)]
+        patient: i64,
+        /// Medicament code of the reference book.
+        #[arg(long)]
+        medicament: String,
+        #[arg(long)]
+        dose: f64,
+        #[arg(long)]
+        dose_unit: String,
+        #[arg(long)]
+        route: String,
+        #[arg(long)]
+        frequency: String,
+        #[arg(long)]
+        quantity: f64,
+        /// Default: today.
+        #[arg(long)]
+        start_on: Option<String>,
+        #[arg(long)]
+        end_on: Option<String>,
+        /// Default: today.
+        #[arg(long)]
+        prescribed_on: Option<String>,
+    },
+}
+
+/// Everything a command needs from the environment, resolved once.
+pub struct Context {
+    pub cli: Cli,
+    pub dir: PathBuf,
+}
+
+impl Context {
+    fn server(&self) -> Result<String> {
+        if let Some(s) = &self.cli.server {
+            return Ok(s.clone());
+        }
+        config::load_session(&self.dir).map(|s| s.server)
+    }
+
+    fn trust(&self) -> Trust {
+        match (&self.cli.ca_cert, &self.cli.insecure_tls_fingerprint) {
+            (Some(path), _) => Trust::CaCert(path.clone()),
+            (None, Some(fp)) => Trust::Fingerprint(fp.clone()),
+            _ => Trust::WebPki,
+        }
+    }
+
+    fn anonymous(&self) -> Result<Api> {
+        let server = self.server()?;
+        let transport = UreqTransport::new(&server, &self.trust())?;
+        Ok(Api::new(&server, Arc::new(transport)))
+    }
+
+    fn signed_in(&self) -> Result<Api> {
+        let session = config::load_session(&self.dir)?;
+        let api = self.anonymous()?;
+        if api.base() != session.server.trim_end_matches('/') {
+            return Err(Error::usage(format!(
+                "signed in to {}, not {}: log in again",
+                session.server,
+                api.base()
+            )));
+        }
+        Ok(api.with_token(&session.token))
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.cli
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.dir.join("key.json"))
+    }
+
+    fn passphrase(&self) -> Result<String> {
+        config::secret(
+            "PALREG_KEY_PASSPHRASE",
+            self.cli.passphrase_file.as_deref(),
+            "Key passphrase: ",
+        )
+    }
+
+    fn key_pair(&self) -> Result<client_crypto::UserKeyPair> {
+        keys::load(&self.key_file(), &self.passphrase()?)
+    }
+
+    fn clinic(&self) -> Result<Clinic> {
+        let bits = self
+            .cli
+            .index_bits
+            .unwrap_or_else(|| keys::default_bits(10_000));
+        Clinic::open(self.signed_in()?, &self.key_pair()?, bits)
+    }
+}
+
+/// Runs a parsed command line, writing results to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let ctx = Context {
+        cli,
+        dir: config::client_dir(),
+    };
+    match &ctx.cli.command {
+        Command::Login {
+            login,
+            password_file,
+        } => {
+            let password =
+                config::secret("PALREG_PASSWORD", password_file.as_deref(), "Password: ")?;
+            let api = ctx.anonymous()?.login(login, &password)?;
+            config::save_session(
+                &ctx.dir,
+                &SavedSession {
+                    server: api.base().to_string(),
+                    login: login.clone(),
+                    token: api.token().unwrap_or_default().to_string(),
+                },
+            )?;
+            writeln!(out, "signed in to {} as {login}", api.base())?;
+        }
+        Command::Logout => {
+            if let Ok(api) = ctx.signed_in() {
+                // The local token goes in any case; a server that cannot be reached is told later never.
+                let _ = api.logout();
+            }
+            config::forget_session(&ctx.dir)?;
+            writeln!(out, "signed out")?;
+        }
+        Command::Whoami => {
+            let me = ctx.signed_in()?.me()?;
+            let institution = me.institution.map_or("no institution".to_string(), |i| {
+                format!("{} ({})", i.name, i.code)
+            });
+            writeln!(
+                out,
+                "{} — {} — {} — roles: {}",
+                me.login,
+                me.full_name,
+                institution,
+                me.roles.join(", ")
+            )?;
+        }
+        Command::Keys(k) => keys_command(&ctx, k, out)?,
+        Command::Patient(p) => patient_command(&ctx, p, out)?,
+        Command::Rx(RxCommand::Add {
+            patient,
+            medicament,
+            dose,
+            dose_unit,
+            route,
+            frequency,
+            quantity,
+            start_on,
+            end_on,
+            prescribed_on,
+        }) => {
+            let api = ctx.signed_in()?;
+            let book = crate::refs::Book::from_entries(api.refs("medicaments")?);
+            let medicament_id = book
+                .id(medicament)
+                .ok_or_else(|| Error::usage(format!("unknown medicament code {medicament:?}")))?;
+            let today = crate::dates::today_iso();
+            let rx: Value = api.post(
+                "/api/v1/prescriptions",
+                &json!({
+                    "patient_id": patient, "medicament_id": medicament_id, "dose": dose,
+                    "dose_unit": dose_unit, "route": route, "frequency": frequency,
+                    "quantity": quantity, "start_on": start_on.clone().unwrap_or_else(|| today.clone()),
+                    "end_on": end_on, "prescribed_on": prescribed_on.clone().unwrap_or(today),
+                }),
+            )?;
+            writeln!(
+                out,
+                "prescription {} (id {})",
+                rx["number"].as_str().unwrap_or("?"),
+                rx["id"]
+            )?;
+        }
+        Command::Import { file, batch_size } => {
+            let clinic = ctx.clinic()?;
+            let report = import::run(
+                &clinic,
+                file,
+                &import::Options {
+                    batch_size: *batch_size,
+                    progress: true,
+                },
+            )?;
+            for e in &report.errors {
+                writeln!(out, "{}: {e}", file.display())?;
+            }
+            writeln!(
+                out,
+                "imported {}, already imported earlier {}, recovered from an interrupted run {}, lines with errors {}",
+                report.imported,
+                report.already_done,
+                report.recovered,
+                report
+                    .errors
+                    .iter()
+                    .map(|e| e.line)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+            )?;
+            if !report.errors.is_empty() {
+                return Err(Error::usage(
+                    "some lines were not imported: fix them and run the import again (what is done is skipped)",
+                ));
+            }
+        }
+        Command::Export { file } => {
+            let n = export::run(&ctx.clinic()?, file)?;
+            writeln!(out, "exported {n} patients to {}", file.display())?;
+        }
+    }
+    Ok(())
+}
+
+fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Result<()> {
+    let api = ctx.signed_in()?;
+    match command {
+        KeysCommand::Init => {
+            let passphrase = ctx.passphrase()?;
+            let fp = keys::init(&api, &ctx.key_file(), &passphrase)?;
+            writeln!(out, "key file written to {}", ctx.key_file().display())?;
+            writeln!(out, "your fingerprint: {fp}")?;
+            writeln!(
+                out,
+                "read it out to the colleague who grants you the institution key"
+            )?;
+        }
+        KeysCommand::Status => {
+            let me = api.me()?;
+            let institution = me
+                .institution
+                .ok_or_else(|| Error::usage("this account belongs to no institution"))?;
+            let m = api.members(institution.id)?;
+            writeln!(
+                out,
+                "{} ({}): current key version {}",
+                institution.name,
+                institution.code,
+                m.current_version
+                    .map_or("none (keys bootstrap)".into(), |v| v.to_string())
+            )?;
+            for member in &m.members {
+                let holds = if member.holds.is_empty() {
+                    "holds none".to_string()
+                } else {
+                    format!("holds {:?}", member.holds)
+                };
+                let pending = match (&member.public_key, m.current_version) {
+                    (None, _) => " — no key published yet",
+                    (Some(_), Some(v)) if !member.holds.contains(&v) => " — waiting for a grant",
+                    _ => "",
+                };
+                writeln!(
+                    out,
+                    "  {:<20} {:<36} {holds}{pending}",
+                    member.login,
+                    member.fingerprint.as_deref().unwrap_or("-")
+                )?;
+            }
+            if m.passports_pending_rotation > 0 {
+                writeln!(
+                    out,
+                    "passports awaiting re-encryption: {}",
+                    m.passports_pending_rotation
+                )?;
+            }
+        }
+        KeysCommand::Bootstrap => {
+            let v = keys::bootstrap(&api, &ctx.key_pair()?)?;
+            writeln!(
+                out,
+                "institution key version {v} created; grant it to colleagues with `keys grant`"
+            )?;
+        }
+        KeysCommand::Grant { user, yes } => {
+            let pair = ctx.key_pair()?;
+            let mut confirm = |member: &crate::api::Member, fp: &client_crypto::Fingerprint| {
+                println!(
+                    "{} ({}) has the fingerprint\n  {fp}",
+                    member.login, member.full_name
+                );
+                if *yes {
+                    return true;
+                }
+                print!(
+                    "Does it match what {} reads out from their screen? [y/N] ",
+                    member.login
+                );
+                let _ = std::io::stdout().flush();
+                let mut answer = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut answer);
+                matches!(answer.trim(), "y" | "Y" | "yes" | "д" | "да")
+            };
+            let v = keys::grant(&api, &pair, user, &mut confirm)?;
+            writeln!(out, "granted key version {v} to {user}")?;
+        }
+    }
+    Ok(())
+}
+
+struct Map(BTreeMap<&'static str, String>);
+
+impl Cells for Map {
+    fn cell(&self, column: &str) -> &str {
+        self.0.get(column).map_or("", String::as_str)
+    }
+}
+
+fn parse_fields(cells: BTreeMap<&'static str, String>, books: &Books) -> Result<row::Row> {
+    row::parse(&Map(cells), books, &crate::dates::today_iso()).map_err(|faults| {
+        Error::Usage(
+            faults
+                .iter()
+                .map(|f| format!("--{}: {}", f.column.replace('_', "-"), f.reason))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })
+}
+
+fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write) -> Result<()> {
+    let clinic = ctx.clinic()?;
+    let books = Books::load(&clinic.api)?;
+    match command {
+        PatientCommand::Add(fields) => {
+            let mut cells = fields.columns();
+            cells.entry("status").or_insert_with(|| "registered".into());
+            cells
+                .entry("registered_on")
+                .or_insert_with(crate::dates::today_iso);
+            let row = parse_fields(cells, &books)?;
+            let id = patients::add(&clinic, &row.passport, row.record)?;
+            writeln!(out, "patient {id} registered")?;
+        }
+        PatientCommand::Show { id } => {
+            let (patient, passport) = patients::show(&clinic, *id)?;
+            print_patient(out, &patient, &passport, &books)?;
+        }
+        PatientCommand::Edit { id, fields } => {
+            let (patient, passport) = patients::show(&clinic, *id)?;
+            let mut cells: BTreeMap<&'static str, String> = COLUMNS
+                .iter()
+                .copied()
+                .zip(row::to_cells(&passport, &patient.record, &books))
+                .collect();
+            cells.extend(fields.columns());
+            let row = parse_fields(cells, &books)?;
+            let changed = (row.passport != passport).then_some(&row.passport);
+            let saved = patients::edit(&clinic, *id, patient.version, changed, row.record)?;
+            writeln!(out, "patient {id} saved (version {})", saved.version)?;
+        }
+        PatientCommand::Search(args) => {
+            let query = search_query(args, &books)?;
+            let found = patients::search(&clinic, &query)?;
+            writeln!(
+                out,
+                "{:>8}  {:<40} {:<10} {:<6} {:<11} {:<10}",
+                "id", "name", "born", "dx", "status", "registered"
+            )?;
+            for (p, passport) in &found.matches {
+                let name = [
+                    passport.surname.as_str(),
+                    passport.first_name.as_str(),
+                    passport.patronymic.as_deref().unwrap_or(""),
+                ]
+                .join(" ");
+                writeln!(
+                    out,
+                    "{:>8}  {:<40} {:<10} {:<6} {:<11} {:<10}",
+                    p.id,
+                    name.trim(),
+                    passport.date_of_birth,
+                    books.diagnoses.code(p.record.diagnosis_id),
+                    p.record.status,
+                    p.record.registered_on
+                )?;
+            }
+            writeln!(
+                out,
+                "{} found ({} candidates, {} dropped as blind-index coincidences)",
+                found.matches.len(),
+                found.candidates,
+                found.candidates - found.matches.len()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn search_query(a: &SearchArgs, books: &Books) -> Result<Query> {
+    let mut filters = serde_json::Map::new();
+    let lookup =
+        |book: &crate::refs::Book, what: &str, code: &Option<String>| -> Result<Option<i64>> {
+            code.as_ref()
+                .map(|c| {
+                    book.id(c)
+                        .ok_or_else(|| Error::usage(format!("unknown {what} code {c:?}")))
+                })
+                .transpose()
+        };
+    let ids = [
+        (
+            "diagnosis_id",
+            lookup(&books.diagnoses, "diagnosis", &a.diagnosis)?,
+        ),
+        (
+            "care_form_id",
+            lookup(&books.care_forms, "care form", &a.care_form)?,
+        ),
+        (
+            "district_id",
+            lookup(&books.districts, "district", &a.district)?,
+        ),
+        ("need_id", lookup(&books.needs, "need", &a.need)?),
+    ];
+    for (k, v) in ids {
+        if let Some(v) = v {
+            filters.insert(k.into(), json!(v));
+        }
+    }
+    for (k, v) in [
+        ("icd10_block", &a.icd10_block),
+        ("status", &a.status),
+        ("sex", &a.sex),
+        ("registered_from", &a.registered_from),
+        ("registered_to", &a.registered_to),
+    ] {
+        if let Some(v) = v {
+            filters.insert(k.into(), json!(v));
+        }
+    }
+    for (k, v) in [("age_from", a.age_from), ("age_to", a.age_to)] {
+        if let Some(v) = v {
+            filters.insert(k.into(), json!(v));
+        }
+    }
+    Ok(Query {
+        surname: a.surname.clone(),
+        date_of_birth: a.dob.clone(),
+        birth_year: a.birth_year,
+        snils: a.snils.clone(),
+        policy: a.policy.clone(),
+        filters,
+    })
+}
+
+fn print_patient(
+    out: &mut dyn Write,
+    patient: &PatientView,
+    passport: &Passport,
+    books: &Books,
+) -> Result<()> {
+    writeln!(
+        out,
+        "patient {} (version {}, pseudonym {})",
+        patient.id, patient.version, patient.pseudonym
+    )?;
+    for (column, value) in COLUMNS
+        .iter()
+        .zip(row::to_cells(passport, &patient.record, books))
+    {
+        if !value.is_empty() {
+            writeln!(out, "  {column:<14} {value}")?;
+        }
+    }
+    Ok(())
+}

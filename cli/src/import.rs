@@ -1,0 +1,356 @@
+//! Import of a paper register typed into CSV: every line checked locally first, passports
+//! sealed and blind indexes computed here, good lines sent in all-or-nothing batches, and a
+//! journal beside the file so that a re-run after an interruption never duplicates a patient.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use client_crypto::Pseudonym;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::api::NewPatient;
+use crate::csvfile;
+use crate::error::{Error, Result};
+use crate::keys::Clinic;
+use crate::patients::{for_each_page, seal};
+use crate::refs::Books;
+use crate::row::{self, Row};
+
+/// The server's largest batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// A line that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: u64,
+    pub column: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.reason
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Patients per request, 1 to [`MAX_BATCH`].
+    pub batch_size: usize,
+    /// Show a progress bar (it is hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            batch_size: MAX_BATCH,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Patients created by this run.
+    pub imported: usize,
+    /// Lines skipped because an earlier run imported them.
+    pub already_done: usize,
+    /// Lines of an interrupted batch found on the server and recorded as done.
+    pub recovered: usize,
+    /// Lines not imported, in line order.
+    pub errors: Vec<LineError>,
+}
+
+/// A line the journal knows, by the hash of its content (so a file whose bad lines were fixed
+/// or removed still resumes).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct JournalEntry {
+    pub line: u64,
+    pub row_sha256: String,
+    pub pseudonym: String,
+    /// Absent while the batch's answer is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+}
+
+/// `FILE.csv.palreg-import.json`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Journal {
+    pub file_sha256: String,
+    pub server: String,
+    pub institution_id: i64,
+    pub done: Vec<JournalEntry>,
+    /// The batch in flight: sent, answer not yet recorded.
+    #[serde(default)]
+    pub pending: Vec<JournalEntry>,
+}
+
+pub fn journal_path(csv: &Path) -> PathBuf {
+    let mut name = csv.as_os_str().to_owned();
+    name.push(".palreg-import.json");
+    PathBuf::from(name)
+}
+
+impl Journal {
+    fn load(path: &Path) -> Result<Option<Journal>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(serde_json::from_str(&text)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Written to a temporary file and renamed, so a crash leaves the old or the new journal.
+    fn save(&self, path: &Path) -> Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        crate::config::write_private(&tmp, &serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+}
+
+fn row_hash(cells: &[String]) -> String {
+    let mut h = Sha256::new();
+    for c in cells {
+        h.update((c.trim().len() as u64).to_be_bytes());
+        h.update(c.trim().as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+struct Good {
+    line: u64,
+    hash: String,
+    row: Row,
+}
+
+/// Imports `csv` into the clinic's register. Bad lines are reported, not sent.
+pub fn run(clinic: &Clinic, csv: &Path, options: &Options) -> Result<Report> {
+    let batch_size = options.batch_size.clamp(1, MAX_BATCH);
+    let bytes = std::fs::read(csv)?;
+    let file_sha256 = hex::encode(Sha256::digest(&bytes));
+    let (lines, unreadable) = csvfile::read(&bytes)?;
+    let books = Books::load(&clinic.api)?;
+    let today = crate::dates::today_iso();
+
+    let mut report = Report::default();
+    report
+        .errors
+        .extend(unreadable.into_iter().map(|b| LineError {
+            line: b.number,
+            column: "-".into(),
+            reason: b.reason,
+        }));
+    let mut good = Vec::new();
+    for line in &lines {
+        match row::parse(line, &books, &today) {
+            Ok(row) => good.push(Good {
+                line: line.number,
+                hash: row_hash(&line.cells),
+                row,
+            }),
+            Err(faults) => report.errors.extend(faults.into_iter().map(|f| LineError {
+                line: line.number,
+                column: f.column,
+                reason: f.reason,
+            })),
+        }
+    }
+
+    let journal_file = journal_path(csv);
+    let mut journal = match Journal::load(&journal_file)? {
+        Some(j) if j.institution_id != clinic.institution_id || j.server != clinic.api.base() => {
+            return Err(Error::usage(format!(
+                "{} belongs to an import into another server or institution; move it away to start afresh",
+                journal_file.display()
+            )));
+        }
+        Some(j) => j,
+        None => Journal {
+            server: clinic.api.base().to_string(),
+            institution_id: clinic.institution_id,
+            ..Journal::default()
+        },
+    };
+    journal.file_sha256 = file_sha256;
+    report.recovered = recover_pending(clinic, &mut journal, &journal_file)?;
+
+    // Skip lines already imported: by content, as many times as they were imported.
+    let mut done: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &journal.done {
+        *done.entry(e.row_sha256.as_str()).or_default() += 1;
+    }
+    let mut todo = Vec::new();
+    for g in good {
+        match done.get_mut(g.hash.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                report.already_done += 1;
+            }
+            _ => todo.push(g),
+        }
+    }
+
+    let bar = progress_bar(todo.len(), options.progress);
+    let mut queue = todo.as_slice();
+    while !queue.is_empty() {
+        let (batch, rest) = queue.split_at(batch_size.min(queue.len()));
+        queue = rest;
+        let sent = send_batch(clinic, batch, &mut journal, &journal_file, &mut report)?;
+        bar.inc(batch.len() as u64);
+        report.imported += sent;
+    }
+    bar.finish_and_clear();
+    report.errors.sort_by_key(|e| e.line);
+    Ok(report)
+}
+
+fn progress_bar(len: usize, wanted: bool) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    if !wanted || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} patients ({eta} left)") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Sends one batch (retrying without the lines the server refuses); records it in the journal
+/// before sending and after the answer. Returns how many patients it created.
+fn send_batch(
+    clinic: &Clinic,
+    batch: &[Good],
+    journal: &mut Journal,
+    journal_file: &Path,
+    report: &mut Report,
+) -> Result<usize> {
+    let mut rows: Vec<&Good> = batch.iter().collect();
+    while !rows.is_empty() {
+        let mut bodies: Vec<NewPatient> = Vec::with_capacity(rows.len());
+        let mut entries = Vec::with_capacity(rows.len());
+        for g in &rows {
+            let pseudonym = Pseudonym::generate()?;
+            bodies.push(seal(
+                clinic,
+                &pseudonym,
+                &g.row.passport,
+                g.row.record.clone(),
+            )?);
+            entries.push(JournalEntry {
+                line: g.line,
+                row_sha256: g.hash.clone(),
+                pseudonym: pseudonym.as_str().to_string(),
+                id: None,
+            });
+        }
+        journal.pending = entries;
+        journal.save(journal_file)?;
+        match clinic.api.import(&bodies) {
+            Ok(ids) => {
+                let mut entries = std::mem::take(&mut journal.pending);
+                for (e, id) in entries.iter_mut().zip(ids) {
+                    e.id = Some(id);
+                }
+                let n = entries.len();
+                journal.done.extend(entries);
+                journal.save(journal_file)?;
+                return Ok(n);
+            }
+            // The server names the refused patient; nothing of the batch was written.
+            Err(Error::Api {
+                status,
+                code,
+                message,
+            }) if (400..500).contains(&status)
+                && refused_index(&message).is_some_and(|i| i < rows.len()) =>
+            {
+                let i = refused_index(&message).unwrap_or(0);
+                let reason = message
+                    .split_once("]: ")
+                    .map_or(message.as_str(), |(_, m)| m)
+                    .to_string();
+                report.errors.push(LineError {
+                    line: rows[i].line,
+                    column: "-".into(),
+                    reason: format!("refused by the server ({code}): {reason}"),
+                });
+                rows.remove(i);
+                journal.pending.clear();
+                journal.save(journal_file)?;
+            }
+            Err(e @ Error::Api { .. }) => {
+                journal.pending.clear();
+                journal.save(journal_file)?;
+                return Err(e);
+            }
+            // No answer: the batch may or may not be written; the journal keeps it pending.
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(0)
+}
+
+/// `patients[12]: ...` → 12.
+fn refused_index(message: &str) -> Option<usize> {
+    message
+        .strip_prefix("patients[")?
+        .split_once(']')?
+        .0
+        .parse()
+        .ok()
+}
+
+/// A batch sent without a recorded answer was written whole or not at all (the server's
+/// import is one transaction): look its pseudonyms up among the institution's patients.
+fn recover_pending(clinic: &Clinic, journal: &mut Journal, path: &Path) -> Result<usize> {
+    if journal.pending.is_empty() {
+        return Ok(0);
+    }
+    let mut wanted: BTreeMap<String, usize> = journal
+        .pending
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.pseudonym.clone(), i))
+        .collect();
+    let mut found: BTreeMap<usize, i64> = BTreeMap::new();
+    for_each_page(clinic, json!({"limit": 500}), |p| {
+        if let Some(i) = wanted.remove(&p.pseudonym) {
+            found.insert(i, p.id);
+        }
+        Ok(())
+    })?;
+    let pending = std::mem::take(&mut journal.pending);
+    let mut recovered = 0;
+    for (i, mut e) in pending.into_iter().enumerate() {
+        if let Some(id) = found.get(&i) {
+            e.id = Some(*id);
+            journal.done.push(e);
+            recovered += 1;
+        }
+    }
+    journal.save(path)?;
+    Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_index_reads_the_server_message() {
+        assert_eq!(refused_index("patients[12]: bad sex"), Some(12));
+        assert_eq!(refused_index("something else"), None);
+    }
+}

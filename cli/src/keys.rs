@@ -1,0 +1,163 @@
+//! The user's key pair (a passphrase-wrapped key file) and the institution key.
+
+use std::path::Path;
+
+use client_crypto::{BlindIndexBits, Fingerprint, InstitutionKey, PublicKey, UserKeyPair};
+use serde_json::{Value, json};
+
+use crate::api::{Api, Me, Member, Members};
+use crate::error::{Error, Result};
+
+/// Creates a key pair, writes its key file (mode 0600, refusing to overwrite) and publishes
+/// the public key. Returns the fingerprint to read out to colleagues.
+pub fn init(api: &Api, key_file: &Path, passphrase: &str) -> Result<Fingerprint> {
+    if key_file.exists() {
+        return Err(Error::usage(format!(
+            "{} exists; move it away to make a new key pair",
+            key_file.display()
+        )));
+    }
+    let pair = UserKeyPair::generate()?;
+    let json = pair.export_key_file(passphrase)?;
+    crate::config::write_private(key_file, json.as_bytes())?;
+    publish(api, &pair)?;
+    Ok(pair.public_key().fingerprint())
+}
+
+/// Publishes the key pair's public key as the caller's.
+pub fn publish(api: &Api, pair: &UserKeyPair) -> Result<()> {
+    api.put::<Value>(
+        "/api/v1/me/public-key",
+        &json!({"public_key": pair.public_key().encode()}),
+    )?;
+    Ok(())
+}
+
+/// Opens a key file.
+pub fn load(key_file: &Path, passphrase: &str) -> Result<UserKeyPair> {
+    let json = std::fs::read_to_string(key_file)
+        .map_err(|e| Error::usage(format!("key file {}: {e}", key_file.display())))?;
+    Ok(UserKeyPair::import_key_file(&json, passphrase)?)
+}
+
+fn institution_of(me: &Me) -> Result<i64> {
+    me.institution
+        .as_ref()
+        .map(|i| i.id)
+        .ok_or_else(|| Error::usage("this account belongs to no institution"))
+}
+
+/// Creates the institution's first key version, wrapped to the caller.
+pub fn bootstrap(api: &Api, pair: &UserKeyPair) -> Result<u32> {
+    let me = api.me()?;
+    let institution_id = institution_of(&me)?;
+    let members = api.members(institution_id)?;
+    if let Some(v) = members.current_version {
+        return Err(Error::usage(format!(
+            "the institution already has key version {v}; ask a holder to grant it to you"
+        )));
+    }
+    let key = InstitutionKey::generate(1)?;
+    api.post::<Value>(
+        &format!("/api/v1/institutions/{institution_id}/keys"),
+        &json!({"version": 1, "envelope": key.wrap_for(pair.public_key(), me.id, institution_id)?}),
+    )?;
+    Ok(1)
+}
+
+/// The colleague `login` of the caller's institution.
+pub fn member(members: &Members, login: &str) -> Result<Member> {
+    members
+        .members
+        .iter()
+        .find(|m| m.login == login)
+        .cloned()
+        .ok_or_else(|| Error::usage(format!("{login} is no member of your institution")))
+}
+
+/// Grants the current institution key to colleague `login`, after `confirm` has accepted the
+/// colleague's fingerprint (computed here from the public key, not taken from the server).
+pub fn grant(
+    api: &Api,
+    pair: &UserKeyPair,
+    login: &str,
+    confirm: &mut dyn FnMut(&Member, &Fingerprint) -> bool,
+) -> Result<u32> {
+    let me = api.me()?;
+    let institution_id = institution_of(&me)?;
+    let members = api.members(institution_id)?;
+    let colleague = member(&members, login)?;
+    let public = colleague
+        .public_key
+        .as_deref()
+        .ok_or_else(|| Error::usage(format!("{login} has not published a key yet (keys init)")))?;
+    let public =
+        PublicKey::parse(public).map_err(|e| Error::usage(format!("{login}'s public key: {e}")))?;
+    let fingerprint = public.fingerprint();
+    if !confirm(&colleague, &fingerprint) {
+        return Err(Error::usage(
+            "not granted: the fingerprint was not confirmed",
+        ));
+    }
+    let key = institution_key(api, &me, pair)?;
+    api.post::<Value>(
+        &format!(
+            "/api/v1/institutions/{institution_id}/keys/{}/envelopes",
+            key.version()
+        ),
+        &json!({"recipient_id": colleague.user_id, "envelope": key.wrap_for(&public, colleague.user_id, institution_id)?}),
+    )?;
+    Ok(key.version())
+}
+
+/// Opens the caller's envelope of the institution's newest key version it holds.
+pub fn institution_key(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<InstitutionKey> {
+    let institution_id = institution_of(me)?;
+    let envelope = api
+        .envelopes()?
+        .into_iter()
+        .filter(|e| e.institution_id == institution_id)
+        .max_by_key(|e| e.key_version)
+        .ok_or_else(|| {
+            Error::usage(
+                "you hold no institution key yet: `keys bootstrap` (first user) or ask a colleague to `keys grant` it",
+            )
+        })?;
+    let version = u32::try_from(envelope.key_version)
+        .map_err(|_| Error::usage("bad key version from the server"))?;
+    Ok(pair.open_key_envelope(&envelope.envelope, me.id, institution_id, version)?)
+}
+
+/// A signed-in clinician holding the institution key: what every patient command needs.
+pub struct Clinic {
+    pub api: Api,
+    pub me: Me,
+    pub institution_id: i64,
+    pub key: InstitutionKey,
+    pub bits: BlindIndexBits,
+}
+
+impl Clinic {
+    pub fn open(api: Api, pair: &UserKeyPair, bits: u8) -> Result<Clinic> {
+        let me = api.me()?;
+        let institution_id = institution_of(&me)?;
+        let key = institution_key(&api, &me, pair)?;
+        let bits = BlindIndexBits::new(bits)
+            .map_err(|e| Error::usage(format!("blind-index bits: {e}")))?;
+        Ok(Clinic {
+            api,
+            me,
+            institution_id,
+            key,
+            bits,
+        })
+    }
+}
+
+/// The default blind-index length: the longest safe one (see `client_crypto::recommend_bits`)
+/// for the expected number of patients of one institution.
+pub fn default_bits(expected_patients: u64) -> u8 {
+    client_crypto::recommend_bits(expected_patients, &[])
+        .map(|r| r.recommended())
+        .unwrap_or(12)
+}

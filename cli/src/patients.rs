@@ -1,0 +1,225 @@
+//! Patients as a clinician sees them: passports sealed and opened here, blind-index tokens
+//! computed here, candidates of a search filtered here.
+
+use client_crypto::{BlindIndexField, Passport, Pseudonym, normalize};
+use serde_json::{Value, json};
+
+use crate::api::{NewPatient, PatientView, Record};
+use crate::error::{Error, Result};
+use crate::keys::Clinic;
+
+/// The blind-index tokens stored with a passport (surname, date of birth, surname + birth
+/// year, SNILS and policy number when present).
+pub fn tokens(clinic: &Clinic, p: &Passport) -> Result<Vec<String>> {
+    let (key, bits) = (&clinic.key, clinic.bits);
+    let mut out = vec![
+        key.blind_index(BlindIndexField::Surname, &p.surname, bits)?
+            .to_token(),
+        key.blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)?
+            .to_token(),
+        key.blind_index_surname_birth_year(&p.surname, &p.date_of_birth, bits)?
+            .to_token(),
+    ];
+    if let Some(snils) = &p.snils {
+        out.push(
+            key.blind_index(BlindIndexField::Snils, snils, bits)?
+                .to_token(),
+        );
+    }
+    if let Some(policy) = &p.policy_number {
+        out.push(
+            key.blind_index(BlindIndexField::PolicyNumber, policy, bits)?
+                .to_token(),
+        );
+    }
+    Ok(out)
+}
+
+/// Seals a passport under a pseudonym; the result is safe to send.
+pub fn seal(
+    clinic: &Clinic,
+    pseudonym: &Pseudonym,
+    passport: &Passport,
+    record: Record,
+) -> Result<NewPatient> {
+    passport.validate()?;
+    Ok(NewPatient {
+        pseudonym: pseudonym.as_str().to_string(),
+        passport: clinic
+            .key
+            .seal_passport(passport, pseudonym, clinic.institution_id)?,
+        blind_indexes: tokens(clinic, passport)?,
+        record,
+    })
+}
+
+/// Opens a patient's passport.
+pub fn open(clinic: &Clinic, patient: &PatientView) -> Result<Passport> {
+    let pseudonym = Pseudonym::parse(&patient.pseudonym)?;
+    Ok(clinic
+        .key
+        .open_passport(&patient.passport, &pseudonym, clinic.institution_id)?)
+}
+
+/// Registers one patient; returns its id.
+pub fn add(clinic: &Clinic, passport: &Passport, record: Record) -> Result<i64> {
+    let body = seal(clinic, &Pseudonym::generate()?, passport, record)?;
+    let created: PatientView = clinic
+        .api
+        .post("/api/v1/patients", &serde_json::to_value(&body)?)?;
+    Ok(created.id)
+}
+
+/// A patient with its passport opened.
+pub fn show(clinic: &Clinic, id: i64) -> Result<(PatientView, Passport)> {
+    let patient = clinic.api.patient(id)?;
+    let passport = open(clinic, &patient)?;
+    Ok((patient, passport))
+}
+
+/// Saves an edit made on `version`; a newer stored version is reported as such (409).
+pub fn edit(
+    clinic: &Clinic,
+    id: i64,
+    version: i32,
+    passport: Option<&Passport>,
+    record: Record,
+) -> Result<PatientView> {
+    let mut body = json!({"version": version, "record": record});
+    if let Some(p) = passport {
+        let patient = clinic.api.patient(id)?;
+        let pseudonym = Pseudonym::parse(&patient.pseudonym)?;
+        body["passport"] = json!(
+            clinic
+                .key
+                .seal_passport(p, &pseudonym, clinic.institution_id)?
+        );
+        body["blind_indexes"] = json!(tokens(clinic, p)?);
+    }
+    clinic
+        .api
+        .put(&format!("/api/v1/patients/{id}"), &body)
+        .map_err(|e| match e {
+            Error::Api { status: 409, code, message } if code == "stale_version" => Error::Usage(
+                format!("not saved: someone else changed this patient meanwhile ({message}). Run `patient show {id}` and edit again."),
+            ),
+            other => other,
+        })
+}
+
+/// What to look for. Identifying values become blind-index tokens (never sent in clear);
+/// `filters` are the server's ordinary record filters (diagnosis_id, status, ...).
+#[derive(Default, Debug, Clone)]
+pub struct Query {
+    pub surname: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub birth_year: Option<i32>,
+    pub snils: Option<String>,
+    pub policy: Option<String>,
+    pub filters: serde_json::Map<String, Value>,
+}
+
+impl Query {
+    fn request(&self, clinic: &Clinic) -> Result<Value> {
+        let (key, bits) = (&clinic.key, clinic.bits);
+        let mut tokens = Vec::new();
+        match (&self.surname, self.birth_year) {
+            (Some(s), Some(y)) => tokens.push(
+                key.blind_index_surname_birth_year(s, &format!("{y:04}"), bits)?
+                    .to_token(),
+            ),
+            (Some(s), None) => tokens.push(
+                key.blind_index(BlindIndexField::Surname, s, bits)?
+                    .to_token(),
+            ),
+            _ => {}
+        }
+        let mut request = Value::Object(self.filters.clone());
+        if let (None, Some(y)) = (&self.surname, self.birth_year) {
+            // No token for a year alone: the record's birth year is a server filter (as an age band).
+            let age = crate::dates::today().0 - y;
+            request["age_from"] = json!(age);
+            request["age_to"] = json!(age);
+        }
+        for (field, value) in [
+            (BlindIndexField::DateOfBirth, &self.date_of_birth),
+            (BlindIndexField::Snils, &self.snils),
+            (BlindIndexField::PolicyNumber, &self.policy),
+        ] {
+            if let Some(v) = value {
+                tokens.push(key.blind_index(field, v, bits)?.to_token());
+            }
+        }
+        request["blind_indexes"] = json!(tokens);
+        Ok(request)
+    }
+
+    /// Whether an opened passport truly matches (drops blind-index false positives).
+    pub fn matches(&self, p: &Passport) -> bool {
+        let same = |field, wanted: &Option<String>, got: Option<&str>| match wanted {
+            None => true,
+            Some(w) => match (normalize::normalize(field, w), got) {
+                (Ok(w), Some(g)) => normalize::normalize(field, g).is_ok_and(|g| g == w),
+                _ => false,
+            },
+        };
+        same(BlindIndexField::Surname, &self.surname, Some(&p.surname))
+            && same(
+                BlindIndexField::DateOfBirth,
+                &self.date_of_birth,
+                Some(&p.date_of_birth),
+            )
+            && same(BlindIndexField::Snils, &self.snils, p.snils.as_deref())
+            && same(
+                BlindIndexField::PolicyNumber,
+                &self.policy,
+                p.policy_number.as_deref(),
+            )
+            && self
+                .birth_year
+                .is_none_or(|y| p.date_of_birth.get(..4) == Some(format!("{y:04}").as_str()))
+    }
+}
+
+/// The outcome of a search: true matches, and how many candidates were false positives.
+pub struct Found {
+    pub matches: Vec<(PatientView, Passport)>,
+    pub candidates: usize,
+}
+
+/// Runs a search to its last page, opening every candidate and keeping the true matches.
+pub fn search(clinic: &Clinic, query: &Query) -> Result<Found> {
+    let mut request = query.request(clinic)?;
+    request["limit"] = json!(500);
+    let mut found = Found {
+        matches: Vec::new(),
+        candidates: 0,
+    };
+    for_each_page(clinic, request, |patient| {
+        found.candidates += 1;
+        let passport = open(clinic, &patient)?;
+        if query.matches(&passport) {
+            found.matches.push((patient, passport));
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Pages through a search (keyset paging), calling `each` for every patient.
+pub fn for_each_page(
+    clinic: &Clinic,
+    mut request: Value,
+    mut each: impl FnMut(PatientView) -> Result<()>,
+) -> Result<()> {
+    loop {
+        let page = clinic.api.search(&request)?;
+        for patient in page.items {
+            each(patient)?;
+        }
+        match page.next_after {
+            Some(after) => request["after"] = json!(after),
+            None => return Ok(()),
+        }
+    }
+}

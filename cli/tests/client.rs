@@ -1,0 +1,380 @@
+//! The client against a real server (SQLite): keys, CSV import with a bad-line report,
+//! resume after a lost answer, search with false positives dropped, export round trip, and
+//! no identifying value in any request body.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use palreg_client::api::Api;
+use palreg_client::http::{Recording, Request, Response, Transport, Trust, UreqTransport};
+use palreg_client::keys::{self, Clinic};
+use palreg_client::patients::{self, Query};
+use palreg_client::refs::Books;
+use palreg_client::row::{self, Row};
+use palreg_client::{Error, csvfile, export, import};
+use palreg_tests::{Backend, PASSWORD, TestApp, spawn_app};
+
+const PASSPHRASE: &str = "correct horse battery";
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/register.csv")
+}
+
+/// The lines of the example that are faulty, and why (by column).
+const BAD_LINES: [u64; 4] = [8, 9, 10, 11];
+const GOOD_ROWS: usize = 7;
+
+fn transport(app: &TestApp) -> UreqTransport {
+    UreqTransport::new(&app.base, &Trust::WebPki).expect("transport")
+}
+
+fn signed_in(app: &TestApp, login: &str, transport: Arc<dyn Transport>) -> Api {
+    Api::new(&app.base, transport)
+        .login(login, PASSWORD)
+        .expect("login")
+}
+
+/// The example's good lines, parsed as the import parses them.
+fn parsed(path: &Path, books: &Books) -> Vec<Row> {
+    let (lines, _) = csvfile::read(&std::fs::read(path).unwrap()).unwrap();
+    lines
+        .iter()
+        .filter_map(|l| row::parse(l, books, "2100-01-01").ok())
+        .collect()
+}
+
+fn canonical(rows: &[Row], books: &Books) -> BTreeSet<Vec<String>> {
+    rows.iter()
+        .map(|r| row::to_cells(&r.passport, &r.record, books))
+        .collect()
+}
+
+/// Forwards everything, but reports the `n`-th import call (0-based) as lost after the server
+/// has handled it: the interruption that must not duplicate patients on resume.
+struct LoseImportAnswer {
+    inner: UreqTransport,
+    seen: AtomicUsize,
+    lose: usize,
+}
+
+impl Transport for LoseImportAnswer {
+    fn send(&self, request: &Request<'_>) -> palreg_client::Result<Response> {
+        let response = self.inner.send(request)?;
+        if request.url.ends_with("/api/v1/patients/import")
+            && self.seen.fetch_add(1, Ordering::SeqCst) == self.lose
+        {
+            return Err(Error::Http("connection reset (simulated)".into()));
+        }
+        Ok(response)
+    }
+}
+
+fn total(clinic: &Clinic) -> i64 {
+    clinic
+        .api
+        .search(&serde_json::json!({"limit": 1}))
+        .unwrap()
+        .total
+}
+
+#[test]
+fn two_clinicians_import_search_and_export_without_sending_names() {
+    // Arrange: an institution with two clinicians, every request body recorded.
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H1", "Hospice one");
+    app.create_user(&admin, "anna", &["user"], Some(institution));
+    app.create_user(&admin, "boris", &["user"], Some(institution));
+    let recorder = Arc::new(Recording::new(transport(&app)));
+    let dir = tempfile::tempdir().unwrap();
+    let a = signed_in(&app, "anna", recorder.clone());
+    let b = signed_in(&app, "boris", recorder.clone());
+
+    // Keys: both make key pairs; anna creates the institution key and grants it to boris
+    // after comparing the fingerprint boris reads out.
+    let a_fp = keys::init(&a, &dir.path().join("anna.json"), PASSPHRASE).unwrap();
+    let b_fp = keys::init(&b, &dir.path().join("boris.json"), PASSPHRASE).unwrap();
+    assert_ne!(a_fp, b_fp);
+    assert!(
+        keys::init(&a, &dir.path().join("anna.json"), PASSPHRASE).is_err(),
+        "an existing key file is never overwritten"
+    );
+    let a_keys = keys::load(&dir.path().join("anna.json"), PASSPHRASE).unwrap();
+    let b_keys = keys::load(&dir.path().join("boris.json"), PASSPHRASE).unwrap();
+    assert!(keys::load(&dir.path().join("boris.json"), "wrong passphrase").is_err());
+    assert!(
+        Clinic::open(b.clone(), &b_keys, 1).is_err(),
+        "no institution key before a grant"
+    );
+    assert_eq!(keys::bootstrap(&a, &a_keys).unwrap(), 1);
+    assert!(
+        keys::bootstrap(&a, &a_keys).is_err(),
+        "bootstrap happens once"
+    );
+    let refused = keys::grant(&a, &a_keys, "boris", &mut |_, _| false);
+    assert!(
+        refused.is_err(),
+        "an unconfirmed fingerprint grants nothing"
+    );
+    let mut shown = None;
+    let version = keys::grant(&a, &a_keys, "boris", &mut |member, fp| {
+        shown = Some((member.login.clone(), fp.clone()));
+        true
+    })
+    .unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(shown, Some(("boris".to_string(), b_fp.clone())));
+    let members = a.members(institution).unwrap();
+    assert!(members.members.iter().all(|m| m.holds == vec![1]));
+
+    // One blind-index bit: every token matches about half the register, so searches must
+    // drop false positives.
+    let anna = Clinic::open(a, &a_keys, 1).unwrap();
+    let boris = Clinic::open(b, &b_keys, 1).unwrap();
+    let books = Books::load(&anna.api).unwrap();
+
+    // Act: import the example; bad lines are reported, good ones imported.
+    let csv_dir = tempfile::tempdir().unwrap();
+    let csv = csv_dir.path().join("register.csv");
+    std::fs::copy(example(), &csv).unwrap();
+    let quiet = import::Options {
+        batch_size: 3,
+        progress: false,
+    };
+    let report = import::run(&anna, &csv, &quiet).unwrap();
+
+    // Assert: the report names the bad lines with their columns.
+    assert_eq!(report.imported, GOOD_ROWS);
+    let bad: BTreeSet<u64> = report.errors.iter().map(|e| e.line).collect();
+    assert_eq!(bad, BAD_LINES.into_iter().collect(), "{:?}", report.errors);
+    let has = |line: u64, column: &str| {
+        report
+            .errors
+            .iter()
+            .any(|e| e.line == line && e.column == column)
+    };
+    assert!(has(8, "date_of_birth"), "31.02.1950 is no date");
+    assert!(has(9, "first_name") && has(9, "sex") && has(9, "diagnosis"));
+    assert!(has(10, "discharged_on"), "discharged without a date");
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.line == 11 && e.reason.contains("cells")),
+        "a short line"
+    );
+    assert_eq!(total(&anna), GOOD_ROWS as i64);
+
+    // A second run imports nothing again.
+    let again = import::run(&anna, &csv, &quiet).unwrap();
+    assert_eq!((again.imported, again.already_done), (0, GOOD_ROWS));
+    assert_eq!(total(&anna), GOOD_ROWS as i64);
+
+    // Search (as boris, who was granted the key): true matches only.
+    let found = patients::search(
+        &boris,
+        &Query {
+            surname: Some("ИВАНОВА".into()),
+            ..Query::default()
+        },
+    )
+    .unwrap();
+    let names: BTreeSet<String> = found
+        .matches
+        .iter()
+        .map(|(_, p)| format!("{} {}", p.surname, p.first_name))
+        .collect();
+    assert_eq!(
+        names,
+        ["Иванова Анна", "Иванова Елена"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+    // Six distinct surnames share two token values: some query must meet strangers.
+    let mut dropped = 0;
+    for surname in [
+        "Иванова",
+        "Фёдоров",
+        "Федорова",
+        "Smith",
+        "Кузнецова",
+        "Orlova",
+    ] {
+        let query = Query {
+            surname: Some(surname.into()),
+            ..Query::default()
+        };
+        let found = patients::search(&boris, &query).unwrap();
+        assert!(found.matches.iter().all(|(_, p)| p.surname == surname));
+        assert!(!found.matches.is_empty(), "{surname} is found");
+        dropped += found.candidates - found.matches.len();
+    }
+    assert!(dropped > 0, "false positives were dropped");
+    let by_dob = patients::search(
+        &boris,
+        &Query {
+            date_of_birth: Some("1939-07-12".into()),
+            ..Query::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(by_dob.matches.len(), 1);
+    assert_eq!(by_dob.matches[0].1.surname, "Фёдоров");
+
+    // Export round trip: the exported passports and records equal the imported ones.
+    let out = csv_dir.path().join("export.csv");
+    assert_eq!(export::run(&boris, &out).unwrap(), GOOD_ROWS);
+    assert_eq!(
+        canonical(&parsed(&out, &books), &books),
+        canonical(&parsed(&example(), &books), &books)
+    );
+
+    // Nothing identifying went over the wire.
+    let bodies = recorder.bodies();
+    assert!(bodies.iter().any(|b| b.contains("\"patients\"")));
+    for row in parsed(&example(), &books) {
+        let p = &row.passport;
+        let mut secrets = vec![p.surname.clone(), p.first_name.clone()];
+        secrets.extend(p.patronymic.clone());
+        secrets.extend(p.snils.clone());
+        secrets.extend(p.phone.clone());
+        secrets.extend(p.address.clone());
+        secrets.extend(p.policy_number.clone());
+        for secret in secrets {
+            assert!(
+                bodies.iter().all(|b| !b.contains(&secret)),
+                "a request body contains a passport value"
+            );
+        }
+    }
+}
+
+#[test]
+fn semicolon_file_resumes_after_a_lost_answer_without_duplicates() {
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H2", "Hospice two");
+    app.create_user(&admin, "vera", &["user"], Some(institution));
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("vera.json");
+
+    // The example as Russian Excel writes it: `;` between cells.
+    let csv = dir.path().join("register;excel.csv");
+    let mut reader = csv::Reader::from_path(example()).unwrap();
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .flexible(true)
+        .from_path(&csv)
+        .unwrap();
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    for record in reader.records() {
+        writer.write_record(&record.unwrap()).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+
+    // The answer to the second batch is lost after the server stored it.
+    let flaky = Arc::new(LoseImportAnswer {
+        inner: transport(&app),
+        seen: AtomicUsize::new(0),
+        lose: 1,
+    });
+    let api = signed_in(&app, "vera", flaky);
+    keys::init(&api, &key_file, PASSPHRASE).unwrap();
+    let pair = keys::load(&key_file, PASSPHRASE).unwrap();
+    keys::bootstrap(&api, &pair).unwrap();
+    let clinic = Clinic::open(api, &pair, 8).unwrap();
+    let options = import::Options {
+        batch_size: 2,
+        progress: false,
+    };
+    let interrupted = import::run(&clinic, &csv, &options);
+    assert!(matches!(interrupted, Err(Error::Http(_))), "the run stops");
+    assert_eq!(total(&clinic), 4, "two batches reached the server");
+    let journal: import::Journal =
+        serde_json::from_str(&std::fs::read_to_string(import::journal_path(&csv)).unwrap())
+            .unwrap();
+    assert_eq!((journal.done.len(), journal.pending.len()), (2, 2));
+
+    // Resume with a sound connection.
+    let api = signed_in(&app, "vera", Arc::new(transport(&app)));
+    let clinic = Clinic::open(api, &pair, 8).unwrap();
+    let resumed = import::run(&clinic, &csv, &options).unwrap();
+    assert_eq!(
+        resumed.recovered, 2,
+        "the lost batch is found by its pseudonyms"
+    );
+    assert_eq!(resumed.already_done, 4);
+    assert_eq!(resumed.imported, GOOD_ROWS - 4);
+    assert_eq!(total(&clinic), GOOD_ROWS as i64, "nothing duplicated");
+    let bad: BTreeSet<u64> = resumed.errors.iter().map(|e| e.line).collect();
+    assert_eq!(bad, BAD_LINES.into_iter().collect());
+}
+
+#[test]
+fn the_binary_signs_in_and_keeps_the_token_private() {
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H3", "Hospice three");
+    app.create_user(&admin, "galina", &["user"], Some(institution));
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"))
+            .args(args)
+            .env("PALREG_CLIENT_DIR", dir.path())
+            .env("PALREG_SERVER", &app.base)
+            .env("PALREG_PASSWORD", PASSWORD)
+            .env("PALREG_KEY_PASSPHRASE", PASSPHRASE)
+            .env("PALREG_KEY_FILE", dir.path().join("key.json"))
+            .output()
+            .unwrap()
+    };
+    let login = run(&["login", "--login", "galina"]);
+    assert!(login.status.success(), "{login:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("session.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let whoami = run(&["whoami"]);
+    assert!(String::from_utf8_lossy(&whoami.stdout).contains("galina"));
+    let init = run(&["keys", "init"]);
+    assert!(
+        String::from_utf8_lossy(&init.stdout).contains("fingerprint"),
+        "{init:?}"
+    );
+    assert!(run(&["keys", "bootstrap"]).status.success());
+    let add = run(&[
+        "patient",
+        "add",
+        "--surname",
+        "Лебедева",
+        "--first-name",
+        "Нина",
+        "--dob",
+        "01.02.1940",
+        "--sex",
+        "Ж",
+        "--diagnosis",
+        "C50",
+        "--need",
+        "functional_bed",
+    ]);
+    assert!(add.status.success(), "{add:?}");
+    let found = run(&["patient", "search", "--surname", "лебедева"]);
+    let text = String::from_utf8_lossy(&found.stdout);
+    assert!(
+        text.contains("Лебедева Нина") && text.contains("1 found"),
+        "{text}"
+    );
+    let logout = run(&["logout"]);
+    assert!(logout.status.success());
+    assert!(!run(&["whoami"]).status.success(), "signed out");
+}
