@@ -517,6 +517,27 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        println!(
+            "  with the proposed index and ANALYZE ({}):",
+            probe::PROPOSED_INDEX
+        );
+        match probe::try_proposed_index(&mut conn) {
+            Ok(()) => {
+                for q in &sqls {
+                    for (part, sql) in [("page", &q.page), ("count", &q.count)] {
+                        let t = probe::time_sql(&mut conn, sql, 200);
+                        println!(
+                            "    {} {part:<5} p50 {:.3} ms  p99 {:.3} ms   plan: {}",
+                            q.label,
+                            t.quantile_ms(0.5),
+                            t.quantile_ms(0.99),
+                            probe::plan(&mut conn, sql).join(" | ")
+                        );
+                    }
+                }
+            }
+            Err(e) => println!("    (could not create it: {e})"),
+        }
         let audit = probe::audit_append(&mut conn, 2000);
         println!(
             "  audit append in its own write transaction: p50 {:.3} ms  p99 {:.3} ms  → at most {:.0} audited requests/s on one writer",
