@@ -1,6 +1,7 @@
 //! Writes sample reports to look at: `cargo run -p palreg-reports --example sample -- DIR`.
 //!
 //! DIR receives prescriptions-{en,ru}.pdf (long enough to span pages), summary-{en,ru}.pdf,
+//! summary-many-ru.pdf (14 institutions, landscape),
 //! summary.json, summary.fhir.json, and a detached signature with the public key for
 //! prescriptions-ru.pdf.
 
@@ -198,6 +199,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(
         dir.join("summary.fhir.json"),
         serde_json::to_string_pretty(&to_fhir_measure_report(&summary, &en_meta))?,
+    )?;
+
+    // Enough institutions for a landscape report split into several tables.
+    let mut many = summary_input();
+    let template = many.institutions.clone();
+    many.institutions = (0..14)
+        .map(|i| {
+            let mut inst = template[i % template.len()].clone();
+            inst.institution = format!("ГБУЗ «Районная больница № {}»", i + 1);
+            inst
+        })
+        .collect();
+    let many = summarize(&many, DEFAULT_K);
+    let names: Vec<&str> = many.institutions.iter().map(String::as_str).collect();
+    let many_meta = meta(Locale::Ru, "Сводный отчёт по региону", &names);
+    std::fs::write(
+        dir.join("summary-many-ru.pdf"),
+        summary_pdf(&many_meta, &many)?,
     )?;
 
     let key = ReportSigningKey::generate()?;

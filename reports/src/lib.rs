@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod assemble;
 mod fhir;
 mod labels;
 pub mod layout;
@@ -21,7 +22,8 @@ pub use prescription::{
     prescription_totals, short_pseudonym,
 };
 pub use signing::{
-    ReportPublicKey, ReportSignature, ReportSigningKey, SigningError, VerifyError, verify_file,
+    ReportPublicKey, ReportSignature, ReportSigningKey, SigningError, VerifyError, verify,
+    verify_file,
 };
 pub use summary::{
     CountRow, CountTable, MedicamentRow, QuantityCell, REGISTER_MEASURES, SuppressedSummary,

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::ReportError;
 use crate::labels::format_date;
 use crate::layout::Face;
-use crate::model::{PrescriptionRow, Quantity, ReportMeta};
-use crate::render::{Align, Column, Orientation, RowStyle, TABLE_SIZE, TableRow, Writer};
+use crate::model::{Locale, PrescriptionRow, Quantity, ReportMeta};
+use crate::render::{Align, Column, Orientation, RowStyle, TABLE_SIZE, TableRow, Writer, render};
 
 /// Reports larger than this are refused: the whole document is built in memory (see the
 /// README), so the limit is what keeps memory bounded. 100,000 rows are about 2,000 pages.
@@ -98,7 +98,17 @@ pub fn prescription_pdf(
     }
     let totals = prescription_totals(rows)?;
     let locale = meta.locale;
-    let mut writer = Writer::new(meta, Orientation::Landscape)?;
+    render(meta, Orientation::Landscape, |writer| {
+        draw(writer, locale, rows, &totals)
+    })
+}
+
+fn draw(
+    writer: &mut Writer,
+    locale: Locale,
+    rows: &[PrescriptionRow],
+    totals: &PrescriptionTotals,
+) {
     let l = writer.labels();
 
     let columns = scaled_columns(
@@ -183,7 +193,6 @@ pub fn prescription_pdf(
             }),
         );
     }
-    writer.finish()
 }
 
 /// Columns whose relative `weights` are scaled to fill `width` points.

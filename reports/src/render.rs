@@ -9,6 +9,7 @@ use printpdf::{
 };
 
 use crate::ReportError;
+use crate::assemble::Assembler;
 use crate::labels::{Labels, format_timestamp, labels};
 use crate::layout::{Face, Fonts, fonts, wrap_with};
 use crate::model::ReportMeta;
@@ -31,6 +32,10 @@ const LINE_FACTOR: f32 = 1.25;
 const BASELINE_FACTOR: f32 = 0.97;
 const CELL_PAD_X: f32 = 2.5;
 const CELL_PAD_Y: f32 = 2.0;
+
+/// Pages rendered and serialized together; this bounds the working memory (see
+/// `assemble`). Each chunk embeds its own font subsets.
+const CHUNK_PAGES: usize = 100;
 
 const RULE_GREY: f32 = 0.55;
 const HEADER_FILL: f32 = 0.88;
@@ -109,7 +114,66 @@ impl LaidOutRow {
     }
 }
 
+/// Where finished pages go.
+enum Sink {
+    /// First pass: only count the pages (no drawing operations are made).
+    Count,
+    /// Second pass: serialize every `CHUNK_PAGES` pages and join them, numbered "X of `total`".
+    Pdf {
+        total: usize,
+        pending: Vec<Vec<Op>>,
+        assembler: Box<Assembler>,
+    },
+    /// Unit tests: keep every page's operations to inspect them.
+    #[cfg(test)]
+    Keep(Vec<Vec<Op>>),
+}
+
+/// Renders a document in two passes: the first counts the pages, so that the second can
+/// number them "Page X of Y" while it writes them out a chunk at a time.
+pub(crate) fn render(
+    meta: &ReportMeta,
+    orientation: Orientation,
+    draw: impl Fn(&mut Writer),
+) -> Result<Vec<u8>, ReportError> {
+    let mut counter = Writer::new(meta, orientation, Sink::Count)?;
+    draw(&mut counter);
+    let total = counter.pages;
+    let sink = Sink::Pdf {
+        total,
+        pending: Vec::new(),
+        assembler: Box::new(Assembler::new()),
+    };
+    let mut writer = Writer::new(meta, orientation, sink)?;
+    draw(&mut writer);
+    if writer.pages != total {
+        return Err(ReportError::Pdf(format!(
+            "layout is not deterministic: {total} pages counted, {} drawn",
+            writer.pages
+        )));
+    }
+    writer.finish()
+}
+
+/// Resource ids of the two faces in the chunk that holds page `page` (0-based). printpdf takes
+/// the first six characters of an id as the font's subset tag, which PDF wants to be six
+/// upper-case letters, different for each subset in the file.
+fn font_ids(page: usize) -> (FontId, FontId) {
+    let chunk = page / CHUNK_PAGES;
+    let letter = |n: usize| char::from(b'A' + (n % 26) as u8);
+    let tag = format!(
+        "PL{}{}{}",
+        letter(chunk / (26 * 26)),
+        letter(chunk / 26),
+        letter(chunk)
+    );
+    (FontId(format!("{tag}R")), FontId(format!("{tag}B")))
+}
+
 pub(crate) struct Writer {
+    sink: Sink,
+    /// Pages started so far.
+    pages: usize,
     fonts: &'static Fonts,
     labels: &'static Labels,
     regular: FontId,
@@ -119,7 +183,6 @@ pub(crate) struct Writer {
     orientation: Orientation,
     header: Vec<HeaderLine>,
     footer_left: String,
-    finished: Vec<Vec<Op>>,
     ops: Vec<Op>,
     /// Top of the free space on the current page, in points from the bottom edge.
     y: f32,
@@ -128,10 +191,12 @@ pub(crate) struct Writer {
     meta_title: String,
     meta_author: String,
     generated_unix: i64,
+    /// The first failure while joining chunks, reported by `finish`.
+    error: Option<ReportError>,
 }
 
 impl Writer {
-    pub(crate) fn new(meta: &ReportMeta, orientation: Orientation) -> Result<Self, ReportError> {
+    fn new(meta: &ReportMeta, orientation: Orientation, sink: Sink) -> Result<Self, ReportError> {
         let fonts = fonts()?;
         let labels = labels(meta.locale);
         let (w_mm, h_mm) = orientation.size_mm();
@@ -177,19 +242,19 @@ impl Writer {
         .next()
         .unwrap_or_default();
 
+        let (regular, bold) = font_ids(0);
         let mut writer = Writer {
+            sink,
+            pages: 0,
             fonts,
             labels,
-            // printpdf takes the first six characters of the id as the subset tag, which
-            // PDF wants to be six upper-case letters, different for each subset.
-            regular: FontId("PLRGAA".to_string()),
-            bold: FontId("PLRGAB".to_string()),
+            regular,
+            bold,
             width: w_mm * MM,
             height: h_mm * MM,
             orientation,
             header,
             footer_left,
-            finished: Vec::new(),
             ops: Vec::new(),
             y: 0.0,
             in_text: false,
@@ -197,6 +262,7 @@ impl Writer {
             meta_title: meta.title.clone(),
             meta_author: meta.author.clone(),
             generated_unix: meta.generated_at.and_utc().timestamp(),
+            error: None,
         };
         writer.start_page();
         Ok(writer)
@@ -218,11 +284,16 @@ impl Writer {
         MARGIN + FOOTER_SPACE
     }
 
+    fn drawing(&self) -> bool {
+        !matches!(self.sink, Sink::Count)
+    }
+
     fn start_page(&mut self) {
-        if !self.ops.is_empty() {
-            self.end_text();
-            self.finished.push(std::mem::take(&mut self.ops));
+        if self.pages > 0 {
+            self.end_page();
         }
+        (self.regular, self.bold) = font_ids(self.pages);
+        self.pages += 1;
         self.in_text = false;
         self.font = None;
         self.y = self.height - MARGIN;
@@ -256,7 +327,7 @@ impl Writer {
     }
 
     fn text(&mut self, x: f32, baseline: f32, text: &str, face: Face, size: f32) {
-        if text.is_empty() {
+        if text.is_empty() || !self.drawing() {
             return;
         }
         self.begin_text();
@@ -285,6 +356,9 @@ impl Writer {
     }
 
     fn line(&mut self, points: &[(f32, f32)], thickness: f32, grey: f32) {
+        if !self.drawing() {
+            return;
+        }
         self.end_text();
         self.ops.push(Op::SetOutlineColor {
             col: Color::Greyscale(Greyscale::new(grey, None)),
@@ -305,6 +379,9 @@ impl Writer {
     }
 
     fn fill(&mut self, x: f32, y: f32, width: f32, height: f32, grey: f32) {
+        if !self.drawing() {
+            return;
+        }
         self.end_text();
         self.ops.push(Op::SetFillColor {
             col: Color::Greyscale(Greyscale::new(grey, None)),
@@ -524,43 +601,47 @@ impl Writer {
         MARGIN + header + 11.0
     }
 
-    /// Adds the footers, now that the page count is known, and serializes the document.
-    pub(crate) fn finish(mut self) -> Result<Vec<u8>, ReportError> {
+    /// Hands the current page to the sink; a full chunk of pages is serialized.
+    fn end_page(&mut self) {
         self.end_text();
-        let last = std::mem::take(&mut self.ops);
-        self.finished.push(last);
-        let total = self.finished.len();
-        let pages_ops = std::mem::take(&mut self.finished);
-        let mut pages = Vec::with_capacity(total);
+        let ops = std::mem::take(&mut self.ops);
+        let full = match &mut self.sink {
+            Sink::Count => false,
+            Sink::Pdf { pending, .. } => {
+                pending.push(ops);
+                pending.len() == CHUNK_PAGES
+            }
+            #[cfg(test)]
+            Sink::Keep(pages) => {
+                pages.push(ops);
+                false
+            }
+        };
+        if full {
+            self.flush_chunk();
+        }
+    }
+
+    /// Adds the footers to the pending pages and serializes them as one chunk.
+    fn flush_chunk(&mut self) {
+        let Sink::Pdf { total, pending, .. } = &mut self.sink else {
+            return;
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let total = *total;
+        let pages_ops = std::mem::take(pending);
+        // Called right after a page was handed over, so every started page is done.
+        let first = self.pages - pages_ops.len();
+        let (regular, bold) = font_ids(first);
         let (w_mm, h_mm) = self.orientation.size_mm();
-        let footer_baseline = MARGIN;
+        let mut pages = Vec::with_capacity(pages_ops.len());
         for (i, ops) in pages_ops.into_iter().enumerate() {
-            self.ops = ops;
-            self.in_text = false;
-            self.font = None;
-            let page_text = (self.labels.page_of)(i + 1, total);
-            let page_width = self.measure(&page_text, Face::Regular, FOOTER_SIZE);
-            self.rule(
-                MARGIN,
-                self.width - MARGIN,
-                footer_baseline + FOOTER_SIZE + 2.0,
-                0.3,
-                RULE_GREY,
-            );
-            let left = self.footer_left.clone();
-            self.text(MARGIN, footer_baseline, &left, Face::Regular, FOOTER_SIZE);
-            self.text(
-                self.width - MARGIN - page_width,
-                footer_baseline,
-                &page_text,
-                Face::Regular,
-                FOOTER_SIZE,
-            );
-            self.end_text();
             pages.push(PdfPage::new(
                 Mm(w_mm),
                 Mm(h_mm),
-                std::mem::take(&mut self.ops),
+                self.with_footer(ops, first + i + 1, total, &regular),
             ));
         }
 
@@ -573,14 +654,14 @@ impl Writer {
             doc.metadata.info.modification_date = at;
             doc.metadata.info.metadata_date = at;
         }
-        doc.resources.fonts.map.insert(
-            self.regular.clone(),
-            PdfFont::new(self.fonts.regular.parsed.clone()),
-        );
-        doc.resources.fonts.map.insert(
-            self.bold.clone(),
-            PdfFont::new(self.fonts.bold.parsed.clone()),
-        );
+        doc.resources
+            .fonts
+            .map
+            .insert(regular, PdfFont::new(self.fonts.regular.parsed.clone()));
+        doc.resources
+            .fonts
+            .map
+            .insert(bold, PdfFont::new(self.fonts.bold.parsed.clone()));
         doc.pages = pages;
         let options = PdfSaveOptions {
             optimize: true,
@@ -588,18 +669,63 @@ impl Writer {
             secure: true,
             image_optimization: None,
         };
-        let mut warnings = Vec::new();
-        let bytes = doc.save(&options, &mut warnings);
-        if bytes.is_empty() {
-            return Err(ReportError::Pdf("printpdf produced no bytes".to_string()));
+        let chunk = doc.to_lopdf_document(&options, &mut Vec::new());
+        drop(doc);
+        if let Sink::Pdf { assembler, .. } = &mut self.sink {
+            self.error = self.error.take().or(assembler.add(chunk).err());
         }
-        Ok(bytes)
+    }
+
+    /// `ops` followed by the footer: a rule, the report's name and "Page X of Y".
+    fn with_footer(&mut self, ops: Vec<Op>, page: usize, total: usize, font: &FontId) -> Vec<Op> {
+        let saved = std::mem::replace(&mut self.ops, ops);
+        let saved_font = (self.regular.clone(), self.font.take(), self.in_text);
+        self.regular = font.clone();
+        let page_text = (self.labels.page_of)(page, total);
+        let page_width = self.measure(&page_text, Face::Regular, FOOTER_SIZE);
+        let baseline = MARGIN;
+        self.rule(
+            MARGIN,
+            self.width - MARGIN,
+            baseline + FOOTER_SIZE + 2.0,
+            0.3,
+            RULE_GREY,
+        );
+        let left = self.footer_left.clone();
+        self.text(MARGIN, baseline, &left, Face::Regular, FOOTER_SIZE);
+        self.text(
+            self.width - MARGIN - page_width,
+            baseline,
+            &page_text,
+            Face::Regular,
+            FOOTER_SIZE,
+        );
+        self.end_text();
+        (self.regular, self.font, self.in_text) = saved_font;
+        std::mem::replace(&mut self.ops, saved)
+    }
+
+    /// Serializes what is left and joins all chunks into the document.
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>, ReportError> {
+        self.end_page();
+        self.flush_chunk();
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        match self.sink {
+            Sink::Pdf { assembler, .. } => assembler.finish(),
+            _ => Err(ReportError::Pdf(
+                "finish called on a counting pass".to_string(),
+            )),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
     use crate::model::Locale;
     use chrono::NaiveDate;
 
@@ -616,10 +742,21 @@ mod tests {
         }
     }
 
+    fn writer(orientation: Orientation) -> Writer {
+        Writer::new(&meta(), orientation, Sink::Keep(Vec::new())).unwrap()
+    }
+
+    fn kept(writer: &Writer) -> &[Vec<Op>] {
+        match &writer.sink {
+            Sink::Keep(pages) => pages,
+            _ => &[],
+        }
+    }
+
     /// Every text run of every page with its position, face and size.
     fn runs(writer: &Writer) -> Vec<(usize, f32, String, Face, f32)> {
         let mut out = Vec::new();
-        let pages = writer.finished.iter().chain(std::iter::once(&writer.ops));
+        let pages = kept(writer).iter().chain(std::iter::once(&writer.ops));
         for (page, ops) in pages.enumerate() {
             let (mut face, mut size, mut x) = (Face::Regular, 0.0, 0.0);
             for op in ops {
@@ -670,7 +807,7 @@ mod tests {
 
     #[test]
     fn table_text_stays_inside_its_cells() {
-        let mut writer = Writer::new(&meta(), Orientation::Landscape).unwrap();
+        let mut writer = writer(Orientation::Landscape);
         let rows = (0..200).map(|i| {
             TableRow::plain(vec![
                 format!("Иванова-Петрова Анна {i}"),
@@ -711,12 +848,12 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 1000, "only {checked} runs checked");
-        assert!(writer.finished.len() > 3, "expected several pages");
+        assert!(kept(&writer).len() > 3, "expected several pages");
     }
 
     #[test]
     fn a_row_taller_than_a_page_is_split_not_lost() {
-        let mut writer = Writer::new(&meta(), Orientation::Portrait).unwrap();
+        let mut writer = writer(Orientation::Portrait);
         let long: Vec<String> = (0..300).map(|i| format!("line{i}")).collect();
         writer.table(
             &columns(),
@@ -731,13 +868,30 @@ mod tests {
             assert_eq!(texts.iter().filter(|t| *t == line).count(), 1, "{line}");
         }
         assert!(texts.iter().any(|t| t == "after"));
-        assert!(writer.finished.len() >= 2);
+        assert!(kept(&writer).len() >= 2);
         // The header row is repeated on every page the table reaches.
-        let header_pages: std::collections::BTreeSet<usize> = runs(&writer)
+        let header_pages: BTreeSet<usize> = runs(&writer)
             .into_iter()
             .filter(|r| r.2.starts_with("Column"))
             .map(|r| r.0)
             .collect();
-        assert_eq!(header_pages.len(), writer.finished.len() + 1);
+        assert_eq!(header_pages.len(), kept(&writer).len() + 1);
+    }
+
+    #[test]
+    fn each_chunk_of_pages_gets_its_own_subset_tag() {
+        let (r0, b0) = font_ids(0);
+        let (r1, _) = font_ids(CHUNK_PAGES - 1);
+        let (r2, b2) = font_ids(CHUNK_PAGES);
+        let (r3, _) = font_ids(CHUNK_PAGES * 27);
+        assert_eq!(r0, r1);
+        assert_ne!(r0, r2);
+        assert_ne!(b0, b2);
+        assert_ne!(r3, r0);
+        for id in [&r0, &b0, &r2, &r3] {
+            let tag = &id.0[..6];
+            assert!(tag.chars().all(|c| c.is_ascii_uppercase()), "{tag}");
+        }
+        assert_ne!(r0.0[..6], r2.0[..6]);
     }
 }

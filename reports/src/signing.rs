@@ -309,6 +309,15 @@ impl ReportSignature {
     }
 }
 
+/// Checks `signature` over the exact `report` bytes with `public_key`.
+pub fn verify(
+    public_key: &ReportPublicKey,
+    report: &[u8],
+    signature: &ReportSignature,
+) -> Result<(), VerifyError> {
+    public_key.verify(report, signature)
+}
+
 /// Checks a report against its detached signature (`.sig` file text or bare base64) and the
 /// server's public key (base64 or PEM). What `palreg verify-report` runs, offline.
 pub fn verify_file(

@@ -8,7 +8,7 @@ use crate::ReportError;
 use crate::labels::Labels;
 use crate::layout::Face;
 use crate::model::{Locale, ReportMeta};
-use crate::render::{Align, Column, Orientation, RowStyle, TABLE_SIZE, TableRow, Writer};
+use crate::render::{Align, Column, Orientation, RowStyle, TABLE_SIZE, TableRow, Writer, render};
 use crate::summary::{CountRow, CountTable, MedicamentRow, QuantityCell, SuppressedSummary};
 use crate::suppress::footnote;
 
@@ -27,11 +27,16 @@ pub fn summary_pdf(meta: &ReportMeta, summary: &SuppressedSummary) -> Result<Vec
     } else {
         Orientation::Landscape
     };
-    let mut writer = Writer::new(meta, orientation)?;
+    render(meta, orientation, |writer| {
+        draw(writer, meta.locale, summary)
+    })
+}
+
+fn draw(writer: &mut Writer, locale: Locale, summary: &SuppressedSummary) {
     let l = writer.labels();
     let layout = ColumnLayout::new(writer.content_width(), &summary.institutions);
     let k = summary.k;
-    let rule = footnote(meta.locale, k);
+    let rule = footnote(locale, k);
 
     let first_sentence = rule
         .split_inclusive(". ")
@@ -48,7 +53,7 @@ pub fn summary_pdf(meta: &ReportMeta, summary: &SuppressedSummary) -> Result<Vec
         .map(|(row, label)| counts_row(label.to_string(), row, k, RowStyle::Plain))
         .collect();
     section(
-        &mut writer,
+        writer,
         &layout,
         summary,
         l.register_movement,
@@ -56,29 +61,23 @@ pub fn summary_pdf(meta: &ReportMeta, summary: &SuppressedSummary) -> Result<Vec
     );
 
     let icd = keyed_rows(&summary.icd10_blocks, l, k);
-    section(&mut writer, &layout, summary, l.icd10_blocks, &icd);
+    section(writer, &layout, summary, l.icd10_blocks, &icd);
 
     let age_sex = age_sex_rows(&summary.age_sex, l, k);
-    section(&mut writer, &layout, summary, l.age_sex, &age_sex);
+    section(writer, &layout, summary, l.age_sex, &age_sex);
 
     let care = keyed_rows(&summary.care_forms, l, k);
-    section(&mut writer, &layout, summary, l.care_forms, &care);
+    section(writer, &layout, summary, l.care_forms, &care);
 
     let needs = keyed_rows(&summary.needs, l, k);
-    section(&mut writer, &layout, summary, l.needs, &needs);
+    section(writer, &layout, summary, l.needs, &needs);
     writer.paragraph(l.needs_note, Face::Regular, TABLE_SIZE);
 
-    let medicaments = medicament_rows(&summary.medicaments, l, k, meta.locale);
+    let medicaments = medicament_rows(&summary.medicaments, l, k, locale);
+    section(writer, &layout, summary, l.medicament_needs, &medicaments);
+    let controlled = medicament_rows(&summary.controlled_medicaments, l, k, locale);
     section(
-        &mut writer,
-        &layout,
-        summary,
-        l.medicament_needs,
-        &medicaments,
-    );
-    let controlled = medicament_rows(&summary.controlled_medicaments, l, k, meta.locale);
-    section(
-        &mut writer,
+        writer,
         &layout,
         summary,
         l.controlled_substances,
@@ -87,7 +86,6 @@ pub fn summary_pdf(meta: &ReportMeta, summary: &SuppressedSummary) -> Result<Vec
 
     writer.heading(l.notes, 30.0);
     writer.paragraph(&rule, Face::Regular, TABLE_SIZE);
-    writer.finish()
 }
 
 /// How the institutions are split into tables that fit the page width.

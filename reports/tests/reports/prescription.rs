@@ -170,3 +170,35 @@ fn an_inverted_period_is_refused() {
     std::mem::swap(&mut meta.period_from, &mut meta.period_to);
     assert!(prescription_pdf(&meta, &[]).is_err());
 }
+
+#[test]
+fn a_report_longer_than_one_chunk_of_pages_is_joined_whole() {
+    // More than 100 pages: rendered and serialized in two chunks, then joined.
+    let (rows, _) = rows(3_600, 13);
+    let pdf = prescription_pdf(&meta(Locale::Ru, &["Hospital"]), &rows).unwrap();
+    let pages = pages(&pdf);
+    let total = pages.len();
+    assert!(total > 100, "only {total} pages");
+    for (i, page) in pages.iter().enumerate() {
+        assert!(
+            page.contains(&format!("Страница {} из {total}", i + 1)),
+            "page {}",
+            i + 1
+        );
+        assert!(
+            page.contains("Отчёт о назначениях"),
+            "page {} header",
+            i + 1
+        );
+    }
+    // Cyrillic extracts from the second chunk too, and every row is there once.
+    assert!(
+        pages[total - 1].contains("Итоги по препаратам")
+            || pages[total - 2].contains("Итоги по препаратам")
+    );
+    let text = pages.concat();
+    for row in rows.iter().step_by(97) {
+        assert_eq!(text.matches(&row.number).count(), 1, "row {}", row.number);
+    }
+    assert!(text.contains("Назначений за период: 3600"));
+}

@@ -108,6 +108,23 @@ proptest! {
         // Totals that are shown are the true sums.
         let deceased: u64 = counts.iter().map(|c| c[4]).sum();
         if let Cell::Shown(n) = summary.register[4].total { prop_assert_eq!(n, deceased); }
+        // No row or column of any table holds exactly one hidden number.
+        let one_hidden = |cells: &mut dyn Iterator<Item = Cell>| cells.filter(|c| c.is_suppressed()).count() == 1;
+        let tables = [&summary.icd10_blocks, &summary.care_forms, &summary.needs, &summary.age_sex];
+        let all_rows = summary.register.iter().chain(tables.iter().flat_map(|t| t.rows.iter().chain(&t.totals)));
+        for row in all_rows {
+            prop_assert!(!one_hidden(&mut row.by_institution.iter().copied().chain([row.total])), "row {:?}", row);
+        }
+        for table in [&summary.icd10_blocks, &summary.care_forms, &summary.age_sex] {
+            let totals = table.totals.as_ref().unwrap();
+            let interior: Vec<_> = table.rows.iter().filter(|r| r.key != "all" && r.sex.as_deref() != Some("all")).collect();
+            for c in 0..summary.institutions.len() {
+                let mut column = interior.iter().map(|r| r.by_institution[c]).chain([totals.by_institution[c]]);
+                prop_assert!(!one_hidden(&mut column), "column {} of {:?}", c, table);
+            }
+            let mut total_column = interior.iter().map(|r| r.total).chain([totals.total]);
+            prop_assert!(!one_hidden(&mut total_column));
+        }
         // A hidden patient count always hides its quantity, and a shown one shows it.
         for row in summary.medicaments.iter() {
             for (p, q) in row.patients.iter().zip(&row.quantity) {
