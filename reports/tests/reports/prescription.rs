@@ -202,3 +202,14 @@ fn a_report_longer_than_one_chunk_of_pages_is_joined_whole() {
     }
     assert!(text.contains("Назначений за период: 3600"));
 }
+
+#[test]
+fn the_same_input_gives_the_same_bytes() {
+    // Reproducible output: a report can be regenerated and its signature compared.
+    let (rows, _) = rows(50, 21);
+    let meta = meta(Locale::Ru, &["Hospital"]);
+    assert_eq!(
+        prescription_pdf(&meta, &rows).unwrap(),
+        prescription_pdf(&meta, &rows).unwrap()
+    );
+}
