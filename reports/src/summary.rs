@@ -114,7 +114,8 @@ impl fmt::Display for SuppressedSummary {
 }
 
 /// Computes every published number of the summary report and suppresses small cells, with
-/// counts from 1 to `k − 1` hidden (see [`crate::suppress`] and the crate README).
+/// counts from 1 to `k − 1` hidden (see [`crate::suppress`] and the crate README). A `k` of
+/// 0 or 1 hides nothing; the server's configuration should insist on at least 2.
 pub fn summarize(input: &SummaryInput, k: u64) -> SuppressedSummary {
     let insts = &input.institutions;
     let mut system = TableSystem::default();

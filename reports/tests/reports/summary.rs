@@ -286,3 +286,20 @@ fn many_institutions_split_into_several_tables_with_the_total_last() {
         "{deceased:?}"
     );
 }
+
+#[test]
+fn an_empty_summary_still_renders() {
+    let summary = summarize(&SummaryInput::default(), 5);
+    let pdf = summary_pdf(&meta(Locale::En, &[]), &summary).unwrap();
+    let pages = pages(&pdf);
+    assert!(pages[0].contains("Patients on the register"));
+    for (i, page) in pages.iter().enumerate() {
+        assert!(page.contains(&format!("Page {} of {}", i + 1, pages.len())));
+    }
+    // Every count of an empty register is a visible zero.
+    let text = pages.concat();
+    assert!(
+        !text.lines().any(|l| l.trim_end().ends_with("<5")),
+        "{text}"
+    );
+}
