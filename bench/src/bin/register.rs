@@ -142,9 +142,12 @@ fn spread(i: u64) -> usize {
     Rng::new(i.wrapping_add(1)).next_u64() as usize
 }
 
+/// One request of a scenario: `(agent, client, request number)`.
+type Op<'a> = Box<dyn Fn(&ureq::Agent, usize, u64) -> Result<(), String> + Sync + 'a>;
+
 struct Scenario<'a> {
     name: &'static str,
-    op: Box<dyn Fn(&ureq::Agent, usize, u64) -> Result<(), String> + Sync + 'a>,
+    op: Op<'a>,
 }
 
 fn line(name: &str, l: &Latencies) {
@@ -493,7 +496,7 @@ fn main() -> anyhow::Result<()> {
         let mut conn = pool.get()?;
         let ins = &institutions[0];
         let probe = &ins.probes[0];
-        let year = palreg_server::db::models::now().date().year_ce().1 as i32;
+        let year = today.year();
         let sqls = probe::searches(
             ins.id,
             &probe.0,

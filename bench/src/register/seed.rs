@@ -232,7 +232,7 @@ pub fn import(
                             return Ok(());
                         }
                         let inst = &insts[k];
-                        let mut rng = Rng::new((inst.id as u64) << 32 | first as u64);
+                        let mut rng = Rng::new(((inst.id as u64) << 32) | first as u64);
                         let mut items = Vec::with_capacity(size);
                         let mut probes = Vec::new();
                         for n in 0..size {
