@@ -119,6 +119,23 @@ test('the session was ended elsewhere (server-side logout): same restore', async
   });
 });
 
+test('a page opened after the session ended: sign-in, then that page, filters kept', async () => {
+  await withSession(browser, { name: 'expiry-on-navigation' }, async (s) => {
+    await s.signIn(ADMIN.login, ADMIN.password);
+    await s.goto('/admin/audit?actor=admin&limit=25');
+    await s.page.fill('#audit-filter-action', 'auth.login');
+    await s.context.clearCookies();
+    // The audit page builds its filter form, then asks for the entries: 401 while rendering.
+    await s.page.click('#main button:has-text("Show entries")');
+    await s.waitForRoute('/login');
+    assert.match(await s.page.locator('#main .notice').innerText(), /Your session has ended/);
+    await s.signIn(ADMIN.login, ADMIN.password, { expectRoute: '/admin/audit?actor=admin&action=auth.login&limit=25' });
+    assert.equal(await s.page.inputValue('#audit-filter-action'), 'auth.login');
+    const actions = await s.page.locator('#main table tbody td:nth-of-type(3) code').allInnerTexts();
+    assert.ok(actions.length > 0 && actions.every((a) => a === 'auth.login'));
+  });
+});
+
 test('a draft is never shown to another user who signs in at the same computer', async () => {
   await withSession(browser, { name: 'expiry-other-user' }, async (s) => {
     const login = unique('secret');

@@ -286,7 +286,9 @@ async function render() {
       view.append(notice('error', errorMessage(err)));
     }
   }
-  if (seq !== renderSeq) return;
+  // Superseded by a newer navigation, or the session ended during the render (the sign-in page
+  // is on its way, and the form draft just saved must wait for it).
+  if (seq !== renderSeq || (!page.public && !currentUser())) return;
   outlet.removeAttribute('aria-busy');
 
   showFlash(view);
