@@ -19,7 +19,7 @@
 // `sensitive: true` for a field that will hold patient-identifying data in clear: it is marked
 // `data-sensitive`, never autocompleted, and a kept draft holds it in memory only.
 
-import { h, uniqueId } from './dom.js';
+import { h } from './dom.js';
 import { t } from './i18n.js';
 import { errorMessage } from './api.js';
 import { notice } from './ui.js';
@@ -350,9 +350,4 @@ export function createForm({
     element.addEventListener('change', () => onChange(api.values(), api));
   }
   return api;
-}
-
-/** A unique id for a form that appears more than once on a page. */
-export function formId(prefix) {
-  return uniqueId(prefix);
 }

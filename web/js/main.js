@@ -7,6 +7,7 @@ import { HOME, menuFor, parseHash, refresh, startRouter } from './router.js';
 import { currentUser, restoreSession, signOut } from './session.js';
 import { errorMessage } from './api.js';
 import { notice } from './ui.js';
+import { invalidateBook } from './refs.js';
 import './pages/index.js';
 
 const topbar = document.getElementById('topbar');
@@ -125,7 +126,11 @@ async function start() {
     return;
   }
   renderChrome();
-  window.addEventListener('palreg:session', renderChrome);
+  window.addEventListener('palreg:session', () => {
+    // Reference books are re-read for each session: another administrator may have changed them.
+    invalidateBook();
+    renderChrome();
+  });
   window.addEventListener('palreg:langchange', () => {
     renderChrome();
     refresh();
