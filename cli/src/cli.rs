@@ -67,7 +67,7 @@ pub enum Command {
     Keys(KeysCommand),
     /// Patients.
     #[command(subcommand)]
-    Patient(PatientCommand),
+    Patient(Box<PatientCommand>),
     /// Prescriptions.
     #[command(subcommand)]
     Rx(RxCommand),
