@@ -33,6 +33,18 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Checks a report against its detached signature, offline: exits 0 when the file is
+    /// exactly what this server (or the holder of `--public-key`) signed.
+    VerifyReport {
+        /// The report (PDF, JSON or FHIR JSON).
+        file: std::path::PathBuf,
+        /// Its `.sig` file (or a file holding the base64 signature).
+        sig: std::path::PathBuf,
+        /// The server's public key (base64 or PEM, from GET /api/v1/reports/public-key).
+        /// Default: the key in this server's data directory.
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +91,33 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::User(cmd) => user(settings, cmd),
+        Command::VerifyReport {
+            file,
+            sig,
+            public_key,
+        } => {
+            let report =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let signature = std::fs::read_to_string(&sig)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", sig.display()))?;
+            let key = match public_key {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                None => startup::report_signing_key(&settings)?
+                    .public_key()
+                    .to_base64(),
+            };
+            match palreg_reports::verify_file(&report, &signature, &key) {
+                Ok(()) => {
+                    println!("OK: {} is authentic and whole", file.display());
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("FAILED: {}: {e}", file.display());
+                    Ok(1)
+                }
+            }
+        }
         Command::Audit(AuditCommand::Verify) => {
             let pool = startup::prepare_database(&settings)?;
             let mut conn = pool.get()?;

@@ -110,6 +110,10 @@ pub struct SettingsArgs {
     #[arg(long, env = "PALREG_WEB_DIR", default_value = "web", global = true)]
     pub web_dir: PathBuf,
 
+    /// Small-cell threshold of the summary reports: counts from 1 to k-1 are suppressed.
+    #[arg(long, env = "PALREG_SMALL_CELL_K", default_value_t = 5, global = true)]
+    pub small_cell_k: u64,
+
     /// Database connections in the pool.
     #[arg(long, env = "PALREG_DB_POOL", default_value_t = 16, global = true)]
     pub db_pool: u32,
@@ -133,6 +137,7 @@ pub struct Settings {
     pub db_pool: u32,
     /// Served at `/` when it holds an `index.html`.
     pub web_dir: Option<PathBuf>,
+    pub small_cell_k: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -212,6 +217,11 @@ impl SettingsArgs {
         if self.body_limit_kib < 16 {
             return Err("PALREG_BODY_LIMIT_KIB must be at least 16".into());
         }
+        if self.small_cell_k < 2 {
+            return Err(
+                "PALREG_SMALL_CELL_K must be at least 2 (1 would publish every count)".into(),
+            );
+        }
         if self.db_pool == 0 {
             return Err("PALREG_DB_POOL must be at least 1".into());
         }
@@ -233,6 +243,7 @@ impl SettingsArgs {
             workers,
             body_limit: self.body_limit_kib * 1024,
             db_pool: self.db_pool,
+            small_cell_k: self.small_cell_k,
             web_dir: self
                 .web_dir
                 .join("index.html")

@@ -54,6 +54,12 @@ use crate::routes;
         routes::prescriptions::cancel_prescription,
         routes::prescriptions::complete_prescription,
         routes::prescriptions::prescription_history,
+        routes::reports::prescription_report,
+        routes::reports::summary_pdf,
+        routes::reports::summary_json,
+        routes::reports::summary_fhir,
+        routes::reports::public_key,
+        routes::reports::issued_signature,
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("cookie" = []))

@@ -44,6 +44,10 @@ pub fn prepare_database(settings: &Settings) -> anyhow::Result<db::Pool> {
         println!("The first administrator `admin` was created with PALREG_ADMIN_PASSWORD.");
     }
     models::sessions::purge_expired(&mut conn, models::now() - chrono::Duration::days(1))?;
+    if let db::DbConn::Sqlite(_) = &mut *conn {
+        // Fresh statistics for the query planner (cheap when nothing changed).
+        diesel::connection::SimpleConnection::batch_execute(&mut *conn, "PRAGMA optimize")?;
+    }
     Ok(pool)
 }
 
@@ -54,6 +58,14 @@ fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
             Ok(secrets::random_hex::<32>()?.into_bytes())
         }),
     }
+}
+
+/// The report-signing key, generated once into the data directory.
+pub fn report_signing_key(settings: &Settings) -> anyhow::Result<palreg_reports::ReportSigningKey> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let path = settings.data_dir.join("report-signing.key");
+    palreg_reports::ReportSigningKey::load_or_generate(&path)
+        .map_err(|e| anyhow::anyhow!("report signing key {}: {e}", path.display()))
 }
 
 /// Security headers on every response. The Content-Security-Policy allows the browser client's
@@ -133,6 +145,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(routes::prescriptions::cancel_prescription)
         .service(routes::prescriptions::complete_prescription)
         .service(routes::prescriptions::prescription_history)
+        .service(routes::reports::prescription_report)
+        .service(routes::reports::summary_pdf)
+        .service(routes::reports::summary_json)
+        .service(routes::reports::summary_fhir)
+        .service(routes::reports::public_key)
+        .service(routes::reports::issued_signature)
         .route(
             "/api/v1/openapi.json",
             web::get().to(|| async { HttpResponse::Ok().json(crate::openapi::document()) }),
@@ -172,6 +190,26 @@ async fn audit_refusals(
     Ok(response)
 }
 
+/// Caching: nothing from the API is stored anywhere; the browser client's files are kept but
+/// revalidated (ETag) on every load, so a new release takes effect at once.
+async fn cache_policy(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let is_static = !req.path().starts_with("/api/") && req.path() != "/healthz";
+    let mut response = next.call(req).await?;
+    let value = if is_static && response.status().is_success() {
+        "no-cache"
+    } else {
+        "no-store"
+    };
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static(value),
+    );
+    Ok(response)
+}
+
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
@@ -190,6 +228,7 @@ impl Application {
     {
         let pool = prepare_database(&settings)?;
         let secret = jwt_secret(&settings)?;
+        let report_key = report_signing_key(&settings)?;
         let tls = tls::load(&settings.tls, &settings.data_dir)?;
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
@@ -207,6 +246,9 @@ impl Application {
         let state = web::Data::new(AppState {
             pool,
             tokens: TokenKeys::new(&secret),
+            report_key,
+            write_gate: matches!(settings.database_url, db::DatabaseUrl::Sqlite(_))
+                .then(|| std::sync::Mutex::new(())),
             login_limiter: RateLimiter::new(
                 settings.login_rate_per_minute,
                 Duration::from_secs(60),
@@ -225,6 +267,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(query_error_handler))
                 .app_data(web::PathConfig::default().error_handler(path_error_handler))
                 .wrap(actix_web::middleware::from_fn(audit_refusals))
+                .wrap(actix_web::middleware::from_fn(cache_policy))
                 .wrap(security_headers(tls_on))
                 .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
                 .configure(routes)

@@ -12,4 +12,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub tokens: TokenKeys,
     pub login_limiter: RateLimiter,
+    /// SQLite has one writer: audited transactions queue here, in process, instead of
+    /// sleeping in SQLite's busy handler. `None` on PostgreSQL (the audit head's row lock
+    /// orders writers across replicas).
+    pub write_gate: Option<std::sync::Mutex<()>>,
+    /// Signs every report the server produces.
+    pub report_key: palreg_reports::ReportSigningKey,
 }

@@ -61,6 +61,7 @@ fn bad_input_gets_a_json_error_and_a_4xx(backend: Backend) {
         let r = app.get(path, None);
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
         let csp = r.header("content-security-policy").unwrap();
         assert!(
             csp.contains("script-src 'self' 'wasm-unsafe-eval'"),

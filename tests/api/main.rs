@@ -8,5 +8,6 @@ mod keys;
 mod openapi;
 mod refs;
 mod register;
+mod reports;
 mod search;
 mod startup;

@@ -294,7 +294,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    issued_reports (sha256) {
+        sha256 -> Text,
+        kind -> Text,
+        signature -> Text,
+        parameters -> Text,
+        created_by -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(institutions -> districts (district_id));
+diesel::joinable!(patients -> care_forms (care_form_id));
 diesel::joinable!(key_envelopes -> users (recipient_id));
 diesel::joinable!(patient_needs -> patients (patient_id));
 diesel::joinable!(patient_needs -> needs (need_id));
@@ -337,4 +349,21 @@ diesel::allow_tables_to_appear_in_same_query!(
     observations,
     prescriptions,
     prescription_versions,
+    issued_reports,
+);
+
+diesel::allow_columns_to_appear_in_same_group_by_clause!(
+    patients::institution_id,
+    diagnoses::block,
+    care_forms::name,
+    care_forms::name_ru,
+    needs::name,
+    needs::name_ru,
+);
+diesel::allow_columns_to_appear_in_same_group_by_clause!(
+    prescriptions::institution_id,
+    medicaments::name,
+    medicaments::name_ru,
+    medicaments::unit,
+    medicaments::controlled,
 );

@@ -133,19 +133,13 @@ pub async fn login(
                 let lock_until = now
                     + Duration::from_std(state.settings.lockout_duration)
                         .map_err(ApiError::internal)?;
-                let locked_now = db(&state, move |conn| {
-                    use diesel::Connection;
-                    conn.transaction::<bool, ApiError, _>(|conn| {
-                        let place = models::audit::reserve(conn)?;
-                        let user = users::find(conn, user.id)?;
-                        let locked =
-                            users::record_failed_login(conn, &user, threshold, lock_until)?;
-                        if locked {
-                            entry.details = Some(r#"{"locked":true}"#.into());
-                        }
-                        models::audit::complete(conn, place, entry)?;
-                        Ok(locked)
-                    })
+                let locked_now = audited(&state, entry, move |conn, entry| {
+                    let user = users::find(conn, user.id)?;
+                    let locked = users::record_failed_login(conn, &user, threshold, lock_until)?;
+                    if locked {
+                        entry.details = Some(r#"{"locked":true}"#.into());
+                    }
+                    Ok(locked)
                 })
                 .await?;
                 if locked_now {

@@ -12,6 +12,7 @@ pub mod observations;
 pub mod patients;
 pub mod prescriptions;
 pub mod refs;
+pub mod reports;
 
 use actix_web::web;
 
@@ -42,10 +43,11 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn, &mut NewEntry) -> ApiResult<T> + Send + 'static,
 {
-    let pool = state.pool.clone();
+    let state = state.clone();
     web::block(move || {
         use diesel::Connection;
-        let mut conn = pool.get()?;
+        let mut conn = state.pool.get()?;
+        let _writer = write_turn(&state);
         let attempt = entry.clone();
         let result = conn.transaction::<T, ApiError, _>(|conn| {
             let place = audit::reserve(conn)?;
@@ -71,12 +73,23 @@ where
 
 /// Appends an audit entry on its own (e.g. a refused sign-in).
 pub async fn audit_only(state: &web::Data<AppState>, entry: NewEntry) -> ApiResult<()> {
-    db(state, move |conn| {
+    let state = state.clone();
+    web::block(move || {
         use diesel::Connection;
+        let mut conn = state.pool.get()?;
+        let _writer = write_turn(&state);
         conn.transaction::<(), ApiError, _>(|conn| {
             audit::append(conn, entry)?;
             Ok(())
         })
     })
-    .await
+    .await?
+}
+
+/// Waits for this process's turn to write (SQLite only; see [`AppState::write_gate`]).
+pub fn write_turn(state: &AppState) -> Option<std::sync::MutexGuard<'_, ()>> {
+    state
+        .write_gate
+        .as_ref()
+        .map(|gate| gate.lock().unwrap_or_else(|e| e.into_inner()))
 }

@@ -7,6 +7,7 @@ pub mod patients;
 pub mod prescriptions;
 pub mod rbac;
 pub mod refs;
+pub mod reports;
 pub mod sessions;
 pub mod users;
 

@@ -1,0 +1,2 @@
+DROP INDEX patients_institution_status_birth;
+DROP INDEX patients_institution_diagnosis_status_birth;

@@ -1,0 +1,345 @@
+//! Aggregates for the reports: what the prescription report lists and what the summary report
+//! counts. Only non-identifying columns are read (pseudonyms, records, prescriptions).
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::dsl::{count, count_star, sum};
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::models::prescriptions::PrescriptionFilter;
+use crate::db::schema::{
+    care_forms, diagnoses, issued_reports, medicaments, needs, patient_needs, patients,
+    prescriptions, users,
+};
+
+/// One line of the prescription report.
+#[derive(Queryable, Debug, Clone)]
+pub struct PrescriptionLine {
+    pub number: String,
+    pub prescribed_on: NaiveDate,
+    pub pseudonym: String,
+    pub medicament: String,
+    pub medicament_ru: Option<String>,
+    pub controlled: bool,
+    pub unit: String,
+    pub dose: f64,
+    pub dose_unit: String,
+    pub route: String,
+    pub frequency: String,
+    pub quantity: f64,
+    pub prescriber: String,
+    pub status: String,
+}
+
+/// The prescriptions of an institution matching `filter`, in date order.
+pub fn prescription_lines(
+    conn: &mut DbConn,
+    institution_id: i64,
+    filter: &PrescriptionFilter,
+    limit: i64,
+) -> QueryResult<Vec<PrescriptionLine>> {
+    let mut q = prescriptions::table
+        .inner_join(patients::table)
+        .inner_join(medicaments::table)
+        .inner_join(users::table.on(users::id.eq(prescriptions::prescriber_id)))
+        .filter(prescriptions::institution_id.eq(institution_id))
+        .into_boxed();
+    if let Some(v) = filter.medicament_id {
+        q = q.filter(prescriptions::medicament_id.eq(v));
+    }
+    if let Some(v) = filter.controlled {
+        q = q.filter(medicaments::controlled.eq(v));
+    }
+    if let Some(v) = filter.from {
+        q = q.filter(prescriptions::prescribed_on.ge(v));
+    }
+    if let Some(v) = filter.to {
+        q = q.filter(prescriptions::prescribed_on.le(v));
+    }
+    if let Some(v) = filter.prescriber_id {
+        q = q.filter(prescriptions::prescriber_id.eq(v));
+    }
+    if let Some(v) = &filter.status {
+        q = q.filter(prescriptions::status.eq(v.clone()));
+    }
+    if let Some(v) = filter.patient_id {
+        q = q.filter(prescriptions::patient_id.eq(v));
+    }
+    q.select((
+        prescriptions::number,
+        prescriptions::prescribed_on,
+        patients::pseudonym,
+        medicaments::name,
+        medicaments::name_ru,
+        medicaments::controlled,
+        medicaments::unit,
+        prescriptions::dose,
+        prescriptions::dose_unit,
+        prescriptions::route,
+        prescriptions::frequency,
+        prescriptions::quantity,
+        users::full_name,
+        prescriptions::status,
+    ))
+    .order((prescriptions::prescribed_on.asc(), prescriptions::id.asc()))
+    .limit(limit)
+    .load(conn)
+}
+
+/// Movement counts of one institution over a period.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Movement {
+    pub on_register_at_start: i64,
+    pub on_register_at_end: i64,
+    pub newly_registered: i64,
+    pub discharged: i64,
+    pub deceased: i64,
+}
+
+/// The patients of `institutions` who were on the register at some time in `[from, to]`:
+/// registered by `to`, and neither discharged nor deceased before `from`.
+macro_rules! in_period {
+    ($institutions:expr, $from:expr, $to:expr) => {
+        patients::table
+            .filter(patients::institution_id.eq_any($institutions))
+            .filter(patients::registered_on.le($to))
+            .filter(
+                patients::discharged_on
+                    .is_null()
+                    .or(patients::discharged_on.ge($from)),
+            )
+            .filter(
+                patients::deceased_on
+                    .is_null()
+                    .or(patients::deceased_on.ge($from)),
+            )
+    };
+}
+
+/// Per institution: on the register when the period starts (registered before it and not
+/// gone before it) and when it ends, registered, discharged and deceased within it.
+pub fn movement(
+    conn: &mut DbConn,
+    institutions: &[i64],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<(i64, Movement)>> {
+    let count_by =
+        |rows: Vec<(i64, i64)>, out: &mut Vec<(i64, Movement)>, set: fn(&mut Movement, i64)| {
+            for (inst, n) in rows {
+                if let Some((_, m)) = out.iter_mut().find(|(i, _)| *i == inst) {
+                    set(m, n);
+                }
+            }
+        };
+    let mut out: Vec<(i64, Movement)> = institutions
+        .iter()
+        .map(|i| (*i, Movement::default()))
+        .collect();
+    let at_start: Vec<(i64, i64)> = patients::table
+        .filter(patients::institution_id.eq_any(institutions))
+        .filter(patients::registered_on.lt(from))
+        .filter(
+            patients::discharged_on
+                .is_null()
+                .or(patients::discharged_on.ge(from)),
+        )
+        .filter(
+            patients::deceased_on
+                .is_null()
+                .or(patients::deceased_on.ge(from)),
+        )
+        .group_by(patients::institution_id)
+        .select((patients::institution_id, count_star()))
+        .load(conn)?;
+    count_by(at_start, &mut out, |m, n| m.on_register_at_start = n);
+    let at_end: Vec<(i64, i64)> = patients::table
+        .filter(patients::institution_id.eq_any(institutions))
+        .filter(patients::registered_on.le(to))
+        .filter(
+            patients::discharged_on
+                .is_null()
+                .or(patients::discharged_on.gt(to)),
+        )
+        .filter(
+            patients::deceased_on
+                .is_null()
+                .or(patients::deceased_on.gt(to)),
+        )
+        .group_by(patients::institution_id)
+        .select((patients::institution_id, count_star()))
+        .load(conn)?;
+    count_by(at_end, &mut out, |m, n| m.on_register_at_end = n);
+    let new: Vec<(i64, i64)> = patients::table
+        .filter(patients::institution_id.eq_any(institutions))
+        .filter(patients::registered_on.between(from, to))
+        .group_by(patients::institution_id)
+        .select((patients::institution_id, count_star()))
+        .load(conn)?;
+    count_by(new, &mut out, |m, n| m.newly_registered = n);
+    let discharged: Vec<(i64, i64)> = patients::table
+        .filter(patients::institution_id.eq_any(institutions))
+        .filter(patients::discharged_on.between(from, to))
+        .group_by(patients::institution_id)
+        .select((patients::institution_id, count_star()))
+        .load(conn)?;
+    count_by(discharged, &mut out, |m, n| m.discharged = n);
+    let deceased: Vec<(i64, i64)> = patients::table
+        .filter(patients::institution_id.eq_any(institutions))
+        .filter(patients::deceased_on.between(from, to))
+        .group_by(patients::institution_id)
+        .select((patients::institution_id, count_star()))
+        .load(conn)?;
+    count_by(deceased, &mut out, |m, n| m.deceased = n);
+    Ok(out)
+}
+
+/// Patients in the period by (institution, ICD-10 block).
+pub fn by_icd10_block(
+    conn: &mut DbConn,
+    institutions: &[i64],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<(i64, String, i64)>> {
+    in_period!(institutions, from, to)
+        .inner_join(diagnoses::table)
+        .group_by((patients::institution_id, diagnoses::block))
+        .select((patients::institution_id, diagnoses::block, count_star()))
+        .load(conn)
+}
+
+/// Patients in the period by (institution, birth year, sex).
+pub fn by_birth_year_sex(
+    conn: &mut DbConn,
+    institutions: &[i64],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<(i64, i32, String, i64)>> {
+    in_period!(institutions, from, to)
+        .group_by((
+            patients::institution_id,
+            patients::birth_year,
+            patients::sex,
+        ))
+        .select((
+            patients::institution_id,
+            patients::birth_year,
+            patients::sex,
+            count_star(),
+        ))
+        .load(conn)
+}
+
+/// Patients in the period by (institution, care form name, Russian name); `None` when not set.
+#[allow(clippy::type_complexity)]
+pub fn by_care_form(
+    conn: &mut DbConn,
+    institutions: &[i64],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<(i64, Option<String>, Option<String>, i64)>> {
+    in_period!(institutions, from, to)
+        .left_join(care_forms::table)
+        .group_by((
+            patients::institution_id,
+            care_forms::name,
+            care_forms::name_ru,
+        ))
+        .select((
+            patients::institution_id,
+            care_forms::name.nullable(),
+            care_forms::name_ru.nullable(),
+            count_star(),
+        ))
+        .load(conn)
+}
+
+/// Patients in the period having each need, by (institution, need name, Russian name).
+#[allow(clippy::type_complexity)]
+pub fn by_need(
+    conn: &mut DbConn,
+    institutions: &[i64],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<(i64, String, Option<String>, i64)>> {
+    in_period!(institutions, from, to)
+        .inner_join(patient_needs::table.inner_join(needs::table))
+        .group_by((patients::institution_id, needs::name, needs::name_ru))
+        .select((
+            patients::institution_id,
+            needs::name,
+            needs::name_ru,
+            count_star(),
+        ))
+        .load(conn)
+}
+
+/// One medicament's need in one institution over a period.
+#[derive(Queryable, Debug, Clone)]
+pub struct MedicamentNeedRow {
+    pub institution_id: i64,
+    pub name: String,
+    pub name_ru: Option<String>,
+    pub unit: String,
+    pub controlled: bool,
+    pub quantity: Option<f64>,
+    pub patients: i64,
+}
+
+/// Per (institution, medicament): total quantity prescribed in the period (cancelled
+/// prescriptions excluded) and the number of distinct patients.
+pub fn medicament_needs(
+    conn: &mut DbConn,
+    institutions: &[i64],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<MedicamentNeedRow>> {
+    prescriptions::table
+        .inner_join(medicaments::table)
+        .filter(prescriptions::institution_id.eq_any(institutions))
+        .filter(prescriptions::prescribed_on.between(from, to))
+        .filter(prescriptions::status.ne("cancelled"))
+        .group_by((
+            prescriptions::institution_id,
+            medicaments::name,
+            medicaments::name_ru,
+            medicaments::unit,
+            medicaments::controlled,
+        ))
+        .select((
+            prescriptions::institution_id,
+            medicaments::name,
+            medicaments::name_ru,
+            medicaments::unit,
+            medicaments::controlled,
+            sum(prescriptions::quantity),
+            count(prescriptions::patient_id).aggregate_distinct(),
+        ))
+        .load(conn)
+}
+
+/// A report the server produced and signed.
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = issued_reports)]
+pub struct IssuedReport {
+    pub sha256: String,
+    pub kind: String,
+    pub signature: String,
+    pub parameters: String,
+    pub created_by: i64,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn record_issued(conn: &mut DbConn, report: &IssuedReport) -> QueryResult<usize> {
+    diesel::insert_into(issued_reports::table)
+        .values(report)
+        .execute(conn)
+}
+
+pub fn find_issued(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<IssuedReport>> {
+    issued_reports::table
+        .find(sha256)
+        .select(IssuedReport::as_select())
+        .first(conn)
+        .optional()
+}
