@@ -33,6 +33,11 @@ const SERVER_CODES = [
   'invalid_name', 'invalid_icd10', 'invalid_block', 'invalid_atc', 'invalid_kind', 'unknown_reference',
   'invalid_body', 'invalid_json', 'invalid_query', 'invalid_path', 'unsupported_content_type',
   'payload_too_large', 'internal_error',
+  // Keys and patients (pages keys.js, patients*.js).
+  'stale_version', 'pseudonym_taken', 'no_institution_key', 'stale_key_version', 'wrong_key_version',
+  'not_a_key_holder', 'no_public_key', 'invalid_blind_index', 'invalid_pseudonym', 'no_institution',
+  'invalid_sex', 'invalid_birth_year', 'invalid_dates', 'invalid_status', 'invalid_needs',
+  'inactive_diagnosis', 'inactive_care_form', 'unknown_status', 'invalid_limit', 'version_mismatch',
 ];
 
 describe('message catalogs', () => {

@@ -36,6 +36,7 @@ before(async () => {
     '/admin/refs/:book/new': ['/admin/refs/medicaments/new', '/admin/refs/needs/new'],
     '/admin/refs/:book/:id': [`/admin/refs/medicaments/${morphine.id}`, `/admin/refs/institutions/${institution.id}`],
     '/admin/audit': ['/admin/audit'],
+    '/keys': ['/keys'],
   };
 });
 

@@ -6,6 +6,7 @@
 
 import { get, post, setSessionExpiredHandler } from './api.js';
 import { discardAll, draftRouteFor, saveDraft } from './drafts.js';
+import { forgetKeys } from './keystore.js';
 import { HOME, LOGIN, currentRoute, navigate, outletElement, rememberReturn, takeReturn } from './router.js';
 
 let user = null;
@@ -71,6 +72,7 @@ export function endLocally() {
   user = null;
   expired = false;
   discardAll();
+  forgetKeys();
   takeReturn();
   changed();
   navigate(LOGIN);

@@ -20,3 +20,4 @@ import './admin-users.js';
 import './admin-roles.js';
 import './admin-refs.js';
 import './admin-audit.js';
+import './keys.js';

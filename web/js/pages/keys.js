@@ -1,0 +1,228 @@
+// My keys and the institution key. At first sign-in a clinician makes a key pair (in WASM),
+// protects it with a passphrase (the wrapped key file is kept in this browser and offered as a
+// download) and publishes the public key. Later visits unlock it with the passphrase, or import
+// a key file. The institution key is created once, by the first clinician; colleagues who
+// published a key wait until a holder grants it, after comparing fingerprints aloud.
+
+import { registerPage } from '../router.js';
+import { h } from '../dom.js';
+import { t } from '../i18n.js';
+import { get, post, put } from '../api.js';
+import { createForm } from '../forms.js';
+import { button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
+import { loadCrypto } from '../crypto.js';
+import { openInstitutionKey, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
+
+const MIN_PASSPHRASE = 10;
+
+function downloadLink(login, json) {
+  const url = URL.createObjectURL(new Blob([json], { type: 'application/json' }));
+  return h('a', { href: url, download: `palreg-key-${login}.json`, class: 'btn btn-secondary', id: 'key-download' }, t('keys.download'));
+}
+
+registerPage({
+  route: '/keys',
+  titleKey: 'keys.title',
+  permission: 'patients',
+  menu: { section: 'keys', order: 10, descriptionKey: 'home.shortcuts.keys' },
+  async render(ctx) {
+    const { user } = ctx;
+    const body = h('div', { class: 'keys' });
+    ctx.root.append(pageHeading(t('keys.title')), h('p', { class: 'lead' }, t('keys.intro')), body);
+    const wasm = await loadCrypto();
+    let keyFile = await storedKeyFile(user.login);
+    let justCreated = false;
+
+    async function publish(pair) {
+      await put('/me/public-key', { public_key: pair.publicKey });
+    }
+
+    function passphraseForms() {
+      const nodes = [];
+      if (keyFile) {
+        const unlock = createForm({
+          id: 'key-unlock',
+          fields: [{ name: 'passphrase', label: t('keys.passphrase'), type: 'password', required: true, autocomplete: 'current-password' }],
+          submitLabel: t('keys.unlock'),
+          async onSubmit(values, form) {
+            let pair;
+            try {
+              pair = wasm.UserKeyPair.importKeyFile(keyFile, values.passphrase);
+            } catch {
+              form.setError('passphrase', t('keys.wrong_passphrase'));
+              return;
+            }
+            setUnlocked(user.id, pair);
+            await publish(pair);
+            await draw();
+          },
+        });
+        nodes.push(h('section', {}, h('h2', {}, t('keys.unlock_title')), unlock.element));
+      } else {
+        const create = createForm({
+          id: 'key-create',
+          fields: [
+            { name: 'passphrase', label: t('keys.passphrase'), type: 'password', required: true, minLength: MIN_PASSPHRASE, autocomplete: 'new-password', hint: t('keys.passphrase_hint', { count: MIN_PASSPHRASE }) },
+            {
+              name: 'passphrase_repeat',
+              label: t('keys.passphrase_repeat'),
+              type: 'password',
+              required: true,
+              autocomplete: 'new-password',
+              validate: (value, values) => (value !== values.passphrase ? t('keys.passphrases_differ') : null),
+            },
+          ],
+          submitLabel: t('keys.create'),
+          async onSubmit(values) {
+            const pair = wasm.UserKeyPair.generate();
+            const json = pair.exportKeyFile(values.passphrase);
+            await storeKeyFile(user.login, json);
+            keyFile = json;
+            setUnlocked(user.id, pair);
+            await publish(pair);
+            justCreated = true;
+            await draw();
+          },
+        });
+        nodes.push(h('section', {}, h('h2', {}, t('keys.create_title')), h('p', {}, t('keys.create_intro')), create.element));
+      }
+      let fileText = null;
+      const importForm = createForm({
+        id: 'key-import',
+        fields: [
+          { name: 'file', label: t('keys.import_file'), type: 'file' },
+          { name: 'passphrase', label: t('keys.passphrase'), type: 'password', required: true, autocomplete: 'current-password' },
+        ],
+        submitLabel: t('keys.import'),
+        async onSubmit(values, form) {
+          if (!fileText) {
+            form.setError('file', t('validation.required'));
+            return;
+          }
+          let pair;
+          try {
+            pair = wasm.UserKeyPair.importKeyFile(fileText, values.passphrase);
+          } catch {
+            form.setFormError(t('keys.import_failed'));
+            return;
+          }
+          await storeKeyFile(user.login, fileText);
+          keyFile = fileText;
+          setUnlocked(user.id, pair);
+          await publish(pair);
+          await draw();
+        },
+      });
+      const fileInput = importForm.field('file');
+      fileInput.accept = 'application/json,.json';
+      fileInput.addEventListener('change', async () => {
+        fileText = fileInput.files?.[0] ? await fileInput.files[0].text() : null;
+      });
+      nodes.push(h('section', {}, h('h2', {}, t('keys.import_title')), importForm.element));
+      return nodes;
+    }
+
+    async function institutionSection(pair) {
+      const institutionId = user.institution?.id;
+      if (!institutionId) return [notice('info', t('keys.no_institution'))];
+      const info = await get(`/institutions/${institutionId}/members`, { signal: ctx.signal });
+      const me = info.members.find((m) => m.user_id === user.id);
+      const nodes = [h('h2', {}, t('keys.institution_title'))];
+      if (info.current_version === null) {
+        nodes.push(
+          notice('warning', t('keys.no_institution_key')),
+          button(
+            t('keys.create_institution_key'),
+            async (event) => {
+              event.currentTarget.disabled = true;
+              try {
+                const key = wasm.InstitutionKey.generate(1);
+                const envelope = key.wrapFor(pair.publicKey, user.id, institutionId);
+                key.free();
+                await post(`/institutions/${institutionId}/keys`, { version: 1, envelope });
+                await draw(t('keys.institution_key_created'));
+              } catch (err) {
+                await draw(null, err);
+              }
+            },
+            { variant: 'primary', id: 'create-institution-key' },
+          ),
+        );
+        return nodes;
+      }
+      const version = info.current_version;
+      const iHold = me?.holds.includes(version);
+      nodes.push(
+        facts([
+          [t('keys.current_version'), String(version)],
+          [t('keys.my_access'), iHold ? t('keys.holder') : t('keys.waiting_for_grant')],
+          ...(info.passports_pending_rotation ? [[t('keys.pending_rotation'), String(info.passports_pending_rotation)]] : []),
+        ]),
+      );
+      if (!iHold) nodes.push(notice('info', t('keys.ask_colleague')));
+      const waiting = info.members.filter((m) => m.user_id !== user.id && m.public_key && !m.holds.includes(version));
+      nodes.push(
+        dataTable({
+          caption: t('keys.waiting_caption'),
+          className: 'waiting',
+          columns: [
+            { label: t('keys.colleague'), rowHeader: true, render: (m) => `${m.full_name} (${m.login})` },
+            { label: t('keys.fingerprint'), render: (m) => h('code', { class: 'fingerprint', dataset: { login: m.login } }, m.fingerprint) },
+            {
+              label: t('keys.actions'),
+              render: (m) =>
+                iHold
+                  ? button(t('keys.grant'), () => grant(m, version, institutionId), { variant: 'primary', dataset: { login: m.login } })
+                  : '—',
+            },
+          ],
+          rows: waiting,
+          empty: t('keys.nobody_waiting'),
+        }),
+      );
+      return nodes;
+    }
+
+    async function grant(member, version, institutionId) {
+      const ok = await confirmDialog({
+        title: t('keys.grant_title', { name: member.full_name }),
+        message: t('keys.grant_confirm', { fingerprint: member.fingerprint }),
+        confirmLabel: t('keys.grant_confirm_button'),
+      });
+      if (!ok) return;
+      try {
+        const key = await openInstitutionKey(user);
+        if (!key) throw new Error('no envelope');
+        const envelope = key.wrapFor(member.public_key, member.user_id, institutionId);
+        await post(`/institutions/${institutionId}/keys/${version}/envelopes`, { recipient_id: member.user_id, envelope });
+        await draw(t('keys.granted', { name: member.full_name }));
+      } catch (err) {
+        await draw(null, err);
+      }
+    }
+
+    async function draw(message = null, error = null) {
+      const pair = unlockedPair(user.id);
+      const nodes = [];
+      if (message) nodes.push(notice('success', message));
+      if (error) {
+        const { errorMessage } = await import('../api.js');
+        nodes.push(notice('error', errorMessage(error)));
+      }
+      if (!pair) {
+        nodes.push(...passphraseForms());
+      } else {
+        nodes.push(
+          h('h2', {}, t('keys.my_key')),
+          facts([[t('keys.my_fingerprint'), h('code', { class: 'fingerprint', id: 'my-fingerprint' }, pair.fingerprint)]]),
+        );
+        if (justCreated) nodes.push(notice('warning', t('keys.keep_file')));
+        if (keyFile) nodes.push(h('p', {}, downloadLink(user.login, keyFile)));
+        nodes.push(...(await institutionSection(pair)));
+      }
+      body.replaceChildren(...nodes);
+    }
+
+    await draw();
+  },
+});
