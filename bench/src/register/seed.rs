@@ -20,6 +20,9 @@ use super::synth::{self, Books, Rng};
 
 pub const CLINICIAN_PASSWORD: &str = "bench-clinician-password-1";
 const BATCH: usize = 1000;
+
+/// One imported batch: the institution's index, the new ids, and (pseudonym, surname) probes.
+type BatchResult = (usize, Vec<i64>, Vec<(String, String)>);
 /// Search probes kept per institution (passports whose tokens the searches use).
 const PROBES: usize = 256;
 
@@ -208,7 +211,7 @@ pub fn import(
         }
     }
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Vec<i64>, Vec<(String, String)>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<BatchResult>> = Mutex::new(Vec::new());
     let totals = Mutex::new((Duration::ZERO, Duration::ZERO, Duration::ZERO, Vec::new()));
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let insts: &[Institution] = institutions;
