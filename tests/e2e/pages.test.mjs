@@ -37,6 +37,9 @@ before(async () => {
     '/admin/refs/:book/:id': [`/admin/refs/medicaments/${morphine.id}`, `/admin/refs/institutions/${institution.id}`],
     '/admin/audit': ['/admin/audit'],
     '/keys': ['/keys'],
+    '/patients/new': ['/patients/new'],
+    '/patients': ['/patients'],
+    '/patients/:id': ['/patients/1'],
   };
 });
 

@@ -88,3 +88,70 @@ test('keys: create key pairs, the institution key, compare fingerprints and gran
   await s2.screenshot('en-keys-holder');
   for (const s of [s1, s2]) s.assertNothingSent(PASSPHRASE);
 }));
+
+const PATIENT = { surname: 'Ёлкина-Сидорова', first_name: 'Агриппина', patronymic: 'Тимофеевна', dob: '1941-02-17', address: 'г. Петрозаводск, ул. Ленина, д. 7, кв. 12', snils: '112-233-445 95' };
+
+test('patients: register, find by surname typed in lower case without Ё, open and edit', () => s2.step('register-patients', async () => {
+  const { page } = s2;
+  await s2.goto('/patients/new');
+  await page.fill('#patient-new-surname', PATIENT.surname);
+  await page.fill('#patient-new-first_name', PATIENT.first_name);
+  await page.fill('#patient-new-patronymic', PATIENT.patronymic);
+  await page.fill('#patient-new-date_of_birth', PATIENT.dob);
+  await page.selectOption('#patient-new-sex', 'F');
+  await page.fill('#patient-new-address', PATIENT.address);
+  await page.fill('#patient-new-snils', PATIENT.snils);
+  await page.selectOption('#patient-new-diagnosis_id', { index: 1 });
+  await s2.screenshot('en-patients-new-filled');
+  await page.click('#main form[data-form-id="patient-new"] button[type="submit"]');
+  await s2.waitForRoute(/^\/patients\/\d+$/);
+  await s2.waitForNotice(/patient is registered/);
+  assert.equal(await s2.heading(), `${PATIENT.surname} ${PATIENT.first_name} ${PATIENT.patronymic}`);
+  const id = (await page.evaluate(() => window.location.hash)).split('/').pop();
+
+  await s2.goto('/patients');
+  await page.fill('#patient-search-surname', 'елкина-сидорова');
+  await page.click('#main form[data-form-id="patient-search"] button[type="submit"]');
+  await page.locator('#main .search-results[data-done="true"]').waitFor();
+  const rows = page.locator('#main .search-results tbody tr');
+  assert.equal(await rows.count(), 1);
+  assert.match(await rows.first().innerText(), /Ёлкина-Сидорова Агриппина Тимофеевна/);
+  assert.match(await rows.first().innerText(), /1941-02-17/);
+  await s2.screenshot('en-patients-search');
+
+  // A surname that is not hers finds nothing (or only the index's false positives, dropped).
+  await page.fill('#patient-search-surname', 'Ёлкина');
+  await page.click('#main form[data-form-id="patient-search"] button[type="submit"]');
+  await page.locator('#main .search-results[data-done="true"] td.empty').waitFor();
+
+  await page.fill('#patient-search-surname', 'ЕЛКИНА-СИДОРОВА');
+  await page.fill('#patient-search-date_of_birth', PATIENT.dob);
+  await page.click('#main form[data-form-id="patient-search"] button[type="submit"]');
+  await page.locator('#main .search-results[data-done="true"] tbody tr a').first().click();
+  await s2.waitForRoute(`/patients/${id}`);
+  await page.fill(`#patient-${id}-phone`, '+7 921 000-11-22');
+  await page.fill(`#patient-${id}-address`, 'г. Петрозаводск, ул. Ленина, д. 9');
+  await page.click(`#main form[data-form-id="patient-${id}"] button[type="submit"]`);
+  await s2.waitForNotice(/Changes saved/);
+  assert.equal(await page.inputValue(`#patient-${id}-phone`), '+7 921 000-11-22');
+  assert.equal(await page.locator('#main table.history tbody tr').count(), 2);
+  await s2.screenshot('en-patients-edit');
+
+  // Someone else saved meanwhile: a stale version is refused with a clear message.
+  await page.evaluate(async (pid) => {
+    const { put, get } = await import('/js/api.js');
+    const p = await get(`/patients/${pid}`);
+    await put(`/patients/${pid}`, { version: p.version, record: { ...p.record, needs: p.record.needs } });
+  }, id);
+  await page.fill(`#patient-${id}-phone`, '+7 921 000-33-44');
+  await page.click(`#main form[data-form-id="patient-${id}"] button[type="submit"]`);
+  await s2.waitForNotice(/changed this patient meanwhile/);
+  await s2.screenshot('en-patients-stale');
+  await page.click('#patient-reload');
+  await s2.waitForRoute(`/patients/${id}`);
+  assert.equal(await page.locator('#main table.history tbody tr').count(), 3);
+
+  for (const s of [s1, s2]) {
+    s.assertNothingSent('Ёлкина', 'Сидорова', 'Агриппина', 'Тимофеевна', 'елкина', 'ЕЛКИНА', 'Петрозаводск', PATIENT.snils, '1941-02-17', '000-11-22', PASSPHRASE);
+  }
+}));

@@ -21,3 +21,4 @@ import './admin-roles.js';
 import './admin-refs.js';
 import './admin-audit.js';
 import './keys.js';
+import './patients.js';

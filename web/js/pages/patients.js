@@ -1,0 +1,314 @@
+// Patients: register a new one, search, open and edit. The passport (name, date of birth,
+// address, documents…) is sealed in WASM with the institution key before it leaves the browser;
+// the server sees only the pseudonymized record, the sealed passport and blind-index tokens.
+
+import { registerPage } from '../router.js';
+import { h } from '../dom.js';
+import { formatDateAndTime, has, t } from '../i18n.js';
+import { ApiError, get, post, put } from '../api.js';
+import { createForm } from '../forms.js';
+import { button, dataTable, facts, flash, linkButton, notice, pageHeader, pageHeading } from '../ui.js';
+import { loadCrypto } from '../crypto.js';
+import { openInstitutionKey } from '../keystore.js';
+import { loadBook, refName, refOptions } from '../refs.js';
+
+/** Bits of the blind indexes (client-crypto: 16 suits an institution of up to ~10,000 patients). */
+export const INDEX_BITS = 16;
+const PASSPORT_FIELDS = ['surname', 'first_name', 'patronymic', 'date_of_birth', 'sex', 'address', 'phone', 'snils', 'policy_number', 'notes'];
+const STATUSES = ['registered', 'discharged', 'deceased'];
+const PASSPORT_SEX = { F: 'female', M: 'male' };
+
+/** The institution key, or a notice pointing at the Keys page (and null). */
+async function institutionKeyOrNotice(ctx) {
+  let key = null;
+  try {
+    key = await openInstitutionKey(ctx.user, { signal: ctx.signal });
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+  }
+  if (!key) {
+    ctx.root.append(notice('warning', t('patients.key_needed'), h('p', {}, linkButton('#/keys', t('patients.go_to_keys'), { variant: 'primary' }))));
+  }
+  return key;
+}
+
+function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+/** Blind-index tokens of a passport: one per field the search offers. */
+function blindIndexes(key, passport) {
+  const tokens = [key.blindIndex('surname', passport.surname, INDEX_BITS), key.blindIndex('date_of_birth', passport.date_of_birth, INDEX_BITS)];
+  tokens.push(key.blindIndexSurnameBirthYear(passport.surname, passport.date_of_birth, INDEX_BITS));
+  if (passport.snils) tokens.push(key.blindIndex('snils', passport.snils, INDEX_BITS));
+  if (passport.policy_number) tokens.push(key.blindIndex('policy_number', passport.policy_number, INDEX_BITS));
+  return tokens;
+}
+
+function sexOptions() {
+  return [
+    { value: '', label: t('patients.choose') },
+    { value: 'F', label: t('patients.sex.F') },
+    { value: 'M', label: t('patients.sex.M') },
+  ];
+}
+
+async function patientFields(ctx, { passport = {}, record = null } = {}) {
+  const [diagnoses, careForms, districts, needs] = await Promise.all(
+    ['diagnoses', 'care-forms', 'districts', 'needs'].map((b) => loadBook(b, { activeOnly: false, signal: ctx.signal })),
+  );
+  const diagnosisLabel = (d) => `${d.code} — ${refName(d)}`;
+  const fields = [
+    { name: 'surname', label: t('patients.fields.surname'), required: true, sensitive: true, maxLength: 100 },
+    { name: 'first_name', label: t('patients.fields.first_name'), required: true, sensitive: true, maxLength: 100 },
+    { name: 'patronymic', label: t('patients.fields.patronymic'), sensitive: true, maxLength: 100 },
+    { name: 'date_of_birth', label: t('patients.fields.date_of_birth'), type: 'date', required: true, sensitive: true, max: today() },
+    { name: 'sex', label: t('patients.fields.sex'), type: 'select', required: true, options: sexOptions(), sensitive: true },
+    { name: 'address', label: t('patients.fields.address'), sensitive: true, width: 'long', maxLength: 300 },
+    { name: 'phone', label: t('patients.fields.phone'), type: 'tel', sensitive: true, maxLength: 40 },
+    { name: 'snils', label: t('patients.fields.snils'), sensitive: true, maxLength: 20, hint: t('patients.fields.snils_hint') },
+    { name: 'policy_number', label: t('patients.fields.policy_number'), sensitive: true, maxLength: 30 },
+    { name: 'notes', label: t('patients.fields.notes'), type: 'textarea', sensitive: true, maxLength: 2000 },
+    {
+      name: 'diagnosis_id',
+      label: t('patients.fields.diagnosis'),
+      type: 'select',
+      required: true,
+      parse: 'int',
+      options: [{ value: '', label: t('patients.choose') }, ...diagnoses.filter((d) => d.active || d.id === record?.diagnosis_id).map((d) => ({ value: String(d.id), label: diagnosisLabel(d) }))],
+    },
+    { name: 'care_form_id', label: t('patients.fields.care_form'), type: 'select', parse: 'int-or-null', options: refOptions(careForms, { keep: record?.care_form_id, empty: t('patients.none') }) },
+    { name: 'district_id', label: t('patients.fields.district'), type: 'select', parse: 'int-or-null', options: refOptions(districts, { keep: record?.district_id, empty: t('patients.none') }) },
+    { name: 'status', label: t('patients.fields.status'), type: 'select', required: true, options: STATUSES.map((s) => ({ value: s, label: t(`patients.status.${s}`) })), disabled: !record },
+    { name: 'registered_on', label: t('patients.fields.registered_on'), type: 'date', required: true },
+    { name: 'discharged_on', label: t('patients.fields.discharged_on'), type: 'date' },
+    { name: 'deceased_on', label: t('patients.fields.deceased_on'), type: 'date' },
+    { name: 'needs', label: t('patients.fields.needs'), type: 'checkboxes', parse: 'int', columns: true, options: refOptions(needs, { keep: null }) },
+  ];
+  if (!record) {
+    fields.splice(fields.findIndex((f) => f.name === 'discharged_on'), 2);
+  }
+  const values = {
+    ...passport,
+    diagnosis_id: record?.diagnosis_id ?? '',
+    care_form_id: record?.care_form_id ?? '',
+    district_id: record?.district_id ?? '',
+    status: record?.status ?? 'registered',
+    registered_on: record?.registered_on ?? today(),
+    discharged_on: record?.discharged_on ?? '',
+    deceased_on: record?.deceased_on ?? '',
+    needs: (record?.needs ?? []).map(String),
+    sex: record?.sex ?? '',
+  };
+  for (const f of fields) if (values[f.name] !== undefined) f.value = values[f.name];
+  const sections = [
+    { legend: t('patients.passport_section'), fields: PASSPORT_FIELDS },
+    { legend: t('patients.record_section'), fields: fields.filter((f) => !PASSPORT_FIELDS.includes(f.name)).map((f) => f.name) },
+  ];
+  return { fields, sections, diagnoses };
+}
+
+function split(values) {
+  // The passport document of client-crypto: sex is `male`/`female`, empty optional fields left out.
+  const passport = {};
+  for (const name of PASSPORT_FIELDS) if (values[name]) passport[name] = values[name];
+  passport.sex = PASSPORT_SEX[values.sex];
+  const record = {
+    sex: values.sex,
+    birth_year: Number.parseInt(values.date_of_birth.slice(0, 4), 10),
+    district_id: values.district_id ?? null,
+    diagnosis_id: values.diagnosis_id,
+    care_form_id: values.care_form_id ?? null,
+    status: values.status ?? 'registered',
+    registered_on: values.registered_on,
+    discharged_on: values.discharged_on || null,
+    deceased_on: values.deceased_on || null,
+    needs: values.needs ?? [],
+  };
+  return { passport, record };
+}
+
+/** A passport as comparable text (keys sorted). */
+const canonical = (p) => JSON.stringify(Object.keys(p).sort().map((k) => [k, p[k]]));
+
+const fullName = (p) => [p.surname, p.first_name, p.patronymic].filter(Boolean).join(' ');
+
+registerPage({
+  route: '/patients/new',
+  titleKey: 'patients.new.title',
+  permission: 'patients',
+  menu: { section: 'patients', order: 10, labelKey: 'patients.new.title', descriptionKey: 'home.shortcuts.patients_new' },
+  async render(ctx) {
+    ctx.root.append(pageHeading(t('patients.new.title')), h('p', { class: 'lead' }, t('patients.new.intro')));
+    const key = await institutionKeyOrNotice(ctx);
+    if (!key) return;
+    const wasm = await loadCrypto();
+    const institutionId = ctx.user.institution.id;
+    const { fields, sections } = await patientFields(ctx);
+    const form = createForm({
+      id: 'patient-new',
+      fields,
+      sections,
+      submitLabel: t('patients.new.submit'),
+      errorFields: { invalid_sex: 'sex', invalid_birth_year: 'date_of_birth', inactive_diagnosis: 'diagnosis_id', inactive_care_form: 'care_form_id' },
+      async onSubmit(values) {
+        const { passport, record } = split(values);
+        const pseudonym = wasm.newPseudonym();
+        const sealed = key.sealPassport(JSON.stringify(passport), pseudonym, institutionId);
+        const created = await post('/patients', { pseudonym, passport: sealed, blind_indexes: blindIndexes(key, passport), record });
+        flash('success', t('patients.new.created'));
+        ctx.navigate(`/patients/${created.id}`);
+      },
+    });
+    ctx.root.append(form.element);
+  },
+});
+
+registerPage({
+  route: '/patients',
+  titleKey: 'patients.search.title',
+  permission: 'patients',
+  menu: { section: 'patients', order: 20, labelKey: 'patients.search.title', descriptionKey: 'home.shortcuts.patients_search' },
+  async render(ctx) {
+    ctx.root.append(pageHeader(t('patients.search.title'), [linkButton('#/patients/new', t('patients.new.title'), { variant: 'primary' })]));
+    const key = await institutionKeyOrNotice(ctx);
+    if (!key) return;
+    const wasm = await loadCrypto();
+    const institutionId = ctx.user.institution.id;
+    const diagnoses = await loadBook('diagnoses', { signal: ctx.signal });
+    const diagnosisCode = new Map(diagnoses.map((d) => [d.id, d.code]));
+    const results = h('div', { class: 'search-results' });
+    let criteria = null;
+    let shown = [];
+
+    async function fetchPage(after) {
+      const body = { blind_indexes: criteria.tokens, status: criteria.status || null, limit: 50, after: after ?? null };
+      const page = await post('/patients/search', body);
+      for (const item of page.items) {
+        let passport;
+        try {
+          passport = JSON.parse(key.openPassport(item.passport, item.pseudonym, institutionId));
+        } catch {
+          continue;
+        }
+        const match = criteria.typed.every(([field, value]) => wasm.normalizeForIndex(field, value) === wasm.normalizeForIndex(field, passport[field] ?? ''));
+        if (match) shown.push({ item, passport });
+      }
+      draw(page.next_after);
+    }
+
+    function draw(nextAfter) {
+      const table = dataTable({
+        caption: t('patients.search.caption', { count: shown.length }),
+        columns: [
+          { label: t('patients.fields.name'), rowHeader: true, render: (r) => h('a', { href: `#/patients/${r.item.id}` }, fullName(r.passport)) },
+          { label: t('patients.fields.date_of_birth'), render: (r) => r.passport.date_of_birth },
+          { label: t('patients.fields.diagnosis'), render: (r) => diagnosisCode.get(r.item.record.diagnosis_id) ?? '' },
+          { label: t('patients.fields.status'), render: (r) => t(`patients.status.${r.item.record.status}`) },
+        ],
+        rows: shown,
+        empty: t('patients.search.none'),
+      });
+      const more = nextAfter ? button(t('patients.search.next'), () => fetchPage(nextAfter).catch((err) => form.showError(err)), { id: 'search-next' }) : null;
+      results.replaceChildren(table, more ?? '');
+      results.dataset.done = 'true';
+    }
+
+    const form = createForm({
+      id: 'patient-search',
+      fields: [
+        { name: 'surname', label: t('patients.fields.surname'), sensitive: true },
+        { name: 'date_of_birth', label: t('patients.fields.date_of_birth'), type: 'date', sensitive: true },
+        { name: 'snils', label: t('patients.fields.snils'), sensitive: true },
+        { name: 'status', label: t('patients.fields.status'), type: 'select', options: [{ value: '', label: t('patients.any') }, ...STATUSES.map((s) => ({ value: s, label: t(`patients.status.${s}`) }))] },
+      ],
+      submitLabel: t('patients.search.submit'),
+      async onSubmit(values, f) {
+        const typed = ['surname', 'date_of_birth', 'snils'].filter((n) => values[n]).map((n) => [n, values[n]]);
+        if (!typed.length) {
+          f.setFormError(t('patients.search.need_field'));
+          return;
+        }
+        const tokens = values.surname && values.date_of_birth
+          ? [key.blindIndexSurnameBirthYear(values.surname, values.date_of_birth, INDEX_BITS), key.blindIndex('date_of_birth', values.date_of_birth, INDEX_BITS)]
+          : typed.map(([n, v]) => key.blindIndex(n, v, INDEX_BITS));
+        if (values.surname && values.date_of_birth) tokens.push(key.blindIndex('surname', values.surname, INDEX_BITS));
+        if (values.surname && values.date_of_birth && values.snils) tokens.push(key.blindIndex('snils', values.snils, INDEX_BITS));
+        criteria = { tokens, typed, status: values.status };
+        shown = [];
+        delete results.dataset.done;
+        await fetchPage(null);
+      },
+    });
+    ctx.root.append(form.element, results);
+  },
+});
+
+registerPage({
+  route: '/patients/:id',
+  titleKey: 'patients.edit.title',
+  permission: 'patients',
+  async render(ctx) {
+    ctx.root.append(pageHeading(t('patients.edit.title')));
+    const key = await institutionKeyOrNotice(ctx);
+    if (!key) return;
+    const institutionId = ctx.user.institution.id;
+    const patient = await get(`/patients/${encodeURIComponent(ctx.params.id)}`, { signal: ctx.signal });
+    const passport = JSON.parse(key.openPassport(patient.passport, patient.pseudonym, institutionId));
+    ctx.root.querySelector('h1').textContent = fullName(passport);
+    ctx.root.querySelector('h1').dataset.sensitive = '';
+    const { fields, sections, diagnoses } = await patientFields(ctx, { passport, record: patient.record });
+    let version = patient.version;
+    const before = canonical(passport);
+    const form = createForm({
+      id: `patient-${patient.id}`,
+      fields,
+      sections,
+      submitLabel: t('common.save'),
+      errorFields: { invalid_sex: 'sex', invalid_birth_year: 'date_of_birth', inactive_diagnosis: 'diagnosis_id', invalid_dates: 'registered_on' },
+      async onSubmit(values, f) {
+        const { passport: next, record } = split(values);
+        const body = { version, record };
+        if (canonical(next) !== before) {
+          body.passport = key.sealPassport(JSON.stringify(next), patient.pseudonym, institutionId);
+          body.blind_indexes = blindIndexes(key, next);
+        }
+        try {
+          await put(`/patients/${patient.id}`, body);
+        } catch (err) {
+          if (err instanceof ApiError && err.code === 'stale_version') {
+            f.setFormError(t('errors.stale_version'));
+            f.element.querySelector('.form-alert .notice-body')?.append(button(t('patients.edit.reload'), () => ctx.navigate(`/patients/${patient.id}`, { replace: true }), { id: 'patient-reload' }));
+            return;
+          }
+          throw err;
+        }
+        flash('success', t('patients.edit.saved'));
+        ctx.navigate(`/patients/${patient.id}`, { replace: true });
+      },
+    });
+    const history = await get(`/patients/${patient.id}/history`, { signal: ctx.signal });
+    const code = new Map(diagnoses.map((d) => [d.id, d.code]));
+    ctx.root.append(
+      facts([
+        [t('patients.fields.pseudonym'), h('code', {}, patient.pseudonym)],
+        [t('patients.fields.version'), String(patient.version)],
+      ]),
+      form.element,
+      h('h2', {}, t('patients.edit.history')),
+      dataTable({
+        caption: t('patients.edit.history'),
+        className: 'history',
+        columns: [
+          { label: t('patients.fields.version'), rowHeader: true, render: (v) => String(v.version) },
+          { label: t('patients.edit.changed_at'), render: (v) => formatDateAndTime(v.changed_at) },
+          { label: t('patients.edit.change'), render: (v) => (has(`patients.change.${v.change}`) ? t(`patients.change.${v.change}`) : v.change) },
+          { label: t('patients.fields.diagnosis'), render: (v) => code.get(v.record.diagnosis_id) ?? '' },
+          { label: t('patients.fields.status'), render: (v) => t(`patients.status.${v.record.status}`) },
+        ],
+        rows: history,
+      }),
+    );
+  },
+});
