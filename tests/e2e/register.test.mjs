@@ -135,6 +135,7 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   await s2.waitForNotice(/Changes saved/);
   assert.equal(await page.inputValue(`#patient-${id}-phone`), '+7 921 000-11-22');
   assert.equal(await page.locator('#main table.history tbody tr').count(), 2);
+  assert.match(await page.locator('#main table.history tbody tr').first().innerText(), /^2\s+\d\d?\/\d\d?\/\d{2,4}, .*Passport changed/);
   await s2.screenshot('en-patients-edit');
 
   // Someone else saved meanwhile: a stale version is refused with a clear message.

@@ -4,7 +4,7 @@
 
 import { registerPage } from '../router.js';
 import { h } from '../dom.js';
-import { formatDateAndTime, has, t } from '../i18n.js';
+import { formatDateTime, has, t } from '../i18n.js';
 import { ApiError, get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { button, dataTable, facts, flash, linkButton, notice, pageHeader, pageHeading } from '../ui.js';
@@ -302,7 +302,7 @@ registerPage({
         className: 'history',
         columns: [
           { label: t('patients.fields.version'), rowHeader: true, render: (v) => String(v.version) },
-          { label: t('patients.edit.changed_at'), render: (v) => formatDateAndTime(v.changed_at) },
+          { label: t('patients.edit.changed_at'), render: (v) => formatDateTime(v.changed_at) },
           { label: t('patients.edit.change'), render: (v) => (has(`patients.change.${v.change}`) ? t(`patients.change.${v.change}`) : v.change) },
           { label: t('patients.fields.diagnosis'), render: (v) => code.get(v.record.diagnosis_id) ?? '' },
           { label: t('patients.fields.status'), render: (v) => t(`patients.status.${v.record.status}`) },
