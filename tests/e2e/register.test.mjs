@@ -87,6 +87,34 @@ test('keys: create key pairs, the institution key, compare fingerprints and gran
   await s2.page.locator('#main dd', { hasText: 'I hold the current key' }).waitFor();
   await s2.screenshot('en-keys-holder');
   for (const s of [s1, s2]) s.assertNothingSent(PASSPHRASE);
+
+  // Another browser: a new key would replace the published one (asks first); the key file
+  // downloaded from the first browser imports instead, and the grant still holds.
+  const keyFile = await s2.page.evaluate(async (login) => (await import('/js/keystore.js')).storedKeyFile(login), c2.login);
+  assert.ok(!keyFile.includes(PASSPHRASE));
+  const s3 = await Session.open(browser);
+  try {
+    await s3.signIn(c2.login, c2.password);
+    await s3.goto('/keys');
+    await s3.page.fill('#key-create-passphrase', PASSPHRASE);
+    await s3.page.fill('#key-create-passphrase_repeat', PASSPHRASE);
+    await s3.page.click('#main form[data-form-id="key-create"] button[type="submit"]');
+    const dialog = s3.page.locator('dialog.dialog');
+    await dialog.waitFor();
+    assert.match(await dialog.innerText(), /different public key/);
+    await dialog.locator('button:has-text("Cancel")').click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await s3.page.locator('#my-fingerprint').count(), 0);
+    await s3.page.setInputFiles('#key-import-file', { name: `palreg-key-${c2.login}.json`, mimeType: 'application/json', buffer: Buffer.from(keyFile) });
+    await s3.page.fill('#key-import-passphrase', PASSPHRASE);
+    await s3.page.click('#main form[data-form-id="key-import"] button[type="submit"]');
+    assert.equal((await s3.page.locator('#my-fingerprint').innerText()).trim(), fp2);
+    await s3.page.locator('#main dd', { hasText: 'I hold the current key' }).waitFor();
+    s3.assertNothingSent(PASSPHRASE);
+    s3.assertClean();
+  } finally {
+    await s3.close();
+  }
 }));
 
 const PATIENT = { surname: 'Ёлкина-Сидорова', first_name: 'Агриппина', patronymic: 'Тимофеевна', dob: '1941-02-17', address: 'г. Петрозаводск, ул. Ленина, д. 7, кв. 12', snils: '112-233-445 95' };

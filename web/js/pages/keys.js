@@ -33,8 +33,33 @@ registerPage({
     let keyFile = await storedKeyFile(user.login);
     let justCreated = false;
 
-    async function publish(pair) {
+    /** My public key as the server has it (null: none published, or no institution to ask). */
+    async function publishedKey() {
+      const institutionId = user.institution?.id;
+      if (!institutionId) return null;
+      const info = await get(`/institutions/${institutionId}/members`, { signal: ctx.signal });
+      return info.members.find((m) => m.user_id === user.id)?.public_key ?? null;
+    }
+
+    /**
+     * Publishes the key unless the server has it already. Replacing another published key drops
+     * my envelopes (colleagues must grant the institution key again): that needs a confirmation.
+     * Resolves to false when the user declines.
+     */
+    async function publish(pair, { fresh = false } = {}) {
+      const current = fresh ? null : await publishedKey();
+      if (current === pair.publicKey) return true;
+      if (current) {
+        const ok = await confirmDialog({
+          title: t('keys.replace_title'),
+          message: t('keys.replace_confirm'),
+          confirmLabel: t('keys.replace_button'),
+          danger: true,
+        });
+        if (!ok) return false;
+      }
       await put('/me/public-key', { public_key: pair.publicKey });
+      return true;
     }
 
     function passphraseForms() {
@@ -52,8 +77,11 @@ registerPage({
               form.setError('passphrase', t('keys.wrong_passphrase'));
               return;
             }
+            if (!(await publish(pair))) {
+              pair.free();
+              return;
+            }
             setUnlocked(user.id, pair);
-            await publish(pair);
             await draw();
           },
         });
@@ -76,10 +104,13 @@ registerPage({
           async onSubmit(values) {
             const pair = wasm.UserKeyPair.generate();
             const json = pair.exportKeyFile(values.passphrase);
+            if (!(await publish(pair))) {
+              pair.free();
+              return;
+            }
             await storeKeyFile(user.login, json);
             keyFile = json;
             setUnlocked(user.id, pair);
-            await publish(pair);
             justCreated = true;
             await draw();
           },
@@ -106,10 +137,13 @@ registerPage({
             form.setFormError(t('keys.import_failed'));
             return;
           }
+          if (!(await publish(pair))) {
+            pair.free();
+            return;
+          }
           await storeKeyFile(user.login, fileText);
           keyFile = fileText;
           setUnlocked(user.id, pair);
-          await publish(pair);
           await draw();
         },
       });
