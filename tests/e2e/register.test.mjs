@@ -131,6 +131,7 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   await page.fill('#patient-new-snils', PATIENT.snils);
   await page.selectOption('#patient-new-diagnosis_id', { index: 1 });
   await s2.screenshot('en-patients-new-filled');
+  assert.deepEqual(await page.locator('nav a[aria-current="page"]').allInnerTexts(), ['New patient'], 'one menu entry is current');
   await page.click('#main form[data-form-id="patient-new"] button[type="submit"]');
   await s2.waitForRoute(/^\/patients\/\d+$/);
   await s2.waitForNotice(/patient is registered/);
@@ -163,7 +164,7 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   await s2.waitForNotice(/Changes saved/);
   assert.equal(await page.inputValue(`#patient-${id}-phone`), '+7 921 000-11-22');
   assert.equal(await page.locator('#main table.history tbody tr').count(), 2);
-  assert.match(await page.locator('#main table.history tbody tr').first().innerText(), /^2\s+\d\d?\/\d\d?\/\d{2,4}, .*Passport changed/);
+  assert.match(await page.locator('#main table.history tbody tr').first().innerText(), /^2\s+\d\d?\/\d\d?\/\d{2,4}, .*Gromov Pavel Andreevich.*Passport changed/);
   await s2.screenshot('en-patients-edit');
 
   // Someone else saved meanwhile: a stale version is refused with a clear message.

@@ -92,9 +92,13 @@ function renderNav() {
 
 function markCurrent() {
   const { path } = parseHash();
-  for (const link of nav.querySelectorAll('a[data-base]')) {
+  const links = [...nav.querySelectorAll('a[data-base]')];
+  const matches = (base) => path === base || path.startsWith(`${base}/`);
+  // The most specific entry only: on /patients/new, "New patient" and not also "Find a patient".
+  const longest = Math.max(-1, ...links.filter((l) => matches(l.dataset.base)).map((l) => l.dataset.base.length));
+  for (const link of links) {
     const base = link.dataset.base;
-    const current = path === base || path.startsWith(`${base}/`);
+    const current = matches(base) && base.length === longest;
     if (current) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }

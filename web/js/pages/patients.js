@@ -288,7 +288,11 @@ registerPage({
         ctx.navigate(`/patients/${patient.id}`, { replace: true });
       },
     });
-    const history = await get(`/patients/${patient.id}/history`, { signal: ctx.signal });
+    const [history, members] = await Promise.all([
+      get(`/patients/${patient.id}/history`, { signal: ctx.signal }),
+      get(`/institutions/${institutionId}/members`, { signal: ctx.signal }).then((r) => r.members, () => []),
+    ]);
+    const who = new Map(members.map((m) => [m.user_id, m.full_name]));
     const code = new Map(diagnoses.map((d) => [d.id, d.code]));
     ctx.root.append(
       facts([
@@ -303,6 +307,7 @@ registerPage({
         columns: [
           { label: t('patients.fields.version'), rowHeader: true, render: (v) => String(v.version) },
           { label: t('patients.edit.changed_at'), render: (v) => formatDateTime(v.changed_at) },
+          { label: t('patients.edit.changed_by'), render: (v) => who.get(v.changed_by) ?? `#${v.changed_by}` },
           { label: t('patients.edit.change'), render: (v) => (has(`patients.change.${v.change}`) ? t(`patients.change.${v.change}`) : v.change) },
           { label: t('patients.fields.diagnosis'), render: (v) => code.get(v.record.diagnosis_id) ?? '' },
           { label: t('patients.fields.status'), render: (v) => t(`patients.status.${v.record.status}`) },
