@@ -181,6 +181,21 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   await s2.waitForRoute(`/patients/${id}`);
   assert.equal(await page.locator('#main table.history tbody tr').count(), 3);
 
+  // The same pages in Russian (the unlocked key stays in memory across the switch).
+  await page.click('#topbar button[lang="ru"]');
+  await page.locator('#main h2', { hasText: 'История изменений' }).waitFor();
+  assert.doesNotMatch(await page.locator('#main').innerText(), /\bpatients\.|\bkeys\./, 'no message key shown');
+  await s2.screenshot('ru-patients-edit');
+  await s2.goto('/patients');
+  await page.fill('#patient-search-surname', 'елкина-сидорова');
+  await page.click('#main form[data-form-id="patient-search"] button[type="submit"]');
+  await page.locator('#main .search-results[data-done="true"] tbody tr a').first().waitFor();
+  await s2.screenshot('ru-patients-search');
+  await s2.goto('/keys');
+  await page.locator('#main dd', { hasText: 'У меня есть текущий ключ' }).waitFor();
+  await s2.screenshot('ru-keys-holder');
+  await page.click('#topbar button[lang="en"]');
+
   for (const s of [s1, s2]) {
     s.assertNothingSent('Ёлкина', 'Сидорова', 'Агриппина', 'Тимофеевна', 'елкина', 'ЕЛКИНА', 'Петрозаводск', PATIENT.snils, '1941-02-17', '000-11-22', PASSPHRASE);
   }
