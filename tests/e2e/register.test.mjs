@@ -200,3 +200,26 @@ test('patients: register, find by surname typed in lower case without Ё, open a
     s.assertNothingSent('Ёлкина', 'Сидорова', 'Агриппина', 'Тимофеевна', 'елкина', 'ЕЛКИНА', 'Петрозаводск', PATIENT.snils, '1941-02-17', '000-11-22', PASSPHRASE);
   }
 }));
+
+test('patients: the session ends while registering; the passport comes back after sign-in from memory only', () => s2.step('register-expiry', async () => {
+  const { page } = s2;
+  await s2.goto('/patients/new');
+  await page.fill('#patient-new-surname', 'Щербакова');
+  await page.fill('#patient-new-first_name', 'Зинаида');
+  await page.fill('#patient-new-date_of_birth', '1938-11-03');
+  await page.selectOption('#patient-new-sex', 'F');
+  await page.selectOption('#patient-new-diagnosis_id', { index: 1 });
+  await s2.context.clearCookies();
+  await page.click('#main form[data-form-id="patient-new"] button[type="submit"]');
+  await s2.waitForRoute('/login');
+  const stored = await page.evaluate(() => JSON.stringify({ ...sessionStorage, ...localStorage }));
+  assert.doesNotMatch(stored, /Щербакова|Зинаида|1938-11-03/, 'passport fields are kept in memory only');
+
+  await s2.signIn(c2.login, c2.password, { expectRoute: '/patients/new' });
+  assert.equal(await page.inputValue('#patient-new-surname'), 'Щербакова');
+  assert.equal(await page.inputValue('#patient-new-first_name'), 'Зинаида');
+  await page.click('#main form[data-form-id="patient-new"] button[type="submit"]');
+  await s2.waitForRoute(/^\/patients\/\d+$/);
+  assert.equal(await s2.heading(), 'Щербакова Зинаида');
+  s2.assertNothingSent('Щербакова', 'Зинаида');
+}));
