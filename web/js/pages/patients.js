@@ -12,8 +12,12 @@ import { loadCrypto } from '../crypto.js';
 import { openInstitutionKey } from '../keystore.js';
 import { loadBook, refName, refOptions } from '../refs.js';
 
-/** Bits of the blind indexes (client-crypto: 16 suits an institution of up to ~10,000 patients). */
-export const INDEX_BITS = 16;
+/**
+ * Bits of the blind indexes. Every client of an institution must use the same length or they
+ * cannot find each other's patients: 12 is palreg-client's default too
+ * (client_crypto::recommend_bits for 10,000 patients, CipherSweet's rule).
+ */
+export const INDEX_BITS = 12;
 const PASSPORT_FIELDS = ['surname', 'first_name', 'patronymic', 'date_of_birth', 'sex', 'address', 'phone', 'snils', 'policy_number', 'notes'];
 const STATUSES = ['registered', 'discharged', 'deceased'];
 const PASSPORT_SEX = { F: 'female', M: 'male' };
