@@ -111,7 +111,8 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    /// The human-readable text of the error body.
+    pub fn message(&self) -> String {
         match self {
             Self::BadRequest { message, .. }
             | Self::Unauthorized { message, .. }

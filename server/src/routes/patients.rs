@@ -551,21 +551,12 @@ pub async fn import_patients(
 /// Prefixes an error's message with the batch item it is about.
 fn item_error(index: usize, err: ApiError) -> ApiError {
     let code = err.code();
-    let message = format!("patients[{index}]: {}", err_message(&err));
+    let message = format!("patients[{index}]: {}", err.message());
     match err {
         ApiError::BadRequest { .. } => ApiError::bad_request(code, message),
         ApiError::Conflict { .. } => ApiError::conflict(code, message),
         ApiError::Unprocessable { .. } => ApiError::unprocessable(code, message),
         other => other,
-    }
-}
-
-fn err_message(err: &ApiError) -> String {
-    match err {
-        ApiError::BadRequest { message, .. }
-        | ApiError::Conflict { message, .. }
-        | ApiError::Unprocessable { message, .. } => message.clone(),
-        other => other.to_string(),
     }
 }
 
