@@ -1,0 +1,57 @@
+// Sealing and opening passports with institution key handles (WASM; see crypto.js), shared by
+// the patient pages and the key rotation: the blind indexes a passport is stored with, and
+// opening a passport with the key of the version it was sealed under.
+
+/**
+ * Bits of the blind indexes. Every client of an institution must use the same length or they
+ * cannot find each other's patients: 12 is palreg-client's default too
+ * (client_crypto::recommend_bits for 10,000 patients, CipherSweet's rule).
+ */
+export const INDEX_BITS = 12;
+
+/** Blind-index tokens of a passport under `key`: one per field the search offers. */
+export function blindIndexes(key, passport) {
+  const tokens = [key.blindIndex('surname', passport.surname, INDEX_BITS), key.blindIndex('date_of_birth', passport.date_of_birth, INDEX_BITS)];
+  tokens.push(key.blindIndexSurnameBirthYear(passport.surname, passport.date_of_birth, INDEX_BITS));
+  if (passport.snils) tokens.push(key.blindIndex('snils', passport.snils, INDEX_BITS));
+  if (passport.policy_number) tokens.push(key.blindIndex('policy_number', passport.policy_number, INDEX_BITS));
+  return tokens;
+}
+
+/**
+ * Opens the passport of a patient as the API returns it (`passport`, `pseudonym`,
+ * `passport_key_version`) with the key of its version from `keys` (a Map version -> key, or a
+ * single key). Returns the passport object; throws when no key of that version is held or the
+ * envelope does not open.
+ */
+export function openPassport(keys, patient, institutionId) {
+  const key = keys instanceof Map ? keys.get(patient.passport_key_version) : keys;
+  if (!key) throw new Error(`no_key_version: version ${patient.passport_key_version} is not held`);
+  return JSON.parse(key.openPassport(patient.passport, patient.pseudonym, institutionId));
+}
+
+/**
+ * The search page's results: each item's passport opened with `keys` (items that do not open
+ * are left out) and the blind index's false positives dropped — an item is kept when every
+ * typed `[field, value]` normalizes (`normalize`: WASM `normalizeForIndex`) as the passport's
+ * own field does. Returns `[{ item, passport }]` in the order of `items`.
+ */
+export function openResults(keys, items, institutionId, typed, normalize) {
+  const wanted = typed.map(([field, value]) => [field, normalize(field, value)]);
+  const out = [];
+  for (const item of items) {
+    let passport;
+    try {
+      passport = openPassport(keys, item, institutionId);
+    } catch {
+      continue;
+    }
+    if (wanted.every(([field, value]) => value === normalize(field, passport[field] ?? ''))) out.push({ item, passport });
+  }
+  return out;
+}
+
+/** Seals `passport` (an object) under `key` for the patient: `{ passport, blind_indexes }`. */
+export function sealPassport(key, passport, pseudonym, institutionId) {
+  return { passport: key.sealPassport(JSON.stringify(passport), pseudonym, institutionId), blind_indexes: blindIndexes(key, passport) };
+}
