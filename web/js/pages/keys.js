@@ -3,15 +3,21 @@
 // download) and publishes the public key. Later visits unlock it with the passphrase, or import
 // a key file. The institution key is created once, by the first clinician; colleagues who
 // published a key wait until a holder grants it, after comparing fingerprints aloud.
+//
+// An administrator who holds the current key rotates it (rotation.js): after seeing the holders
+// and their fingerprints, a new version is wrapped to each of them and every passport is
+// re-encrypted here, with a progress bar and a Cancel button. What is left is counted by the
+// server, so a cancelled run or a closed tab is continued from this page.
 
-import { registerPage } from '../router.js';
+import { allowed, registerPage } from '../router.js';
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
-import { button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
+import { announce, button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
-import { openInstitutionKey, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
+import { openInstitutionKeys, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
+import { createNextVersion, reencryptPassports } from '../rotation.js';
 
 const MIN_PASSPHRASE = 10;
 
@@ -194,6 +200,14 @@ registerPage({
         ]),
       );
       if (!iHold) nodes.push(notice('info', t('keys.ask_colleague')));
+      const pending = info.passports_pending_rotation;
+      if (pending > 0) {
+        nodes.push(
+          iHold
+            ? notice('warning', t('keys.rotation_unfinished', { count: pending }), h('p', {}, button(t('keys.rotation_continue'), () => reencrypt(), { variant: 'primary', id: 'rotation-continue' })))
+            : notice('info', t('keys.rotation_unfinished_other', { count: pending })),
+        );
+      }
       const waiting = info.members.filter((m) => m.user_id !== user.id && m.public_key && !m.holds.includes(version));
       nodes.push(
         dataTable({
@@ -213,8 +227,112 @@ registerPage({
           rows: waiting,
           empty: t('keys.nobody_waiting'),
         }),
+        ...rotationSection(info, iHold, pair),
       );
       return nodes;
+    }
+
+    /** Who holds the current version, and (for an administrator holding it) the rotate button. */
+    function rotationSection(info, iHold, pair) {
+      const version = info.current_version;
+      const holders = info.members.filter((m) => m.public_key && m.holds.includes(version));
+      const nodes = [
+        h('h2', {}, t('keys.rotation_title')),
+        h('p', {}, t('keys.rotation_intro')),
+        dataTable({
+          caption: t('keys.holders_caption', { version }),
+          className: 'holders',
+          columns: [
+            { label: t('keys.colleague'), rowHeader: true, render: (m) => `${m.full_name} (${m.login})` },
+            { label: t('keys.fingerprint'), render: (m) => h('code', { class: 'fingerprint', dataset: { login: m.login } }, m.fingerprint) },
+          ],
+          rows: holders,
+        }),
+      ];
+      if (!allowed(user, 'administration')) {
+        nodes.push(h('p', { class: 'hint' }, t('keys.rotation_admin_only')));
+      } else if (!iHold) {
+        nodes.push(h('p', { class: 'hint' }, t('keys.rotation_holder_only')));
+      } else if (info.passports_pending_rotation > 0) {
+        nodes.push(h('p', { class: 'hint' }, t('keys.rotation_finish_first')));
+      } else {
+        nodes.push(h('p', {}, button(t('keys.rotate'), () => rotate(info, holders, pair), { variant: 'danger', id: 'rotate-key' })));
+      }
+      return nodes;
+    }
+
+    async function rotate(info, holders, pair) {
+      const next = info.current_version + 1;
+      const ok = await confirmDialog({
+        title: t('keys.rotate_title', { version: next }),
+        message: t('keys.rotate_confirm', { version: next, count: holders.length }),
+        confirmLabel: t('keys.rotate_confirm_button'),
+        danger: true,
+      });
+      if (!ok) return;
+      try {
+        await createNextVersion({ wasm, user, pair, members: info, holders });
+      } catch (err) {
+        await draw(null, err);
+        return;
+      }
+      await reencrypt(t('keys.rotation_created', { version: next }));
+    }
+
+    /** Re-encrypts the passports left under older versions, showing the progress. */
+    async function reencrypt(started = null) {
+      const stop = new AbortController();
+      const leave = () => stop.abort();
+      ctx.signal.addEventListener('abort', leave);
+      const warnUnload = (event) => event.preventDefault();
+      window.addEventListener('beforeunload', warnUnload);
+      const bar = h('progress', { id: 'rotation-progress', max: '1', value: '0' });
+      const count = h('p', { id: 'rotation-count' }, t('common.loading'));
+      const cancel = button(t('common.cancel'), () => {
+        cancel.disabled = true;
+        stop.abort();
+      }, { id: 'rotation-cancel' });
+      body.replaceChildren(
+        ...(started ? [notice('success', started)] : []),
+        h(
+          'section',
+          { class: 'rotation-progress', 'aria-labelledby': 'rotation-progress-title' },
+          h('h2', { id: 'rotation-progress-title' }, t('keys.rotation_progress_title')),
+          h('p', {}, t('keys.rotation_keep_open')),
+          h('label', { for: 'rotation-progress' }, t('keys.rotation_progress_label')),
+          bar,
+          count,
+          h('p', {}, cancel),
+        ),
+      );
+      announce(t('keys.rotation_progress_title'));
+      const show = ({ done, total, skipped }) => {
+        bar.max = Math.max(total, 1);
+        bar.value = done + skipped.length;
+        count.textContent = t('keys.rotation_count', { done: done + skipped.length, total, count: total });
+      };
+      let result;
+      try {
+        result = await reencryptPassports({ user, signal: stop.signal, onProgress: show });
+      } catch (err) {
+        result = { error: err };
+      } finally {
+        ctx.signal.removeEventListener('abort', leave);
+        window.removeEventListener('beforeunload', warnUnload);
+      }
+      if (ctx.signal.aborted) return;
+      const notes = [];
+      if (result.skipped?.length) notes.push(notice('warning', t('keys.rotation_skipped', { count: result.skipped.length })));
+      if (result.error) {
+        await draw(null, result.error, notes);
+      } else if (result.status === 'cancelled') {
+        announce(t('keys.rotation_cancelled'));
+        await draw(null, null, [notice('info', t('keys.rotation_cancelled')), ...notes]);
+      } else {
+        const message = t('keys.rotation_done', { count: result.done });
+        announce(message);
+        await draw(message, null, notes);
+      }
     }
 
     async function grant(member, version, institutionId) {
@@ -225,19 +343,24 @@ registerPage({
       });
       if (!ok) return;
       try {
-        const key = await openInstitutionKey(user);
-        if (!key) throw new Error('no envelope');
-        const envelope = key.wrapFor(member.public_key, member.user_id, institutionId);
-        await post(`/institutions/${institutionId}/keys/${version}/envelopes`, { recipient_id: member.user_id, envelope });
+        // The current version, and the older ones I hold that the colleague lacks: passports not
+        // yet re-encrypted after a rotation, and sealed notes, stay under those.
+        const keys = await openInstitutionKeys(user);
+        if (!keys.get(version)) throw new Error('no envelope');
+        for (const [v, key] of [...keys].reverse()) {
+          if (v > version || (v !== version && member.holds.includes(v))) continue;
+          const envelope = key.wrapFor(member.public_key, member.user_id, institutionId);
+          await post(`/institutions/${institutionId}/keys/${v}/envelopes`, { recipient_id: member.user_id, envelope });
+        }
         await draw(t('keys.granted', { name: member.full_name }));
       } catch (err) {
         await draw(null, err);
       }
     }
 
-    async function draw(message = null, error = null) {
+    async function draw(message = null, error = null, notes = []) {
       const pair = unlockedPair(user.id);
-      const nodes = [];
+      const nodes = [...notes];
       if (message) nodes.push(notice('success', message));
       if (error) {
         const { errorMessage } = await import('../api.js');
