@@ -82,8 +82,18 @@ export class Session {
       });
     });
     const page = await context.newPage();
-    page.setDefaultTimeout(10_000);
     const session = new Session(context, page);
+    session.watch(page);
+    context.on('request', (request) => {
+      session.requests.push({ method: request.method(), url: request.url(), body: request.postData() ?? '' });
+    });
+    return session;
+  }
+
+  /** Records what `page` (a tab of this session's context) reports. */
+  watch(page) {
+    const session = this;
+    page.setDefaultTimeout(10_000);
     page.on('console', (message) => {
       const type = message.type();
       if (type !== 'error' && type !== 'warning') return;
@@ -97,10 +107,17 @@ export class Session {
       session.consoleErrors.push(`${type}: ${text} (${url})`);
     });
     page.on('pageerror', (error) => session.pageErrors.push(String(error?.stack ?? error)));
-    context.on('request', (request) => {
-      session.requests.push({ method: request.method(), url: request.url(), body: request.postData() ?? '' });
-    });
-    return session;
+  }
+
+  /**
+   * Closes the tab (without its beforeunload handlers) and opens a new one in the same browser
+   * context: cookies and IndexedDB stay, the page's memory (unlocked keys) is gone.
+   */
+  async reopenTab() {
+    await this.page.close();
+    this.page = await this.context.newPage();
+    this.watch(this.page);
+    return this.page;
   }
 
   /** Opens a route (`/admin/users`) and waits until its page has rendered. */

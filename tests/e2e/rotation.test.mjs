@@ -1,0 +1,330 @@
+// Key rotation in the browser: an administrator who holds the institution key rotates it; the new
+// version goes to every holder, and every passport is re-encrypted in the page with a progress
+// bar. The first run is cut off by closing the tab after a few writes and continued from the
+// Keys page of a new tab (one write meets a concurrent edit: 409, reloaded and retried; a
+// colleague who joins meanwhile is granted the old version too); the second, in Russian, is
+// cancelled with its button and continued. Afterwards every patient opens
+// under the newest version, is found by its new blind indexes, a colleague opens them, and no
+// name ever left the browser in clear.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Session, apiAs, createInstitution, createUser, launchBrowser } from './harness.mjs';
+
+const PASSPHRASE = 'rotation passphrase 42';
+const PATIENTS = [
+  ['Ёлкина-Сидорова', 'Агриппина', '1941-02-17'],
+  ['Воробьёв', 'Степан', '1950-06-01'],
+  ['Щукина', 'Мария', '1939-12-24'],
+  ['Лебедев', 'Аркадий', '1947-03-15'],
+  ['Соколова', 'Евдокия', '1944-08-30'],
+  ['Журавлёв', 'Пётр', '1952-01-09'],
+  ['Снегирёва', 'Ольга', '1958-11-11'],
+  ['Голубев', 'Игнат', '1936-04-04'],
+  ['Синицына', 'Таисия', '1949-09-19'],
+  ['Дроздов', 'Ефим', '1945-05-05'],
+  ['Кукушкина', 'Зоя', '1955-07-27'],
+  ['Скворцов', 'Лука', '1943-10-02'],
+];
+const NAMES = PATIENTS.flatMap(([s, f]) => [s, f]);
+
+let browser;
+let admin; // rotates: role admin, member of the institution
+let colleague; // role user: receives every new version from the rotation
+let newcomer; // role user: joins in the middle of a rotation, granted the new and the old version
+let api; // the colleague, through the API (for concurrent edits and checks)
+let sA;
+let sB;
+let sC;
+let institutionId;
+const ids = new Map(); // surname -> patient id
+
+before(async () => {
+  browser = await launchBrowser();
+  const root = await apiAs();
+  const institution = await createInstitution(root);
+  institutionId = institution.id;
+  admin = await createUser(root, { full_name: 'Orlova Vera Nikolaevna', roles: ['admin'], institution_id: institution.id });
+  colleague = await createUser(root, { full_name: 'Sergeev Oleg Ivanovich', roles: ['user'], institution_id: institution.id });
+  newcomer = await createUser(root, { full_name: 'Novikova Alla Petrovna', roles: ['user'], institution_id: institution.id });
+  await root.dispose();
+  api = await apiAs(colleague.login, colleague.password);
+  sA = await Session.open(browser);
+  sB = await Session.open(browser);
+  sC = await Session.open(browser);
+});
+
+after(async () => {
+  try {
+    for (const s of [sA, sB, sC]) s?.assertClean();
+    for (const s of [sA, sB, sC]) s?.assertNothingSent(...NAMES, PASSPHRASE);
+  } finally {
+    await sA?.close();
+    await sB?.close();
+    await sC?.close();
+    await api?.dispose();
+    await browser?.close();
+  }
+});
+
+async function json(response, status = 200) {
+  const text = await response.text();
+  assert.equal(response.status(), status, `${response.url()}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+const members = async () => json(await api.get(`/api/v1/institutions/${institutionId}/members`));
+
+async function unlockOrCreate(s, { create }) {
+  await s.goto('/keys');
+  const form = create ? 'key-create' : 'key-unlock';
+  await s.page.fill(`#${form}-passphrase`, PASSPHRASE);
+  if (create) await s.page.fill('#key-create-passphrase_repeat', PASSPHRASE);
+  await s.page.click(`#main form[data-form-id="${form}"] button[type="submit"]`);
+  await s.page.locator('#my-fingerprint').waitFor();
+}
+
+/**
+ * Holds every PUT of a patient after the first `pass` (never answered: the write "is on the
+ * wire" when the tab closes or the run is cancelled). Returns the count of PUTs let through.
+ */
+async function holdWritesAfter(page, pass) {
+  const seen = { passed: 0, held: 0 };
+  await page.route('**/api/v1/patients/*', (route) => {
+    if (route.request().method() !== 'PUT') return route.continue();
+    if (seen.passed < pass) {
+      seen.passed++;
+      return route.continue();
+    }
+    seen.held++;
+    return undefined;
+  });
+  return seen;
+}
+
+async function progress(page) {
+  const bar = page.locator('#rotation-progress');
+  return { value: Number(await bar.getAttribute('value')), max: Number(await bar.getAttribute('max')), text: (await page.locator('#rotation-count').innerText()).trim() };
+}
+
+test('setup: keys, a grant, and patients (one through the form, the rest through the page modules)', () => sA.step('rotation-setup', async () => {
+  await sA.signIn(admin.login, admin.password);
+  await unlockOrCreate(sA, { create: true });
+  await sA.page.click('#create-institution-key');
+  await sA.waitForNotice(/institution key was created/);
+  await sB.signIn(colleague.login, colleague.password);
+  await unlockOrCreate(sB, { create: true });
+  await sA.goto('/home');
+  await sA.goto('/keys');
+  await sA.page.click(`#main table.waiting button[data-login="${colleague.login}"]`);
+  await sA.page.locator('dialog.dialog .btn-primary').click();
+  await sA.waitForNotice(/now holds the institution key/);
+
+  const { page } = sA;
+  const [surname, firstName, dob] = PATIENTS[0];
+  await sA.goto('/patients/new');
+  await page.fill('#patient-new-surname', surname);
+  await page.fill('#patient-new-first_name', firstName);
+  await page.fill('#patient-new-date_of_birth', dob);
+  await page.selectOption('#patient-new-sex', 'F');
+  await page.selectOption('#patient-new-diagnosis_id', { index: 1 });
+  await page.click('#main form[data-form-id="patient-new"] button[type="submit"]');
+  await sA.waitForRoute(/^\/patients\/\d+$/);
+  ids.set(surname, Number((await page.evaluate(() => window.location.hash)).split('/').pop()));
+
+  // The others as the New Patient page does it: sealed with the institution key in WASM.
+  const created = await page.evaluate(async (rest) => {
+    const { get, post } = await import('/js/api.js');
+    const { loadCrypto } = await import('/js/crypto.js');
+    const { openInstitutionKey } = await import('/js/keystore.js');
+    const { sealPassport } = await import('/js/passports.js');
+    const wasm = await loadCrypto();
+    const me = await get('/me');
+    const key = await openInstitutionKey(me);
+    const diagnosis = (await get('/refs/diagnoses', { query: { active_only: true } }))[0];
+    const out = [];
+    for (const [surname, first_name, date_of_birth] of rest) {
+      const pseudonym = wasm.newPseudonym();
+      const passport = { surname, first_name, date_of_birth, sex: 'female' };
+      const record = { sex: 'F', birth_year: Number(date_of_birth.slice(0, 4)), district_id: null, diagnosis_id: diagnosis.id, care_form_id: null, status: 'registered', registered_on: '2026-01-15', needs: [] };
+      const p = await post('/patients', { pseudonym, record, ...sealPassport(key, passport, pseudonym, me.institution.id) });
+      out.push([surname, p.id]);
+    }
+    return out;
+  }, PATIENTS.slice(1));
+  for (const [surname, id] of created) ids.set(surname, id);
+  assert.equal(ids.size, PATIENTS.length);
+  const m = await members();
+  assert.equal(m.current_version, 1);
+  assert.equal(m.passports_pending_rotation, 0);
+}));
+
+test('rotation: holders and fingerprints first, then re-encryption cut off by a closed tab, continued in a new tab', () => sA.step('rotation-first', async () => {
+  let { page } = sA;
+  await sA.goto('/keys');
+  const holders = sA.page.locator('#main table.holders tbody tr');
+  assert.equal(await holders.count(), 2, 'both holders are listed before rotating');
+  const before = await members();
+  const colleagueFp = before.members.find((m) => m.login === colleague.login).fingerprint;
+  assert.equal((await page.locator(`#main table.holders code[data-login="${colleague.login}"]`).innerText()).trim(), colleagueFp);
+  await sA.screenshot('en-keys-rotation-holders');
+
+  const seen = await holdWritesAfter(page, 4);
+  await page.click('#rotate-key');
+  const dialog = page.locator('dialog.dialog');
+  await dialog.waitFor();
+  assert.match(await dialog.innerText(), /Version 2 goes to the 2 holders listed/);
+  await sA.screenshot('en-keys-rotation-confirm', { fullPage: false });
+  await dialog.locator('.btn-danger').click();
+
+  await page.locator('#rotation-count', { hasText: `4 of ${PATIENTS.length} passports` }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('#rotation-progress').length === 1);
+  assert.deepEqual(await progress(page), { value: 4, max: PATIENTS.length, text: `4 of ${PATIENTS.length} passports` });
+  assert.equal(await page.getByLabel('Passports re-encrypted').count(), 1, 'the progress bar has its label');
+  await sA.screenshot('en-keys-rotation-progress');
+  assert.equal(seen.passed, 4);
+  let m = await members();
+  assert.equal(m.current_version, 2);
+  assert.deepEqual(m.members.find((x) => x.login === colleague.login).holds, [1, 2], 'the colleague received version 2');
+  assert.equal(m.passports_pending_rotation, PATIENTS.length - 4);
+
+  // The tab closes with writes in flight; the state is on the server.
+  page = await sA.reopenTab();
+  await unlockOrCreate(sA, { create: false });
+  const pending = PATIENTS.length - 4;
+  await sA.waitForNotice(new RegExp(`Key rotation unfinished: ${pending} passports are still under older key versions`));
+  await sA.screenshot('en-keys-rotation-unfinished');
+
+  // Meanwhile the search finds patients under either version (tokens of every held version).
+  const left = await json(await api.post('/api/v1/patients/search', { data: { key_version_below: 2, limit: 100 } }));
+  assert.equal(left.total, pending);
+  const leftIds = new Set(left.items.map((p) => p.id));
+  const oldOne = PATIENTS.find(([s]) => leftIds.has(ids.get(s)));
+  const newOne = PATIENTS.find(([s]) => !leftIds.has(ids.get(s)));
+  for (const [surname, firstName] of [oldOne, newOne]) {
+    await sA.goto('/patients');
+    await page.fill('#patient-search-surname', surname.toLowerCase());
+    await page.click('#main form[data-form-id="patient-search"] button[type="submit"]');
+    await page.locator('#main .search-results[data-done="true"]').waitFor();
+    assert.match(await page.locator('#main .search-results tbody').innerText(), new RegExp(`${surname} ${firstName}`));
+  }
+  // …and the patient page opens a passport still under version 1.
+  await sA.goto(`/patients/${ids.get(oldOne[0])}`);
+  assert.equal(await sA.heading(), `${oldOne[0]} ${oldOne[1]}`);
+
+  // A colleague who joins now is granted version 2 and the version 1 that passports still need.
+  await sC.signIn(newcomer.login, newcomer.password);
+  await unlockOrCreate(sC, { create: true });
+  await sA.goto('/keys');
+  await page.click(`#main table.waiting button[data-login="${newcomer.login}"]`);
+  await page.locator('dialog.dialog .btn-primary').click();
+  await sA.waitForNotice(/now holds the institution key/);
+  assert.deepEqual((await members()).members.find((x) => x.login === newcomer.login).holds, [1, 2]);
+  await sC.goto(`/patients/${ids.get(oldOne[0])}`);
+  assert.equal(await sC.heading(), `${oldOne[0]} ${oldOne[1]}`);
+
+  // The first write of the continued run meets a concurrent edit by the colleague: 409, reload, retry.
+  const needs = await json(await api.get('/api/v1/refs/needs'));
+  let edited = null;
+  const conflicts = [];
+  page.on('response', (r) => {
+    if (r.request().method() === 'PUT' && r.status() === 409) conflicts.push(r.url());
+  });
+  await page.route('**/api/v1/patients/*', async (route) => {
+    if (route.request().method() !== 'PUT' || edited) return route.continue();
+    const id = Number(new URL(route.request().url()).pathname.split('/').pop());
+    edited = id;
+    const p = await json(await api.get(`/api/v1/patients/${id}`));
+    await json(await api.put(`/api/v1/patients/${id}`, { data: { version: p.version, record: { ...p.record, needs: [needs[0].id] } } }));
+    return route.continue();
+  });
+  await sA.goto('/keys');
+  await page.click('#rotation-continue');
+  await sA.waitForNotice(new RegExp(`Key rotation finished: ${pending} passports re-encrypted`));
+  assert.equal(await page.locator('#rotation-progress').count(), 0);
+  await sA.screenshot('en-keys-rotation-done');
+  assert.deepEqual(conflicts.length, 1, 'one write was refused as stale and retried');
+  await page.unroute('**/api/v1/patients/*');
+
+  m = await members();
+  assert.equal(m.passports_pending_rotation, 0);
+  const editedNow = await json(await api.get(`/api/v1/patients/${edited}`));
+  assert.equal(editedNow.passport_key_version, 2);
+  assert.deepEqual(editedNow.record.needs, [needs[0].id], 'the concurrent edit was kept, not overwritten');
+  const history = await json(await api.get(`/api/v1/patients/${edited}/history`));
+  assert.deepEqual(history.slice(0, 2).map((v) => v.change), ['passport', 'updated']);
+}));
+
+test('rotation in Russian: cancelled with its button, continued, finished; the colleague opens everything under the new version', () => sA.step('rotation-second', async () => {
+  const { page } = sA;
+  await page.click('#topbar button[lang="ru"]');
+  await sA.goto('/keys');
+  await page.locator('#main h2', { hasText: 'Смена ключа' }).waitFor();
+  const seen = await holdWritesAfter(page, 3);
+  await page.click('#rotate-key');
+  const dialog = page.locator('dialog.dialog');
+  await dialog.waitFor();
+  assert.match(await dialog.innerText(), /Версия 3 передаётся 3 владельцам/);
+  await sA.screenshot('ru-keys-rotation-confirm', { fullPage: false });
+  await dialog.locator('.btn-danger').click();
+  await page.locator('#rotation-count', { hasText: `3 из ${PATIENTS.length}` }).waitFor();
+  await sA.screenshot('ru-keys-rotation-progress');
+  assert.doesNotMatch(await page.locator('#main').innerText(), /\bkeys\./, 'no message key shown');
+  await page.click('#rotation-cancel');
+  await sA.waitForNotice(/Перешифрование приостановлено/);
+  await sA.waitForNotice(new RegExp(`Смена ключа не завершена: ${PATIENTS.length - 3} паспортов`));
+  await sA.screenshot('ru-keys-rotation-unfinished');
+  assert.equal(seen.passed, 3);
+  assert.equal((await members()).passports_pending_rotation, PATIENTS.length - 3);
+
+  await page.unroute('**/api/v1/patients/*');
+  await page.click('#rotation-continue');
+  await sA.waitForNotice(new RegExp(`Смена ключа завершена: перешифровано ${PATIENTS.length - 3} паспорт`));
+  await sA.screenshot('ru-keys-rotation-done');
+  await page.click('#topbar button[lang="en"]');
+
+  const m = await members();
+  assert.equal(m.current_version, 3);
+  assert.equal(m.passports_pending_rotation, 0);
+  assert.deepEqual(m.members.find((x) => x.login === colleague.login).holds, [1, 2, 3]);
+  assert.deepEqual(m.members.find((x) => x.login === newcomer.login).holds, [1, 2, 3]);
+  const left = await json(await api.post('/api/v1/patients/search', { data: { key_version_below: 3, limit: 100 } }));
+  assert.equal(left.total, 0);
+
+  // The colleague (granted versions 2 and 3 by the rotations) opens every passport with the key
+  // of version 3 alone and finds each patient by its version-3 blind indexes.
+  const { page: pb } = sB;
+  await sB.goto('/home');
+  const checked = await pb.evaluate(async (list) => {
+    const { get, post } = await import('/js/api.js');
+    const { openInstitutionKeys } = await import('/js/keystore.js');
+    const { openPassport, INDEX_BITS } = await import('/js/passports.js');
+    const me = await get('/me');
+    const key = (await openInstitutionKeys(me)).get(3);
+    const out = [];
+    for (const [surname, firstName, dob, id] of list) {
+      const p = await get(`/patients/${id}`);
+      const passport = openPassport(key, p, me.institution.id);
+      const bySurname = await post('/patients/search', { blind_indexes: [key.blindIndex('surname', surname, INDEX_BITS)], limit: 500 });
+      const byBoth = await post('/patients/search', { blind_indexes: [key.blindIndexSurnameBirthYear(surname, dob, INDEX_BITS)], limit: 500 });
+      out.push({
+        id,
+        version: p.passport_key_version,
+        opened: passport.surname === surname && passport.first_name === firstName && passport.date_of_birth === dob,
+        found: bySurname.items.some((x) => x.id === id) && byBoth.items.some((x) => x.id === id),
+      });
+    }
+    return out;
+  }, PATIENTS.map(([s, f, d]) => [s, f, d, ids.get(s)]));
+  assert.equal(checked.length, PATIENTS.length);
+  for (const c of checked) assert.deepEqual(c, { id: c.id, version: 3, opened: true, found: true });
+
+  // And through the pages: search, then the patient page.
+  const [surname, firstName] = PATIENTS[5];
+  await sB.goto('/patients');
+  await pb.fill('#patient-search-surname', surname.toUpperCase());
+  await pb.click('#main form[data-form-id="patient-search"] button[type="submit"]');
+  await pb.locator('#main .search-results[data-done="true"] tbody tr a').first().click();
+  await sB.waitForRoute(`/patients/${ids.get(surname)}`);
+  assert.equal(await sB.heading(), `${surname} ${firstName}`);
+}));
