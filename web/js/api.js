@@ -84,6 +84,39 @@ export async function api(method, path, { body, query, signal, session = true } 
   throw error;
 }
 
+/**
+ * Downloads a file from the API (a signed report): the same cookie-only, same-origin request as
+ * `api()`, the body as a Blob. Resolves to `{blob, filename, headers}`; an error answer rejects
+ * with `ApiError` exactly as `api()` does (including the session-expired flow).
+ */
+export async function download(path, { query, signal } = {}) {
+  let response;
+  try {
+    response = await fetch(buildUrl(path, query), { method: 'GET', credentials: 'same-origin', cache: 'no-store', signal });
+  } catch (err) {
+    if (err?.name === 'AbortError') throw err;
+    throw new ApiError(0, 'network_error', String(err?.message ?? err));
+  }
+  if (!response.ok) {
+    let data = null;
+    try {
+      data = JSON.parse(await response.text());
+    } catch {
+      // not JSON: the status alone says what happened
+    }
+    const code = data?.error?.code ?? `http_${response.status}`;
+    const error = new ApiError(response.status, code, data?.error?.message ?? '');
+    if (response.status === 401 && code === 'unauthenticated' && onSessionExpired) {
+      error.sessionExpired = true;
+      onSessionExpired(error);
+    }
+    throw error;
+  }
+  const disposition = response.headers.get('Content-Disposition') ?? '';
+  const filename = /filename="([^"]+)"/.exec(disposition)?.[1] ?? 'download';
+  return { blob: await response.blob(), filename, headers: response.headers };
+}
+
 export const get = (path, options) => api('GET', path, options);
 export const post = (path, body, options) => api('POST', path, { ...options, body });
 export const put = (path, body, options) => api('PUT', path, { ...options, body });

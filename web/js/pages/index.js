@@ -22,3 +22,5 @@ import './admin-refs.js';
 import './admin-audit.js';
 import './keys.js';
 import './patients.js';
+import './prescriptions.js';
+import './reports.js';

@@ -12,6 +12,8 @@ import { loadCrypto } from '../crypto.js';
 import { openInstitutionKey, openInstitutionKeys } from '../keystore.js';
 import { INDEX_BITS, blindIndexes, openPassport, openResults } from '../passports.js';
 import { loadBook, refName, refOptions } from '../refs.js';
+import { allowed } from '../router.js';
+import { patientPrescriptions } from './prescriptions.js';
 
 export { INDEX_BITS };
 const PASSPORT_FIELDS = ['surname', 'first_name', 'patronymic', 'date_of_birth', 'sex', 'address', 'phone', 'snils', 'policy_number', 'notes'];
@@ -290,12 +292,14 @@ registerPage({
     ]);
     const who = new Map(members.map((m) => [m.user_id, m.full_name]));
     const code = new Map(diagnoses.map((d) => [d.id, d.code]));
+    const prescriptions = allowed(ctx.user, 'medical_records') ? await patientPrescriptions(ctx, patient.id) : '';
     ctx.root.append(
       facts([
         [t('patients.fields.pseudonym'), h('code', {}, patient.pseudonym)],
         [t('patients.fields.version'), String(patient.version)],
       ]),
       form.element,
+      prescriptions,
       h('h2', {}, t('patients.edit.history')),
       dataTable({
         caption: t('patients.edit.history'),
