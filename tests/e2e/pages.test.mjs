@@ -40,6 +40,12 @@ before(async () => {
     '/patients/new': ['/patients/new'],
     '/patients': ['/patients'],
     '/patients/:id': ['/patients/1'],
+    '/prescriptions/new': ['/prescriptions/new'],
+    '/patients/:id/prescriptions/new': ['/patients/1/prescriptions/new'],
+    '/prescriptions': ['/prescriptions'],
+    '/prescriptions/:id': ['/prescriptions/1'],
+    '/reports/prescriptions': ['/reports/prescriptions'],
+    '/reports/summary': ['/reports/summary'],
   };
 });
 
