@@ -120,6 +120,8 @@ function statusBadge(status) {
 }
 
 function routeName(route) {
+  // `other` has a key of its own: in a catalog, an object with an `other` key is a plural.
+  if (route === 'other') return t('prescriptions.route_other');
   return has(`prescriptions.routes.${route}`) ? t(`prescriptions.routes.${route}`) : route;
 }
 
