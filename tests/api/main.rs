@@ -6,6 +6,7 @@ mod auth;
 mod errors;
 mod keys;
 mod openapi;
+mod prescription_dates;
 mod refs;
 mod register;
 mod reports;
