@@ -1,9 +1,12 @@
 //! Aggregates for the reports: what the prescription report lists and what the summary report
 //! counts. Only non-identifying columns are read (pseudonyms, records, prescriptions).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{NaiveDate, NaiveDateTime};
-use diesel::dsl::{count, count_star, sum};
+use diesel::dsl::{case_when, count, count_star, sum};
 use diesel::prelude::*;
+use diesel::sql_types::Integer;
 
 use crate::db::DbConn;
 use crate::db::models::prescriptions::PrescriptionFilter;
@@ -117,80 +120,74 @@ macro_rules! in_period {
 }
 
 /// Per institution: on the register when the period starts (registered before it and not
-/// gone before it) and when it ends, registered, discharged and deceased within it.
+/// gone before it) and when it ends, registered, discharged and deceased within it. One pass
+/// over the patients, each measure a conditional count (`COUNT(CASE WHEN … THEN 1 END)`):
+/// five separate counts cost five scans (bench/README.md, "The summary report").
 pub fn movement(
     conn: &mut DbConn,
     institutions: &[i64],
     from: NaiveDate,
     to: NaiveDate,
 ) -> QueryResult<Vec<(i64, Movement)>> {
-    let count_by =
-        |rows: Vec<(i64, i64)>, out: &mut Vec<(i64, Movement)>, set: fn(&mut Movement, i64)| {
-            for (inst, n) in rows {
-                if let Some((_, m)) = out.iter_mut().find(|(i, _)| *i == inst) {
-                    set(m, n);
-                }
-            }
+    // `CASE WHEN condition THEN 1 END`: counted when the condition holds.
+    macro_rules! when {
+        ($condition:expr $(,)?) => {
+            case_when::<_, _, Integer>($condition, 1)
         };
+    }
+    let rows: Vec<(i64, i64, i64, i64, i64, i64)> = patients::table
+        .filter(patients::institution_id.eq_any(institutions))
+        .group_by(patients::institution_id)
+        .select((
+            patients::institution_id,
+            count(when!(
+                patients::registered_on
+                    .lt(from)
+                    .and(
+                        patients::discharged_on
+                            .is_null()
+                            .or(patients::discharged_on.ge(from)),
+                    )
+                    .and(
+                        patients::deceased_on
+                            .is_null()
+                            .or(patients::deceased_on.ge(from)),
+                    ),
+            )),
+            count(when!(
+                patients::registered_on
+                    .le(to)
+                    .and(
+                        patients::discharged_on
+                            .is_null()
+                            .or(patients::discharged_on.gt(to)),
+                    )
+                    .and(
+                        patients::deceased_on
+                            .is_null()
+                            .or(patients::deceased_on.gt(to)),
+                    ),
+            )),
+            count(when!(patients::registered_on.between(from, to))),
+            count(when!(patients::discharged_on.between(from, to))),
+            count(when!(patients::deceased_on.between(from, to))),
+        ))
+        .load(conn)?;
     let mut out: Vec<(i64, Movement)> = institutions
         .iter()
         .map(|i| (*i, Movement::default()))
         .collect();
-    let at_start: Vec<(i64, i64)> = patients::table
-        .filter(patients::institution_id.eq_any(institutions))
-        .filter(patients::registered_on.lt(from))
-        .filter(
-            patients::discharged_on
-                .is_null()
-                .or(patients::discharged_on.ge(from)),
-        )
-        .filter(
-            patients::deceased_on
-                .is_null()
-                .or(patients::deceased_on.ge(from)),
-        )
-        .group_by(patients::institution_id)
-        .select((patients::institution_id, count_star()))
-        .load(conn)?;
-    count_by(at_start, &mut out, |m, n| m.on_register_at_start = n);
-    let at_end: Vec<(i64, i64)> = patients::table
-        .filter(patients::institution_id.eq_any(institutions))
-        .filter(patients::registered_on.le(to))
-        .filter(
-            patients::discharged_on
-                .is_null()
-                .or(patients::discharged_on.gt(to)),
-        )
-        .filter(
-            patients::deceased_on
-                .is_null()
-                .or(patients::deceased_on.gt(to)),
-        )
-        .group_by(patients::institution_id)
-        .select((patients::institution_id, count_star()))
-        .load(conn)?;
-    count_by(at_end, &mut out, |m, n| m.on_register_at_end = n);
-    let new: Vec<(i64, i64)> = patients::table
-        .filter(patients::institution_id.eq_any(institutions))
-        .filter(patients::registered_on.between(from, to))
-        .group_by(patients::institution_id)
-        .select((patients::institution_id, count_star()))
-        .load(conn)?;
-    count_by(new, &mut out, |m, n| m.newly_registered = n);
-    let discharged: Vec<(i64, i64)> = patients::table
-        .filter(patients::institution_id.eq_any(institutions))
-        .filter(patients::discharged_on.between(from, to))
-        .group_by(patients::institution_id)
-        .select((patients::institution_id, count_star()))
-        .load(conn)?;
-    count_by(discharged, &mut out, |m, n| m.discharged = n);
-    let deceased: Vec<(i64, i64)> = patients::table
-        .filter(patients::institution_id.eq_any(institutions))
-        .filter(patients::deceased_on.between(from, to))
-        .group_by(patients::institution_id)
-        .select((patients::institution_id, count_star()))
-        .load(conn)?;
-    count_by(deceased, &mut out, |m, n| m.deceased = n);
+    for (inst, at_start, at_end, new, discharged, deceased) in rows {
+        if let Some((_, m)) = out.iter_mut().find(|(i, _)| *i == inst) {
+            *m = Movement {
+                on_register_at_start: at_start,
+                on_register_at_end: at_end,
+                newly_registered: new,
+                discharged,
+                deceased,
+            };
+        }
+    }
     Ok(out)
 }
 
@@ -288,7 +285,71 @@ pub struct MedicamentNeedRow {
 
 /// Per (institution, medicament): total quantity prescribed in the period (cancelled
 /// prescriptions excluded) and the number of distinct patients.
+///
+/// Aggregated by medicament id — narrow sort keys, in the order of the index
+/// `prescriptions_institution_medicament` — and named afterwards from the book: grouping the
+/// prescriptions by the medicament's name columns made the database sort every prescription
+/// of the period by wide text keys (on PostgreSQL spilling to disk), twice the time of the
+/// aggregate itself. When two entries of the book share name, Russian name, unit and the
+/// controlled flag (so a patient prescribed both is one patient of one report row), the
+/// grouping by name is kept for its exact count.
 pub fn medicament_needs(
+    conn: &mut DbConn,
+    institutions: &[i64],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<MedicamentNeedRow>> {
+    let sums: Vec<(i64, i64, Option<f64>, i64)> = prescriptions::table
+        .filter(prescriptions::institution_id.eq_any(institutions))
+        .filter(prescriptions::prescribed_on.between(from, to))
+        .filter(prescriptions::status.ne("cancelled"))
+        .group_by((prescriptions::institution_id, prescriptions::medicament_id))
+        .select((
+            prescriptions::institution_id,
+            prescriptions::medicament_id,
+            sum(prescriptions::quantity),
+            count(prescriptions::patient_id).aggregate_distinct(),
+        ))
+        .load(conn)?;
+    let ids: BTreeSet<i64> = sums.iter().map(|r| r.1).collect();
+    type Named = (String, Option<String>, String, bool);
+    let book: BTreeMap<i64, Named> = medicaments::table
+        .filter(medicaments::id.eq_any(ids))
+        .select((
+            medicaments::id,
+            (
+                medicaments::name,
+                medicaments::name_ru,
+                medicaments::unit,
+                medicaments::controlled,
+            ),
+        ))
+        .load::<(i64, Named)>(conn)?
+        .into_iter()
+        .collect();
+    let mut distinct = BTreeSet::new();
+    if !book.values().all(|named| distinct.insert(named)) {
+        return medicament_needs_by_name(conn, institutions, from, to);
+    }
+    Ok(sums
+        .into_iter()
+        .filter_map(|(institution_id, medicament_id, quantity, patients)| {
+            let (name, name_ru, unit, controlled) = book.get(&medicament_id)?.clone();
+            Some(MedicamentNeedRow {
+                institution_id,
+                name,
+                name_ru,
+                unit,
+                controlled,
+                quantity,
+                patients,
+            })
+        })
+        .collect())
+}
+
+/// [`medicament_needs`] grouped by the medicament's name columns in SQL.
+fn medicament_needs_by_name(
     conn: &mut DbConn,
     institutions: &[i64],
     from: NaiveDate,
