@@ -71,6 +71,39 @@ where
     .await?
 }
 
+/// Runs a read and records it in the audit log. The read runs on a pooled connection without
+/// the write lock (WAL readers never wait for writers); the entry — filled in by `read`, or the
+/// refusal — is then appended in a short write transaction of its own. Nothing is answered
+/// before its entry is committed: if the append fails, the request fails.
+pub async fn read_audited<T, F>(
+    state: &web::Data<AppState>,
+    entry: NewEntry,
+    read: F,
+) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &mut NewEntry) -> ApiResult<T> + Send + 'static,
+{
+    let state = state.clone();
+    web::block(move || {
+        use diesel::Connection;
+        let mut conn = state.pool.get()?;
+        let mut entry = entry;
+        // A read transaction: the parts of the answer come from one snapshot.
+        let result = conn.transaction::<T, ApiError, _>(|conn| read(conn, &mut entry));
+        if let Err(err) = &result {
+            entry.outcome = err.code().to_string();
+        }
+        let _writer = write_turn(&state);
+        conn.transaction::<(), ApiError, _>(|conn| {
+            audit::append(conn, entry)?;
+            Ok(())
+        })?;
+        result
+    })
+    .await?
+}
+
 /// Appends an audit entry on its own (e.g. a refused sign-in).
 pub async fn audit_only(state: &web::Data<AppState>, entry: NewEntry) -> ApiResult<()> {
     let state = state.clone();

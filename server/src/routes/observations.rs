@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use crate::auth::{Permission, Principal};
 use crate::db::models::{self, keys, observations, patients, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::audited;
 use crate::routes::patients::{institution_of, snapshot};
+use crate::routes::{audited, read_audited};
 use crate::state::AppState;
 
 #[derive(Deserialize, Serialize, ToSchema, Debug, Clone)]
@@ -218,7 +218,7 @@ pub async fn list_observations(
     let institution_id = institution_of(&principal)?;
     let patient_id = path.into_inner();
     let entry = principal.audit("observations.read", "patient", Some(patient_id.to_string()));
-    let list = audited(&state, entry, move |conn, _| {
+    let list = read_audited(&state, entry, move |conn, _| {
         patients::find_in_institution(conn, patient_id, institution_id)?;
         Ok(observations::of_patient(conn, patient_id)?
             .into_iter()

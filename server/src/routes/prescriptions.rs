@@ -15,8 +15,8 @@ use crate::db::models::prescriptions::{
 };
 use crate::db::models::{self, patients, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::audited;
 use crate::routes::patients::institution_of;
+use crate::routes::{audited, read_audited};
 use crate::state::AppState;
 
 /// Routes of administration a prescription may name.
@@ -344,7 +344,7 @@ pub async fn get_prescription(
     let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
     let entry = principal.audit("prescriptions.read", "prescription", Some(id.to_string()));
-    let view = audited(&state, entry, move |conn, _| {
+    let view = read_audited(&state, entry, move |conn, _| {
         Ok(PrescriptionView::from(prescriptions::find_in_institution(
             conn,
             id,
@@ -525,7 +525,7 @@ pub async fn prescription_history(
         "prescription",
         Some(id.to_string()),
     );
-    let list = audited(&state, entry, move |conn, _| {
+    let list = read_audited(&state, entry, move |conn, _| {
         prescriptions::find_in_institution(conn, id, institution_id)?;
         let mut out = Vec::new();
         for v in prescriptions::history(conn, id)? {
@@ -591,7 +591,7 @@ pub async fn search_prescriptions(
     }
     let filter = filter_of(&body)?;
     let entry = principal.audit("prescriptions.search", "prescription", None);
-    let page = audited(&state, entry, move |conn, entry| {
+    let page = read_audited(&state, entry, move |conn, entry| {
         let (items, total) =
             prescriptions::search(conn, institution_id, &filter, body.after, limit)?;
         let next_after = (items.len() as i64 == limit)
