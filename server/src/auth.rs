@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::db::models::{self, audit::NewEntry, sessions, users};
+use crate::db::models::{self, audit::NewEntry, sessions};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -197,18 +197,17 @@ impl FromRequest for Principal {
             let pool = state.pool.clone();
             let loaded = web::block(move || -> Result<Option<Principal>, ApiError> {
                 let mut conn = pool.get()?;
-                let live = sessions::live_user(&mut conn, &session_id, models::now())?;
-                if live != Some(user_id) {
+                let Some(user) =
+                    sessions::live_principal(&mut conn, &session_id, user_id, models::now())?
+                else {
                     return Ok(None);
-                }
-                let user = users::find(&mut conn, user_id)?;
-                let permissions = users::permission_names(&mut conn, user_id)?;
+                };
                 Ok(Some(Principal {
                     user_id,
                     login: user.login,
                     full_name: user.full_name,
                     institution_id: user.institution_id,
-                    permissions,
+                    permissions: user.permissions,
                     session_id,
                     client_addr,
                 }))

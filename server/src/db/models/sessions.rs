@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
-use crate::db::schema::{sessions, users};
+use crate::db::schema::{permissions, role_permissions, roles, sessions, user_roles, users};
 
 pub fn create(
     conn: &mut DbConn,
@@ -23,21 +23,52 @@ pub fn create(
         .execute(conn)
 }
 
-/// The user of a live session: not revoked, not expired, and the account still active.
-pub fn live_user(
+/// The account of a live session and its permissions, in one query (every authenticated
+/// request runs it): `None` when the session is revoked, expired, of another user, or the
+/// account is inactive.
+pub struct SessionUser {
+    pub login: String,
+    pub full_name: String,
+    pub institution_id: Option<i64>,
+    /// Sorted, without duplicates.
+    pub permissions: Vec<String>,
+}
+
+pub fn live_principal(
     conn: &mut DbConn,
     session_id: &str,
+    user_id: i64,
     now: NaiveDateTime,
-) -> QueryResult<Option<i64>> {
-    sessions::table
-        .inner_join(users::table)
+) -> QueryResult<Option<SessionUser>> {
+    let rows: Vec<(String, String, Option<i64>, Option<String>)> = sessions::table
+        .inner_join(users::table.left_join(user_roles::table.left_join(
+            roles::table.left_join(role_permissions::table.left_join(permissions::table)),
+        )))
         .filter(sessions::id.eq(session_id))
+        .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
         .filter(users::active.eq(true))
-        .select(users::id)
-        .first(conn)
-        .optional()
+        .select((
+            users::login,
+            users::full_name,
+            users::institution_id,
+            permissions::name.nullable(),
+        ))
+        .load(conn)?;
+    let mut rows = rows.into_iter();
+    let Some((login, full_name, institution_id, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let mut names: Vec<String> = first.into_iter().chain(rows.filter_map(|r| r.3)).collect();
+    names.sort_unstable();
+    names.dedup();
+    Ok(Some(SessionUser {
+        login,
+        full_name,
+        institution_id,
+        permissions: names,
+    }))
 }
 
 pub fn revoke(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -> QueryResult<usize> {

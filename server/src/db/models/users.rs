@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
-use crate::db::schema::{permissions, role_permissions, roles, user_roles, users};
+use crate::db::schema::{roles, user_roles, users};
 
 #[derive(Queryable, Selectable, Debug, Clone)]
 #[diesel(table_name = users)]
@@ -112,17 +112,6 @@ pub fn role_names(conn: &mut DbConn, user_ids: &[i64]) -> QueryResult<Vec<(i64, 
         .filter(user_roles::user_id.eq_any(user_ids))
         .select((user_roles::user_id, roles::name))
         .order(roles::name.asc())
-        .load(conn)
-}
-
-/// The names of every permission the user holds through any of its roles.
-pub fn permission_names(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<String>> {
-    user_roles::table
-        .inner_join(roles::table.inner_join(role_permissions::table.inner_join(permissions::table)))
-        .filter(user_roles::user_id.eq(user_id))
-        .select(permissions::name)
-        .distinct()
-        .order(permissions::name.asc())
         .load(conn)
 }
 
