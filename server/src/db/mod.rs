@@ -26,6 +26,18 @@ pub enum DbConn {
     Pg(PgConnection),
 }
 
+/// Runs `$body` with `$c` bound to the backend's own connection. For the statements diesel
+/// cannot build on [`DbConn`] itself: multi-row inserts and upserts.
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Pg($c) => $body,
+        }
+    };
+}
+
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
@@ -120,6 +132,8 @@ impl DatabaseUrl {
 #[derive(Debug)]
 pub struct Manager {
     url: DatabaseUrl,
+    /// SQLite: held while the pool lives; the WAL checkpointer stops when it is gone.
+    checkpointer: Option<std::sync::Arc<()>>,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -127,7 +141,15 @@ impl r2d2::ManageConnection for Manager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConn, ConnectionError> {
-        self.url.connect()
+        let mut conn = self.url.connect()?;
+        if self.checkpointer.is_some() {
+            // The background checkpointer moves the WAL into the database file; a request's
+            // commit never does (SQLite would otherwise checkpoint inside the commit that
+            // crosses 1000 pages: a latency spike on whichever request it was).
+            conn.batch_execute("PRAGMA wal_autocheckpoint = 0")
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+        }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
@@ -151,12 +173,47 @@ pub fn open(url: &DatabaseUrl, max_size: u32) -> anyhow::Result<Pool> {
         .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?;
     run_migrations(&mut first)?;
     drop(first);
+    let checkpointer = match url {
+        DatabaseUrl::Sqlite(_) => Some(spawn_checkpointer(url)?),
+        DatabaseUrl::Postgres(_) => None,
+    };
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))
-        .build(Manager { url: url.clone() })
+        .build(Manager {
+            url: url.clone(),
+            checkpointer,
+        })
         .map_err(|e| anyhow::anyhow!("cannot build the connection pool: {e}"))?;
     Ok(pool)
+}
+
+/// How often the SQLite WAL is checkpointed in the background.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Starts a thread with its own connection that runs a PASSIVE checkpoint (it never blocks
+/// readers or the writer) every [`CHECKPOINT_EVERY`], until the returned token's pool is gone.
+fn spawn_checkpointer(url: &DatabaseUrl) -> anyhow::Result<std::sync::Arc<()>> {
+    let mut conn = url
+        .connect()
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?;
+    let alive = std::sync::Arc::new(());
+    let watch = std::sync::Arc::downgrade(&alive);
+    std::thread::Builder::new()
+        .name("palreg-wal-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if watch.upgrade().is_none() {
+                    // Close this connection last: SQLite then folds the WAL in and removes it.
+                    return;
+                }
+                if let Err(err) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(error = %err, "WAL checkpoint failed");
+                }
+            }
+        })?;
+    Ok(alive)
 }
 
 /// Runs the embedded migrations of the connection's dialect. On PostgreSQL an advisory lock
