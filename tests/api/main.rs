@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod auth;
 mod errors;
+mod import;
 mod keys;
 mod openapi;
 mod prescription_dates;

@@ -2,7 +2,7 @@
 //! record. Every query is limited to the caller's institution; another institution's patient
 //! answers 404 like a missing one. Reads are audited like writes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
@@ -16,7 +16,7 @@ use crate::db::DbConn;
 use crate::db::models::patients::{self, Patient, PatientFilter, RecordFields};
 use crate::db::models::{self, keys, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::audited;
+use crate::routes::{audited, read_audited};
 use crate::state::AppState;
 
 /// Patient statuses the record knows (codes of the `patient-statuses` book).
@@ -219,72 +219,135 @@ fn check_record_shape(r: &RecordInput, today: NaiveDate) -> ApiResult<()> {
     Ok(())
 }
 
-/// Resolves references against the books. Entries that are inactive may be kept when they are
-/// already on the record (`previous`) but not newly chosen.
+/// The reference-book entries that a set of records names, loaded in one query per book.
+struct Books {
+    /// Diagnosis id → active.
+    diagnoses: HashMap<i64, bool>,
+    /// Care form id → active.
+    care_forms: HashMap<i64, bool>,
+    districts: HashSet<i64>,
+    needs: HashSet<i64>,
+    /// Status code → id.
+    statuses: HashMap<String, i64>,
+}
+
+impl Books {
+    fn load<'a>(
+        conn: &mut DbConn,
+        records: impl Iterator<Item = &'a RecordInput> + Clone,
+    ) -> ApiResult<Self> {
+        fn ids(set: impl Iterator<Item = i64>) -> Vec<i64> {
+            set.collect::<BTreeSet<_>>().into_iter().collect()
+        }
+        let diagnoses = ids(records.clone().map(|r| r.diagnosis_id));
+        let care_forms = ids(records.clone().filter_map(|r| r.care_form_id));
+        let districts = ids(records.clone().filter_map(|r| r.district_id));
+        let needs = ids(records.flat_map(|r| r.needs.iter().copied()));
+        Ok(Self {
+            diagnoses: refs::diagnosis::find_many(conn, &diagnoses)?
+                .into_iter()
+                .map(|d| (d.id, d.active))
+                .collect(),
+            care_forms: refs::care_form::find_many(conn, &care_forms)?
+                .into_iter()
+                .map(|f| (f.id, f.active))
+                .collect(),
+            districts: refs::district::find_many(conn, &districts)?
+                .into_iter()
+                .map(|d| d.id)
+                .collect(),
+            needs: refs::need::find_many(conn, &needs)?
+                .into_iter()
+                .map(|n| n.id)
+                .collect(),
+            statuses: refs::patient_status::list(conn, false)?
+                .into_iter()
+                .map(|s| (s.code, s.id))
+                .collect(),
+        })
+    }
+
+    /// Resolves a record's references. Entries that are inactive may be kept when they are
+    /// already on the record (`previous`) but not newly chosen.
+    fn resolve(&self, r: &RecordInput, previous: Option<&RecordFields>) -> ApiResult<RecordFields> {
+        let kept = |f: fn(&RecordFields) -> Option<i64>, id: Option<i64>| {
+            previous.is_some_and(|p| f(p) == id)
+        };
+        let unknown = |code| unprocessable(code, "no such reference-book entry");
+        match self.diagnoses.get(&r.diagnosis_id) {
+            None => return Err(unknown("unknown_diagnosis")),
+            Some(false) if !kept(|p| Some(p.diagnosis_id), Some(r.diagnosis_id)) => {
+                return Err(unprocessable(
+                    "inactive_diagnosis",
+                    "the diagnosis is no longer active",
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(id) = r.care_form_id {
+            match self.care_forms.get(&id) {
+                None => return Err(unknown("unknown_care_form")),
+                Some(false) if !kept(|p| p.care_form_id, Some(id)) => {
+                    return Err(unprocessable(
+                        "inactive_care_form",
+                        "the care form is no longer active",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if r.district_id
+            .is_some_and(|id| !self.districts.contains(&id))
+        {
+            return Err(unknown("unknown_district"));
+        }
+        if r.needs.iter().any(|id| !self.needs.contains(id)) {
+            return Err(unknown("unknown_need"));
+        }
+        let status_id = *self.statuses.get(&r.status).ok_or_else(|| {
+            unprocessable("unknown_status", "the status is not in the reference book")
+        })?;
+        Ok(RecordFields {
+            sex: r.sex.clone(),
+            birth_year: r.birth_year,
+            district_id: r.district_id,
+            diagnosis_id: r.diagnosis_id,
+            care_form_id: r.care_form_id,
+            status_id,
+            registered_on: r.registered_on,
+            discharged_on: r.discharged_on,
+            deceased_on: r.deceased_on,
+        })
+    }
+}
+
+/// Resolves one record's references against the books (see [`Books::resolve`]).
 fn resolve_record(
     conn: &mut DbConn,
     r: &RecordInput,
     previous: Option<&RecordFields>,
 ) -> ApiResult<RecordFields> {
-    let kept =
-        |f: fn(&RecordFields) -> Option<i64>, id: Option<i64>| previous.is_some_and(|p| f(p) == id);
-    let diagnosis =
-        refs::diagnosis::find(conn, r.diagnosis_id).map_err(|e| missing(e, "unknown_diagnosis"))?;
-    if !diagnosis.active && !kept(|p| Some(p.diagnosis_id), Some(r.diagnosis_id)) {
-        return Err(unprocessable(
-            "inactive_diagnosis",
-            "the diagnosis is no longer active",
-        ));
-    }
-    if let Some(id) = r.care_form_id {
-        let form = refs::care_form::find(conn, id).map_err(|e| missing(e, "unknown_care_form"))?;
-        if !form.active && !kept(|p| p.care_form_id, Some(id)) {
-            return Err(unprocessable(
-                "inactive_care_form",
-                "the care form is no longer active",
-            ));
-        }
-    }
-    if let Some(id) = r.district_id {
-        refs::district::find(conn, id).map_err(|e| missing(e, "unknown_district"))?;
-    }
-    for id in &r.needs {
-        refs::need::find(conn, *id).map_err(|e| missing(e, "unknown_need"))?;
-    }
-    let status = refs::patient_status::find_by_code(conn, &r.status)?.ok_or_else(|| {
-        unprocessable("unknown_status", "the status is not in the reference book")
-    })?;
-    Ok(RecordFields {
-        sex: r.sex.clone(),
-        birth_year: r.birth_year,
-        district_id: r.district_id,
-        diagnosis_id: r.diagnosis_id,
-        care_form_id: r.care_form_id,
-        status_id: status.id,
-        registered_on: r.registered_on,
-        discharged_on: r.discharged_on,
-        deceased_on: r.deceased_on,
-    })
+    Books::load(conn, std::iter::once(r))?.resolve(r, previous)
 }
 
-fn missing(err: diesel::result::Error, code: &'static str) -> ApiError {
-    match err {
-        diesel::result::Error::NotFound => unprocessable(code, "no such reference-book entry"),
-        other => other.into(),
-    }
-}
-
-/// Checks a passport envelope and its blind indexes: well-formed, all under the institution's
-/// current key version, at most one token per field. Returns the key version.
+/// Checks a passport envelope and its blind indexes against the institution's current key
+/// version (see [`check_passport_under`]). Returns the key version.
 fn check_passport(
     conn: &mut DbConn,
     institution_id: i64,
     passport: &str,
     tokens: &[String],
 ) -> ApiResult<i32> {
+    let current = keys::current_version(conn, institution_id)?;
+    check_passport_under(current, passport, tokens)
+}
+
+/// Checks a passport envelope and its blind indexes: well-formed, all under `current` (the
+/// institution's current key version), at most one token per field. Returns the key version.
+fn check_passport_under(current: Option<i32>, passport: &str, tokens: &[String]) -> ApiResult<i32> {
     let info =
         shape::check_passport_envelope(passport).map_err(|e| bad(e.code(), e.to_string()))?;
-    let current = keys::current_version(conn, institution_id)?
+    let current = current
         .ok_or_else(|| unprocessable("no_institution_key", "the institution has no key yet"))?;
     let version = i32::try_from(info.key_version)
         .map_err(|_| bad("invalid_key_version", "key version out of range"))?;
@@ -421,7 +484,15 @@ pub async fn create_patient(
     let entry = principal.audit("patients.create", "patient", None);
     let user_id = principal.user_id;
     let view = audited(&state, entry, move |conn, entry| {
-        let id = insert_patient(conn, institution_id, user_id, &pseudonym, &body)?;
+        let id = insert_patients(
+            conn,
+            institution_id,
+            user_id,
+            &[(&pseudonym, &body)],
+            |_, e| e,
+        )?
+        .pop()
+        .ok_or(ApiError::NotFound)?;
         entry.object_id = Some(id.to_string());
         let patient = patients::find_in_institution(conn, id, institution_id)?;
         view(conn, patient)
@@ -431,42 +502,60 @@ pub async fn create_patient(
         .into_response_with_location(format!("/api/v1/patients/{}", view.id)))
 }
 
-/// Checks and stores one new patient (inside the caller's transaction); returns its id.
-fn insert_patient(
+/// Checks and stores new patients (inside the caller's transaction); returns their ids in
+/// order. `at` names the item an error is about (the import prefixes `patients[i]`). The key
+/// version and the reference books are read once for the whole batch, the pseudonyms checked
+/// in one query, and the rows written with multi-row inserts.
+fn insert_patients(
     conn: &mut DbConn,
     institution_id: i64,
     user_id: i64,
-    pseudonym: &Pseudonym,
-    body: &CreatePatientRequest,
-) -> ApiResult<i64> {
-    let key_version = check_passport(conn, institution_id, &body.passport, &body.blind_indexes)?;
-    let record = resolve_record(conn, &body.record, None)?;
-    if patients::pseudonym_taken(conn, pseudonym.as_str())? {
-        return Err(ApiError::conflict(
-            "pseudonym_taken",
-            "this pseudonym is in use; make another",
+    items: &[(&Pseudonym, &CreatePatientRequest)],
+    at: impl Fn(usize, ApiError) -> ApiError,
+) -> ApiResult<Vec<i64>> {
+    let current = keys::current_version(conn, institution_id)?;
+    let books = Books::load(conn, items.iter().map(|(_, body)| &body.record))?;
+    let now = models::now();
+    let mut rows = Vec::with_capacity(items.len());
+    for (i, (pseudonym, body)) in items.iter().enumerate() {
+        let key_version = check_passport_under(current, &body.passport, &body.blind_indexes)
+            .map_err(|e| at(i, e))?;
+        let record = books.resolve(&body.record, None).map_err(|e| at(i, e))?;
+        rows.push(patients::NewPatientRows {
+            patient: patients::NewPatient {
+                pseudonym: pseudonym.as_str(),
+                institution_id,
+                passport: &body.passport,
+                passport_key_version: key_version,
+                record,
+                version: 1,
+                created_by: user_id,
+                created_at: now,
+                updated_by: user_id,
+                updated_at: now,
+            },
+            needs: &body.record.needs,
+            tokens: &body.blind_indexes,
+        });
+    }
+    let pseudonyms: Vec<&str> = items.iter().map(|(p, _)| p.as_str()).collect();
+    let taken: HashSet<String> = patients::taken_pseudonyms(conn, &pseudonyms)?
+        .into_iter()
+        .collect();
+    if let Some(i) = pseudonyms.iter().position(|p| taken.contains(*p)) {
+        return Err(at(
+            i,
+            ApiError::conflict("pseudonym_taken", "this pseudonym is in use; make another"),
         ));
     }
-    let now = models::now();
-    let id = patients::insert(
-        conn,
-        &patients::NewPatient {
-            pseudonym: pseudonym.as_str(),
-            institution_id,
-            passport: &body.passport,
-            passport_key_version: key_version,
-            record,
-            version: 1,
-            created_by: user_id,
-            created_at: now,
-            updated_by: user_id,
-            updated_at: now,
-        },
-    )?;
-    patients::set_needs(conn, id, &body.record.needs)?;
-    patients::set_blind_indexes(conn, id, institution_id, &body.blind_indexes)?;
-    snapshot(conn, id, institution_id, "created")?;
-    Ok(id)
+    patients::insert_many(conn, &rows).map_err(|e| {
+        if crate::db::is_unique_violation(&e) {
+            // Taken meanwhile by a concurrent request (the check above saw it free).
+            ApiError::conflict("pseudonym_taken", "a pseudonym is in use; make another")
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// The most patients one import request may carry.
@@ -535,14 +624,8 @@ pub async fn import_patients(
     entry.details = Some(serde_json::json!({"count": batch.len()}).to_string());
     let user_id = principal.user_id;
     let ids = audited(&state, entry, move |conn, _| {
-        batch
-            .iter()
-            .zip(&pseudonyms)
-            .enumerate()
-            .map(|(i, (item, p))| {
-                insert_patient(conn, institution_id, user_id, p, item).map_err(|e| item_error(i, e))
-            })
-            .collect::<ApiResult<Vec<i64>>>()
+        let items: Vec<_> = pseudonyms.iter().zip(&batch).collect();
+        insert_patients(conn, institution_id, user_id, &items, item_error)
     })
     .await?;
     Ok(HttpResponse::Created().json(ImportResponse { ids }))
@@ -590,7 +673,7 @@ pub async fn get_patient(
     let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
     let entry = principal.audit("patients.read", "patient", Some(id.to_string()));
-    let view = audited(&state, entry, move |conn, _| {
+    let view = read_audited(&state, entry, move |conn, _| {
         let patient = patients::find_in_institution(conn, id, institution_id)?;
         view(conn, patient)
     })
@@ -702,7 +785,7 @@ pub async fn patient_history(
     let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
     let entry = principal.audit("patients.history", "patient", Some(id.to_string()));
-    let list = audited(&state, entry, move |conn, _| {
+    let list = read_audited(&state, entry, move |conn, _| {
         patients::find_in_institution(conn, id, institution_id)?;
         let statuses = status_codes(conn)?;
         let mut out = Vec::new();
@@ -780,7 +863,7 @@ pub async fn search_patients(
     };
     let entry = principal.audit("patients.search", "patient", None);
     let status = body.status.clone();
-    let page = audited(&state, entry, move |conn, audit_entry| {
+    let page = read_audited(&state, entry, move |conn, audit_entry| {
         if let Some(code) = &status {
             let s = refs::patient_status::find_by_code(conn, code)?.ok_or_else(|| {
                 bad(

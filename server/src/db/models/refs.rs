@@ -53,6 +53,14 @@ macro_rules! ref_book {
                 t::$table.find(id).select($row::as_select()).first(conn)
             }
 
+            /// The entries among `ids` (missing ones are simply absent).
+            pub fn find_many(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<$row>> {
+                t::$table
+                    .filter(t::id.eq_any(ids))
+                    .select($row::as_select())
+                    .load(conn)
+            }
+
             pub fn find_by_code(conn: &mut DbConn, code: &str) -> QueryResult<Option<$row>> {
                 t::$table
                     .filter(t::code.eq(code))
