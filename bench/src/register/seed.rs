@@ -158,7 +158,11 @@ pub fn institution(
 /// Figures of the import.
 pub struct ImportFigures {
     pub patients: usize,
+    /// Everything: generation, encryption, JSON and the requests.
     pub wall: Duration,
+    /// The time spent sending ready request bodies (the clients do nothing else meanwhile):
+    /// the server's import throughput is `patients / sending`.
+    pub sending: Duration,
     /// Client CPU time sealing passports and computing blind indexes (all threads).
     pub crypto: Duration,
     /// Client CPU time generating passports and serializing JSON (all threads).
@@ -192,7 +196,103 @@ fn tokens(inst: &Institution, p: &client_crypto::Passport) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// Imports every institution's patients in batches of 1000 from `clients` threads.
+/// A request body ready to send.
+struct Prepared {
+    institution: usize,
+    size: usize,
+    body: Vec<u8>,
+    probes: Vec<(String, String)>,
+}
+
+/// Generates, seals and serializes one batch of `size` patients of institution `k`.
+fn prepare(
+    insts: &[Institution],
+    (k, first, size): (usize, usize, usize),
+    books: &Books,
+    today: NaiveDate,
+    crypto: &mut Duration,
+    build: &mut Duration,
+) -> anyhow::Result<Prepared> {
+    let inst = &insts[k];
+    let mut rng = Rng::new(((inst.id as u64) << 32) | first as u64);
+    let mut items = Vec::with_capacity(size);
+    let mut probes = Vec::new();
+    for n in 0..size {
+        let t0 = Instant::now();
+        let p = synth::patient(&mut rng, books, today);
+        let t1 = Instant::now();
+        let pseudonym = Pseudonym::generate()?;
+        let sealed = inst.key.seal_passport(&p.passport, &pseudonym, inst.id)?;
+        let toks = tokens(inst, &p.passport)?;
+        let t2 = Instant::now();
+        if (first + n) % (inst.target / PROBES).max(1) == 0 {
+            probes.push((toks[0].clone(), toks[2].clone()));
+        }
+        items.push(json!({
+            "pseudonym": pseudonym.as_str(),
+            "passport": sealed,
+            "blind_indexes": toks,
+            "record": p.record,
+        }));
+        *build += t1 - t0 + t2.elapsed();
+        *crypto += t2 - t1;
+    }
+    let t = Instant::now();
+    let body = serde_json::to_vec(&json!({"patients": items}))?;
+    *build += t.elapsed();
+    Ok(Prepared {
+        institution: k,
+        size,
+        body,
+        probes,
+    })
+}
+
+/// Runs `work` on items `0..n` from `threads` threads; the first error wins.
+fn in_parallel<T: Send>(
+    n: usize,
+    threads: usize,
+    work: impl Fn(usize) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(n));
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n || failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    match work(i) {
+                        Ok(v) => {
+                            if let Ok(mut o) = out.lock() {
+                                o.push((i, v));
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let mut out = out.into_inner().unwrap_or_default();
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, v)| v).collect())
+}
+
+/// Imports every institution's patients in batches of 1000 from `clients` threads. Works in
+/// rounds: first the clients generate and seal a round of batches, then they send them, so the
+/// sending phases measure the server alone (on a 2-core machine the client's encryption would
+/// otherwise take the server's CPU).
 pub fn import(
     base: &str,
     institutions: &mut [Institution],
@@ -210,107 +310,72 @@ pub fn import(
             }
         }
     }
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<BatchResult>> = Mutex::new(Vec::new());
-    let totals = Mutex::new((Duration::ZERO, Duration::ZERO, Duration::ZERO, Vec::new()));
-    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let total_patients: usize = institutions.iter().map(|i| i.target).sum();
+    let url = format!("{base}/api/v1/patients/import");
     let insts: &[Institution] = institutions;
-    let done = AtomicUsize::new(0);
-    let total_patients: usize = insts.iter().map(|i| i.target).sum();
+    let mut results: Vec<BatchResult> = Vec::new();
+    let (mut crypto, mut build, mut http, mut sending) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
+    let mut batch_ms = Vec::new();
+    let mut done = 0;
     let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..clients {
-            s.spawn(|| {
-                let a = agent();
-                let url = format!("{base}/api/v1/patients/import");
-                let (mut crypto, mut build, mut wait, mut lat) =
-                    (Duration::ZERO, Duration::ZERO, Duration::ZERO, Vec::new());
-                let mut run = || -> anyhow::Result<()> {
-                    loop {
-                        let j = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&(k, first, size)) = jobs.get(j) else {
-                            return Ok(());
-                        };
-                        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
-                            return Ok(());
-                        }
-                        let inst = &insts[k];
-                        let mut rng = Rng::new(((inst.id as u64) << 32) | first as u64);
-                        let mut items = Vec::with_capacity(size);
-                        let mut probes = Vec::new();
-                        for n in 0..size {
-                            let t0 = Instant::now();
-                            let p = synth::patient(&mut rng, books, today);
-                            let t1 = Instant::now();
-                            let pseudonym = Pseudonym::generate()?;
-                            let sealed =
-                                inst.key.seal_passport(&p.passport, &pseudonym, inst.id)?;
-                            let toks = tokens(inst, &p.passport)?;
-                            let t2 = Instant::now();
-                            if (first + n) % (inst.target / PROBES).max(1) == 0 {
-                                probes.push((toks[0].clone(), toks[2].clone()));
-                            }
-                            items.push(json!({
-                                "pseudonym": pseudonym.as_str(),
-                                "passport": sealed,
-                                "blind_indexes": toks,
-                                "record": p.record,
-                            }));
-                            build += t1 - t0 + t2.elapsed();
-                            crypto += t2 - t1;
-                        }
-                        let t = Instant::now();
-                        let body = serde_json::to_vec(&json!({"patients": items}))?;
-                        build += t.elapsed();
-                        let t = Instant::now();
-                        let reply = http::post_raw(&a, &url, Some(&inst.token), &body)?
-                            .expect(201, "import")?;
-                        let elapsed = t.elapsed();
-                        wait += elapsed;
-                        lat.push(elapsed.as_secs_f64() * 1e3);
-                        let ids: Vec<i64> = reply["ids"]
-                            .as_array()
-                            .map(|a| a.iter().filter_map(Value::as_i64).collect())
-                            .unwrap_or_default();
-                        anyhow::ensure!(ids.len() == size, "import returned {} ids", ids.len());
-                        if let Ok(mut r) = results.lock() {
-                            r.push((k, ids, probes));
-                        }
-                        let d = done.fetch_add(size, Ordering::Relaxed) + size;
-                        if d % 50_000 < size {
-                            eprintln!(
-                                "  imported {d}/{total_patients} ({:.0}/s)",
-                                d as f64 / start.elapsed().as_secs_f64()
-                            );
-                        }
-                    }
-                };
-                if let Err(e) = run()
-                    && let Ok(mut f) = failure.lock()
-                {
-                    f.get_or_insert(e);
-                }
-                if let Ok(mut t) = totals.lock() {
-                    t.0 += crypto;
-                    t.1 += build;
-                    t.2 += wait;
-                    t.3.extend(lat);
-                }
-            });
+    for round in jobs.chunks(clients.max(1) * 4) {
+        let prepared = in_parallel(round.len(), clients, |i| {
+            let (mut c, mut b) = (Duration::ZERO, Duration::ZERO);
+            let p = prepare(insts, round[i], books, today, &mut c, &mut b)?;
+            Ok((p, c, b))
+        })?;
+        let prepared: Vec<Prepared> = prepared
+            .into_iter()
+            .map(|(p, c, b)| {
+                crypto += c;
+                build += b;
+                p
+            })
+            .collect();
+        let t = Instant::now();
+        let sent = in_parallel(prepared.len(), clients, |i| {
+            let a = agent();
+            let p = &prepared[i];
+            let t = Instant::now();
+            let reply = http::post_raw(&a, &url, Some(&insts[p.institution].token), &p.body)?
+                .expect(201, "import")?;
+            let elapsed = t.elapsed();
+            let ids: Vec<i64> = reply["ids"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            anyhow::ensure!(ids.len() == p.size, "import returned {} ids", ids.len());
+            Ok((ids, elapsed))
+        })?;
+        sending += t.elapsed();
+        for (p, (ids, elapsed)) in prepared.into_iter().zip(sent) {
+            http += elapsed;
+            batch_ms.push(elapsed.as_secs_f64() * 1e3);
+            done += p.size;
+            results.push((p.institution, ids, p.probes));
         }
-    });
-    let wall = start.elapsed();
-    if let Some(e) = failure.into_inner().ok().flatten() {
-        return Err(e);
+        if done % 50_000 < round.len() * BATCH {
+            eprintln!(
+                "  imported {done}/{total_patients} ({:.0}/s sending, {:.0}/s end to end)",
+                done as f64 / sending.as_secs_f64(),
+                done as f64 / start.elapsed().as_secs_f64()
+            );
+        }
     }
-    for (k, ids, probes) in results.into_inner().unwrap_or_default() {
+    let wall = start.elapsed();
+    for (k, ids, probes) in results {
         institutions[k].patient_ids.extend(ids);
         institutions[k].probes.extend(probes);
     }
-    let (crypto, build, http, batch_ms) = totals.into_inner().unwrap_or_default();
     Ok(ImportFigures {
         patients: total_patients,
         wall,
+        sending,
         crypto,
         build,
         http,
