@@ -10,7 +10,8 @@ import { formatDateTime, has, t } from '../i18n.js';
 import { ApiError, errorMessage, get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { badge, button, confirmDialog, dataTable, facts, flash, linkButton, notice, pageHeader, pageHeading } from '../ui.js';
-import { openInstitutionKey } from '../keystore.js';
+import { openInstitutionKeys } from '../keystore.js';
+import { openPassport } from '../passports.js';
 import { loadBook, refName } from '../refs.js';
 
 /** Routes of administration the server accepts (server/src/routes/prescriptions.rs). */
@@ -54,11 +55,13 @@ function amount(value) {
  * this browser (the passport is opened here), else by the short pseudonym. Needs `patients`.
  */
 export async function patientNamer(ctx) {
-  let key = null;
+  // Every key version I hold: until a rotation is finished, some passports are still sealed
+  // under an older one.
+  let keys = new Map();
   const canRead = allowed(ctx.user, 'patients') && Boolean(ctx.user.institution);
   if (canRead) {
     try {
-      key = await openInstitutionKey(ctx.user, { signal: ctx.signal });
+      keys = await openInstitutionKeys(ctx.user, { signal: ctx.signal });
     } catch (err) {
       if (err instanceof ApiError && err.sessionExpired) throw err;
       if (err?.name === 'AbortError') throw err;
@@ -69,11 +72,11 @@ export async function patientNamer(ctx) {
     if (!canRead) return { id, name: null, pseudonym: null, status: null };
     const patient = await get(`/patients/${encodeURIComponent(id)}`, { signal: ctx.signal });
     let name = null;
-    if (key) {
+    if (keys.size) {
       try {
-        name = fullName(JSON.parse(key.openPassport(patient.passport, patient.pseudonym, patient.institution_id)));
+        name = fullName(openPassport(keys, patient, patient.institution_id));
       } catch {
-        name = null; // sealed under a key this browser does not hold
+        name = null; // sealed under a key version I do not hold
       }
     }
     return { id: patient.id, name, pseudonym: patient.pseudonym, status: patient.record.status, patient };
@@ -86,7 +89,7 @@ export async function patientNamer(ctx) {
     }
     return cache.get(id);
   };
-  namer.keyOpen = Boolean(key);
+  namer.keyOpen = keys.size > 0;
   return namer;
 }
 
