@@ -414,9 +414,9 @@ pub fn register(
                 prescribed_on,
                 medicament_id,
                 dose: (1 + rng.below(100)) as f64,
-                dose_unit: *rng.pick(&UNITS),
-                route: *rng.pick(&ROUTES),
-                frequency: *rng.pick(&FREQ),
+                dose_unit: UNITS[rng.below(UNITS.len())],
+                route: ROUTES[rng.below(ROUTES.len())],
+                frequency: FREQ[rng.below(FREQ.len())],
                 // Some quantities with fractions (exact to thousandths in the report).
                 quantity: (1 + rng.below(60)) as f64 + [0.0, 0.5, 0.25][rng.below(3)],
                 start_on: prescribed_on,
