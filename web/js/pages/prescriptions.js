@@ -358,7 +358,7 @@ function prescriptionsTable({ caption, rows, namer, medicaments, members, showPa
     },
     { label: t('prescriptions.fields.dose'), render: (r) => [`${amount(r.p.dose)} ${r.p.dose_unit}`, h('div', { class: 'sub' }, routeName(r.p.route), ', ', r.p.frequency)] },
     { label: t('prescriptions.fields.quantity'), className: 'num', render: (r) => `${amount(r.p.quantity)} ${med.get(r.p.medicament_id)?.unit ?? ''}`.trim() },
-    { label: t('prescriptions.fields.course'), className: 'nowrap', render: (r) => `${r.p.start_on} – ${r.p.end_on ?? '…'}` },
+    { label: t('prescriptions.fields.course'), render: (r) => `${r.p.start_on} – ${r.p.end_on ?? '…'}` },
     { label: t('prescriptions.fields.prescriber'), render: (r) => who.get(r.p.prescriber_id) ?? `#${r.p.prescriber_id}` },
     { label: t('prescriptions.fields.status'), render: (r) => statusBadge(r.p.status) },
   );
@@ -703,7 +703,7 @@ registerPage({
           { label: t('prescriptions.fields.medicament'), render: (v) => refName(medicaments.find((m) => m.id === v.prescription.medicament_id)) },
           { label: t('prescriptions.fields.dose'), render: (v) => `${amount(v.prescription.dose)} ${v.prescription.dose_unit}, ${routeName(v.prescription.route)}, ${v.prescription.frequency}` },
           { label: t('prescriptions.fields.quantity'), className: 'num', render: (v) => amount(v.prescription.quantity) },
-          { label: t('prescriptions.fields.course'), className: 'nowrap', render: (v) => `${v.prescription.start_on} – ${v.prescription.end_on ?? '…'}` },
+          { label: t('prescriptions.fields.course'), render: (v) => `${v.prescription.start_on} – ${v.prescription.end_on ?? '…'}` },
           { label: t('prescriptions.fields.status'), render: (v) => statusBadge(v.prescription.status) },
         ],
         rows: history,
