@@ -18,18 +18,15 @@ use actix_web::{HttpResponse, web};
 use chrono::Datelike as _;
 use clap::Parser;
 use diesel::prelude::*;
-use palreg_server::config::SettingsArgs;
+use palreg_bench::server::{self, ADMIN_PASSWORD, Server};
 use palreg_server::db::models::patients::Patient;
 use palreg_server::db::schema::patients as patients_table;
-use palreg_server::startup::Application;
 use palreg_server::state::AppState;
 use serde_json::json;
 
 use http::Latencies;
 use seed::Institution;
 use synth::Rng;
-
-const ADMIN_PASSWORD: &str = "bench-admin-password-1";
 
 /// Seeds the register and measures search, read and import against same-run baselines.
 #[derive(Parser, Debug)]
@@ -70,13 +67,6 @@ struct Args {
     workers: usize,
 }
 
-/// The server's own settings, parsed from flags.
-#[derive(Parser, Debug)]
-struct ServerFlags {
-    #[command(flatten)]
-    settings: SettingsArgs,
-}
-
 /// The same-run baselines, on the same HttpServer as the API.
 fn bench_routes(cfg: &mut web::ServiceConfig, _state: &web::Data<AppState>) {
     cfg.route(
@@ -104,37 +94,6 @@ async fn bare_patient(state: web::Data<AppState>, path: web::Path<i64>) -> HttpR
         Ok(Ok(None)) => HttpResponse::NotFound().finish(),
         _ => HttpResponse::InternalServerError().finish(),
     }
-}
-
-struct Server {
-    base: String,
-    handle: actix_web::dev::ServerHandle,
-    thread: std::thread::JoinHandle<()>,
-}
-
-fn start_server(settings: palreg_server::config::Settings) -> anyhow::Result<Server> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            match Application::build_with(settings, bench_routes) {
-                Ok(app) => {
-                    let _ = tx.send(Ok((app.port(), app.handle())));
-                    if let Err(e) = app.run_until_stopped().await {
-                        eprintln!("server stopped: {e}");
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        });
-    });
-    let (port, handle) = rx.recv()??;
-    Ok(Server {
-        base: format!("http://127.0.0.1:{port}"),
-        handle,
-        thread,
-    })
 }
 
 /// A cheap stable hash of a request number, to spread requests over ids.
@@ -180,54 +139,14 @@ fn main() -> anyhow::Result<()> {
         args.institutions >= 1 && args.patients >= args.institutions,
         "need at least one patient per institution"
     );
-    let temp = tempfile::tempdir()?;
-    let data_dir = match &args.keep {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            dir.clone()
-        }
-        None => temp.path().to_path_buf(),
-    };
-    let url = match (args.backend.as_str(), &args.db_url) {
-        (_, Some(url)) => url.clone(),
-        ("sqlite", None) => format!("sqlite://{}", data_dir.join("palreg.db").display()),
-        (other, None) => anyhow::bail!("--backend {other} needs --db-url"),
-    };
-    // Parsed from flags rather than written as a literal, so settings the server adds later
-    // take their defaults here.
-    let jwt = "bench-secret-bench-secret-bench-secret-0123".to_string();
-    let server_argv: Vec<String> = [
-        "palreg",
-        "--database-url",
-        &url,
-        "--listen",
-        "127.0.0.1:0",
-        "--tls",
-        "off",
-        "--data-dir",
-        &data_dir.to_string_lossy(),
-        "--jwt-secret",
-        &jwt,
-        "--admin-password",
-        ADMIN_PASSWORD,
-        "--session-minutes",
-        "1440",
-        "--login-rate-per-minute",
-        "10000",
-        "--workers",
-        &args.workers.to_string(),
-        "--db-pool",
-        "16",
-        "--web-dir",
-        &data_dir.join("no-web").to_string_lossy(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let settings = ServerFlags::try_parse_from(server_argv)?
-        .settings
-        .validate()
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (_temp, data_dir) = server::data_dir(args.keep.as_deref())?;
+    let settings = server::settings(
+        &args.backend,
+        args.db_url.as_deref(),
+        &data_dir,
+        args.workers,
+        &["--db-pool", "16"],
+    )?;
     let db_url = settings.database_url.clone();
     let sqlite = db_url.backend_name() == "sqlite";
 
@@ -244,7 +163,7 @@ fn main() -> anyhow::Result<()> {
         bench_cpus(),
         palreg_bench::measure::load_average().unwrap_or_else(|| "?".into())
     );
-    let server = start_server(settings)?;
+    let server = Server::start(settings, bench_routes)?;
     let base = server.base.clone();
     let today = palreg_server::db::models::now().date();
 
@@ -557,8 +476,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     drop(pool);
-    actix_web::rt::System::new().block_on(server.handle.stop(true));
-    let _ = server.thread.join();
+    server.stop();
     if let Some(dir) = &args.keep {
         println!("\ndata kept in {}", dir.display());
     }

@@ -15,14 +15,12 @@ use chrono::{Datelike, NaiveDate};
 use clap::Parser;
 use client_crypto::{InstitutionKey, Passport, Pseudonym, Sex};
 use diesel::prelude::*;
-use palreg_server::config::SettingsArgs;
+use palreg_bench::server::{self, ADMIN_PASSWORD, Server};
 use palreg_server::db::models::reports as aggregates;
 use palreg_server::db::schema::{medicaments, patients};
 use palreg_server::db::{DatabaseUrl, DbConn};
-use palreg_server::startup::Application;
 use serde_json::{Value, json};
 
-const ADMIN_PASSWORD: &str = "bench-admin-password-1";
 const USER_PASSWORD: &str = "bench-user-password-1";
 const MINISTRY_LOGIN: &str = "bench.ministry";
 /// The target of issue #5: the report's total time at most this multiple of the bare aggregate.
@@ -61,43 +59,6 @@ struct Args {
     /// Only seed (and keep) the database; measure nothing.
     #[arg(long)]
     seed_only: bool,
-}
-
-#[derive(Parser, Debug)]
-struct ServerFlags {
-    #[command(flatten)]
-    settings: SettingsArgs,
-}
-
-struct Server {
-    base: String,
-    handle: actix_web::dev::ServerHandle,
-    thread: std::thread::JoinHandle<()>,
-}
-
-fn start_server(settings: palreg_server::config::Settings) -> anyhow::Result<Server> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            match Application::build(settings) {
-                Ok(app) => {
-                    let _ = tx.send(Ok((app.port(), app.handle())));
-                    if let Err(e) = app.run_until_stopped().await {
-                        eprintln!("server stopped: {e}");
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        });
-    });
-    let (port, handle) = rx.recv()??;
-    Ok(Server {
-        base: format!("http://127.0.0.1:{port}"),
-        handle,
-        thread,
-    })
 }
 
 fn agent() -> ureq::Agent {
@@ -310,50 +271,14 @@ fn main() -> anyhow::Result<()> {
         args.institutions >= 1 && args.patients >= args.institutions,
         "need at least one patient per institution"
     );
-    let temp = tempfile::tempdir()?;
-    let data_dir = match &args.keep {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            dir.clone()
-        }
-        None => temp.path().to_path_buf(),
-    };
-    let url = match (args.backend.as_str(), &args.db_url) {
-        (_, Some(url)) => url.clone(),
-        ("sqlite", None) => format!("sqlite://{}", data_dir.join("palreg.db").display()),
-        (other, None) => anyhow::bail!("--backend {other} needs --db-url"),
-    };
-    let jwt = "bench-secret-bench-secret-bench-secret-0123".to_string();
-    let server_argv: Vec<String> = [
-        "palreg",
-        "--database-url",
-        &url,
-        "--listen",
-        "127.0.0.1:0",
-        "--tls",
-        "off",
-        "--data-dir",
-        &data_dir.to_string_lossy(),
-        "--jwt-secret",
-        &jwt,
-        "--admin-password",
-        ADMIN_PASSWORD,
-        "--session-minutes",
-        "1440",
-        "--login-rate-per-minute",
-        "10000",
-        "--workers",
-        &args.workers.to_string(),
-        "--web-dir",
-        &data_dir.join("no-web").to_string_lossy(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let settings = ServerFlags::try_parse_from(server_argv)?
-        .settings
-        .validate()
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (_temp, data_dir) = server::data_dir(args.keep.as_deref())?;
+    let settings = server::settings(
+        &args.backend,
+        args.db_url.as_deref(),
+        &data_dir,
+        args.workers,
+        &[],
+    )?;
     let db_url: DatabaseUrl = settings.database_url.clone();
     let k_small = settings.small_cell_k;
 
@@ -368,7 +293,7 @@ fn main() -> anyhow::Result<()> {
         palreg_bench::measure::cpus(),
         palreg_bench::measure::load_average().unwrap_or_else(|| "?".into())
     );
-    let server = start_server(settings)?;
+    let server = Server::start(settings, |_, _| {})?;
     let base = server.base.clone();
     let admin = login(&base, "admin", ADMIN_PASSWORD)?;
 
@@ -449,8 +374,7 @@ fn main() -> anyhow::Result<()> {
     };
     if args.seed_only {
         println!("\n--seed-only: nothing measured");
-        actix_web::rt::System::new().block_on(server.handle.stop(true));
-        let _ = server.thread.join();
+        server.stop();
         return Ok(());
     }
 
@@ -634,8 +558,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     drop(conn);
-    actix_web::rt::System::new().block_on(server.handle.stop(true));
-    let _ = server.thread.join();
+    server.stop();
     if let Some(dir) = &args.keep {
         println!("\ndata kept in {}", dir.display());
     }
