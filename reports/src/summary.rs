@@ -121,12 +121,13 @@ pub fn summarize(input: &SummaryInput, k: u64) -> SuppressedSummary {
     let mut system = TableSystem::default();
 
     let register_rows = register_matrix(insts);
-    let register = system.add_table(&register_rows, Margins::Rows);
+    let register = system.add_table(&register_rows, insts.len(), Margins::Rows);
     add_flow_identities(&mut system, &register);
 
     let icd_keys = union_keys(insts.iter().map(|i| &i.icd10_blocks));
     let icd = system.add_table(
         &keyed_matrix(insts, &icd_keys, |i| &i.icd10_blocks),
+        insts.len(),
         Margins::Both,
     );
 
@@ -135,17 +136,19 @@ pub fn summarize(input: &SummaryInput, k: u64) -> SuppressedSummary {
     let care_keys = union_keys(insts.iter().map(|i| &i.care_forms));
     let care = system.add_table(
         &keyed_matrix(insts, &care_keys, |i| &i.care_forms),
+        insts.len(),
         Margins::Both,
     );
 
     let need_keys = union_keys(insts.iter().map(|i| &i.needs));
     let needs = system.add_table(
         &keyed_matrix(insts, &need_keys, |i| &i.needs),
+        insts.len(),
         Margins::Rows,
     );
 
     let medicaments = MedicamentMatrix::build(insts);
-    let med_patients = system.add_table(&medicaments.patients, Margins::Rows);
+    let med_patients = system.add_table(&medicaments.patients, insts.len(), Margins::Rows);
 
     link_population_totals(&mut system, &register, &[&icd, &age_sex.table, &care]);
 
@@ -318,7 +321,7 @@ impl AgeSexIndex {
                     .collect()
             })
             .collect();
-        let table = system.add_table(&rows, Margins::Both);
+        let table = system.add_table(&rows, insts.len(), Margins::Both);
         let columns = insts.len() + 1;
         // Column `c` of the (band, sex) row: an institution's cell, or the row total.
         let cell = |band: usize, sex: usize, c: usize| -> usize {

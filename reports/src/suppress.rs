@@ -116,7 +116,7 @@ pub struct SuppressedTable {
 /// totals, column totals and grand total. Every row must have the same length.
 pub fn suppress_table(rows: &[Vec<u64>], k: u64) -> SuppressedTable {
     let mut system = TableSystem::default();
-    let table = system.add_table(rows, Margins::Both);
+    let table = system.add_table(rows, rows.first().map_or(0, Vec::len), Margins::Both);
     let hidden = suppress_system(&system.values, &system.lines, k);
     table.resolve(&system.values, &hidden)
 }
@@ -160,8 +160,16 @@ impl TableSystem {
         }
     }
 
-    pub(crate) fn add_table(&mut self, rows: &[Vec<u64>], margins: Margins) -> TableIndex {
-        let width = rows.first().map_or(0, Vec::len);
+    /// Adds a table of `width` columns (institutions). The width is given, not read off the
+    /// first row: a table may have no rows (no patient had any care form) and still publish its
+    /// column totals (zeros), one per column.
+    pub(crate) fn add_table(
+        &mut self,
+        rows: &[Vec<u64>],
+        width: usize,
+        margins: Margins,
+    ) -> TableIndex {
+        debug_assert!(rows.iter().all(|row| row.len() == width));
         let cells: Vec<Vec<usize>> = rows
             .iter()
             .map(|row| row.iter().map(|&v| self.add_cell(v)).collect())

@@ -303,3 +303,24 @@ fn an_empty_summary_still_renders() {
         "{text}"
     );
 }
+
+#[test]
+fn an_institution_without_patients_in_the_period_renders_with_zero_totals() {
+    // No care form, ICD-10 block or need has a row: the tables' totals still have one cell per
+    // institution (this once panicked in the renderer: a totals row with no cells).
+    let input = SummaryInput {
+        institutions: vec![InstitutionCounts {
+            institution: "Empty".to_string(),
+            ..Default::default()
+        }],
+    };
+    let summary = summarize(&input, 5);
+    for table in [&summary.icd10_blocks, &summary.care_forms] {
+        assert!(table.rows.is_empty());
+        let totals = table.totals.as_ref().expect("totals row");
+        assert_eq!(totals.by_institution, vec![Cell::Shown(0)]);
+        assert_eq!(totals.total, Cell::Shown(0));
+    }
+    let pdf = summary_pdf(&meta(Locale::En, &["Empty"]), &summary).expect("renders");
+    assert!(pages(&pdf).concat().contains("Empty"));
+}
