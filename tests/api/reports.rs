@@ -436,7 +436,46 @@ fn the_summary_is_suppressed_and_scoped(backend: Backend) {
     );
 }
 
+fn the_same_report_asked_twice_is_issued_twice(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "HT");
+    let path = "/api/v1/reports/summary.pdf?from=2026-01-01&to=2026-06-30";
+    // The document names the minute it was made: two requests within a minute give the same
+    // bytes, hence the same SHA-256 — the registry's key. (Retried once if a minute turned.)
+    let mut same = false;
+    for _ in 0..2 {
+        let (s1, pdf1, sig1, sha1) = download(&app, path, &c.a.token);
+        let (s2, pdf2, sig2, sha2) = download(&app, path, &c.a.token);
+        assert_eq!(s1, 200, "{}", String::from_utf8_lossy(&pdf1));
+        assert_eq!(s2, 200, "{}", String::from_utf8_lossy(&pdf2));
+        if sha1 == sha2 {
+            assert_eq!(pdf1, pdf2);
+            assert_eq!(sig1, sig2, "Ed25519 signs the same bytes the same way");
+            let sha = sha1.unwrap();
+            let sig = app.get(
+                &format!("/api/v1/reports/issued/{sha}.sig"),
+                Some(&c.a.token),
+            );
+            assert_eq!(sig.status, 200);
+            same = true;
+            break;
+        }
+    }
+    assert!(same, "two requests in a row never fell within one minute");
+    let audit = app.get("/api/v1/admin/audit?action=reports.summary", Some(&admin));
+    assert_eq!(audit.status, 200, "{:?}", audit.body);
+    let ok = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "ok")
+        .count();
+    assert!(ok >= 2, "every issue is audited: {:?}", audit.body);
+}
+
 on_both_backends!(
     the_prescription_report_matches_the_data,
-    the_summary_is_suppressed_and_scoped
+    the_summary_is_suppressed_and_scoped,
+    the_same_report_asked_twice_is_issued_twice
 );

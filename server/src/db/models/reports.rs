@@ -391,10 +391,14 @@ pub struct IssuedReport {
     pub created_at: NaiveDateTime,
 }
 
+/// Registers an issued report by its SHA-256. The same bytes issued again (the same request
+/// within the minute the document names) are already registered with the same signature
+/// (Ed25519 is deterministic): the first registration stands.
 pub fn record_issued(conn: &mut DbConn, report: &IssuedReport) -> QueryResult<usize> {
-    diesel::insert_into(issued_reports::table)
+    crate::per_backend!(conn, |c| diesel::insert_into(issued_reports::table)
         .values(report)
-        .execute(conn)
+        .on_conflict_do_nothing()
+        .execute(c))
 }
 
 pub fn find_issued(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<IssuedReport>> {
