@@ -6,8 +6,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request as playwrightRequest } from 'playwright-core';
-import { ADMIN, BASE_URL, PASSWORD, apiAs, createInstitution, createUser, launchBrowser, unique, withSession } from './harness.mjs';
+import { ADMIN, PASSWORD, apiAs, apiContext, createInstitution, createUser, launchBrowser, unique, withSession } from './harness.mjs';
 
 let browser;
 let api;
@@ -97,11 +96,7 @@ test('the session was ended elsewhere (server-side logout): same restore', async
     assert.equal(cookie.httpOnly, true);
     assert.equal(cookie.secure, true);
     assert.equal(cookie.sameSite, 'Strict');
-    const elsewhere = await playwrightRequest.newContext({
-      baseURL: BASE_URL,
-      ignoreHTTPSErrors: true,
-      extraHTTPHeaders: { Cookie: `palreg_session=${cookie.value}` },
-    });
+    const elsewhere = await apiContext({ Cookie: `palreg_session=${cookie.value}` });
     assert.equal((await elsewhere.post('/api/v1/auth/logout')).status(), 204);
     await elsewhere.dispose();
     assert.ok((await s.context.cookies()).some((c) => c.name === 'palreg_session'), 'this tab still has its cookie');
