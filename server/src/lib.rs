@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audit_queue;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{App, HttpMessage, HttpResponse, web};
 
+use crate::audit_queue::AuditQueue;
 use crate::auth::{Principal, TokenKeys};
 use crate::config::{Settings, TlsSettings};
 use crate::db::{self, models};
@@ -243,12 +244,16 @@ impl Application {
                 tracing::warn!("no browser client folder (PALREG_WEB_DIR): serving the API only")
             }
         }
+        let write_gate = matches!(settings.database_url, db::DatabaseUrl::Sqlite(_))
+            .then(|| Arc::new(std::sync::Mutex::new(())));
+        let audit = AuditQueue::start(pool.clone(), write_gate.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the audit writer: {e}"))?;
         let state = web::Data::new(AppState {
             pool,
             tokens: TokenKeys::new(&secret),
             report_key,
-            write_gate: matches!(settings.database_url, db::DatabaseUrl::Sqlite(_))
-                .then(|| std::sync::Mutex::new(())),
+            write_gate,
+            audit,
             login_limiter: RateLimiter::new(
                 settings.login_rate_per_minute,
                 Duration::from_secs(60),

@@ -1,6 +1,8 @@
 //! What every handler shares.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use crate::audit_queue::AuditQueue;
 
 use crate::auth::TokenKeys;
 use crate::config::Settings;
@@ -15,7 +17,9 @@ pub struct AppState {
     /// SQLite has one writer: audited transactions queue here, in process, instead of
     /// sleeping in SQLite's busy handler. `None` on PostgreSQL (the audit head's row lock
     /// orders writers across replicas).
-    pub write_gate: Option<std::sync::Mutex<()>>,
+    pub write_gate: Option<Arc<Mutex<()>>>,
+    /// Appends the audit entries of reads and refusals, many to a transaction.
+    pub audit: AuditQueue,
     /// Signs every report the server produces.
     pub report_key: palreg_reports::ReportSigningKey,
 }

@@ -149,9 +149,53 @@ fn verify_detects_a_truncated_tail(backend: Backend) {
     assert_eq!(audit_verify(&app), 1);
 }
 
+/// Reads and refusals are appended by one writer that commits whatever is waiting in one
+/// transaction; under concurrent requests — interleaved with changes, which append inside
+/// their own transactions — every request still has exactly one entry and the chain holds.
+fn concurrent_reads_and_changes_keep_one_chain(backend: Backend) {
+    const THREADS: usize = 4;
+    const EACH: usize = 15;
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice");
+    app.create_user(&admin, "doc", &["user"], Some(inst));
+    let doc = app.login("doc", PASSWORD);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (app, doc, admin) = (&app, &doc, &admin);
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let refused = app.get("/api/v1/admin/users", Some(doc));
+                    assert_eq!(refused.status, 403);
+                    if i % 5 == 0 {
+                        app.create_institution(admin, &format!("C{t}-{i}"), "Clinic");
+                    }
+                }
+            });
+        }
+    });
+    let page = app.get(
+        "/api/v1/admin/audit?action=access.denied&actor=doc&limit=500",
+        Some(&admin),
+    );
+    let denied = page.body["items"].as_array().unwrap();
+    assert_eq!(
+        denied.len(),
+        THREADS * EACH,
+        "one entry per refused request"
+    );
+    assert!(
+        denied
+            .iter()
+            .all(|e| e["object_id"] == "GET /api/v1/admin/users")
+    );
+    assert_eq!(audit_verify(&app), 0, "the chain verifies");
+}
+
 on_both_backends!(
     actions_and_refusals_are_audited,
     verify_detects_edits_and_deletions,
     verify_detects_a_deleted_entry,
     verify_detects_a_truncated_tail,
+    concurrent_reads_and_changes_keep_one_chain,
 );

@@ -73,8 +73,9 @@ where
 
 /// Runs a read and records it in the audit log. The read runs on a pooled connection without
 /// the write lock (WAL readers never wait for writers); the entry — filled in by `read`, or the
-/// refusal — is then appended in a short write transaction of its own. Nothing is answered
-/// before its entry is committed: if the append fails, the request fails.
+/// refusal — then goes to the [`AuditQueue`](crate::audit_queue::AuditQueue), which commits it
+/// with the other entries waiting. Nothing is answered before its entry is committed: if the
+/// append fails, the request fails.
 pub async fn read_audited<T, F>(
     state: &web::Data<AppState>,
     entry: NewEntry,
@@ -91,14 +92,12 @@ where
         let mut entry = entry;
         // A read transaction: the parts of the answer come from one snapshot.
         let result = conn.transaction::<T, ApiError, _>(|conn| read(conn, &mut entry));
+        // The connection goes back to the pool before the wait for the audit commit.
+        drop(conn);
         if let Err(err) = &result {
             entry.outcome = err.code().to_string();
         }
-        let _writer = write_turn(&state);
-        conn.transaction::<(), ApiError, _>(|conn| {
-            audit::append(conn, entry)?;
-            Ok(())
-        })?;
+        state.audit.record(entry)?;
         result
     })
     .await?
@@ -107,16 +106,7 @@ where
 /// Appends an audit entry on its own (e.g. a refused sign-in).
 pub async fn audit_only(state: &web::Data<AppState>, entry: NewEntry) -> ApiResult<()> {
     let state = state.clone();
-    web::block(move || {
-        use diesel::Connection;
-        let mut conn = state.pool.get()?;
-        let _writer = write_turn(&state);
-        conn.transaction::<(), ApiError, _>(|conn| {
-            audit::append(conn, entry)?;
-            Ok(())
-        })
-    })
-    .await?
+    web::block(move || state.audit.record(entry)).await?
 }
 
 /// Waits for this process's turn to write (SQLite only; see [`AppState::write_gate`]).

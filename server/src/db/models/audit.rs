@@ -85,10 +85,10 @@ pub fn reserve(conn: &mut DbConn) -> QueryResult<Reserved> {
     Ok(Reserved { seq, prev_hash })
 }
 
-/// Writes the entry at its reserved place and moves the head's hash on.
-pub fn complete(conn: &mut DbConn, place: Reserved, entry: NewEntry) -> QueryResult<AuditRow> {
+/// The row of `entry` at place `seq` after `prev_hash`, with its own hash.
+fn chained(seq: i64, prev_hash: String, entry: NewEntry) -> AuditRow {
     let mut row = AuditRow {
-        seq: place.seq,
+        seq,
         at: entry.at.unwrap_or_else(super::now),
         actor_id: entry.actor_id,
         actor_login: entry.actor_login,
@@ -98,10 +98,16 @@ pub fn complete(conn: &mut DbConn, place: Reserved, entry: NewEntry) -> QueryRes
         outcome: entry.outcome,
         client_addr: entry.client_addr,
         details: entry.details,
-        prev_hash: place.prev_hash,
+        prev_hash,
         hash: String::new(),
     };
     row.hash = entry_hash(&row);
+    row
+}
+
+/// Writes the entry at its reserved place and moves the head's hash on.
+pub fn complete(conn: &mut DbConn, place: Reserved, entry: NewEntry) -> QueryResult<AuditRow> {
+    let row = chained(place.seq, place.prev_hash, entry);
     diesel::insert_into(audit_log::table)
         .values(&row)
         .execute(conn)?;
@@ -109,6 +115,32 @@ pub fn complete(conn: &mut DbConn, place: Reserved, entry: NewEntry) -> QueryRes
         .set(audit_head::hash.eq(&row.hash))
         .execute(conn)?;
     Ok(row)
+}
+
+/// Appends entries in order, chained, with one move of the head (inside a transaction).
+pub fn append_many(conn: &mut DbConn, entries: Vec<NewEntry>) -> QueryResult<()> {
+    let count = entries.len() as i64;
+    if count == 0 {
+        return Ok(());
+    }
+    diesel::update(audit_head::table.find(1_i64))
+        .set(audit_head::seq.eq(audit_head::seq + count))
+        .execute(conn)?;
+    let (last, mut prev_hash): (i64, String) = audit_head::table
+        .find(1_i64)
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)?;
+    for (seq, entry) in (last - count + 1..).zip(entries) {
+        let row = chained(seq, prev_hash, entry);
+        diesel::insert_into(audit_log::table)
+            .values(&row)
+            .execute(conn)?;
+        prev_hash = row.hash;
+    }
+    diesel::update(audit_head::table.find(1_i64))
+        .set(audit_head::hash.eq(&prev_hash))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Reserves and writes in one go (inside a transaction).
