@@ -112,6 +112,7 @@ pub fn test_settings(url: &str, data_dir: &std::path::Path) -> SettingsArgs {
         workers: Some(2),
         body_limit_kib: 256,
         db_pool: 4,
+        sqlite_cache_mib: 32,
         small_cell_k: 5,
         web_dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web")),
     }

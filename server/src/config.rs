@@ -117,6 +117,16 @@ pub struct SettingsArgs {
     /// Database connections in the pool.
     #[arg(long, env = "PALREG_DB_POOL", default_value_t = 16, global = true)]
     pub db_pool: u32,
+
+    /// SQLite: the page cache of each pooled connection, in MiB (SQLite's own default is 2).
+    /// Filled only as pages are used; at most pool × this.
+    #[arg(
+        long,
+        env = "PALREG_SQLITE_CACHE_MIB",
+        default_value_t = 32,
+        global = true
+    )]
+    pub sqlite_cache_mib: u32,
 }
 
 /// Validated settings.
@@ -135,6 +145,7 @@ pub struct Settings {
     pub workers: usize,
     pub body_limit: usize,
     pub db_pool: u32,
+    pub sqlite_cache_mib: u32,
     /// Served at `/` when it holds an `index.html`.
     pub web_dir: Option<PathBuf>,
     pub small_cell_k: u64,
@@ -225,6 +236,9 @@ impl SettingsArgs {
         if self.db_pool == 0 {
             return Err("PALREG_DB_POOL must be at least 1".into());
         }
+        if !(1..=65_536).contains(&self.sqlite_cache_mib) {
+            return Err("PALREG_SQLITE_CACHE_MIB must be between 1 and 65536".into());
+        }
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -243,6 +257,7 @@ impl SettingsArgs {
             workers,
             body_limit: self.body_limit_kib * 1024,
             db_pool: self.db_pool,
+            sqlite_cache_mib: self.sqlite_cache_mib,
             small_cell_k: self.small_cell_k,
             web_dir: self
                 .web_dir

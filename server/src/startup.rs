@@ -30,7 +30,11 @@ pub struct Application {
 
 /// Opens the database (migrating and seeding it) and returns the pool.
 pub fn prepare_database(settings: &Settings) -> anyhow::Result<db::Pool> {
-    let pool = db::open(&settings.database_url, settings.db_pool)?;
+    let pool = db::open(
+        &settings.database_url,
+        settings.db_pool,
+        settings.sqlite_cache_mib,
+    )?;
     let mut conn = pool.get()?;
     let seeded = seed::run(&mut conn, settings.admin_password.as_deref())?;
     if seeded.reference_rows > 0 {

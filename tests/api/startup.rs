@@ -77,6 +77,37 @@ fn an_unreachable_postgres_is_a_clear_error_within_seconds() {
 }
 
 #[test]
+fn the_sqlite_page_cache_is_set_on_every_pooled_connection() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct CacheSize {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        cache_size: i64,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_settings("sqlite://x.db", dir.path());
+    args.sqlite_cache_mib = 0;
+    assert!(
+        args.validate()
+            .unwrap_err()
+            .contains("PALREG_SQLITE_CACHE_MIB")
+    );
+    let url = palreg_server::db::DatabaseUrl::parse(&format!(
+        "sqlite://{}",
+        dir.path().join("cache.db").display()
+    ))
+    .unwrap();
+    let pool = palreg_server::db::open(&url, 2, 7).unwrap();
+    let held: Vec<_> = (0..2).map(|_| pool.get().unwrap()).collect();
+    for mut conn in held {
+        let got: CacheSize = diesel::sql_query("PRAGMA cache_size")
+            .get_result(&mut *conn)
+            .unwrap();
+        assert_eq!(got.cache_size, -7 * 1024, "a negative cache_size is KiB");
+    }
+}
+
+#[test]
 fn a_wrong_database_url_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let args = test_settings("mysql://localhost/palreg", dir.path());

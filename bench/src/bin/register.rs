@@ -18,7 +18,7 @@ use actix_web::{HttpResponse, web};
 use chrono::Datelike as _;
 use clap::Parser;
 use diesel::prelude::*;
-use palreg_bench::server::{self, ADMIN_PASSWORD, Server};
+use palreg_bench::server::{self, ADMIN_PASSWORD, RegisterFlags, Server};
 use palreg_server::db::models::patients::Patient;
 use palreg_server::db::schema::patients as patients_table;
 use palreg_server::state::AppState;
@@ -32,21 +32,10 @@ use synth::Rng;
 #[derive(Parser, Debug)]
 #[command(name = "register")]
 struct Args {
-    /// Patients to import (through POST /api/v1/patients/import).
-    #[arg(long, default_value_t = 100_000)]
-    patients: usize,
-    /// Prescriptions to seed (directly through the storage layer).
-    #[arg(long, default_value_t = 500_000)]
-    prescriptions: usize,
-    /// Institutions the patients are spread over.
-    #[arg(long, default_value_t = 20)]
-    institutions: usize,
-    /// `sqlite` (a file in the data directory) or `postgres` (needs --db-url).
-    #[arg(long, default_value = "sqlite")]
-    backend: String,
-    /// Database URL (postgres://…, or sqlite://PATH to choose the file).
-    #[arg(long)]
-    db_url: Option<String>,
+    /// What to seed (patients through POST /api/v1/patients/import, prescriptions through the
+    /// storage layer in the register bench; both directly through SQL in the summary bench).
+    #[command(flatten)]
+    register: RegisterFlags,
     /// Keep the data directory (database, secrets) here instead of a temporary one.
     #[arg(long)]
     keep: Option<std::path::PathBuf>,
@@ -136,13 +125,13 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
-        args.institutions >= 1 && args.patients >= args.institutions,
+        args.register.institutions >= 1 && args.register.patients >= args.register.institutions,
         "need at least one patient per institution"
     );
     let (_temp, data_dir) = server::data_dir(args.keep.as_deref())?;
     let settings = server::settings(
-        &args.backend,
-        args.db_url.as_deref(),
+        &args.register.backend,
+        args.register.db_url.as_deref(),
         &data_dir,
         args.workers,
         &["--db-pool", "16"],
@@ -154,9 +143,9 @@ fn main() -> anyhow::Result<()> {
     println!(
         "  backend {}, {} patients, {} prescriptions, {} institutions; server workers {}, {} measuring clients, {} import clients; {} CPUs, load average {}",
         db_url.backend_name(),
-        args.patients,
-        args.prescriptions,
-        args.institutions,
+        args.register.patients,
+        args.register.prescriptions,
+        args.register.institutions,
         args.workers,
         args.clients,
         args.import_clients,
@@ -177,10 +166,10 @@ fn main() -> anyhow::Result<()> {
             .as_secs()
             % 0xF_FFFF
     );
-    let mut institutions: Vec<Institution> = (0..args.institutions)
+    let mut institutions: Vec<Institution> = (0..args.register.institutions)
         .map(|k| {
-            let share = args.patients / args.institutions
-                + usize::from(k < args.patients % args.institutions);
+            let share = args.register.patients / args.register.institutions
+                + usize::from(k < args.register.patients % args.register.institutions);
             seed::institution(&base, &admin, &run, k, share)
         })
         .collect::<anyhow::Result<_>>()?;
@@ -232,24 +221,24 @@ fn main() -> anyhow::Result<()> {
     );
 
     // --- Prescriptions straight through the storage layer.
-    let pool = palreg_server::db::open(&db_url, 2)?;
-    if args.prescriptions > 0 {
+    let pool = palreg_server::db::open(&db_url, 2, 32)?;
+    if args.register.prescriptions > 0 {
         println!(
             "\nseeding {} prescriptions DIRECTLY through the storage layer (diesel inserts of the row and its version, 20k per transaction; NOT through HTTP: there is no batch endpoint) …",
-            args.prescriptions
+            args.register.prescriptions
         );
         let took = seed::prescriptions_direct(
             &pool,
             &institutions,
             &books.medicaments,
-            args.prescriptions,
+            args.register.prescriptions,
             today,
         )?;
         println!(
             "  prescriptions: {} in {:.1} s = {:.0}/s (storage layer only)",
-            args.prescriptions,
+            args.register.prescriptions,
             took.as_secs_f64(),
-            args.prescriptions as f64 / took.as_secs_f64()
+            args.register.prescriptions as f64 / took.as_secs_f64()
         );
     }
 
