@@ -13,6 +13,26 @@ use palreg_server::state::AppState;
 /// The password of the first administrator of a bench database.
 pub const ADMIN_PASSWORD: &str = "bench-admin-password-1";
 
+/// The register a bench seeds, and where: the flags the benches share.
+#[derive(clap::Args, Debug)]
+pub struct RegisterFlags {
+    /// Patients to seed.
+    #[arg(long, default_value_t = 100_000)]
+    pub patients: usize,
+    /// Prescriptions to seed.
+    #[arg(long, default_value_t = 500_000)]
+    pub prescriptions: usize,
+    /// Institutions the patients and prescriptions are spread over.
+    #[arg(long, default_value_t = 20)]
+    pub institutions: usize,
+    /// `sqlite` (a file in the data directory) or `postgres` (needs --db-url).
+    #[arg(long, default_value = "sqlite")]
+    pub backend: String,
+    /// Database URL (postgres://…, or sqlite://PATH to choose the file).
+    #[arg(long)]
+    pub db_url: Option<String>,
+}
+
 #[derive(Parser, Debug)]
 struct ServerFlags {
     #[command(flatten)]

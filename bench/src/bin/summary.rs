@@ -15,7 +15,7 @@ use chrono::{Datelike, NaiveDate};
 use clap::Parser;
 use client_crypto::{InstitutionKey, Passport, Pseudonym, Sex};
 use diesel::prelude::*;
-use palreg_bench::server::{self, ADMIN_PASSWORD, Server};
+use palreg_bench::server::{self, ADMIN_PASSWORD, RegisterFlags, Server};
 use palreg_server::db::models::reports as aggregates;
 use palreg_server::db::schema::{medicaments, patients};
 use palreg_server::db::{DatabaseUrl, DbConn};
@@ -30,21 +30,10 @@ const TARGET: f64 = 1.5;
 #[derive(Parser, Debug)]
 #[command(name = "summary")]
 struct Args {
-    /// Patients to seed.
-    #[arg(long, default_value_t = 100_000)]
-    patients: usize,
-    /// Prescriptions to seed, dated within the reporting year.
-    #[arg(long, default_value_t = 500_000)]
-    prescriptions: usize,
-    /// Institutions the patients and prescriptions are spread over.
-    #[arg(long, default_value_t = 20)]
-    institutions: usize,
-    /// `sqlite` (a file in the data directory) or `postgres` (needs --db-url).
-    #[arg(long, default_value = "sqlite")]
-    backend: String,
-    /// Database URL (postgres://…, or sqlite://PATH to choose the file).
-    #[arg(long)]
-    db_url: Option<String>,
+    /// What to seed (patients through POST /api/v1/patients/import, prescriptions through the
+    /// storage layer in the register bench; both directly through SQL in the summary bench).
+    #[command(flatten)]
+    register: RegisterFlags,
     /// Keep the data directory (database, secrets) here instead of a temporary one; a database
     /// seeded by an earlier run with the same sizes is measured again without reseeding.
     #[arg(long)]
@@ -268,13 +257,13 @@ fn secs(d: Duration) -> f64 {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
-        args.institutions >= 1 && args.patients >= args.institutions,
+        args.register.institutions >= 1 && args.register.patients >= args.register.institutions,
         "need at least one patient per institution"
     );
     let (_temp, data_dir) = server::data_dir(args.keep.as_deref())?;
     let settings = server::settings(
-        &args.backend,
-        args.db_url.as_deref(),
+        &args.register.backend,
+        args.register.db_url.as_deref(),
         &data_dir,
         args.workers,
         &[],
@@ -286,9 +275,9 @@ fn main() -> anyhow::Result<()> {
     println!(
         "  backend {}, {} patients, {} prescriptions, {} institutions; server workers {}; {} CPUs, load average {}",
         db_url.backend_name(),
-        args.patients,
-        args.prescriptions,
-        args.institutions,
+        args.register.patients,
+        args.register.prescriptions,
+        args.register.institutions,
         args.workers,
         palreg_bench::measure::cpus(),
         palreg_bench::measure::load_average().unwrap_or_else(|| "?".into())
@@ -301,7 +290,11 @@ fn main() -> anyhow::Result<()> {
     let mut conn = db_url
         .connect()
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", db_url.redacted()))?;
-    let wanted = (args.patients, args.prescriptions, args.institutions);
+    let wanted = (
+        args.register.patients,
+        args.register.prescriptions,
+        args.register.institutions,
+    );
     let marker = match seed::read_marker(&mut conn)? {
         Some(m) => {
             anyhow::ensure!(
@@ -325,7 +318,7 @@ fn main() -> anyhow::Result<()> {
                 "the database already holds {existing} patients but no bench seed: give the bench an empty database"
             );
             let today = palreg_server::db::models::now().date();
-            let clinics = setup_through_api(&base, &admin, args.institutions)?;
+            let clinics = setup_through_api(&base, &admin, args.register.institutions)?;
             let books = seed::books(&mut conn)?;
             let passport = dummy_passport()?;
             println!(
@@ -344,27 +337,27 @@ fn main() -> anyhow::Result<()> {
                 &clinics,
                 &books,
                 &passport,
-                args.patients,
-                args.prescriptions,
+                args.register.patients,
+                args.register.prescriptions,
                 today,
             )?;
             println!(
                 "  patients: {} in {:.1} s = {:.0}/s (with {} needs)",
-                args.patients,
+                args.register.patients,
                 secs(s.patients),
-                args.patients as f64 / secs(s.patients),
+                args.register.patients as f64 / secs(s.patients),
                 s.needs
             );
             println!(
                 "  prescriptions: {} in {:.1} s = {:.0}/s (dated within the reporting year; 5 % cancelled; a third controlled)",
-                args.prescriptions,
+                args.register.prescriptions,
                 secs(s.prescriptions),
-                args.prescriptions as f64 / secs(s.prescriptions).max(1e-9)
+                args.register.prescriptions as f64 / secs(s.prescriptions).max(1e-9)
             );
             println!("  ANALYZE: {:.1} s", secs(s.analyze));
             let m = seed::Marker {
-                patients: args.patients,
-                prescriptions: args.prescriptions,
+                patients: args.register.patients,
+                prescriptions: args.register.prescriptions,
                 institutions: clinics.iter().map(|c| c.id).collect(),
                 today,
             };
