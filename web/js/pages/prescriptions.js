@@ -103,7 +103,7 @@ export function patientCell(info, { link = true } = {}) {
 }
 
 /** The institution's members by id (for prescriber names); empty without `patients`. */
-async function membersOf(ctx) {
+export async function membersOf(ctx) {
   if (!ctx.user.institution || !allowed(ctx.user, 'patients')) return [];
   try {
     return (await get(`/institutions/${ctx.user.institution.id}/members`, { signal: ctx.signal })).members;
@@ -111,6 +111,48 @@ async function membersOf(ctx) {
     if (err?.sessionExpired || err?.name === 'AbortError') throw err;
     return [];
   }
+}
+
+/**
+ * The prescription filters that History of Prescriptions and the prescription report share,
+ * filled from the page's query: medicament, controlled substance, status and — when the
+ * institution's members could be listed — prescriber (`null` otherwise).
+ */
+export function prescriptionFilters(query, medicaments, members) {
+  const q = (name) => query.get(name) ?? '';
+  const any = { value: '', label: t('prescriptions.any') };
+  return {
+    medicament: {
+      name: 'medicament',
+      label: t('prescriptions.fields.medicament'),
+      type: 'select',
+      value: q('medicament'),
+      options: [any, ...[...medicaments].sort((a, b) => refName(a).localeCompare(refName(b))).map((m) => ({ value: String(m.id), label: refName(m) }))],
+    },
+    controlled: {
+      name: 'controlled',
+      label: t('prescriptions.fields.controlled'),
+      type: 'select',
+      value: q('controlled'),
+      options: [any, { value: 'yes', label: t('prescriptions.controlled.yes') }, { value: 'no', label: t('prescriptions.controlled.no') }],
+    },
+    status: {
+      name: 'status',
+      label: t('prescriptions.fields.status'),
+      type: 'select',
+      value: q('status'),
+      options: [any, ...STATUSES.map((s) => ({ value: s, label: t(`prescriptions.status.${s}`) }))],
+    },
+    prescriber: members.length
+      ? {
+          name: 'prescriber',
+          label: t('prescriptions.fields.prescriber'),
+          type: 'select',
+          value: q('prescriber'),
+          options: [any, ...members.map((m) => ({ value: String(m.user_id), label: m.full_name }))],
+        }
+      : null,
+  };
 }
 
 function medicamentLabel(m) {
@@ -396,25 +438,10 @@ registerPage({
       membersOf(ctx),
     ]);
     const q = (name) => ctx.query.get(name) ?? '';
+    const shared = prescriptionFilters(ctx.query, medicaments, members);
     const fields = [
-      {
-        name: 'medicament',
-        label: t('prescriptions.fields.medicament'),
-        type: 'select',
-        value: q('medicament'),
-        options: [{ value: '', label: t('prescriptions.any') }, ...[...medicaments].sort((a, b) => refName(a).localeCompare(refName(b))).map((m) => ({ value: String(m.id), label: refName(m) }))],
-      },
-      {
-        name: 'controlled',
-        label: t('prescriptions.fields.controlled'),
-        type: 'select',
-        value: q('controlled'),
-        options: [
-          { value: '', label: t('prescriptions.any') },
-          { value: 'yes', label: t('prescriptions.controlled.yes') },
-          { value: 'no', label: t('prescriptions.controlled.no') },
-        ],
-      },
+      shared.medicament,
+      shared.controlled,
       { name: 'from', label: t('prescriptions.fields.from'), type: 'date', value: q('from') },
       {
         name: 'to',
@@ -423,23 +450,9 @@ registerPage({
         value: q('to'),
         validate: (value, values) => (value && values.from && value < values.from ? t('prescriptions.validation.period') : null),
       },
-      {
-        name: 'status',
-        label: t('prescriptions.fields.status'),
-        type: 'select',
-        value: q('status'),
-        options: [{ value: '', label: t('prescriptions.any') }, ...STATUSES.map((s) => ({ value: s, label: t(`prescriptions.status.${s}`) }))],
-      },
+      shared.status,
     ];
-    if (members.length) {
-      fields.push({
-        name: 'prescriber',
-        label: t('prescriptions.fields.prescriber'),
-        type: 'select',
-        value: q('prescriber'),
-        options: [{ value: '', label: t('prescriptions.any') }, ...members.map((m) => ({ value: String(m.user_id), label: m.full_name }))],
-      });
-    }
+    if (shared.prescriber) fields.push(shared.prescriber);
     const form = createForm({
       id: 'prescription-search',
       className: 'filters filters-wide',

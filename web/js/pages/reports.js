@@ -12,7 +12,7 @@ import { ApiError, download, get } from '../api.js';
 import { createForm } from '../forms.js';
 import { facts, notice, pageHeading } from '../ui.js';
 import { loadBook, refName } from '../refs.js';
-import { STATUSES, today } from './prescriptions.js';
+import { membersOf, prescriptionFilters, today } from './prescriptions.js';
 
 const FORMATS = [
   { value: 'pdf', path: '/reports/summary.pdf' },
@@ -148,55 +148,11 @@ registerPage({
     }
     const urls = urlKeeper();
     const q = (name) => ctx.query.get(name) ?? '';
-    const medicaments = await loadBook('medicaments', { signal: ctx.signal });
-    let members = [];
-    if (allowed(ctx.user, 'patients')) {
-      members = await get(`/institutions/${ctx.user.institution.id}/members`, { signal: ctx.signal }).then(
-        (r) => r.members,
-        (err) => {
-          if (err?.sessionExpired || err?.name === 'AbortError') throw err;
-          return [];
-        },
-      );
-    }
+    const [medicaments, members] = await Promise.all([loadBook('medicaments', { signal: ctx.signal }), membersOf(ctx)]);
     const patient = /^\d+$/.test(q('patient')) ? q('patient') : null;
-    const fields = [
-      ...periodFields(ctx.query),
-      {
-        name: 'medicament',
-        label: t('prescriptions.fields.medicament'),
-        type: 'select',
-        value: q('medicament'),
-        options: [{ value: '', label: t('prescriptions.any') }, ...[...medicaments].sort((a, b) => refName(a).localeCompare(refName(b))).map((m) => ({ value: String(m.id), label: refName(m) }))],
-      },
-      {
-        name: 'controlled',
-        label: t('prescriptions.fields.controlled'),
-        type: 'select',
-        value: q('controlled'),
-        options: [
-          { value: '', label: t('prescriptions.any') },
-          { value: 'yes', label: t('prescriptions.controlled.yes') },
-          { value: 'no', label: t('prescriptions.controlled.no') },
-        ],
-      },
-      {
-        name: 'status',
-        label: t('prescriptions.fields.status'),
-        type: 'select',
-        value: q('status'),
-        options: [{ value: '', label: t('prescriptions.any') }, ...STATUSES.map((s) => ({ value: s, label: t(`prescriptions.status.${s}`) }))],
-      },
-    ];
-    if (members.length) {
-      fields.push({
-        name: 'prescriber',
-        label: t('prescriptions.fields.prescriber'),
-        type: 'select',
-        value: q('prescriber'),
-        options: [{ value: '', label: t('prescriptions.any') }, ...members.map((m) => ({ value: String(m.user_id), label: m.full_name }))],
-      });
-    }
+    const shared = prescriptionFilters(ctx.query, medicaments, members);
+    const fields = [...periodFields(ctx.query), shared.medicament, shared.controlled, shared.status];
+    if (shared.prescriber) fields.push(shared.prescriber);
     fields.push(langField());
     const target = h('div', { class: 'report-output', 'aria-live': 'polite' });
     const form = createForm({
