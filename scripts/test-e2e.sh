@@ -38,7 +38,10 @@ if [ ! -f web/pkg/palreg_crypto_wasm.js ] && [ -f scripts/build-wasm.sh ]; then
 fi
 
 echo "== building the server"
-cargo build -p palreg-server
+# The targets of `cargo test --workspace` (scripts/test.sh runs it just before): building
+# `-p palreg-server` alone resolves the dependencies' features differently and rebuilt many
+# of them (about 8 minutes of CI); this way the server binary the tests built is reused.
+cargo build --workspace --all-targets --locked
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/palreg"
 [ -x "$BIN" ] || die "no server binary at $BIN"
 
