@@ -111,6 +111,7 @@ pub fn test_settings(url: &str, data_dir: &std::path::Path) -> SettingsArgs {
         login_rate_per_minute: 1000,
         workers: Some(2),
         body_limit_kib: 256,
+        keep_alive_secs: 75,
         db_pool: 4,
         sqlite_cache_mib: 32,
         small_cell_k: 5,

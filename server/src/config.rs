@@ -105,6 +105,17 @@ pub struct SettingsArgs {
     )]
     pub body_limit_kib: usize,
 
+    /// Seconds an idle HTTP connection stays open for its next request. Keep it above the idle
+    /// timeout of a load balancer in front (60 s on many), or the server may close a connection
+    /// just as the balancer sends a request on it.
+    #[arg(
+        long,
+        env = "PALREG_KEEP_ALIVE_SECS",
+        default_value_t = 75,
+        global = true
+    )]
+    pub keep_alive_secs: u64,
+
     /// The browser client's folder (HTML, CSS, ES modules and the WASM package), served at
     /// `/`. Without one, only the API is served.
     #[arg(long, env = "PALREG_WEB_DIR", default_value = "web", global = true)]
@@ -144,6 +155,7 @@ pub struct Settings {
     pub login_rate_per_minute: u32,
     pub workers: usize,
     pub body_limit: usize,
+    pub keep_alive: Duration,
     pub db_pool: u32,
     pub sqlite_cache_mib: u32,
     /// Served at `/` when it holds an `index.html`.
@@ -236,6 +248,9 @@ impl SettingsArgs {
         if self.db_pool == 0 {
             return Err("PALREG_DB_POOL must be at least 1".into());
         }
+        if !(1..=3600).contains(&self.keep_alive_secs) {
+            return Err("PALREG_KEEP_ALIVE_SECS must be between 1 and 3600".into());
+        }
         if !(1..=65_536).contains(&self.sqlite_cache_mib) {
             return Err("PALREG_SQLITE_CACHE_MIB must be between 1 and 65536".into());
         }
@@ -256,6 +271,7 @@ impl SettingsArgs {
             login_rate_per_minute: self.login_rate_per_minute.max(1),
             workers,
             body_limit: self.body_limit_kib * 1024,
+            keep_alive: Duration::from_secs(self.keep_alive_secs),
             db_pool: self.db_pool,
             sqlite_cache_mib: self.sqlite_cache_mib,
             small_cell_k: self.small_cell_k,

@@ -239,6 +239,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let body_limit = settings.body_limit;
+        let keep_alive = settings.keep_alive;
         let workers = settings.workers;
         let tls_on = settings.tls != TlsSettings::Off;
         let web_dir = settings.web_dir.clone();
@@ -293,6 +294,7 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .workers(workers)
+        .keep_alive(keep_alive)
         .shutdown_timeout(10);
         let (server, tls_fingerprint) = match tls {
             Some(tls) => {

@@ -76,6 +76,63 @@ fn an_unreachable_postgres_is_a_clear_error_within_seconds() {
     assert!(err.to_lowercase().contains("connect"), "{err}");
 }
 
+/// Sends one `GET /healthz` on `stream` and reads the whole response (by its Content-Length).
+fn healthz_on(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0_u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .expect("a Content-Length");
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed mid-response");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn an_idle_connection_is_kept_for_the_keep_alive_setting_then_closed() {
+    let db = TestDatabase::new(Backend::Sqlite);
+    let app = spawn_with(Backend::Sqlite, db, |s| s.keep_alive_secs = 2);
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert!(healthz_on(&mut stream).starts_with("HTTP/1.1 200"));
+    // Idle for less than the setting: the same connection answers again.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(healthz_on(&mut stream).starts_with("HTTP/1.1 200"));
+    // Idle for longer: the server has closed it (EOF, not a timeout).
+    std::thread::sleep(Duration::from_millis(3000));
+    let started = Instant::now();
+    let mut buf = [0_u8; 16];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed by the server");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut args = test_settings("sqlite://x.db", app.db.dir.path());
+    args.keep_alive_secs = 0;
+    assert!(
+        args.validate()
+            .unwrap_err()
+            .contains("PALREG_KEEP_ALIVE_SECS")
+    );
+}
+
 #[test]
 fn the_sqlite_page_cache_is_set_on_every_pooled_connection() {
     use diesel::RunQueryDsl;

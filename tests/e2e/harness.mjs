@@ -207,9 +207,9 @@ export class Session {
 
 /**
  * A Playwright API context on the test server. Each request goes on a connection of its own
- * (`Connection: close`): a kept-alive connection that sat idle past the server's keep-alive
- * timeout (5 s) can be closed by the server just as the next request is written on it, and
- * unlike a browser, Playwright does not retry such a request (CI saw `socket hang up`).
+ * (`Connection: close`): a kept-alive connection that sat idle up to the server's keep-alive
+ * timeout can be closed by the server just as the next request is written on it, and unlike a
+ * browser, Playwright does not retry such a request (CI once saw `socket hang up`).
  */
 export function apiContext(headers = {}) {
   return playwrightRequest.newContext({
