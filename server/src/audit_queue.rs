@@ -19,6 +19,7 @@ use diesel::Connection;
 use crate::db::Pool;
 use crate::db::models::audit::{self, NewEntry};
 use crate::error::{ApiError, ApiResult};
+use crate::state::take_turn;
 
 /// The most entries one transaction takes; more wait for the next.
 const MAX_BATCH: usize = 256;
@@ -70,12 +71,12 @@ fn write_batches(pool: &Pool, write_gate: Option<&Mutex<()>>, queue: &Receiver<(
                 Err(_) => break,
             }
         }
-        let entries: Vec<NewEntry> = batch.iter().map(|(entry, _)| entry.clone()).collect();
+        let (entries, waiting): (Vec<NewEntry>, Vec<Done>) = batch.into_iter().unzip();
         let outcome = commit(pool, write_gate, entries).map_err(|err| {
-            tracing::error!(error = ?err, entries = batch.len(), "audit batch failed");
+            tracing::error!(error = ?err, entries = waiting.len(), "audit batch failed");
             err.to_string()
         });
-        for (_, done) in batch {
+        for done in waiting {
             // A request that gave up waiting has dropped its receiver; nothing to tell it.
             let _ = done.send(outcome.clone());
         }
@@ -88,7 +89,7 @@ fn commit(
     entries: Vec<NewEntry>,
 ) -> anyhow::Result<()> {
     let mut conn = pool.get()?;
-    let _turn = write_gate.map(|gate| gate.lock().unwrap_or_else(|e| e.into_inner()));
+    let _turn = take_turn(write_gate);
     conn.transaction::<_, diesel::result::Error, _>(|conn| audit::append_many(conn, entries))?;
     Ok(())
 }

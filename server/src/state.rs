@@ -1,6 +1,6 @@
 //! What every handler shares.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::audit_queue::AuditQueue;
 
@@ -22,4 +22,10 @@ pub struct AppState {
     pub audit: AuditQueue,
     /// Signs every report the server produces.
     pub report_key: palreg_reports::ReportSigningKey,
+}
+
+/// Waits for this process's turn to write on SQLite (`gate` is [`AppState::write_gate`]; `None`
+/// on PostgreSQL: no wait).
+pub fn take_turn(gate: Option<&Mutex<()>>) -> Option<MutexGuard<'_, ()>> {
+    gate.map(|gate| gate.lock().unwrap_or_else(|e| e.into_inner()))
 }

@@ -37,7 +37,8 @@ where
 
 /// Runs a change and appends its audit entry in one transaction. `change` may fill in the
 /// entry (object id, details). When the change is refused (not found, conflict, bad input), the
-/// refusal is audited in a transaction of its own and the error returned.
+/// refusal goes to the [`AuditQueue`](crate::audit_queue::AuditQueue), like a read's entry, and
+/// the error is returned.
 pub async fn audited<T, F>(state: &web::Data<AppState>, entry: NewEntry, change: F) -> ApiResult<T>
 where
     T: Send + 'static,
@@ -47,7 +48,7 @@ where
     web::block(move || {
         use diesel::Connection;
         let mut conn = state.pool.get()?;
-        let _writer = write_turn(&state);
+        let writer = write_turn(&state);
         let attempt = entry.clone();
         let result = conn.transaction::<T, ApiError, _>(|conn| {
             let place = audit::reserve(conn)?;
@@ -56,13 +57,15 @@ where
             audit::complete(conn, place, entry)?;
             Ok(value)
         });
+        // The queue's writer takes the write turn itself.
+        drop(writer);
+        drop(conn);
         if let Err(err) = &result {
             let refusal = NewEntry {
                 outcome: err.code().to_string(),
                 ..attempt
             };
-            let logged = conn.transaction(|conn| audit::append(conn, refusal));
-            if let Err(audit_err) = logged {
+            if let Err(audit_err) = state.audit.record(refusal) {
                 tracing::error!(error = ?audit_err, "cannot audit a refused request");
             }
         }
@@ -111,8 +114,5 @@ pub async fn audit_only(state: &web::Data<AppState>, entry: NewEntry) -> ApiResu
 
 /// Waits for this process's turn to write (SQLite only; see [`AppState::write_gate`]).
 pub fn write_turn(state: &AppState) -> Option<std::sync::MutexGuard<'_, ()>> {
-    state
-        .write_gate
-        .as_ref()
-        .map(|gate| gate.lock().unwrap_or_else(|e| e.into_inner()))
+    crate::state::take_turn(state.write_gate.as_deref())
 }

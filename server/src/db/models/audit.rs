@@ -75,18 +75,30 @@ pub struct Reserved {
 /// records: the head update serializes concurrent appends (a row lock in PostgreSQL, and the
 /// write lock taken up front in SQLite, so a later write never meets a stale snapshot).
 pub fn reserve(conn: &mut DbConn) -> QueryResult<Reserved> {
-    diesel::update(audit_head::table.find(1_i64))
-        .set(audit_head::seq.eq(audit_head::seq + 1))
-        .execute(conn)?;
-    let (seq, prev_hash): (i64, String) = audit_head::table
-        .find(1_i64)
-        .select((audit_head::seq, audit_head::hash))
-        .first(conn)?;
+    let (seq, prev_hash) = take_places(conn, 1)?;
     Ok(Reserved { seq, prev_hash })
 }
 
-/// The row of `entry` at place `seq` after `prev_hash`, with its own hash.
-fn chained(seq: i64, prev_hash: String, entry: NewEntry) -> AuditRow {
+/// Moves the head's sequence `count` places on; returns the first place taken and the hash
+/// of the entry before it.
+fn take_places(conn: &mut DbConn, count: i64) -> QueryResult<(i64, String)> {
+    diesel::update(audit_head::table.find(1_i64))
+        .set(audit_head::seq.eq(audit_head::seq + count))
+        .execute(conn)?;
+    let (last, prev_hash): (i64, String) = audit_head::table
+        .find(1_i64)
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)?;
+    Ok((last - count + 1, prev_hash))
+}
+
+/// Writes `entry` at place `seq` after `prev_hash`, with its own hash, and returns the row.
+fn insert_chained(
+    conn: &mut DbConn,
+    seq: i64,
+    prev_hash: String,
+    entry: NewEntry,
+) -> QueryResult<AuditRow> {
     let mut row = AuditRow {
         seq,
         at: entry.at.unwrap_or_else(super::now),
@@ -102,45 +114,37 @@ fn chained(seq: i64, prev_hash: String, entry: NewEntry) -> AuditRow {
         hash: String::new(),
     };
     row.hash = entry_hash(&row);
-    row
+    diesel::insert_into(audit_log::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(row)
+}
+
+/// Moves the head's hash on to the last entry written.
+fn set_head_hash(conn: &mut DbConn, hash: &str) -> QueryResult<()> {
+    diesel::update(audit_head::table.find(1_i64))
+        .set(audit_head::hash.eq(hash))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Writes the entry at its reserved place and moves the head's hash on.
 pub fn complete(conn: &mut DbConn, place: Reserved, entry: NewEntry) -> QueryResult<AuditRow> {
-    let row = chained(place.seq, place.prev_hash, entry);
-    diesel::insert_into(audit_log::table)
-        .values(&row)
-        .execute(conn)?;
-    diesel::update(audit_head::table.find(1_i64))
-        .set(audit_head::hash.eq(&row.hash))
-        .execute(conn)?;
+    let row = insert_chained(conn, place.seq, place.prev_hash, entry)?;
+    set_head_hash(conn, &row.hash)?;
     Ok(row)
 }
 
 /// Appends entries in order, chained, with one move of the head (inside a transaction).
 pub fn append_many(conn: &mut DbConn, entries: Vec<NewEntry>) -> QueryResult<()> {
-    let count = entries.len() as i64;
-    if count == 0 {
+    if entries.is_empty() {
         return Ok(());
     }
-    diesel::update(audit_head::table.find(1_i64))
-        .set(audit_head::seq.eq(audit_head::seq + count))
-        .execute(conn)?;
-    let (last, mut prev_hash): (i64, String) = audit_head::table
-        .find(1_i64)
-        .select((audit_head::seq, audit_head::hash))
-        .first(conn)?;
-    for (seq, entry) in (last - count + 1..).zip(entries) {
-        let row = chained(seq, prev_hash, entry);
-        diesel::insert_into(audit_log::table)
-            .values(&row)
-            .execute(conn)?;
-        prev_hash = row.hash;
+    let (first, mut prev_hash) = take_places(conn, entries.len() as i64)?;
+    for (seq, entry) in (first..).zip(entries) {
+        prev_hash = insert_chained(conn, seq, prev_hash, entry)?.hash;
     }
-    diesel::update(audit_head::table.find(1_i64))
-        .set(audit_head::hash.eq(&prev_hash))
-        .execute(conn)?;
-    Ok(())
+    set_head_hash(conn, &prev_hash)
 }
 
 /// Reserves and writes in one go (inside a transaction).
