@@ -33,6 +33,33 @@ pub struct RegisterFlags {
     pub db_url: Option<String>,
 }
 
+impl RegisterFlags {
+    /// Refuses sizes the seeding cannot spread: every institution needs a patient.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.institutions >= 1 && self.patients >= self.institutions,
+            "need at least one patient per institution"
+        );
+        Ok(())
+    }
+
+    /// The server's settings for this register's database (see [`settings`]).
+    pub fn settings(
+        &self,
+        data_dir: &Path,
+        workers: usize,
+        extra: &[&str],
+    ) -> anyhow::Result<Settings> {
+        settings(
+            &self.backend,
+            self.db_url.as_deref(),
+            data_dir,
+            workers,
+            extra,
+        )
+    }
+}
+
 #[derive(Parser, Debug)]
 struct ServerFlags {
     #[command(flatten)]

@@ -124,18 +124,11 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(
-        args.register.institutions >= 1 && args.register.patients >= args.register.institutions,
-        "need at least one patient per institution"
-    );
+    args.register.check()?;
     let (_temp, data_dir) = server::data_dir(args.keep.as_deref())?;
-    let settings = server::settings(
-        &args.register.backend,
-        args.register.db_url.as_deref(),
-        &data_dir,
-        args.workers,
-        &["--db-pool", "16"],
-    )?;
+    let settings = args
+        .register
+        .settings(&data_dir, args.workers, &["--db-pool", "16"])?;
     let db_url = settings.database_url.clone();
     let sqlite = db_url.backend_name() == "sqlite";
 

@@ -256,18 +256,9 @@ fn secs(d: Duration) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(
-        args.register.institutions >= 1 && args.register.patients >= args.register.institutions,
-        "need at least one patient per institution"
-    );
+    args.register.check()?;
     let (_temp, data_dir) = server::data_dir(args.keep.as_deref())?;
-    let settings = server::settings(
-        &args.register.backend,
-        args.register.db_url.as_deref(),
-        &data_dir,
-        args.workers,
-        &[],
-    )?;
+    let settings = args.register.settings(&data_dir, args.workers, &[])?;
     let db_url: DatabaseUrl = settings.database_url.clone();
     let k_small = settings.small_cell_k;
 
