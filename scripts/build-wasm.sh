@@ -51,15 +51,51 @@ rm -rf "$OUT_DIR"
 wasm-bindgen --target web --out-dir "$OUT_DIR" \
   "$TARGET_DIR/wasm32-unknown-unknown/release/palreg_crypto_wasm.wasm"
 # wasm-bindgen copies a string argument into WASM memory with a JavaScript loop over its
-# characters as long as they are ASCII, and only then falls back to TextEncoder.encodeInto.
-# For the ~1.4 KB base64url envelopes this module is handed, that loop costs more than a
-# fifth of opening a passport in Node 20, while encodeInto does the same copy about 20x
-# faster (bench/wasm). Dropping the loop sends every string through encodeInto, which
-# handles ASCII and non-ASCII alike. The glue is pinned with wasm-bindgen, so the pattern is
-# exact; if it ever changes, stop rather than ship unpatched glue unnoticed.
+# characters as long as they are ASCII, then grows the buffer to 3 bytes a character, encodes
+# the rest with TextEncoder.encodeInto and shrinks it again. Measured (bench/wasm, and a CPU
+# profile of openPassport in Chromium): for the ~1.4 KB base64url envelopes the loop cost more
+# than a fifth of opening a passport in Node 20, where encodeInto does the same copy about 20x
+# faster; but each encodeInto call costs ~1 µs in Chromium however short the string, more
+# than the loop over a 16-character pseudonym; and the two reallocations are more calls into
+# WASM and a copy of the buffer on every string. The function is replaced by one that copies
+# short strings with the loop and longer ones with encodeInto, straight into a buffer of one
+# byte a character — enough for ASCII, so a pseudonym or an envelope costs one allocation and
+# no reallocation — and only when a character does not fit grows the buffer for the rest. The
+# glue is pinned with wasm-bindgen, so the original is matched exactly; if it ever changes,
+# stop rather than ship unpatched glue unnoticed.
 GLUE="$OUT_DIR/palreg_crypto_wasm.js"
-perl -0pi -e 's/\n(\s*)for \(; offset < len; offset\+\+\) \{\n\s*const code = arg\.charCodeAt\(offset\);\n\s*if \(code > 0x7F\) break;\n\s*mem\[ptr \+ offset\] = code;\n\s*\}\n/\n$1\/\/ palreg: ASCII copy loop removed (scripts\/build-wasm.sh); encodeInto below copies all.\n/ and $patched++; END { exit($patched == 1 ? 0 : 3) }' "$GLUE" \
-  || die "could not patch passStringToWasm0 in $GLUE (wasm-bindgen glue changed?): update scripts/build-wasm.sh"
+PALREG_PASS_STRING='function passStringToWasm0(arg, malloc, realloc) {
+    // palreg: replaced by scripts/build-wasm.sh (no reallocation for ASCII; short strings
+    // copied by a loop, long ones by encodeInto).
+    let len = arg.length;
+    let ptr = malloc(len, 1) >>> 0;
+    let read = 0;
+    let offset = 0;
+    if (len <= 64) {
+        const mem = getUint8ArrayMemory0();
+        for (; offset < len; offset++) {
+            const code = arg.charCodeAt(offset);
+            if (code > 0x7F) break;
+            mem[ptr + offset] = code;
+        }
+        read = offset;
+    } else {
+        const head = cachedTextEncoder.encodeInto(arg, getUint8ArrayMemory0().subarray(ptr, ptr + len));
+        read = head.read;
+        offset = head.written;
+    }
+    if (read !== arg.length) {
+        const rest = arg.slice(read);
+        ptr = realloc(ptr, len, len = offset + rest.length * 3, 1) >>> 0;
+        const tail = cachedTextEncoder.encodeInto(rest, getUint8ArrayMemory0().subarray(ptr + offset, ptr + len));
+        offset += tail.written;
+        ptr = realloc(ptr, len, offset, 1) >>> 0;
+    }
+    WASM_VECTOR_LEN = offset;
+    return ptr;
+}
+' perl -0pi -e 's/\nfunction passStringToWasm0\(arg, malloc, realloc\) \{\n(?:(?!\n\}\n).)*?if \(code > 0x7F\) break;(?:(?!\n\}\n).)*?cachedTextEncoder\.encodeInto\(arg, view\);(?:(?!\n\}\n).)*?\n\}\n/\n$ENV{PALREG_PASS_STRING}/s and $patched++; END { exit($patched == 1 ? 0 : 3) }' "$GLUE" \
+  || die "could not replace passStringToWasm0 in $GLUE (wasm-bindgen glue changed?): update scripts/build-wasm.sh"
 
 # Node needs this to load the generated .js files as ES modules; browsers ignore it.
 printf '{\n  "name": "palreg-crypto-wasm",\n  "type": "module",\n  "main": "palreg_crypto_wasm.js",\n  "types": "palreg_crypto_wasm.d.ts"\n}\n' > "$OUT_DIR/package.json"

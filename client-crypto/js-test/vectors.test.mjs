@@ -52,7 +52,25 @@ test("passport vectors open to their passports", () => {
     assert.notEqual(again, p.envelope);
     assert.equal(again.length, p.envelope.length, `${p.name}: same bucket`);
     assert.deepEqual(JSON.parse(key(p.institution_key).openPassport(again, p.pseudonym, p.institution_id)), p.passport);
+    // The decoded bytes (what a browser hands over after Uint8Array.prototype.setFromBase64)
+    // open to the same JSON text.
+    const bytes = Buffer.from(p.envelope, "base64url");
+    const viaBytes = key(p.institution_key).openPassportBytes(bytes, p.pseudonym, p.institution_id);
+    assert.equal(viaBytes, key(p.institution_key).openPassport(p.envelope, p.pseudonym, p.institution_id), `${p.name}: bytes`);
+    assert.deepEqual([...bytes], [...Buffer.from(p.envelope, "base64url")], `${p.name}: the caller's bytes are left as they were`);
   }
+});
+
+test("passport negative vectors fail with their error code as bytes too", () => {
+  let checked = 0;
+  for (const n of vectors.negative) {
+    // Encoding errors belong to the text; Node's decoder would skip what the strict one refuses.
+    if (n.format !== "passport" || n.error === "invalid_encoding") continue;
+    const bytes = Buffer.from(n.input, "base64url");
+    throwsCode(assert, () => key(n.institution_key).openPassportBytes(bytes, n.pseudonym, n.institution_id), n.error, `bytes: ${n.name}`);
+    checked++;
+  }
+  assert.ok(checked >= 12, `only ${checked} passport negative vectors checked as bytes`);
 });
 
 test("note vectors open to their text", () => {
@@ -125,7 +143,7 @@ test("ids must be safe integers; raw keys are not reachable from JavaScript", ()
   const surface = (obj) =>
     Object.getOwnPropertyNames(Object.getPrototypeOf(obj)).filter((n) => !n.startsWith("__")).sort();
   assert.deepEqual(surface(k), ["blindIndex", "blindIndexSurnameBirthYear", "constructor", "free", "openNote",
-    "openPassport", "sealNote", "sealPassport", "version", "wrapFor"]);
+    "openPassport", "openPassportBytes", "sealNote", "sealPassport", "version", "wrapFor"]);
   assert.deepEqual(surface(aliceKeys), ["constructor", "exportKeyFile", "fingerprint", "free", "openKeyEnvelope",
     "publicKey"]);
   assert.equal(wasm.BareAesGcm, undefined, "bench baselines must not be in web/pkg");

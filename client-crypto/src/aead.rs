@@ -68,13 +68,23 @@ pub struct SealedInfo {
 }
 
 /// Decodes a sealed envelope and checks its structure: version, and a ciphertext whose length
-/// is a size bucket of this format.
+/// is a padding bucket of at most `max_padded` bytes (plus the tag).
 pub(crate) fn parse_sealed(
     text: &str,
     format: Format,
     max_padded: usize,
 ) -> Result<(SealedInfo, Vec<u8>), ShapeError> {
-    let bytes = b64_decode(text, format, SEALED_HEADER_LEN + max_padded + TAG_LEN)?;
+    let bytes = decode(text, format, max_padded)?;
+    check_sealed(&bytes, format, max_padded).map(|info| (info, bytes))
+}
+
+/// Checks the structure of a sealed envelope's bytes (its base64url already decoded), as
+/// [`parse_sealed`] does.
+pub(crate) fn check_sealed(
+    bytes: &[u8],
+    format: Format,
+    max_padded: usize,
+) -> Result<SealedInfo, ShapeError> {
     let version = *bytes.first().ok_or(ShapeError::InvalidLength(format))?;
     if version != SEALED_VERSION {
         return Err(ShapeError::UnsupportedVersion { format, version });
@@ -85,13 +95,10 @@ pub(crate) fn parse_sealed(
         .filter(|&n| padding::is_bucket(n, max_padded))
         .ok_or(ShapeError::InvalidLength(format))?;
     let key_version = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-    Ok((
-        SealedInfo {
-            key_version,
-            padded_len,
-        },
-        bytes,
-    ))
+    Ok(SealedInfo {
+        key_version,
+        padded_len,
+    })
 }
 
 /// Seals a payload of exactly `payload_len` bytes that `write_payload` appends to the buffer
@@ -154,14 +161,34 @@ pub(crate) fn open<T>(
     aad: &[u8],
     use_payload: impl FnOnce(&[u8]) -> Result<T, CryptoError>,
 ) -> Result<T, CryptoError> {
-    let (info, mut bytes) = parse_sealed(text, format, max_padded)?;
+    let mut bytes = decode(text, format, max_padded)?;
+    open_in_place(key, &mut bytes, format, max_padded, aad, use_payload)
+}
+
+/// The bytes of a sealed envelope's text (strict base64url), at most as long as a sealed
+/// bucket of `max_padded` bytes; their structure is checked when they are opened.
+pub(crate) fn decode(text: &str, format: Format, max_padded: usize) -> Result<Vec<u8>, ShapeError> {
+    b64_decode(text, format, SEALED_HEADER_LEN + max_padded + TAG_LEN)
+}
+
+/// As [`open`], for the envelope's bytes (its base64url already decoded), decrypted in place:
+/// on success `sealed` holds no plaintext afterwards, only zeros past the header.
+pub(crate) fn open_in_place<T>(
+    key: &InstitutionKey,
+    sealed: &mut [u8],
+    format: Format,
+    max_padded: usize,
+    aad: &[u8],
+    use_payload: impl FnOnce(&[u8]) -> Result<T, CryptoError>,
+) -> Result<T, CryptoError> {
+    let info = check_sealed(sealed, format, max_padded)?;
     if info.key_version != key.version() {
         return Err(CryptoError::KeyVersionMismatch {
             expected: key.version(),
             found: info.key_version,
         });
     }
-    let (header, body) = bytes.split_at_mut(SEALED_HEADER_LEN);
+    let (header, body) = sealed.split_at_mut(SEALED_HEADER_LEN);
     // On failure aes-gcm leaves the ciphertext untouched: nothing to clear.
     let pt_len = decrypt_in_place(key.cipher(), &header[5..], aad, body)?;
     let plaintext = &mut body[..pt_len];

@@ -233,20 +233,52 @@ impl InstitutionKey {
         pseudonym: &Pseudonym,
         institution_id: i64,
     ) -> Result<String, CryptoError> {
+        self.open_passport_json_with(envelope, pseudonym, institution_id, |json| {
+            json_text(json).map(str::to_owned)
+        })
+    }
+
+    /// As [`InstitutionKey::open_passport_json`], but the passport's JSON bytes as they were
+    /// sealed (authenticated, neither checked to be UTF-8 nor parsed: `read` does that, and
+    /// returns [`CryptoError::InvalidPassport`] if they are not) are lent to `read`, and
+    /// zeroized after it returns, instead of copied out.
+    pub fn open_passport_json_with<T>(
+        &self,
+        envelope: &str,
+        pseudonym: &Pseudonym,
+        institution_id: i64,
+        read: impl FnOnce(&[u8]) -> Result<T, CryptoError>,
+    ) -> Result<T, CryptoError> {
+        let mut sealed = aead::decode(envelope, Format::Passport, MAX_PASSPORT_PADDED)?;
+        self.open_passport_bytes_with(&mut sealed, pseudonym, institution_id, read)
+    }
+
+    /// As [`InstitutionKey::open_passport_json_with`], for the envelope's bytes: its base64url
+    /// already decoded by the caller (a browser decodes it natively straight from its string,
+    /// which spares copying the text into WASM memory). They are decrypted in place, and hold
+    /// no plaintext afterwards.
+    pub fn open_passport_bytes_with<T>(
+        &self,
+        sealed: &mut [u8],
+        pseudonym: &Pseudonym,
+        institution_id: i64,
+        read: impl FnOnce(&[u8]) -> Result<T, CryptoError>,
+    ) -> Result<T, CryptoError> {
         let aad = passport_aad(pseudonym, institution_id, self.version());
-        aead::open(
+        aead::open_in_place(
             self,
-            envelope,
+            sealed,
             Format::Passport,
             MAX_PASSPORT_PADDED,
             aad.as_slice(),
-            |json| {
-                std::str::from_utf8(json)
-                    .map(str::to_owned)
-                    .map_err(|_| CryptoError::InvalidPassport)
-            },
+            read,
         )
     }
+}
+
+/// The passport's JSON bytes as text: [`CryptoError::InvalidPassport`] unless UTF-8.
+fn json_text(payload: &[u8]) -> Result<&str, CryptoError> {
+    std::str::from_utf8(payload).map_err(|_| CryptoError::InvalidPassport)
 }
 
 /// Counts the bytes a serializer writes.
@@ -302,6 +334,65 @@ mod tests {
         assert_eq!(k.open_passport(&env, &pseudonym(), 7).unwrap(), sample());
         let json = k.open_passport_json(&env, &pseudonym(), 7).unwrap();
         assert_eq!(Passport::from_json(&json).unwrap(), sample());
+    }
+
+    fn owned(json: &[u8]) -> Result<String, CryptoError> {
+        json_text(json).map(str::to_owned)
+    }
+
+    #[test]
+    fn decoded_bytes_open_in_place_and_keep_no_plaintext() {
+        let k = key(3);
+        let env = k.seal_passport(&sample(), &pseudonym(), 7).unwrap();
+        let decoded = crate::encoding::b64_decode(&env, Format::Passport, 1 << 20).unwrap();
+        let mut sealed = decoded.clone();
+        let json = k
+            .open_passport_bytes_with(&mut sealed, &pseudonym(), 7, owned)
+            .unwrap();
+        assert_eq!(json, k.open_passport_json(&env, &pseudonym(), 7).unwrap());
+        assert_eq!(Passport::from_json(&json).unwrap(), sample());
+        // The header and tag are left; the plaintext between them is zeros.
+        let body = &sealed[aead::SEALED_HEADER_LEN..sealed.len() - aead::TAG_LEN];
+        assert_eq!(
+            sealed[..aead::SEALED_HEADER_LEN],
+            decoded[..aead::SEALED_HEADER_LEN]
+        );
+        assert!(body.iter().all(|&b| b == 0));
+        // Bound values, tampering and shape are checked as for the text form.
+        let other = Pseudonym::parse("0123456789ABCDEG").unwrap();
+        let mut again = decoded.clone();
+        assert_eq!(
+            k.open_passport_bytes_with(&mut again, &other, 7, owned),
+            Err(CryptoError::DecryptionFailed)
+        );
+        assert_eq!(
+            again, decoded,
+            "a failed open leaves the bytes as they were"
+        );
+        for i in 0..decoded.len() {
+            let mut t = decoded.clone();
+            t[i] ^= 0x01;
+            assert!(
+                k.open_passport_bytes_with(&mut t, &pseudonym(), 7, owned)
+                    .is_err(),
+                "byte {i}"
+            );
+        }
+        let mut short = decoded[..decoded.len() - 1].to_vec();
+        assert_eq!(
+            k.open_passport_bytes_with(&mut short, &pseudonym(), 7, owned),
+            Err(CryptoError::Shape(ShapeError::InvalidLength(
+                Format::Passport
+            )))
+        );
+        let mut other_version = decoded.clone();
+        assert!(matches!(
+            key(4).open_passport_bytes_with(&mut other_version, &pseudonym(), 7, owned),
+            Err(CryptoError::KeyVersionMismatch {
+                expected: 4,
+                found: 3
+            })
+        ));
     }
 
     #[test]

@@ -36,9 +36,29 @@ test('the WASM crypto package loads under the CSP and seals and opens a passport
       } catch {
         wrongRecord = 'refused';
       }
+      // The client's path: the browser decodes the envelope natively, the bytes go to WASM.
+      const { openPassportJson } = await import('/js/passports.js');
+      const native = typeof Uint8Array.prototype.setFromBase64 === 'function';
+      const viaBytes = openPassportJson(key, envelope, pseudonym, 7);
+      const refusedAsBytes = (sealed) => {
+        try {
+          openPassportJson(key, sealed, pseudonym, 7);
+          return 'opened';
+        } catch (e) {
+          return String(e.message).split(':')[0];
+        }
+      };
+      const raw = Uint8Array.fromBase64(envelope, { alphabet: 'base64url' });
+      raw[raw.length - 20] ^= 1;
+      const tampered = refusedAsBytes(raw.toBase64({ alphabet: 'base64url', omitPadding: true }));
+      const notBase64 = refusedAsBytes(`${envelope.slice(0, -2)}+/`);
       key.free();
-      return { pseudonym, envelope, opened, wrongRecord, same: (await loadCrypto()) === wasm };
+      return { pseudonym, envelope, opened, wrongRecord, native, viaBytes, tampered, notBase64, same: (await loadCrypto()) === wasm };
     });
+    assert.equal(result.native, true, 'Chromium decodes base64 natively (Uint8Array.prototype.setFromBase64)');
+    assert.equal(result.viaBytes, result.opened, 'the bytes path opens to the same JSON text');
+    assert.equal(result.tampered, 'decryption_failed', 'a flipped ciphertext byte is refused on the bytes path');
+    assert.equal(result.notBase64, 'invalid_encoding', 'a text that is not base64url goes to WASM and is named as such');
     assert.ok(result.pseudonym.length > 0);
     assert.deepEqual(JSON.parse(result.opened), { surname: 'Петрова', first_name: 'Анна', date_of_birth: '1948-03-08', sex: 'female' });
     assert.ok(!result.envelope.includes('Петрова'));
