@@ -105,7 +105,6 @@ if (page.rounds === 0) {
   line('  + results table built and laid out', page.total, '(report)');
   line('baseline: 1,000 x BareAesGcm.decrypt 1 KiB', page.bare, '(same run)');
   console.log(`  the crypto floor is ${pct(page.bare.p50 / page.open.p50)} of the decrypt figure (p50s)\n`);
-
 }
 
 console.log(`Issue #3 in Chromium (each figure and its baseline alternate in 9 rounds of ${ROUND_MS} ms; medians):`);

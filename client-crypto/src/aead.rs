@@ -80,11 +80,7 @@ pub(crate) fn parse_sealed(
 
 /// Checks the structure of a sealed envelope's bytes (its base64url already decoded), as
 /// [`parse_sealed`] does.
-pub(crate) fn check_sealed(
-    bytes: &[u8],
-    format: Format,
-    max_padded: usize,
-) -> Result<SealedInfo, ShapeError> {
+fn check_sealed(bytes: &[u8], format: Format, max_padded: usize) -> Result<SealedInfo, ShapeError> {
     let version = *bytes.first().ok_or(ShapeError::InvalidLength(format))?;
     if version != SEALED_VERSION {
         return Err(ShapeError::UnsupportedVersion { format, version });

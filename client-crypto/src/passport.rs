@@ -212,15 +212,9 @@ impl InstitutionKey {
         pseudonym: &Pseudonym,
         institution_id: i64,
     ) -> Result<Passport, CryptoError> {
-        let aad = passport_aad(pseudonym, institution_id, self.version());
-        aead::open(
-            self,
-            envelope,
-            Format::Passport,
-            MAX_PASSPORT_PADDED,
-            aad.as_slice(),
-            |json| serde_json::from_slice(json).map_err(|_| CryptoError::InvalidPassport),
-        )
+        self.open_passport_json_with(envelope, pseudonym, institution_id, |json| {
+            serde_json::from_slice(json).map_err(|_| CryptoError::InvalidPassport)
+        })
     }
 
     /// As [`InstitutionKey::open_passport`], but returns the passport's JSON text as it was
@@ -233,9 +227,7 @@ impl InstitutionKey {
         pseudonym: &Pseudonym,
         institution_id: i64,
     ) -> Result<String, CryptoError> {
-        self.open_passport_json_with(envelope, pseudonym, institution_id, |json| {
-            json_text(json).map(str::to_owned)
-        })
+        self.open_passport_json_with(envelope, pseudonym, institution_id, json_text)
     }
 
     /// As [`InstitutionKey::open_passport_json`], but the passport's JSON bytes as they were
@@ -277,8 +269,10 @@ impl InstitutionKey {
 }
 
 /// The passport's JSON bytes as text: [`CryptoError::InvalidPassport`] unless UTF-8.
-fn json_text(payload: &[u8]) -> Result<&str, CryptoError> {
-    std::str::from_utf8(payload).map_err(|_| CryptoError::InvalidPassport)
+fn json_text(payload: &[u8]) -> Result<String, CryptoError> {
+    std::str::from_utf8(payload)
+        .map(str::to_owned)
+        .map_err(|_| CryptoError::InvalidPassport)
 }
 
 /// Counts the bytes a serializer writes.
@@ -336,10 +330,6 @@ mod tests {
         assert_eq!(Passport::from_json(&json).unwrap(), sample());
     }
 
-    fn owned(json: &[u8]) -> Result<String, CryptoError> {
-        json_text(json).map(str::to_owned)
-    }
-
     #[test]
     fn decoded_bytes_open_in_place_and_keep_no_plaintext() {
         let k = key(3);
@@ -347,7 +337,7 @@ mod tests {
         let decoded = crate::encoding::b64_decode(&env, Format::Passport, 1 << 20).unwrap();
         let mut sealed = decoded.clone();
         let json = k
-            .open_passport_bytes_with(&mut sealed, &pseudonym(), 7, owned)
+            .open_passport_bytes_with(&mut sealed, &pseudonym(), 7, json_text)
             .unwrap();
         assert_eq!(json, k.open_passport_json(&env, &pseudonym(), 7).unwrap());
         assert_eq!(Passport::from_json(&json).unwrap(), sample());
@@ -362,7 +352,7 @@ mod tests {
         let other = Pseudonym::parse("0123456789ABCDEG").unwrap();
         let mut again = decoded.clone();
         assert_eq!(
-            k.open_passport_bytes_with(&mut again, &other, 7, owned),
+            k.open_passport_bytes_with(&mut again, &other, 7, json_text),
             Err(CryptoError::DecryptionFailed)
         );
         assert_eq!(
@@ -373,21 +363,21 @@ mod tests {
             let mut t = decoded.clone();
             t[i] ^= 0x01;
             assert!(
-                k.open_passport_bytes_with(&mut t, &pseudonym(), 7, owned)
+                k.open_passport_bytes_with(&mut t, &pseudonym(), 7, json_text)
                     .is_err(),
                 "byte {i}"
             );
         }
         let mut short = decoded[..decoded.len() - 1].to_vec();
         assert_eq!(
-            k.open_passport_bytes_with(&mut short, &pseudonym(), 7, owned),
+            k.open_passport_bytes_with(&mut short, &pseudonym(), 7, json_text),
             Err(CryptoError::Shape(ShapeError::InvalidLength(
                 Format::Passport
             )))
         );
         let mut other_version = decoded.clone();
         assert!(matches!(
-            key(4).open_passport_bytes_with(&mut other_version, &pseudonym(), 7, owned),
+            key(4).open_passport_bytes_with(&mut other_version, &pseudonym(), 7, json_text),
             Err(CryptoError::KeyVersionMismatch {
                 expected: 4,
                 found: 3

@@ -224,9 +224,10 @@ impl InstitutionKey {
     }
 
     /// As `openPassport`, for the envelope's bytes: its base64url decoded by the caller, e.g.
-    /// `Uint8Array.fromBase64(envelope, { alphabet: 'base64url' })`, which browsers do natively
-    /// several times faster than copying the text in and decoding it here. The bytes are
-    /// decrypted in a copy inside WASM memory that holds no plaintext afterwards.
+    /// `buffer.setFromBase64(envelope, { alphabet: 'base64url' })` into a reused buffer, which
+    /// spares copying the text into WASM memory (in Chromium ~1 µs against ~5.5 µs to copy the
+    /// text in and decode it here). The bytes are decrypted in a copy inside WASM memory that
+    /// holds no plaintext afterwards.
     #[wasm_bindgen(js_name = openPassportBytes)]
     pub fn open_passport_bytes(
         &self,
