@@ -249,8 +249,7 @@ impl Application {
                 tracing::warn!("no browser client folder (PALREG_WEB_DIR): serving the API only")
             }
         }
-        let write_gate = matches!(settings.database_url, db::DatabaseUrl::Sqlite(_))
-            .then(|| Arc::new(std::sync::Mutex::new(())));
+        let write_gate = db::write_gate(&settings.database_url);
         let audit = AuditQueue::start(pool.clone(), write_gate.clone())
             .map_err(|e| anyhow::anyhow!("cannot start the audit writer: {e}"))?;
         let state = web::Data::new(AppState {

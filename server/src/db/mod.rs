@@ -6,7 +6,9 @@
 pub mod models;
 pub mod schema;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -40,6 +42,39 @@ macro_rules! per_backend {
 
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// SQLite has one writer per database file. This process's writers (audited changes, the audit
+/// queue, the WAL restarts of the checkpointer) take their turn here, in process, instead of
+/// sleeping in SQLite's busy handler.
+pub type WriteGate = Arc<Mutex<()>>;
+
+/// The write gate of a SQLite database file: one per file, shared by every pool of this process
+/// that opens it (a server and a bench's own pool on the same file take turns alike). `None` on
+/// PostgreSQL, where row locks order the writers of every replica.
+pub fn write_gate(url: &DatabaseUrl) -> Option<WriteGate> {
+    static GATES: OnceLock<Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> = OnceLock::new();
+    let DatabaseUrl::Sqlite(path) = url else {
+        return None;
+    };
+    let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+    let mut gates = GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    gates.retain(|_, gate| gate.strong_count() > 0);
+    if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
+        return Some(gate);
+    }
+    let gate = Arc::new(Mutex::new(()));
+    gates.insert(key, Arc::downgrade(&gate));
+    Some(gate)
+}
+
+/// Waits for this process's turn to write on SQLite (`gate` from [`write_gate`]; `None` on
+/// PostgreSQL: no wait).
+pub fn take_turn(gate: Option<&Mutex<()>>) -> Option<std::sync::MutexGuard<'_, ()>> {
+    gate.map(|gate| gate.lock().unwrap_or_else(|e| e.into_inner()))
+}
 
 /// Where the data lives, parsed from `PALREG_DATABASE_URL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,12 +149,16 @@ impl DatabaseUrl {
                 }
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // busy_timeout first: the other PRAGMAs may already have to wait for a lock.
-                conn.batch_execute(
+                // journal_size_limit: when a writer starts the WAL over (see
+                // `spawn_checkpointer`), a larger file is cut back to this size.
+                conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = 10000;
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON;",
-                )
+                     PRAGMA foreign_keys = ON;
+                     PRAGMA journal_size_limit = {};",
+                    WAL_RESTART_FRAMES * 4096
+                ))
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConn::Sqlite(conn))
             }
@@ -133,7 +172,7 @@ impl DatabaseUrl {
 pub struct Manager {
     url: DatabaseUrl,
     /// SQLite: held while the pool lives; the WAL checkpointer stops when it is gone.
-    checkpointer: Option<std::sync::Arc<()>>,
+    checkpointer: Option<Arc<()>>,
     /// SQLite: each connection's page cache, in KiB.
     cache_kib: u64,
 }
@@ -182,7 +221,7 @@ pub fn open(url: &DatabaseUrl, max_size: u32, sqlite_cache_mib: u32) -> anyhow::
     run_migrations(&mut first)?;
     drop(first);
     let checkpointer = match url {
-        DatabaseUrl::Sqlite(_) => Some(spawn_checkpointer(url)?),
+        DatabaseUrl::Sqlite(_) => Some(spawn_checkpointer(url, write_gate(url))?),
         DatabaseUrl::Postgres(_) => None,
     };
     let pool = r2d2::Pool::builder()
@@ -200,29 +239,112 @@ pub fn open(url: &DatabaseUrl, max_size: u32, sqlite_cache_mib: u32) -> anyhow::
 /// How often the SQLite WAL is checkpointed in the background.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// Starts a thread with its own connection that runs a PASSIVE checkpoint (it never blocks
-/// readers or the writer) every [`CHECKPOINT_EVERY`], until the returned token's pool is gone.
-fn spawn_checkpointer(url: &DatabaseUrl) -> anyhow::Result<std::sync::Arc<()>> {
-    let mut conn = url
+/// A WAL of this many frames (64 MiB of 4 KiB pages) is started over (see
+/// [`spawn_checkpointer`]).
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// What `PRAGMA wal_checkpoint` answers.
+#[derive(diesel::QueryableByName, Debug)]
+struct Checkpoint {
+    /// 1 when the checkpoint could not run to its end.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+    /// Frames in the WAL.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    log: i32,
+}
+
+/// Starts a thread with its own connection that checkpoints the WAL every
+/// [`CHECKPOINT_EVERY`], until the returned token's pool is gone.
+///
+/// A PASSIVE checkpoint copies the WAL's pages into the database file without blocking anyone,
+/// but never starts the WAL over: SQLite does that only when a write begins while the whole
+/// WAL is copied back and no reader still uses it, which never happens while reads and their
+/// audit appends keep coming. The WAL then grows without end (855 MB after importing 100,000
+/// patients), and every page read searches a longer WAL index. So when the WAL holds
+/// [`WAL_RESTART_FRAMES`] or more, the checkpointer takes the write turn and runs a RESTART
+/// checkpoint (it waits for readers of older snapshots, never for new ones); the next write
+/// then starts the WAL over from its beginning, and `journal_size_limit` cuts the file back.
+fn spawn_checkpointer(url: &DatabaseUrl, gate: Option<WriteGate>) -> anyhow::Result<Arc<()>> {
+    let DbConn::Sqlite(mut conn) = url
         .connect()
-        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?;
-    let alive = std::sync::Arc::new(());
-    let watch = std::sync::Arc::downgrade(&alive);
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?
+    else {
+        anyhow::bail!("the WAL checkpointer is for SQLite");
+    };
+    // The RESTART's wait for readers (see `RESTART_WAIT_MS`).
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}"))?;
+    let alive = Arc::new(());
+    let watch = Arc::downgrade(&alive);
     std::thread::Builder::new()
         .name("palreg-wal-checkpoint".into())
         .spawn(move || {
+            // After a postponed restart, the next tries come further apart (up to 32 s), so
+            // that a long report does not cost the writers a wait every round.
+            let (mut pause, mut wait) = (0u32, 0u32);
             loop {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 if watch.upgrade().is_none() {
                     // Close this connection last: SQLite then folds the WAL in and removes it.
                     return;
                 }
-                if let Err(err) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
-                    tracing::warn!(error = %err, "WAL checkpoint failed");
+                let restart_at = if wait > 0 {
+                    wait -= 1;
+                    i64::MAX
+                } else {
+                    WAL_RESTART_FRAMES
+                };
+                match checkpoint(&mut conn, gate.as_deref(), restart_at) {
+                    Ok(Round::Passive) => {}
+                    Ok(Round::Restarted) => pause = 0,
+                    Ok(Round::Postponed) => {
+                        pause = (pause * 2).clamp(1, 64);
+                        wait = pause;
+                        tracing::debug!(rounds = pause, "WAL restart postponed: a reader is busy");
+                    }
+                    Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
                 }
             }
         })?;
     Ok(alive)
+}
+
+/// What a round of the checkpointer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// A PASSIVE checkpoint only: the WAL is below the threshold.
+    Passive,
+    /// The WAL is copied back and no reader uses it: the next write starts it over.
+    Restarted,
+    /// A reader of an older snapshot (a long report, say) still uses the WAL.
+    Postponed,
+}
+
+/// How long a RESTART waits for the readers of older snapshots (it holds the write turn
+/// meanwhile). Reads of the API take well under this; a report may not, and is not waited for.
+const RESTART_WAIT_MS: u32 = 20;
+
+/// One round of the checkpointer: PASSIVE, then RESTART under the write turn when the WAL holds
+/// `restart_at` frames or more.
+fn checkpoint(
+    conn: &mut SqliteConnection,
+    gate: Option<&Mutex<()>>,
+    restart_at: i64,
+) -> diesel::QueryResult<Round> {
+    use diesel::RunQueryDsl;
+    let passive: Checkpoint =
+        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?;
+    if i64::from(passive.log) < restart_at {
+        return Ok(Round::Passive);
+    }
+    let _turn = take_turn(gate);
+    let restart: Checkpoint =
+        diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result(conn)?;
+    Ok(if restart.busy == 0 {
+        Round::Restarted
+    } else {
+        Round::Postponed
+    })
 }
 
 /// Runs the embedded migrations of the connection's dialect. On PostgreSQL an advisory lock
@@ -270,6 +392,74 @@ pub fn is_foreign_key_violation(err: &diesel::result::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wal_frames(conn: &mut SqliteConnection) -> i32 {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
+            .get_result::<Checkpoint>(conn)
+            .unwrap()
+            .log
+    }
+
+    /// Readers that keep coming hold the WAL open, so SQLite never starts it over on its own;
+    /// with the checkpointer's RESTART past the threshold the WAL stays bounded.
+    #[test]
+    fn the_wal_stays_bounded_while_readers_keep_coming() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("wal.db"));
+        let connect = || match url.connect().unwrap() {
+            DbConn::Sqlite(c) => c,
+            DbConn::Pg(_) => unreachable!(),
+        };
+        let mut writer = connect();
+        writer
+            .batch_execute(
+                "PRAGMA wal_autocheckpoint = 0;
+                 CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)",
+            )
+            .unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let stop = stop.clone();
+            let mut conn = connect();
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    conn.batch_execute("BEGIN; SELECT count(*) FROM t; COMMIT;")
+                        .unwrap();
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        let mut checkpointer = connect();
+        checkpointer
+            .batch_execute(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}"))
+            .unwrap();
+        let (mut largest, mut restarts) = (0, 0);
+        for i in 0..1500 {
+            writer
+                .batch_execute(&format!(
+                    "INSERT INTO t (v) VALUES (randomblob(3000 + {i}))"
+                ))
+                .unwrap();
+            if i % 50 == 49 {
+                largest = largest.max(wal_frames(&mut checkpointer));
+                restarts += usize::from(
+                    checkpoint(&mut checkpointer, None, 100).unwrap() == Round::Restarted,
+                );
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let reads = reader.join().unwrap();
+        assert!(reads > 100, "the reader kept reading: {reads}");
+        assert!(restarts >= 5, "{restarts} restarts");
+        // 1500 writes of a page or two each; without the restarts the WAL holds them all.
+        assert!(
+            largest < 400,
+            "the WAL stayed bounded: at most {largest} frames"
+        );
+    }
 
     #[test]
     fn url_scheme_picks_the_backend() {
