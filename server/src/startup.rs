@@ -250,8 +250,7 @@ impl Application {
             }
         }
         let write_gate = db::write_gate(&settings.database_url);
-        let audit = AuditQueue::start(pool.clone(), write_gate.clone())
-            .map_err(|e| anyhow::anyhow!("cannot start the audit writer: {e}"))?;
+        let audit = AuditQueue::new(pool.clone(), write_gate.clone());
         let state = web::Data::new(AppState {
             pool,
             tokens: TokenKeys::new(&secret),
