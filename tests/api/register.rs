@@ -642,8 +642,82 @@ fn no_identifying_data_reaches_the_server(backend: Backend) {
     assert!(log.contains("/api/v1/patients"));
 }
 
+/// Reads and searches authenticate inside their own read transaction (one trip off the
+/// workers): the order of refusals is the same as everywhere else (401, then 403, then 400),
+/// a revoked session is refused at once, and what is let in or refused is audited once.
+fn reads_authenticate_in_their_own_transaction(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    let id = register(&app, &c, "Соколова", "Анна", "1951-02-03")["id"]
+        .as_i64()
+        .unwrap();
+    app.create_user(&admin, "analyst", &["ministry"], None);
+    let analyst = app.login("analyst", PASSWORD);
+    let read = format!("/api/v1/patients/{id}");
+    let malformed = json!({"limit": 0, "sex": "X"});
+
+    // No token, a forged one: 401, even with a malformed body.
+    assert_eq!(app.get(&read, None).status, 401);
+    assert_eq!(app.get(&read, Some("not.a.token")).status, 401);
+    let r = app.post("/api/v1/patients/search", None, &malformed);
+    assert_eq!((r.status, r.error_code()), (401, "unauthenticated"));
+    // Signed in without the permission: 403 before the body is looked at, audited as denied.
+    assert_eq!(app.get(&read, Some(&analyst)).status, 403);
+    let r = app.post("/api/v1/patients/search", Some(&analyst), &malformed);
+    assert_eq!((r.status, r.error_code()), (403, "forbidden"));
+    // With it: the malformed body is named.
+    let r = app.post("/api/v1/patients/search", Some(&c.a.token), &malformed);
+    assert_eq!((r.status, r.error_code()), (400, "invalid_limit"));
+    // A read let in is audited with its outcome, found or not.
+    assert_eq!(app.get(&read, Some(&c.a.token)).status, 200);
+    assert_eq!(
+        app.get("/api/v1/patients/999999", Some(&c.a.token)).status,
+        404
+    );
+    // A session ended is refused at the next read.
+    let r = app.post("/api/v1/auth/logout", Some(&c.b.token), &json!({}));
+    assert_eq!(r.status, 204);
+    assert_eq!(app.get(&read, Some(&c.b.token)).status, 401);
+    let r = app.post("/api/v1/patients/search", Some(&c.b.token), &json!({}));
+    assert_eq!(r.status, 401);
+
+    let page = app.get("/api/v1/admin/audit?limit=500", Some(&admin));
+    let items = page.body["items"].as_array().unwrap();
+    let count = |action: &str, outcome: &str, actor: &str| {
+        items
+            .iter()
+            .filter(|e| {
+                e["action"] == action && e["outcome"] == outcome && e["actor_login"] == actor
+            })
+            .count()
+    };
+    assert_eq!(count("access.denied", "forbidden", "analyst"), 2);
+    let denied: Vec<&str> = items
+        .iter()
+        .filter(|e| e["action"] == "access.denied")
+        .filter_map(|e| e["object_id"].as_str())
+        .collect();
+    assert!(denied.contains(&"GET /api/v1/patients/{id}"), "{denied:?}");
+    assert!(
+        denied.contains(&"POST /api/v1/patients/search"),
+        "{denied:?}"
+    );
+    assert_eq!(count("patients.read", "ok", "h1.a"), 1);
+    assert_eq!(count("patients.read", "not_found", "h1.a"), 1);
+    // Refusals before the read are not reads; the malformed search is not either.
+    assert_eq!(count("patients.read", "forbidden", "analyst"), 0);
+    assert_eq!(count("patients.search", "invalid_limit", "h1.a"), 0);
+    assert!(
+        !items
+            .iter()
+            .any(|e| e["action"] == "patients.read" && e["actor_login"] == "h1.b")
+    );
+}
+
 on_both_backends!(
     patients_are_registered_read_and_edited,
+    reads_authenticate_in_their_own_transaction,
     a_stale_write_is_refused_and_nothing_is_lost,
     another_institution_sees_nothing,
     prescriptions_are_written_edited_and_cancelled,

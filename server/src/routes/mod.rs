@@ -14,8 +14,9 @@ pub mod prescriptions;
 pub mod refs;
 pub mod reports;
 
-use actix_web::web;
+use actix_web::{HttpMessage, web};
 
+use crate::auth::{Caller, Permission, Principal};
 use crate::db::DbConn;
 use crate::db::models::audit::{self, NewEntry};
 use crate::error::{ApiError, ApiResult};
@@ -104,6 +105,69 @@ where
         result
     })
     .await?
+}
+
+/// As [`read_audited`], for a [`Caller`] not yet authenticated: one blocking call opens a read
+/// transaction, authenticates the session (401), checks `permission` (403) and `scope` (which
+/// may refuse or pick what the read is limited to, such as the caller's institution), makes the
+/// audit entry with `entry`, and runs `read`; the entry is then committed as `read_audited`
+/// does. Refusals before the read are not entries of this action, as with [`Principal`]:
+/// 403s are audited as `access.denied` by the middleware, which finds the principal in the
+/// request.
+pub async fn read_audited_as<S, T, C, E, F>(
+    state: &web::Data<AppState>,
+    caller: Caller,
+    permission: Permission,
+    scope: C,
+    entry: E,
+    read: F,
+) -> ApiResult<T>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    C: FnOnce(&Principal) -> ApiResult<S> + Send + 'static,
+    E: FnOnce(&Principal) -> NewEntry + Send + 'static,
+    F: FnOnce(&mut DbConn, S, &mut NewEntry) -> ApiResult<T> + Send + 'static,
+{
+    let Caller {
+        credentials,
+        request,
+    } = caller;
+    let state = state.clone();
+    let (principal, result) = web::block(move || {
+        use diesel::Connection;
+        let mut conn = match state.pool.get() {
+            Ok(conn) => conn,
+            Err(err) => return (None, Err(err.into())),
+        };
+        let mut principal = None;
+        let mut audit_entry = None;
+        let result = conn.transaction::<T, ApiError, _>(|conn| {
+            let caller = principal.insert(credentials.authenticate(conn)?);
+            caller.require(permission)?;
+            let scope = scope(caller)?;
+            let entry = audit_entry.insert(entry(caller));
+            read(conn, scope, entry)
+        });
+        drop(conn);
+        // Only a read that was let in has an entry (refusals before it: see above).
+        let result = match audit_entry {
+            Some(mut entry) => {
+                if let Err(err) = &result {
+                    entry.outcome = err.code().to_string();
+                }
+                state.audit.record(entry).and(result)
+            }
+            None => result,
+        };
+        (principal, result)
+    })
+    .await?;
+    if let Some(principal) = principal {
+        // Kept for the audit of refused requests (see `startup::audit_refusals`).
+        request.extensions_mut().insert(principal);
+    }
+    result
 }
 
 /// Appends an audit entry on its own (e.g. a refused sign-in).

@@ -11,12 +11,12 @@ use client_crypto::{BlindIndexField, Pseudonym, shape};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Permission, Principal};
+use crate::auth::{Caller, Permission, Principal};
 use crate::db::DbConn;
 use crate::db::models::patients::{self, Patient, PatientFilter, RecordFields};
 use crate::db::models::{self, keys, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::{audited, read_audited};
+use crate::routes::{audited, read_audited, read_audited_as};
 use crate::state::AppState;
 
 /// Patient statuses the record knows (codes of the `patient-statuses` book).
@@ -377,10 +377,7 @@ fn check_passport_under(current: Option<i32>, passport: &str, tokens: &[String])
 }
 
 fn status_codes(conn: &mut DbConn) -> ApiResult<BTreeMap<i64, String>> {
-    Ok(refs::patient_status::list(conn, false)?
-        .into_iter()
-        .map(|s| (s.id, s.code))
-        .collect())
+    Ok(refs::patient_status::codes(conn)?.into_iter().collect())
 }
 
 fn record_of(p: &Patient, needs: Vec<i64>, statuses: &BTreeMap<i64, String>) -> RecordInput {
@@ -666,17 +663,21 @@ impl WithLocation for HttpResponse {
 #[get("/api/v1/patients/{id}")]
 pub async fn get_patient(
     state: web::Data<AppState>,
-    principal: Principal,
+    caller: Caller,
     path: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Permission::Patients)?;
-    let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
-    let entry = principal.audit("patients.read", "patient", Some(id.to_string()));
-    let view = read_audited(&state, entry, move |conn, _| {
-        let patient = patients::find_in_institution(conn, id, institution_id)?;
-        view(conn, patient)
-    })
+    let view = read_audited_as(
+        &state,
+        caller,
+        Permission::Patients,
+        institution_of,
+        move |principal| principal.audit("patients.read", "patient", Some(id.to_string())),
+        move |conn, institution_id, _| {
+            let patient = patients::find_in_institution(conn, id, institution_id)?;
+            view(conn, patient)
+        },
+    )
     .await?;
     Ok(with_etag(&view, actix_web::http::StatusCode::OK))
 }
@@ -822,13 +823,64 @@ pub async fn patient_history(
 #[post("/api/v1/patients/search")]
 pub async fn search_patients(
     state: web::Data<AppState>,
-    principal: Principal,
+    caller: Caller,
     body: web::Json<PatientSearchRequest>,
 ) -> ApiResult<web::Json<PatientPage>> {
-    principal.require(Permission::Patients)?;
-    let institution_id = institution_of(&principal)?;
     let body = body.into_inner();
-    let limit = body.limit.unwrap_or(50);
+    // The body is checked once the caller is known (401 and 403 come first, as elsewhere).
+    let scope =
+        move |principal: &Principal| -> ApiResult<(i64, PatientSearchRequest, PatientFilter)> {
+            let institution_id = institution_of(principal)?;
+            let filter = search_filter(&body)?;
+            Ok((institution_id, body, filter))
+        };
+    let page = read_audited_as(
+        &state,
+        caller,
+        Permission::Patients,
+        scope,
+        |principal| principal.audit("patients.search", "patient", None),
+        move |conn, (institution_id, body, mut filter), audit_entry| {
+            if let Some(code) = &body.status {
+                let s = refs::patient_status::find_by_code(conn, code)?.ok_or_else(|| {
+                    bad(
+                        "invalid_status",
+                        "status is registered, discharged or deceased",
+                    )
+                })?;
+                filter.status_id = Some(s.id);
+            }
+            let limit = body.limit.unwrap_or(DEFAULT_PAGE);
+            let (items, total) =
+                patients::search(conn, institution_id, &filter, body.after, limit)?;
+            let next_after = (items.len() as i64 == limit)
+                .then(|| items.last().map(|p| p.id))
+                .flatten();
+            audit_entry.details = Some(
+                serde_json::json!({
+                    "blind_index_fields": filter.token_groups.len(),
+                    "returned": items.len(),
+                    "total": total,
+                })
+                .to_string(),
+            );
+            Ok(PatientPage {
+                items: views(conn, items)?,
+                total,
+                next_after,
+            })
+        },
+    )
+    .await?;
+    Ok(web::Json(page))
+}
+
+/// A search page's default size.
+const DEFAULT_PAGE: i64 = 50;
+
+/// The server-side filter of a search request, or 400 when the request is malformed.
+fn search_filter(body: &PatientSearchRequest) -> ApiResult<PatientFilter> {
+    let limit = body.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=500).contains(&limit) {
         return Err(bad("invalid_limit", "limit is between 1 and 500"));
     }
@@ -846,7 +898,7 @@ pub async fn search_patients(
         return Err(bad("invalid_sex", "sex is M, F or U"));
     }
     let this_year = models::now().date().year();
-    let mut filter = PatientFilter {
+    Ok(PatientFilter {
         token_groups: groups.into_values().collect(),
         diagnosis_id: body.diagnosis_id,
         icd10_block: body.icd10_block.clone(),
@@ -860,37 +912,5 @@ pub async fn search_patients(
         registered_to: body.registered_to,
         key_version_below: body.key_version_below,
         need_id: body.need_id,
-    };
-    let entry = principal.audit("patients.search", "patient", None);
-    let status = body.status.clone();
-    let page = read_audited(&state, entry, move |conn, audit_entry| {
-        if let Some(code) = &status {
-            let s = refs::patient_status::find_by_code(conn, code)?.ok_or_else(|| {
-                bad(
-                    "invalid_status",
-                    "status is registered, discharged or deceased",
-                )
-            })?;
-            filter.status_id = Some(s.id);
-        }
-        let (items, total) = patients::search(conn, institution_id, &filter, body.after, limit)?;
-        let next_after = (items.len() as i64 == limit)
-            .then(|| items.last().map(|p| p.id))
-            .flatten();
-        audit_entry.details = Some(
-            serde_json::json!({
-                "blind_index_fields": filter.token_groups.len(),
-                "returned": items.len(),
-                "total": total,
-            })
-            .to_string(),
-        );
-        Ok(PatientPage {
-            items: views(conn, items)?,
-            total,
-            next_after,
-        })
     })
-    .await?;
-    Ok(web::Json(page))
 }

@@ -298,7 +298,16 @@ pub fn update_if_version(
 }
 
 /// `(patient id, need id)` for the given patients.
+/// The needs of these patients, as (patient, need) pairs. One patient's query is a prepared
+/// statement kept by the connection; a list's (`IN` of any length) is prepared each time.
 pub fn needs_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+    if let [id] = ids {
+        return patient_needs::table
+            .filter(patient_needs::patient_id.eq(*id))
+            .select((patient_needs::patient_id, patient_needs::need_id))
+            .order(patient_needs::need_id)
+            .load(conn);
+    }
     patient_needs::table
         .filter(patient_needs::patient_id.eq_any(ids))
         .select((patient_needs::patient_id, patient_needs::need_id))

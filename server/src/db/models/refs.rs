@@ -49,6 +49,12 @@ macro_rules! ref_book {
                 query.order(t::code.asc()).load(conn)
             }
 
+            /// Every entry's (id, code), active or not: a statement the connection keeps
+            /// prepared (a boxed query such as [`list`]'s is prepared each time).
+            pub fn codes(conn: &mut DbConn) -> QueryResult<Vec<(i64, String)>> {
+                t::$table.select((t::id, t::code)).load(conn)
+            }
+
             pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<$row> {
                 t::$table.find(id).select($row::as_select()).first(conn)
             }
