@@ -227,6 +227,10 @@ pub fn open(url: &DatabaseUrl, max_size: u32, sqlite_cache_mib: u32) -> anyhow::
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))
+        // A PostgreSQL connection may have been closed by the server since it was last used: it
+        // is checked (`SELECT 1`) before each use. A SQLite file's cannot, and the check cost
+        // every request a statement.
+        .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
         .build(Manager {
             url: url.clone(),
             checkpointer,
