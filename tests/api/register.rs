@@ -675,12 +675,31 @@ fn reads_authenticate_in_their_own_transaction(backend: Backend) {
         app.get("/api/v1/patients/999999", Some(&c.a.token)).status,
         404
     );
+    // Every audited read takes the same path.
+    let reads = [
+        read.clone(),
+        format!("/api/v1/patients/{id}/history"),
+        format!("/api/v1/patients/{id}/observations"),
+    ];
+    for path in &reads {
+        assert_eq!(app.get(path, None).status, 401, "{path}");
+        assert_eq!(app.get(path, Some(&analyst)).status, 403, "{path}");
+        assert_eq!(app.get(path, Some(&c.b.token)).status, 200, "{path}");
+    }
+    let bad_page = json!({"limit": 0, "status": "lost"});
+    let r = app.post("/api/v1/prescriptions/search", Some(&analyst), &bad_page);
+    assert_eq!((r.status, r.error_code()), (403, "forbidden"));
+    let r = app.post("/api/v1/prescriptions/search", Some(&c.a.token), &bad_page);
+    assert_eq!((r.status, r.error_code()), (400, "invalid_limit"));
     // A session ended is refused at the next read.
     let r = app.post("/api/v1/auth/logout", Some(&c.b.token), &json!({}));
     assert_eq!(r.status, 204);
-    assert_eq!(app.get(&read, Some(&c.b.token)).status, 401);
-    let r = app.post("/api/v1/patients/search", Some(&c.b.token), &json!({}));
-    assert_eq!(r.status, 401);
+    for path in &reads {
+        assert_eq!(app.get(path, Some(&c.b.token)).status, 401, "{path}");
+    }
+    for search in ["/api/v1/patients/search", "/api/v1/prescriptions/search"] {
+        assert_eq!(app.post(search, Some(&c.b.token), &json!({})).status, 401);
+    }
 
     let page = app.get("/api/v1/admin/audit?limit=500", Some(&admin));
     let items = page.body["items"].as_array().unwrap();
@@ -692,7 +711,7 @@ fn reads_authenticate_in_their_own_transaction(backend: Backend) {
             })
             .count()
     };
-    assert_eq!(count("access.denied", "forbidden", "analyst"), 2);
+    assert_eq!(count("access.denied", "forbidden", "analyst"), 6);
     let denied: Vec<&str> = items
         .iter()
         .filter(|e| e["action"] == "access.denied")
@@ -708,11 +727,12 @@ fn reads_authenticate_in_their_own_transaction(backend: Backend) {
     // Refusals before the read are not reads; the malformed search is not either.
     assert_eq!(count("patients.read", "forbidden", "analyst"), 0);
     assert_eq!(count("patients.search", "invalid_limit", "h1.a"), 0);
-    assert!(
-        !items
-            .iter()
-            .any(|e| e["action"] == "patients.read" && e["actor_login"] == "h1.b")
-    );
+    assert_eq!(count("prescriptions.search", "invalid_limit", "h1.a"), 0);
+    // h1.b's reads before the logout, none after it.
+    assert_eq!(count("patients.read", "ok", "h1.b"), 1);
+    assert_eq!(count("patients.history", "ok", "h1.b"), 1);
+    assert_eq!(count("observations.read", "ok", "h1.b"), 1);
+    assert_eq!(count("patients.search", "ok", "h1.b"), 0);
 }
 
 on_both_backends!(

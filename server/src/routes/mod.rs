@@ -75,43 +75,17 @@ where
     .await?
 }
 
-/// Runs a read and records it in the audit log. The read runs on a pooled connection without
-/// the write lock (WAL readers never wait for writers); the entry — filled in by `read`, or the
-/// refusal — then goes to the [`AuditQueue`](crate::audit_queue::AuditQueue), which commits it
-/// with the other entries waiting. Nothing is answered before its entry is committed: if the
-/// append fails, the request fails.
-pub async fn read_audited<T, F>(
-    state: &web::Data<AppState>,
-    entry: NewEntry,
-    read: F,
-) -> ApiResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn, &mut NewEntry) -> ApiResult<T> + Send + 'static,
-{
-    let state = state.clone();
-    web::block(move || {
-        use diesel::Connection;
-        let mut conn = state.pool.get()?;
-        let mut entry = entry;
-        // A read transaction: the parts of the answer come from one snapshot.
-        let result = conn.transaction::<T, ApiError, _>(|conn| read(conn, &mut entry));
-        // The connection goes back to the pool before the wait for the audit commit.
-        drop(conn);
-        if let Err(err) = &result {
-            entry.outcome = err.code().to_string();
-        }
-        state.audit.record(entry)?;
-        result
-    })
-    .await?
-}
-
-/// As [`read_audited`], for a [`Caller`] not yet authenticated: one blocking call opens a read
-/// transaction, authenticates the session (401), checks `permission` (403) and `scope` (which
-/// may refuse or pick what the read is limited to, such as the caller's institution), makes the
-/// audit entry with `entry`, and runs `read`; the entry is then committed as `read_audited`
-/// does. Refusals before the read are not entries of this action, as with [`Principal`]:
+/// Runs an audited read for a [`Caller`] not yet authenticated, in one blocking call and one read
+/// transaction (the session, the permissions and the answer come from one snapshot; WAL readers
+/// never wait for writers): authenticates the session (401), checks `permission` (403) and
+/// `scope` (which may refuse, or pick what the read is limited to, such as the caller's
+/// institution), makes the audit entry with `entry`, and runs `read`, which may fill the entry
+/// in. The connection then goes back to the pool, and the entry (with the refusal's code if
+/// `read` refused) to the [`AuditQueue`](crate::audit_queue::AuditQueue), which commits it with
+/// the other entries waiting. Nothing is answered before its entry is committed: if the append
+/// fails, the request fails.
+///
+/// Refusals before the read are not entries of the read, as with a [`Principal`] extractor:
 /// 403s are audited as `access.denied` by the middleware, which finds the principal in the
 /// request.
 pub async fn read_audited_as<S, T, C, E, F>(

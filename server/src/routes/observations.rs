@@ -8,11 +8,11 @@ use client_crypto::shape;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Permission, Principal};
+use crate::auth::{Caller, Permission, Principal};
 use crate::db::models::{self, keys, observations, patients, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::patients::{institution_of, snapshot};
-use crate::routes::{audited, read_audited};
+use crate::routes::{audited, read_audited_as};
 use crate::state::AppState;
 
 #[derive(Deserialize, Serialize, ToSchema, Debug, Clone)]
@@ -211,20 +211,26 @@ pub async fn create_observation(
 #[get("/api/v1/patients/{id}/observations")]
 pub async fn list_observations(
     state: web::Data<AppState>,
-    principal: Principal,
+    caller: Caller,
     path: web::Path<i64>,
 ) -> ApiResult<web::Json<Vec<ObservationView>>> {
-    principal.require(Permission::MedicalRecords)?;
-    let institution_id = institution_of(&principal)?;
     let patient_id = path.into_inner();
-    let entry = principal.audit("observations.read", "patient", Some(patient_id.to_string()));
-    let list = read_audited(&state, entry, move |conn, _| {
-        patients::find_in_institution(conn, patient_id, institution_id)?;
-        Ok(observations::of_patient(conn, patient_id)?
-            .into_iter()
-            .map(to_view)
-            .collect())
-    })
+    let list = read_audited_as(
+        &state,
+        caller,
+        Permission::MedicalRecords,
+        institution_of,
+        move |principal| {
+            principal.audit("observations.read", "patient", Some(patient_id.to_string()))
+        },
+        move |conn, institution_id, _| {
+            patients::find_in_institution(conn, patient_id, institution_id)?;
+            Ok(observations::of_patient(conn, patient_id)?
+                .into_iter()
+                .map(to_view)
+                .collect())
+        },
+    )
     .await?;
     Ok(web::Json(list))
 }

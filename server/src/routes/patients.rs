@@ -16,7 +16,7 @@ use crate::db::DbConn;
 use crate::db::models::patients::{self, Patient, PatientFilter, RecordFields};
 use crate::db::models::{self, keys, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::{audited, read_audited, read_audited_as};
+use crate::routes::{audited, read_audited_as};
 use crate::state::AppState;
 
 /// Patient statuses the record knows (codes of the `patient-statuses` book).
@@ -779,35 +779,43 @@ pub async fn update_patient(
 #[get("/api/v1/patients/{id}/history")]
 pub async fn patient_history(
     state: web::Data<AppState>,
-    principal: Principal,
+    caller: Caller,
     path: web::Path<i64>,
 ) -> ApiResult<web::Json<Vec<PatientVersionView>>> {
-    principal.require(Permission::Patients)?;
-    let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
-    let entry = principal.audit("patients.history", "patient", Some(id.to_string()));
-    let list = read_audited(&state, entry, move |conn, _| {
-        patients::find_in_institution(conn, id, institution_id)?;
-        let statuses = status_codes(conn)?;
-        let mut out = Vec::new();
-        for v in patients::history(conn, id)? {
-            #[derive(Deserialize)]
-            struct Snapshot {
-                record: Patient,
-                needs: Vec<i64>,
+    let entry = move |principal: &Principal| {
+        principal.audit("patients.history", "patient", Some(id.to_string()))
+    };
+    let list = read_audited_as(
+        &state,
+        caller,
+        Permission::Patients,
+        institution_of,
+        entry,
+        move |conn, institution_id, _| {
+            patients::find_in_institution(conn, id, institution_id)?;
+            let statuses = status_codes(conn)?;
+            let mut out = Vec::new();
+            for v in patients::history(conn, id)? {
+                #[derive(Deserialize)]
+                struct Snapshot {
+                    record: Patient,
+                    needs: Vec<i64>,
+                }
+                let snap: Snapshot =
+                    serde_json::from_str(&v.snapshot).map_err(ApiError::internal)?;
+                out.push(PatientVersionView {
+                    version: v.version,
+                    changed_by: v.changed_by,
+                    changed_at: v.changed_at,
+                    change: v.change,
+                    record: record_of(&snap.record, snap.needs, &statuses),
+                    passport_key_version: snap.record.passport_key_version,
+                });
             }
-            let snap: Snapshot = serde_json::from_str(&v.snapshot).map_err(ApiError::internal)?;
-            out.push(PatientVersionView {
-                version: v.version,
-                changed_by: v.changed_by,
-                changed_at: v.changed_at,
-                change: v.change,
-                record: record_of(&snap.record, snap.needs, &statuses),
-                passport_key_version: snap.record.passport_key_version,
-            });
-        }
-        Ok(out)
-    })
+            Ok(out)
+        },
+    )
     .await?;
     Ok(web::Json(list))
 }

@@ -8,7 +8,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Permission, Principal};
+use crate::auth::{Caller, Permission, Principal};
 use crate::db::DbConn;
 use crate::db::models::prescriptions::{
     self, Prescription, PrescriptionFields, PrescriptionFilter,
@@ -16,7 +16,7 @@ use crate::db::models::prescriptions::{
 use crate::db::models::{self, patients, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::patients::institution_of;
-use crate::routes::{audited, read_audited};
+use crate::routes::{audited, read_audited_as};
 use crate::state::AppState;
 
 /// Routes of administration a prescription may name.
@@ -337,20 +337,26 @@ pub async fn create_prescription(
 #[get("/api/v1/prescriptions/{id}")]
 pub async fn get_prescription(
     state: web::Data<AppState>,
-    principal: Principal,
+    caller: Caller,
     path: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Permission::MedicalRecords)?;
-    let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
-    let entry = principal.audit("prescriptions.read", "prescription", Some(id.to_string()));
-    let view = read_audited(&state, entry, move |conn, _| {
-        Ok(PrescriptionView::from(prescriptions::find_in_institution(
-            conn,
-            id,
-            institution_id,
-        )?))
-    })
+    let view = read_audited_as(
+        &state,
+        caller,
+        Permission::MedicalRecords,
+        institution_of,
+        move |principal| {
+            principal.audit("prescriptions.read", "prescription", Some(id.to_string()))
+        },
+        move |conn, institution_id, _| {
+            Ok(PrescriptionView::from(prescriptions::find_in_institution(
+                conn,
+                id,
+                institution_id,
+            )?))
+        },
+    )
     .await?;
     Ok(with_etag(view, actix_web::http::StatusCode::OK))
 }
@@ -514,32 +520,40 @@ pub async fn complete_prescription(
 #[get("/api/v1/prescriptions/{id}/history")]
 pub async fn prescription_history(
     state: web::Data<AppState>,
-    principal: Principal,
+    caller: Caller,
     path: web::Path<i64>,
 ) -> ApiResult<web::Json<Vec<PrescriptionVersionView>>> {
-    principal.require(Permission::MedicalRecords)?;
-    let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
-    let entry = principal.audit(
-        "prescriptions.history",
-        "prescription",
-        Some(id.to_string()),
-    );
-    let list = read_audited(&state, entry, move |conn, _| {
-        prescriptions::find_in_institution(conn, id, institution_id)?;
-        let mut out = Vec::new();
-        for v in prescriptions::history(conn, id)? {
-            let p: Prescription = serde_json::from_str(&v.snapshot).map_err(ApiError::internal)?;
-            out.push(PrescriptionVersionView {
-                version: v.version,
-                changed_by: v.changed_by,
-                changed_at: v.changed_at,
-                change: v.change,
-                prescription: p.into(),
-            });
-        }
-        Ok(out)
-    })
+    let entry = move |principal: &Principal| {
+        principal.audit(
+            "prescriptions.history",
+            "prescription",
+            Some(id.to_string()),
+        )
+    };
+    let list = read_audited_as(
+        &state,
+        caller,
+        Permission::MedicalRecords,
+        institution_of,
+        entry,
+        move |conn, institution_id, _| {
+            prescriptions::find_in_institution(conn, id, institution_id)?;
+            let mut out = Vec::new();
+            for v in prescriptions::history(conn, id)? {
+                let p: Prescription =
+                    serde_json::from_str(&v.snapshot).map_err(ApiError::internal)?;
+                out.push(PrescriptionVersionView {
+                    version: v.version,
+                    changed_by: v.changed_by,
+                    changed_at: v.changed_at,
+                    change: v.change,
+                    prescription: p.into(),
+                });
+            }
+            Ok(out)
+        },
+    )
     .await?;
     Ok(web::Json(list))
 }
@@ -579,32 +593,42 @@ pub fn filter_of(req: &PrescriptionSearchRequest) -> ApiResult<PrescriptionFilte
 #[post("/api/v1/prescriptions/search")]
 pub async fn search_prescriptions(
     state: web::Data<AppState>,
-    principal: Principal,
+    caller: Caller,
     body: web::Json<PrescriptionSearchRequest>,
 ) -> ApiResult<web::Json<PrescriptionPage>> {
-    principal.require(Permission::MedicalRecords)?;
-    let institution_id = institution_of(&principal)?;
     let body = body.into_inner();
-    let limit = body.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(bad("invalid_limit", "limit is between 1 and 500"));
-    }
-    let filter = filter_of(&body)?;
-    let entry = principal.audit("prescriptions.search", "prescription", None);
-    let page = read_audited(&state, entry, move |conn, entry| {
-        let (items, total) =
-            prescriptions::search(conn, institution_id, &filter, body.after, limit)?;
-        let next_after = (items.len() as i64 == limit)
-            .then(|| items.last().map(|p| p.id))
-            .flatten();
-        entry.details =
-            Some(serde_json::json!({"returned": items.len(), "total": total}).to_string());
-        Ok(PrescriptionPage {
-            items: items.into_iter().map(PrescriptionView::from).collect(),
-            total,
-            next_after,
-        })
-    })
+    // The body is checked once the caller is known (401 and 403 come first, as elsewhere).
+    let scope = move |principal: &Principal| {
+        let institution_id = institution_of(principal)?;
+        let limit = body.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(bad("invalid_limit", "limit is between 1 and 500"));
+        }
+        Ok((institution_id, limit, body.after, filter_of(&body)?))
+    };
+    let entry =
+        |principal: &Principal| principal.audit("prescriptions.search", "prescription", None);
+    let page = read_audited_as(
+        &state,
+        caller,
+        Permission::MedicalRecords,
+        scope,
+        entry,
+        move |conn, (institution_id, limit, after, filter), entry| {
+            let (items, total) =
+                prescriptions::search(conn, institution_id, &filter, after, limit)?;
+            let next_after = (items.len() as i64 == limit)
+                .then(|| items.last().map(|p| p.id))
+                .flatten();
+            entry.details =
+                Some(serde_json::json!({"returned": items.len(), "total": total}).to_string());
+            Ok(PrescriptionPage {
+                items: items.into_iter().map(PrescriptionView::from).collect(),
+                total,
+                next_after,
+            })
+        },
+    )
     .await?;
     Ok(web::Json(page))
 }
