@@ -297,8 +297,7 @@ pub fn update_if_version(
     Ok(changed == 1)
 }
 
-/// `(patient id, need id)` for the given patients.
-/// The needs of these patients, as (patient, need) pairs. One patient's query is a prepared
+/// `(patient id, need id)` for the given patients. One patient's query is a prepared
 /// statement kept by the connection; a list's (`IN` of any length) is prepared each time.
 pub fn needs_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
     if let [id] = ids {
