@@ -75,11 +75,29 @@ where
     .await?
 }
 
+/// What an audited read is, for its entry in the audit log (the actor is the caller, once
+/// authenticated).
+pub struct AuditedRead {
+    pub action: &'static str,
+    pub object_type: &'static str,
+    pub object_id: Option<String>,
+}
+
+impl AuditedRead {
+    pub fn new(action: &'static str, object_type: &'static str, object_id: Option<String>) -> Self {
+        Self {
+            action,
+            object_type,
+            object_id,
+        }
+    }
+}
+
 /// Runs an audited read for a [`Caller`] not yet authenticated, in one blocking call and one read
 /// transaction (the session, the permissions and the answer come from one snapshot; WAL readers
 /// never wait for writers): authenticates the session (401), checks `permission` (403) and
 /// `scope` (which may refuse, or pick what the read is limited to, such as the caller's
-/// institution), makes the audit entry with `entry`, and runs `read`, which may fill the entry
+/// institution), makes the audit entry of `what`, and runs `read`, which may fill the entry
 /// in. The connection then goes back to the pool, and the entry (with the refusal's code if
 /// `read` refused) to the [`AuditQueue`](crate::audit_queue::AuditQueue), which commits it with
 /// the other entries waiting. Nothing is answered before its entry is committed: if the append
@@ -88,19 +106,18 @@ where
 /// Refusals before the read are not entries of the read, as with a [`Principal`] extractor:
 /// 403s are audited as `access.denied` by the middleware, which finds the principal in the
 /// request.
-pub async fn read_audited_as<S, T, C, E, F>(
+pub async fn read_audited_as<S, T, C, F>(
     state: &web::Data<AppState>,
     caller: Caller,
     permission: Permission,
     scope: C,
-    entry: E,
+    what: AuditedRead,
     read: F,
 ) -> ApiResult<T>
 where
     S: Send + 'static,
     T: Send + 'static,
     C: FnOnce(&Principal) -> ApiResult<S> + Send + 'static,
-    E: FnOnce(&Principal) -> NewEntry + Send + 'static,
     F: FnOnce(&mut DbConn, S, &mut NewEntry) -> ApiResult<T> + Send + 'static,
 {
     let Caller {
@@ -120,7 +137,8 @@ where
             let caller = principal.insert(credentials.authenticate(conn)?);
             caller.require(permission)?;
             let scope = scope(caller)?;
-            let entry = audit_entry.insert(entry(caller));
+            let entry =
+                audit_entry.insert(caller.audit(what.action, what.object_type, what.object_id));
             read(conn, scope, entry)
         });
         drop(conn);

@@ -12,7 +12,7 @@ use crate::auth::{Caller, Permission, Principal};
 use crate::db::models::{self, keys, observations, patients, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::patients::{institution_of, snapshot};
-use crate::routes::{audited, read_audited_as};
+use crate::routes::{AuditedRead, audited, read_audited_as};
 use crate::state::AppState;
 
 #[derive(Deserialize, Serialize, ToSchema, Debug, Clone)]
@@ -220,9 +220,7 @@ pub async fn list_observations(
         caller,
         Permission::MedicalRecords,
         institution_of,
-        move |principal| {
-            principal.audit("observations.read", "patient", Some(patient_id.to_string()))
-        },
+        AuditedRead::new("observations.read", "patient", Some(patient_id.to_string())),
         move |conn, institution_id, _| {
             patients::find_in_institution(conn, patient_id, institution_id)?;
             Ok(observations::of_patient(conn, patient_id)?

@@ -16,7 +16,7 @@ use crate::db::DbConn;
 use crate::db::models::patients::{self, Patient, PatientFilter, RecordFields};
 use crate::db::models::{self, keys, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::{audited, read_audited_as};
+use crate::routes::{AuditedRead, audited, read_audited_as};
 use crate::state::AppState;
 
 /// Patient statuses the record knows (codes of the `patient-statuses` book).
@@ -672,7 +672,7 @@ pub async fn get_patient(
         caller,
         Permission::Patients,
         institution_of,
-        move |principal| principal.audit("patients.read", "patient", Some(id.to_string())),
+        AuditedRead::new("patients.read", "patient", Some(id.to_string())),
         move |conn, institution_id, _| {
             let patient = patients::find_in_institution(conn, id, institution_id)?;
             view(conn, patient)
@@ -783,15 +783,12 @@ pub async fn patient_history(
     path: web::Path<i64>,
 ) -> ApiResult<web::Json<Vec<PatientVersionView>>> {
     let id = path.into_inner();
-    let entry = move |principal: &Principal| {
-        principal.audit("patients.history", "patient", Some(id.to_string()))
-    };
     let list = read_audited_as(
         &state,
         caller,
         Permission::Patients,
         institution_of,
-        entry,
+        AuditedRead::new("patients.history", "patient", Some(id.to_string())),
         move |conn, institution_id, _| {
             patients::find_in_institution(conn, id, institution_id)?;
             let statuses = status_codes(conn)?;
@@ -847,7 +844,7 @@ pub async fn search_patients(
         caller,
         Permission::Patients,
         scope,
-        |principal| principal.audit("patients.search", "patient", None),
+        AuditedRead::new("patients.search", "patient", None),
         move |conn, (institution_id, body, mut filter), audit_entry| {
             if let Some(code) = &body.status {
                 let s = refs::patient_status::find_by_code(conn, code)?.ok_or_else(|| {

@@ -16,7 +16,7 @@ use crate::db::models::prescriptions::{
 use crate::db::models::{self, patients, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::patients::institution_of;
-use crate::routes::{audited, read_audited_as};
+use crate::routes::{AuditedRead, audited, read_audited_as};
 use crate::state::AppState;
 
 /// Routes of administration a prescription may name.
@@ -346,9 +346,7 @@ pub async fn get_prescription(
         caller,
         Permission::MedicalRecords,
         institution_of,
-        move |principal| {
-            principal.audit("prescriptions.read", "prescription", Some(id.to_string()))
-        },
+        AuditedRead::new("prescriptions.read", "prescription", Some(id.to_string())),
         move |conn, institution_id, _| {
             Ok(PrescriptionView::from(prescriptions::find_in_institution(
                 conn,
@@ -524,19 +522,16 @@ pub async fn prescription_history(
     path: web::Path<i64>,
 ) -> ApiResult<web::Json<Vec<PrescriptionVersionView>>> {
     let id = path.into_inner();
-    let entry = move |principal: &Principal| {
-        principal.audit(
-            "prescriptions.history",
-            "prescription",
-            Some(id.to_string()),
-        )
-    };
     let list = read_audited_as(
         &state,
         caller,
         Permission::MedicalRecords,
         institution_of,
-        entry,
+        AuditedRead::new(
+            "prescriptions.history",
+            "prescription",
+            Some(id.to_string()),
+        ),
         move |conn, institution_id, _| {
             prescriptions::find_in_institution(conn, id, institution_id)?;
             let mut out = Vec::new();
@@ -606,14 +601,12 @@ pub async fn search_prescriptions(
         }
         Ok((institution_id, limit, body.after, filter_of(&body)?))
     };
-    let entry =
-        |principal: &Principal| principal.audit("prescriptions.search", "prescription", None);
     let page = read_audited_as(
         &state,
         caller,
         Permission::MedicalRecords,
         scope,
-        entry,
+        AuditedRead::new("prescriptions.search", "prescription", None),
         move |conn, (institution_id, limit, after, filter), entry| {
             let (items, total) =
                 prescriptions::search(conn, institution_id, &filter, after, limit)?;
