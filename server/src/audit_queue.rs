@@ -21,7 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use diesel::Connection;
 
 use crate::db::models::audit::{self, NewEntry};
-use crate::db::{Pool, WriteGate, take_turn};
+use crate::db::{Pool, WriteGate, write_conn};
 use crate::error::{ApiError, ApiResult};
 
 /// The most entries one transaction takes; more wait for the next.
@@ -101,8 +101,7 @@ impl AuditQueue {
     }
 
     fn commit(&self, entries: Vec<NewEntry>) -> anyhow::Result<()> {
-        let mut conn = self.pool.get()?;
-        let _turn = take_turn(self.write_gate.as_deref());
+        let mut conn = write_conn(&self.pool, self.write_gate.as_deref())?;
         conn.transaction::<_, diesel::result::Error, _>(|conn| audit::append_many(conn, entries))?;
         Ok(())
     }
@@ -141,7 +140,7 @@ mod tests {
         let url = crate::db::DatabaseUrl::Sqlite(dir.join("audit.db"));
         let pool = crate::db::open(&url, 8, 2).unwrap();
         (
-            AuditQueue::new(pool.clone(), crate::db::write_gate(&url)),
+            AuditQueue::new(pool.clone(), crate::db::write_gate(&url, 2).unwrap()),
             pool,
         )
     }

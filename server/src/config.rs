@@ -129,8 +129,8 @@ pub struct SettingsArgs {
     #[arg(long, env = "PALREG_DB_POOL", default_value_t = 16, global = true)]
     pub db_pool: u32,
 
-    /// SQLite: the page cache of each pooled connection, in MiB (SQLite's own default is 2).
-    /// Filled only as pages are used; at most pool × this.
+    /// SQLite: the page cache of each connection, the pool's and the one writer's, in MiB
+    /// (SQLite's own default is 2). Filled only as pages are used; at most (pool + 1) × this.
     #[arg(
         long,
         env = "PALREG_SQLITE_CACHE_MIB",

@@ -249,7 +249,7 @@ impl Application {
                 tracing::warn!("no browser client folder (PALREG_WEB_DIR): serving the API only")
             }
         }
-        let write_gate = db::write_gate(&settings.database_url);
+        let write_gate = db::write_gate(&settings.database_url, settings.sqlite_cache_mib)?;
         let audit = AuditQueue::new(pool.clone(), write_gate.clone());
         let state = web::Data::new(AppState {
             pool,

@@ -14,13 +14,12 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub login_limiter: RateLimiter,
     /// SQLite has one writer: audited transactions queue here, in process, instead of
-    /// sleeping in SQLite's busy handler ([`crate::db::write_gate`]). `None` on PostgreSQL
-    /// (the audit head's row lock orders writers across replicas).
+    /// sleeping in SQLite's busy handler, and write on its one connection
+    /// ([`crate::db::write_gate`]). `None` on PostgreSQL (the audit head's row lock orders
+    /// writers across replicas).
     pub write_gate: Option<WriteGate>,
     /// Appends the audit entries of reads and refusals, many to a transaction.
     pub audit: AuditQueue,
     /// Signs every report the server produces.
     pub report_key: palreg_reports::ReportSigningKey,
 }
-
-pub use crate::db::take_turn;

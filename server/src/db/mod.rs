@@ -45,16 +45,86 @@ pub type PooledConn = r2d2::PooledConnection<Manager>;
 
 /// SQLite has one writer per database file. This process's writers (audited changes, the audit
 /// queue, the WAL restarts of the checkpointer) take their turn here, in process, instead of
-/// sleeping in SQLite's busy handler.
-pub type WriteGate = Arc<Mutex<()>>;
+/// sleeping in SQLite's busy handler, and write on the gate's own connection.
+///
+/// One connection for every write, not whichever the pool hands out: SQLite drops a
+/// connection's page cache whenever another connection has written since its last
+/// transaction. With writes spread over the pool, every import batch and audit commit began
+/// with a cold cache and read the upper levels of its indexes back from the file; the one
+/// writer keeps them (the readers' caches are dropped at each commit anyway).
+pub struct Writer {
+    url: DatabaseUrl,
+    cache_kib: u64,
+    conn: Mutex<DbConn>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("url", &self.url.redacted())
+            .finish()
+    }
+}
+
+pub type WriteGate = Arc<Writer>;
+
+/// The writer's turn, holding its connection.
+pub type WriterTurn<'a> = std::sync::MutexGuard<'a, DbConn>;
+
+impl Writer {
+    fn open(url: &DatabaseUrl, cache_kib: u64) -> Result<Self, ConnectionError> {
+        Ok(Self {
+            conn: Mutex::new(writer_connection(url, cache_kib)?),
+            url: url.clone(),
+            cache_kib,
+        })
+    }
+
+    /// Waits for this process's turn to write, and holds it without writing.
+    fn hold(&self) -> WriterTurn<'_> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for this process's turn to write, and hands over the writer's connection (opened
+    /// again first if a panic in a transaction left it broken).
+    pub fn turn(&self) -> Result<WriterTurn<'_>, ConnectionError> {
+        let mut turn = self.hold();
+        let broken = match &mut *turn {
+            DbConn::Sqlite(c) => c.is_broken(),
+            DbConn::Pg(c) => c.is_broken(),
+        };
+        if broken {
+            *turn = writer_connection(&self.url, self.cache_kib)?;
+        }
+        Ok(turn)
+    }
+}
+
+/// A SQLite connection for writes: the background checkpointer moves the WAL into the database
+/// file, a commit never does (SQLite would otherwise checkpoint inside the commit that crosses
+/// 1000 pages: a latency spike on whichever request it was); a page cache that holds the upper
+/// levels of the indexes (the default 2 MiB made a bulk import slow down as the random-order
+/// indexes outgrew it).
+fn writer_connection(url: &DatabaseUrl, cache_kib: u64) -> Result<DbConn, ConnectionError> {
+    let mut conn = url.connect()?;
+    // temp_store: a statement that writes many rows inside a transaction (an import batch's
+    // multi-row INSERT) keeps each page's prior content in a statement journal, to undo just
+    // that statement; in a temporary file, that was a tenth of an import's time in write(2).
+    conn.batch_execute(&format!(
+        "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY"
+    ))
+    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
 
 /// The write gate of a SQLite database file: one per file, shared by every pool of this process
-/// that opens it (a server and a bench's own pool on the same file take turns alike). `None` on
-/// PostgreSQL, where row locks order the writers of every replica.
-pub fn write_gate(url: &DatabaseUrl) -> Option<WriteGate> {
-    static GATES: OnceLock<Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> = OnceLock::new();
+/// that opens it (a server and a bench's own pool on the same file take turns alike), with a
+/// page cache of `cache_mib` (the first opener's). `None` on PostgreSQL, where row locks order
+/// the writers of every replica.
+pub fn write_gate(url: &DatabaseUrl, cache_mib: u32) -> Result<Option<WriteGate>, ConnectionError> {
+    static GATES: OnceLock<Mutex<HashMap<PathBuf, Weak<Writer>>>> = OnceLock::new();
     let DatabaseUrl::Sqlite(path) = url else {
-        return None;
+        return Ok(None);
     };
     let key = path.canonicalize().unwrap_or_else(|_| path.clone());
     let mut gates = GATES
@@ -63,17 +133,45 @@ pub fn write_gate(url: &DatabaseUrl) -> Option<WriteGate> {
         .unwrap_or_else(|e| e.into_inner());
     gates.retain(|_, gate| gate.strong_count() > 0);
     if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
-        return Some(gate);
+        return Ok(Some(gate));
     }
-    let gate = Arc::new(Mutex::new(()));
+    let gate = Arc::new(Writer::open(url, u64::from(cache_mib) * 1024)?);
     gates.insert(key, Arc::downgrade(&gate));
-    Some(gate)
+    Ok(Some(gate))
 }
 
-/// Waits for this process's turn to write on SQLite (`gate` from [`write_gate`]; `None` on
-/// PostgreSQL: no wait).
-pub fn take_turn(gate: Option<&Mutex<()>>) -> Option<std::sync::MutexGuard<'_, ()>> {
-    gate.map(|gate| gate.lock().unwrap_or_else(|e| e.into_inner()))
+/// A connection to write on: the writer's, in its turn, on SQLite; a pooled one on PostgreSQL.
+pub enum WriteConn<'a> {
+    Writer(WriterTurn<'a>),
+    Pooled(PooledConn),
+}
+
+impl std::ops::Deref for WriteConn<'_> {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        match self {
+            Self::Writer(turn) => turn,
+            Self::Pooled(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for WriteConn<'_> {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        match self {
+            Self::Writer(turn) => turn,
+            Self::Pooled(conn) => conn,
+        }
+    }
+}
+
+/// Waits for this process's turn to write on SQLite (`gate` from [`write_gate`]) and hands over
+/// the writer's connection; on PostgreSQL (no gate) a pooled connection, without waiting.
+pub fn write_conn<'a>(pool: &Pool, gate: Option<&'a Writer>) -> anyhow::Result<WriteConn<'a>> {
+    Ok(match gate {
+        Some(gate) => WriteConn::Writer(gate.turn()?),
+        None => WriteConn::Pooled(pool.get()?),
+    })
 }
 
 /// Where the data lives, parsed from `PALREG_DATABASE_URL`.
@@ -182,20 +280,13 @@ impl r2d2::ManageConnection for Manager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConn, ConnectionError> {
-        let mut conn = self.url.connect()?;
         if self.checkpointer.is_some() {
-            // The background checkpointer moves the WAL into the database file; a request's
-            // commit never does (SQLite would otherwise checkpoint inside the commit that
-            // crosses 1000 pages: a latency spike on whichever request it was).
-            // A page cache that holds the upper levels of the indexes: the default 2 MiB made a
-            // bulk import slow down as the random-order indexes outgrew it.
-            conn.batch_execute(&format!(
-                "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{}",
-                self.cache_kib
-            ))
-            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            // The pool's connections mostly read, but a write that does not go through the
+            // gate (a command-line tool's, say) must not checkpoint inside its commit either.
+            writer_connection(&self.url, self.cache_kib)
+        } else {
+            self.url.connect()
         }
-        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
@@ -221,7 +312,11 @@ pub fn open(url: &DatabaseUrl, max_size: u32, sqlite_cache_mib: u32) -> anyhow::
     run_migrations(&mut first)?;
     drop(first);
     let checkpointer = match url {
-        DatabaseUrl::Sqlite(_) => Some(spawn_checkpointer(url, write_gate(url))?),
+        DatabaseUrl::Sqlite(_) => Some(spawn_checkpointer(
+            url,
+            write_gate(url, sqlite_cache_mib)
+                .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?,
+        )?),
         DatabaseUrl::Postgres(_) => None,
     };
     let pool = r2d2::Pool::builder()
@@ -332,7 +427,7 @@ const RESTART_WAIT_MS: u32 = 20;
 /// `restart_at` frames or more.
 fn checkpoint(
     conn: &mut SqliteConnection,
-    gate: Option<&Mutex<()>>,
+    gate: Option<&Writer>,
     restart_at: i64,
 ) -> diesel::QueryResult<Round> {
     use diesel::RunQueryDsl;
@@ -341,7 +436,8 @@ fn checkpoint(
     if i64::from(passive.log) < restart_at {
         return Ok(Round::Passive);
     }
-    let _turn = take_turn(gate);
+    // The turn only, not the writer's connection: the checkpoint runs on this one.
+    let _turn = gate.map(Writer::hold);
     let restart: Checkpoint =
         diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result(conn)?;
     Ok(if restart.busy == 0 {
@@ -462,6 +558,51 @@ mod tests {
         assert!(
             largest < 400,
             "the WAL stayed bounded: at most {largest} frames"
+        );
+    }
+
+    /// Every writer of a file in this process shares one gate and its connection; a turn that
+    /// left its transaction open (a panic, say) does not leave the next writer inside it.
+    #[test]
+    fn the_writer_connection_is_shared_and_opened_again_when_broken() {
+        use diesel::RunQueryDsl;
+        use diesel::connection::TransactionManager;
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("writer.db"));
+        let gate = write_gate(&url, 2).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&gate, &write_gate(&url, 2).unwrap().unwrap()));
+        gate.turn()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        {
+            let mut turn = gate.turn().unwrap();
+            <DbConn as Connection>::TransactionManager::begin_transaction(&mut turn).unwrap();
+            turn.batch_execute("INSERT INTO t (id) VALUES (1)").unwrap();
+            // Dropped without a commit or a rollback.
+        }
+        gate.turn()
+            .unwrap()
+            .transaction::<_, diesel::result::Error, _>(|c| {
+                c.batch_execute("INSERT INTO t (id) VALUES (2)")
+            })
+            .unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        let mut reader = url.connect().unwrap();
+        let ids: Vec<i64> = diesel::sql_query("SELECT id FROM t ORDER BY id")
+            .load::<Id>(&mut reader)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [2],
+            "the open transaction was rolled back, the next one committed"
         );
     }
 

@@ -17,8 +17,8 @@ pub mod reports;
 use actix_web::{HttpMessage, web};
 
 use crate::auth::{Caller, Permission, Principal};
-use crate::db::DbConn;
 use crate::db::models::audit::{self, NewEntry};
+use crate::db::{self, DbConn};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -48,8 +48,8 @@ where
     let state = state.clone();
     web::block(move || {
         use diesel::Connection;
-        let mut conn = state.pool.get()?;
-        let writer = write_turn(&state);
+        let mut conn =
+            db::write_conn(&state.pool, state.write_gate.as_deref()).map_err(ApiError::internal)?;
         let attempt = entry.clone();
         let result = conn.transaction::<T, ApiError, _>(|conn| {
             let place = audit::reserve(conn)?;
@@ -58,8 +58,7 @@ where
             audit::complete(conn, place, entry)?;
             Ok(value)
         });
-        // The queue's writer takes the write turn itself.
-        drop(writer);
+        // The queue's leader takes the write turn itself.
         drop(conn);
         if let Err(err) = &result {
             let refusal = NewEntry {
@@ -166,9 +165,4 @@ where
 pub async fn audit_only(state: &web::Data<AppState>, entry: NewEntry) -> ApiResult<()> {
     let state = state.clone();
     web::block(move || state.audit.record(entry)).await?
-}
-
-/// Waits for this process's turn to write (SQLite only; see [`AppState::write_gate`]).
-pub fn write_turn(state: &AppState) -> Option<std::sync::MutexGuard<'_, ()>> {
-    crate::state::take_turn(state.write_gate.as_deref())
 }
