@@ -100,20 +100,28 @@ impl Writer {
     }
 }
 
-/// A SQLite connection for writes: the background checkpointer moves the WAL into the database
-/// file, a commit never does (SQLite would otherwise checkpoint inside the commit that crosses
-/// 1000 pages: a latency spike on whichever request it was); a page cache that holds the upper
-/// levels of the indexes (the default 2 MiB made a bulk import slow down as the random-order
-/// indexes outgrew it).
-fn writer_connection(url: &DatabaseUrl, cache_kib: u64) -> Result<DbConn, ConnectionError> {
+/// A SQLite connection as the server uses it, the pool's or the writer's: the background
+/// checkpointer moves the WAL into the database file, a commit never does (SQLite would
+/// otherwise checkpoint inside the commit that crosses 1000 pages: a latency spike on whichever
+/// request it was); a page cache that holds the upper levels of the indexes (the default 2 MiB
+/// made a bulk import slow down as the random-order indexes outgrew it).
+fn server_connection(url: &DatabaseUrl, cache_kib: u64) -> Result<DbConn, ConnectionError> {
     let mut conn = url.connect()?;
-    // temp_store: a statement that writes many rows inside a transaction (an import batch's
-    // multi-row INSERT) keeps each page's prior content in a statement journal, to undo just
-    // that statement; in a temporary file, that was a tenth of an import's time in write(2).
     conn.batch_execute(&format!(
-        "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY"
+        "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{cache_kib}"
     ))
     .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// The writer's connection. temp_store: a statement that writes many rows inside a transaction
+/// (an import batch's multi-row INSERT) keeps each page's prior content in a statement journal,
+/// to undo just that statement; in a temporary file, that was a tenth of an import's time in
+/// write(2). (Only the writer's: a report's large sorts on the readers keep spilling to files.)
+fn writer_connection(url: &DatabaseUrl, cache_kib: u64) -> Result<DbConn, ConnectionError> {
+    let mut conn = server_connection(url, cache_kib)?;
+    conn.batch_execute("PRAGMA temp_store = MEMORY")
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
 }
 
@@ -282,8 +290,8 @@ impl r2d2::ManageConnection for Manager {
     fn connect(&self) -> Result<DbConn, ConnectionError> {
         if self.checkpointer.is_some() {
             // The pool's connections mostly read, but a write that does not go through the
-            // gate (a command-line tool's, say) must not checkpoint inside its commit either.
-            writer_connection(&self.url, self.cache_kib)
+            // gate (a bench's seeding, say) must not checkpoint inside its commit either.
+            server_connection(&self.url, self.cache_kib)
         } else {
             self.url.connect()
         }
