@@ -1,5 +1,7 @@
 //! Parsed inputs: every value that comes from a request becomes one of these before it is used.
 
+use chrono::{NaiveDate, NaiveDateTime};
+
 use crate::error::ApiError;
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -111,6 +113,15 @@ pub fn parse_name(field: &'static str, raw: &str) -> Result<String, ApiError> {
 
 fn collapse_spaces(raw: &str) -> String {
     raw.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The latest calendar date a clinician may write (a registration, an observation, a
+/// prescription). The server's clock is UTC, but a clinician writes the date of the calendar
+/// where it works: east of Greenwich (Russia spans UTC+2 to UTC+12) that is already the next day
+/// for part of every day (from 21:00 UTC in Moscow). So "not in the future" means not after the
+/// date somewhere on Earth now (the easternmost zone is UTC+14).
+pub fn latest_calendar_date(now_utc: NaiveDateTime) -> NaiveDate {
+    (now_utc + chrono::Duration::hours(14)).date()
 }
 
 #[cfg(test)]

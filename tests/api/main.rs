@@ -3,11 +3,11 @@
 mod admin;
 mod audit;
 mod auth;
+mod calendar_dates;
 mod errors;
 mod import;
 mod keys;
 mod openapi;
-mod prescription_dates;
 mod refs;
 mod register;
 mod reports;

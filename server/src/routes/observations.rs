@@ -97,8 +97,7 @@ pub async fn create_observation(
     let institution_id = institution_of(&principal)?;
     let patient_id = path.into_inner();
     let body = body.into_inner();
-    let today = models::now().date();
-    if body.observed_on > today {
+    if body.observed_on > crate::domain::latest_calendar_date(models::now()) {
         return Err(bad(
             "invalid_dates",
             "an observation cannot be dated in the future",

@@ -476,7 +476,7 @@ pub async fn create_patient(
             "a pseudonym has 16 characters of Crockford base32",
         )
     })?;
-    let today = models::now().date();
+    let today = crate::domain::latest_calendar_date(models::now());
     check_record_shape(&body.record, today)?;
     let entry = principal.audit("patients.create", "patient", None);
     let user_id = principal.user_id;
@@ -597,7 +597,7 @@ pub async fn import_patients(
             format!("a batch has 1 to {IMPORT_BATCH_MAX} patients"),
         ));
     }
-    let today = models::now().date();
+    let today = crate::domain::latest_calendar_date(models::now());
     let mut pseudonyms = Vec::with_capacity(batch.len());
     let mut seen = BTreeSet::new();
     for (i, item) in batch.iter().enumerate() {
@@ -714,7 +714,10 @@ pub async fn update_patient(
             "a new passport comes with its blind indexes",
         ));
     }
-    check_record_shape(&body.record, models::now().date())?;
+    check_record_shape(
+        &body.record,
+        crate::domain::latest_calendar_date(models::now()),
+    )?;
     let entry = principal.audit("patients.update", "patient", Some(id.to_string()));
     let view = audited(&state, entry, move |conn, entry| {
         let stored = patients::find_in_institution(conn, id, institution_id)?;

@@ -184,14 +184,6 @@ fn text(field: &'static str, value: &str, max: usize) -> ApiResult<String> {
     Ok(v)
 }
 
-/// The latest date a prescription may carry. The server's clock is UTC, but a clinician writes
-/// the date of the calendar where it works: east of Greenwich (Russia spans UTC+2 to UTC+12)
-/// that is already the next day for part of every day. So "not in the future" means not after
-/// the date somewhere on Earth now (the easternmost zone is UTC+14).
-pub fn latest_prescription_date(now_utc: NaiveDateTime) -> NaiveDate {
-    (now_utc + chrono::Duration::hours(14)).date()
-}
-
 /// Parses the prescriber's input: positive finite amounts, known route, ordered dates.
 fn parse_fields(input: &PrescriptionInput, latest: NaiveDate) -> ApiResult<PrescriptionFields> {
     let amount_ok = |x: f64| x.is_finite() && x > 0.0 && x <= 1_000_000.0;
@@ -281,7 +273,10 @@ pub async fn create_prescription(
     principal.require(Permission::MedicalRecords)?;
     let institution_id = institution_of(&principal)?;
     let body = body.into_inner();
-    let fields = parse_fields(&body.fields, latest_prescription_date(models::now()))?;
+    let fields = parse_fields(
+        &body.fields,
+        crate::domain::latest_calendar_date(models::now()),
+    )?;
     let entry = principal.audit("prescriptions.create", "prescription", None);
     let view = audited(&state, entry, move |conn, entry| {
         let patient = match patients::find_in_institution(conn, body.patient_id, institution_id) {
@@ -377,7 +372,10 @@ pub async fn update_prescription(
     let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
     let body = body.into_inner();
-    let fields = parse_fields(&body.fields, latest_prescription_date(models::now()))?;
+    let fields = parse_fields(
+        &body.fields,
+        crate::domain::latest_calendar_date(models::now()),
+    )?;
     let entry = principal.audit("prescriptions.update", "prescription", Some(id.to_string()));
     let view = audited(&state, entry, move |conn, _| {
         let stored = prescriptions::find_in_institution(conn, id, institution_id)?;
