@@ -89,11 +89,7 @@ impl Writer {
     /// again first if a panic in a transaction left it broken).
     pub fn turn(&self) -> Result<WriterTurn<'_>, ConnectionError> {
         let mut turn = self.hold();
-        let broken = match &mut *turn {
-            DbConn::Sqlite(c) => c.is_broken(),
-            DbConn::Pg(c) => c.is_broken(),
-        };
-        if broken {
+        if is_broken(&mut turn) {
             *turn = writer_connection(&self.url, self.cache_kib)?;
         }
         Ok(turn)
@@ -273,6 +269,15 @@ impl DatabaseUrl {
     }
 }
 
+/// True when a connection can no longer be used as it is: a transaction left open or failed
+/// (a panic inside one, say). The pool drops such a connection; the writer opens a new one.
+fn is_broken(conn: &mut DbConn) -> bool {
+    match conn {
+        DbConn::Sqlite(c) => c.is_broken(),
+        DbConn::Pg(c) => c.is_broken(),
+    }
+}
+
 /// r2d2 manager that connects through [`DatabaseUrl::connect`].
 #[derive(Debug)]
 pub struct Manager {
@@ -303,10 +308,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut DbConn) -> bool {
-        match conn {
-            DbConn::Sqlite(c) => c.is_broken(),
-            DbConn::Pg(c) => c.is_broken(),
-        }
+        is_broken(conn)
     }
 }
 
