@@ -616,6 +616,26 @@ mod tests {
         );
     }
 
+    /// `.cargo/config.toml` builds the bundled SQLite with the query planner stability
+    /// guarantee, so that statements with a bound `LIMIT` stay prepared (see there).
+    #[test]
+    fn sqlite_is_built_with_a_stable_query_planner() {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
+    }
+
     #[test]
     fn url_scheme_picks_the_backend() {
         assert_eq!(
