@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -14,8 +15,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::db::DbConn;
-use crate::db::models::{self, audit::NewEntry, sessions};
+use crate::db::models::{self, audit::NewEntry};
 use crate::error::ApiError;
+use crate::session_cache::SessionCache;
 use crate::state::AppState;
 
 /// The cookie that carries the session token for the browser.
@@ -186,6 +188,7 @@ pub struct Credentials {
     user_id: i64,
     session_id: String,
     client_addr: Option<String>,
+    sessions: Arc<SessionCache>,
 }
 
 impl Credentials {
@@ -203,13 +206,17 @@ impl Credentials {
             user_id,
             session_id,
             client_addr: client_addr(req),
+            sessions: state.sessions.clone(),
         })
     }
 
     /// The principal: 401 unless the session is live (not revoked, not expired) and the account
-    /// active. One query, which loads the caller's permissions too.
+    /// active. One small query when the session is known and nothing has changed since
+    /// ([`SessionCache`]); otherwise one query, which loads the caller's permissions too.
     pub fn authenticate(self, conn: &mut DbConn) -> Result<Principal, ApiError> {
-        let user = sessions::live_principal(conn, &self.session_id, self.user_id, models::now())?
+        let user = self
+            .sessions
+            .live(conn, &self.session_id, self.user_id, models::now())?
             .ok_or_else(ApiError::unauthorized)?;
         Ok(Principal {
             user_id: self.user_id,

@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod secrets;
 pub mod seed;
+pub mod session_cache;
 pub mod startup;
 pub mod state;
 pub mod tls;

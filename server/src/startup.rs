@@ -257,6 +257,7 @@ impl Application {
             report_key,
             write_gate,
             audit,
+            sessions: Default::default(),
             login_limiter: RateLimiter::new(
                 settings.login_rate_per_minute,
                 Duration::from_secs(60),

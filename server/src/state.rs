@@ -20,6 +20,8 @@ pub struct AppState {
     pub write_gate: Option<WriteGate>,
     /// Appends the audit entries of reads and refusals, many to a transaction.
     pub audit: AuditQueue,
+    /// Who the live sessions are, between requests ([`crate::session_cache`]).
+    pub sessions: Arc<crate::session_cache::SessionCache>,
     /// Signs every report the server produces.
     pub report_key: palreg_reports::ReportSigningKey,
 }

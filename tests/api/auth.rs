@@ -235,8 +235,61 @@ fn deregistration_ends_sessions_and_sign_in(backend: Backend) {
 fn sessions_expire_server_side(backend: Backend) {
     let app = spawn_app(backend);
     let token = app.admin_token();
+    // Known to the server (and remembered) before it expires.
+    assert_eq!(app.get("/api/v1/me", Some(&token)).status, 200);
     app.raw_sql("UPDATE sessions SET expires_at = '2000-01-01 00:00:00'");
     assert_eq!(app.get("/api/v1/me", Some(&token)).status, 401);
+}
+
+/// The server remembers who a session is between requests (`server/src/session_cache.rs`);
+/// a change made behind its back, by hand in SQL or by another replica, still counts at the
+/// next request.
+fn account_changes_made_in_sql_take_effect_at_once(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice 1");
+    let doctor_id = app.create_user(&admin, "doctor", &["user"], Some(inst));
+    let nurse_id = app.create_user(&admin, "nurse", &["user"], Some(inst));
+    let doctor = app.login("doctor", PASSWORD);
+    let nurse = app.login("nurse", PASSWORD);
+    let search = json!({"limit": 1});
+    for token in [&doctor, &nurse] {
+        assert_eq!(app.get("/api/v1/me", Some(token)).status, 200);
+        let r = app.post("/api/v1/patients/search", Some(token), &search);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    // Failed sign-ins of an account write to it, and end none of its sessions.
+    let r = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "doctor", "password": "not-the-password"}),
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(app.get("/api/v1/me", Some(&doctor)).status, 200);
+
+    app.raw_sql(&format!(
+        "DELETE FROM user_roles WHERE user_id = {nurse_id}"
+    ));
+    let r = app.post("/api/v1/patients/search", Some(&nurse), &search);
+    assert_eq!((r.status, r.error_code()), (403, "forbidden"));
+    let me = app.get("/api/v1/me", Some(&nurse));
+    assert_eq!(me.body["permissions"], json!([]), "{:?}", me.body);
+
+    app.raw_sql(&format!(
+        "UPDATE users SET full_name = 'Renamed' WHERE id = {doctor_id}"
+    ));
+    assert_eq!(
+        app.get("/api/v1/me", Some(&doctor)).body["full_name"],
+        "Renamed"
+    );
+    app.raw_sql(&format!(
+        "UPDATE users SET active = FALSE WHERE id = {doctor_id}"
+    ));
+    assert_eq!(app.get("/api/v1/me", Some(&doctor)).status, 401);
+    let r = app.post("/api/v1/patients/search", Some(&doctor), &search);
+    assert_eq!(r.status, 401);
+    // Others are not affected.
+    assert_eq!(app.get("/api/v1/me", Some(&admin)).status, 200);
 }
 
 fn clients_are_rate_limited(backend: Backend) {
@@ -270,5 +323,6 @@ on_both_backends!(
     password_change_ends_every_session,
     deregistration_ends_sessions_and_sign_in,
     sessions_expire_server_side,
+    account_changes_made_in_sql_take_effect_at_once,
     clients_are_rate_limited,
 );

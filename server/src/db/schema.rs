@@ -163,6 +163,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    auth_epoch (id) {
+        id -> BigInt,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
     settings (name) {
         name -> Text,
         value -> Text,
@@ -339,6 +346,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     audit_log,
     audit_head,
+    auth_epoch,
     settings,
     institution_keys,
     key_envelopes,

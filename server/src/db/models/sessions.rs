@@ -4,7 +4,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
-use crate::db::schema::{permissions, role_permissions, roles, sessions, user_roles, users};
+use crate::db::schema::{
+    auth_epoch, permissions, role_permissions, roles, sessions, user_roles, users,
+};
 
 pub fn create(
     conn: &mut DbConn,
@@ -23,9 +25,8 @@ pub fn create(
         .execute(conn)
 }
 
-/// The account of a live session and its permissions, in one query (every authenticated
-/// request runs it): `None` when the session is revoked, expired, of another user, or the
-/// account is inactive.
+/// The account of a live session and its permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUser {
     pub login: String,
     pub full_name: String,
@@ -34,13 +35,18 @@ pub struct SessionUser {
     pub permissions: Vec<String>,
 }
 
+/// The account of a live session, its permissions and when the session expires, in one query:
+/// `None` when the session is revoked, expired, of another user, or the account is inactive.
+/// [`crate::session_cache::SessionCache`] runs it when it does not know the session, or when
+/// [`auth_epoch`] has moved on since it last did.
 pub fn live_principal(
     conn: &mut DbConn,
     session_id: &str,
     user_id: i64,
     now: NaiveDateTime,
-) -> QueryResult<Option<SessionUser>> {
-    let rows: Vec<(String, String, Option<i64>, Option<String>)> = sessions::table
+) -> QueryResult<Option<(SessionUser, NaiveDateTime)>> {
+    type Row = (String, String, Option<i64>, NaiveDateTime, Option<String>);
+    let rows: Vec<Row> = sessions::table
         .inner_join(users::table.left_join(user_roles::table.left_join(
             roles::table.left_join(role_permissions::table.left_join(permissions::table)),
         )))
@@ -53,22 +59,30 @@ pub fn live_principal(
             users::login,
             users::full_name,
             users::institution_id,
+            sessions::expires_at,
             permissions::name.nullable(),
         ))
         .load(conn)?;
     let mut rows = rows.into_iter();
-    let Some((login, full_name, institution_id, first)) = rows.next() else {
+    let Some((login, full_name, institution_id, expires_at, first)) = rows.next() else {
         return Ok(None);
     };
-    let mut names: Vec<String> = first.into_iter().chain(rows.filter_map(|r| r.3)).collect();
+    let mut names: Vec<String> = first.into_iter().chain(rows.filter_map(|r| r.4)).collect();
     names.sort_unstable();
     names.dedup();
-    Ok(Some(SessionUser {
+    let user = SessionUser {
         login,
         full_name,
         institution_id,
         permissions: names,
-    }))
+    };
+    Ok(Some((user, expires_at)))
+}
+
+/// The number that the database's triggers move on whenever a session, an account, its roles
+/// or a role's permissions change (migration `auth_epoch`). Read it before anything it guards.
+pub fn auth_epoch(conn: &mut DbConn) -> QueryResult<i64> {
+    auth_epoch::table.select(auth_epoch::value).get_result(conn)
 }
 
 pub fn revoke(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -> QueryResult<usize> {

@@ -1,0 +1,15 @@
+DROP TRIGGER auth_epoch_permissions_delete;
+DROP TRIGGER auth_epoch_permissions_update;
+DROP TRIGGER auth_epoch_role_permissions_delete;
+DROP TRIGGER auth_epoch_role_permissions_update;
+DROP TRIGGER auth_epoch_role_permissions_insert;
+DROP TRIGGER auth_epoch_roles_delete;
+DROP TRIGGER auth_epoch_roles_update;
+DROP TRIGGER auth_epoch_user_roles_delete;
+DROP TRIGGER auth_epoch_user_roles_update;
+DROP TRIGGER auth_epoch_user_roles_insert;
+DROP TRIGGER auth_epoch_users_delete;
+DROP TRIGGER auth_epoch_users_update;
+DROP TRIGGER auth_epoch_sessions_delete;
+DROP TRIGGER auth_epoch_sessions_update;
+DROP TABLE auth_epoch;
