@@ -120,12 +120,13 @@ fn search_sql(label: &'static str, institution: i64, conds: &str) -> SearchSql {
 }
 
 fn token_search_sql(label: &'static str, institution: i64, token: &str) -> SearchSql {
-    let token = token.replace('\'', "''");
+    // The server binds a group's tokens as one JSON array (`db::in_list`).
+    let tokens = serde_json::json!([token]).to_string().replace('\'', "''");
     SearchSql {
         count: format!(
             "SELECT COUNT(DISTINCT patient_blind_indexes.patient_id) FROM patient_blind_indexes \
              WHERE patient_blind_indexes.institution_id = {institution} \
-             AND patient_blind_indexes.token IN ('{token}')"
+             AND patient_blind_indexes.token IN (SELECT value FROM json_each('{tokens}'))"
         ),
         ..search_sql(
             label,
@@ -133,7 +134,8 @@ fn token_search_sql(label: &'static str, institution: i64, token: &str) -> Searc
             &format!(
                 " AND patients.id IN (SELECT patient_blind_indexes.patient_id FROM \
                  patient_blind_indexes WHERE patient_blind_indexes.institution_id = \
-                 {institution} AND patient_blind_indexes.token IN ('{token}'))"
+                 {institution} AND patient_blind_indexes.token IN \
+                 (SELECT value FROM json_each('{tokens}')))"
             ),
         )
     }

@@ -3,6 +3,7 @@
 //! Queries live in [`models`]; they take `&mut DbConn`, return `QueryResult` and know nothing of
 //! HTTP.
 
+pub mod in_list;
 pub mod models;
 pub mod schema;
 

@@ -82,14 +82,65 @@ pub fn reserve(conn: &mut DbConn) -> QueryResult<Reserved> {
 /// Moves the head's sequence `count` places on; returns the first place taken and the hash
 /// of the entry before it.
 fn take_places(conn: &mut DbConn, count: i64) -> QueryResult<(i64, String)> {
-    diesel::update(audit_head::table.find(1_i64))
-        .set(audit_head::seq.eq(audit_head::seq + count))
-        .execute(conn)?;
-    let (last, prev_hash): (i64, String) = audit_head::table
-        .find(1_i64)
-        .select((audit_head::seq, audit_head::hash))
-        .first(conn)?;
+    let (last, prev_hash): (i64, String) = head::MoveOn { count }.get_result(conn)?;
     Ok((last - count + 1, prev_hash))
+}
+
+/// The two statements on the head that every audited request runs, written out so that
+/// diesel keeps them prepared: it prepares any `diesel::update` anew each time (its SET
+/// clause may change shape), and so did these, once or twice per request.
+mod head {
+    use diesel::backend::Backend;
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::serialize::ToSql;
+    use diesel::sql_types::{BigInt, Text};
+    use diesel::{QueryResult, RunQueryDsl};
+
+    /// `seq` moves `count` on; returns the new `seq` and the hash of the last entry.
+    #[derive(QueryId)]
+    pub struct MoveOn {
+        pub count: i64,
+    }
+
+    impl Query for MoveOn {
+        type SqlType = (BigInt, Text);
+    }
+
+    impl<DB> QueryFragment<DB> for MoveOn
+    where
+        DB: Backend,
+        i64: ToSql<BigInt, DB>,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            out.push_sql("UPDATE audit_head SET seq = seq + ");
+            out.push_bind_param::<BigInt, i64>(&self.count)?;
+            out.push_sql(" WHERE id = 1 RETURNING seq, hash");
+            Ok(())
+        }
+    }
+
+    impl<Conn> RunQueryDsl<Conn> for MoveOn {}
+
+    /// The head's hash becomes that of the last entry written.
+    #[derive(QueryId)]
+    pub struct SetHash {
+        pub hash: String,
+    }
+
+    impl<DB> QueryFragment<DB> for SetHash
+    where
+        DB: Backend,
+        String: ToSql<Text, DB>,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            out.push_sql("UPDATE audit_head SET hash = ");
+            out.push_bind_param::<Text, String>(&self.hash)?;
+            out.push_sql(" WHERE id = 1");
+            Ok(())
+        }
+    }
+
+    impl<Conn> RunQueryDsl<Conn> for SetHash {}
 }
 
 /// Writes `entry` at place `seq` after `prev_hash`, with its own hash, and returns the row.
@@ -122,9 +173,10 @@ fn insert_chained(
 
 /// Moves the head's hash on to the last entry written.
 fn set_head_hash(conn: &mut DbConn, hash: &str) -> QueryResult<()> {
-    diesel::update(audit_head::table.find(1_i64))
-        .set(audit_head::hash.eq(hash))
-        .execute(conn)?;
+    head::SetHash {
+        hash: hash.to_string(),
+    }
+    .execute(conn)?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::db::DbConn;
+use crate::db::in_list::in_list;
 use crate::db::schema::{
     diagnoses, patient_blind_indexes, patient_needs, patient_versions, patients,
 };
@@ -297,8 +298,7 @@ pub fn update_if_version(
     Ok(changed == 1)
 }
 
-/// `(patient id, need id)` for the given patients. One patient's query is a prepared
-/// statement kept by the connection; a list's (`IN` of any length) is prepared each time.
+/// `(patient id, need id)` for the given patients.
 pub fn needs_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
     if let [id] = ids {
         return patient_needs::table
@@ -308,7 +308,7 @@ pub fn needs_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> 
             .load(conn);
     }
     patient_needs::table
-        .filter(patient_needs::patient_id.eq_any(ids))
+        .filter(in_list(patient_needs::patient_id, ids.to_vec()))
         .select((patient_needs::patient_id, patient_needs::need_id))
         .order((patient_needs::patient_id, patient_needs::need_id))
         .load(conn)
@@ -449,7 +449,7 @@ fn filtered<'a>(institution_id: i64, f: &'a PatientFilter) -> patients::BoxedQue
             patients::id.eq_any(
                 patient_blind_indexes::table
                     .filter(patient_blind_indexes::institution_id.eq(institution_id))
-                    .filter(patient_blind_indexes::token.eq_any(group))
+                    .filter(in_list(patient_blind_indexes::token, group.clone()))
                     .select(patient_blind_indexes::patient_id),
             ),
         );
@@ -531,7 +531,7 @@ pub fn search(
         .limit(limit)
         .load(conn)?;
     let items = patients::table
-        .filter(patients::id.eq_any(&ids))
+        .filter(in_list(patients::id, ids))
         .select(Patient::as_select())
         .order(patients::id.asc())
         .load(conn)?;
@@ -539,7 +539,7 @@ pub fn search(
         // A patient's tokens carry its institution (a patient never changes institution).
         Some(group) => patient_blind_indexes::table
             .filter(patient_blind_indexes::institution_id.eq(institution_id))
-            .filter(patient_blind_indexes::token.eq_any(group))
+            .filter(in_list(patient_blind_indexes::token, group.to_vec()))
             .select(diesel::dsl::count(patient_blind_indexes::patient_id).aggregate_distinct())
             .get_result(conn)?,
         None => filtered(institution_id, filter).count().get_result(conn)?,
