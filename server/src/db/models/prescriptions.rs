@@ -76,11 +76,23 @@ pub fn insert(conn: &mut DbConn, new: &NewPrescription<'_>) -> QueryResult<i64> 
 /// transaction, which serializes writers.
 pub fn next_number(conn: &mut DbConn, institution_id: i64, year: i32) -> QueryResult<String> {
     let prefix = format!("{year}-");
-    let last: Option<String> = prescriptions::table
+    let mut numbers = prescriptions::table
         .filter(prescriptions::institution_id.eq(institution_id))
         .filter(prescriptions::number.like(format!("{prefix}%")))
+        .into_boxed();
+    if matches!(conn, DbConn::Sqlite(_)) {
+        // SQLite's LIKE ignores case, so it cannot use the (institution, number) index for a
+        // prefix and read every number of the institution. In the column's binary collation
+        // the year's numbers sort from "YYYY-" up to, not including, "YYYY." ('.' follows
+        // '-'): a range the index answers. (PostgreSQL's collation may not sort punctuation
+        // by its code, so there the LIKE alone decides.)
+        numbers = numbers
+            .filter(prescriptions::number.ge(prefix.clone()))
+            .filter(prescriptions::number.lt(format!("{year}.")));
+    }
+    let last: Option<String> = numbers
         .select(diesel::dsl::max(prescriptions::number))
-        .first(conn)?;
+        .get_result(conn)?;
     let next = last
         .and_then(|n| n[prefix.len()..].parse::<u64>().ok())
         .map_or(1, |n| n + 1);
