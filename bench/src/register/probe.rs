@@ -120,13 +120,13 @@ fn search_sql(label: &'static str, institution: i64, conds: &str) -> SearchSql {
 }
 
 fn token_search_sql(label: &'static str, institution: i64, token: &str) -> SearchSql {
-    // The server binds a group's tokens as one JSON array (`db::in_list`).
-    let tokens = serde_json::json!([token]).to_string().replace('\'', "''");
+    // A group of one token is `token = ?` (`db::in_list`).
+    let token = token.replace('\'', "''");
     SearchSql {
         count: format!(
             "SELECT COUNT(DISTINCT patient_blind_indexes.patient_id) FROM patient_blind_indexes \
              WHERE patient_blind_indexes.institution_id = {institution} \
-             AND patient_blind_indexes.token IN (SELECT value FROM json_each('{tokens}'))"
+             AND patient_blind_indexes.token = '{token}'"
         ),
         ..search_sql(
             label,
@@ -134,8 +134,7 @@ fn token_search_sql(label: &'static str, institution: i64, token: &str) -> Searc
             &format!(
                 " AND patients.id IN (SELECT patient_blind_indexes.patient_id FROM \
                  patient_blind_indexes WHERE patient_blind_indexes.institution_id = \
-                 {institution} AND patient_blind_indexes.token IN \
-                 (SELECT value FROM json_each('{tokens}')))"
+                 {institution} AND patient_blind_indexes.token = '{token}')"
             ),
         )
     }

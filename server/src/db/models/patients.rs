@@ -300,13 +300,6 @@ pub fn update_if_version(
 
 /// `(patient id, need id)` for the given patients.
 pub fn needs_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
-    if let [id] = ids {
-        return patient_needs::table
-            .filter(patient_needs::patient_id.eq(*id))
-            .select((patient_needs::patient_id, patient_needs::need_id))
-            .order(patient_needs::need_id)
-            .load(conn);
-    }
     patient_needs::table
         .filter(in_list(patient_needs::patient_id, ids.to_vec()))
         .select((patient_needs::patient_id, patient_needs::need_id))
