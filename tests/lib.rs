@@ -114,6 +114,7 @@ pub fn test_settings(url: &str, data_dir: &std::path::Path) -> SettingsArgs {
         keep_alive_secs: 75,
         db_pool: 4,
         sqlite_cache_mib: 32,
+        sqlite_read_cache_mib: 2,
         small_cell_k: 5,
         web_dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web")),
     }

@@ -138,7 +138,7 @@ mod tests {
 
     fn queue(dir: &std::path::Path) -> (AuditQueue, Pool) {
         let url = crate::db::DatabaseUrl::Sqlite(dir.join("audit.db"));
-        let pool = crate::db::open(&url, 8, 2).unwrap();
+        let pool = crate::db::open(&url, 8, Default::default()).unwrap();
         (
             AuditQueue::new(pool.clone(), crate::db::write_gate(&url, 2).unwrap()),
             pool,

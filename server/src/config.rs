@@ -129,8 +129,8 @@ pub struct SettingsArgs {
     #[arg(long, env = "PALREG_DB_POOL", default_value_t = 16, global = true)]
     pub db_pool: u32,
 
-    /// SQLite: the page cache of each connection, the pool's and the one writer's, in MiB
-    /// (SQLite's own default is 2). Filled only as pages are used; at most (pool + 1) × this.
+    /// SQLite: the page cache of the one writer connection, in MiB. It keeps the upper levels
+    /// of the indexes that imports insert into. Filled only as pages are used.
     #[arg(
         long,
         env = "PALREG_SQLITE_CACHE_MIB",
@@ -138,6 +138,16 @@ pub struct SettingsArgs {
         global = true
     )]
     pub sqlite_cache_mib: u32,
+
+    /// SQLite: the page cache of each pooled (reading) connection, in MiB. SQLite empties it
+    /// whenever another connection has committed, at a cost that grows with its size.
+    #[arg(
+        long,
+        env = "PALREG_SQLITE_READ_CACHE_MIB",
+        default_value_t = 2,
+        global = true
+    )]
+    pub sqlite_read_cache_mib: u32,
 }
 
 /// Validated settings.
@@ -157,7 +167,7 @@ pub struct Settings {
     pub body_limit: usize,
     pub keep_alive: Duration,
     pub db_pool: u32,
-    pub sqlite_cache_mib: u32,
+    pub sqlite_caches: crate::db::SqliteCaches,
     /// Served at `/` when it holds an `index.html`.
     pub web_dir: Option<PathBuf>,
     pub small_cell_k: u64,
@@ -254,6 +264,9 @@ impl SettingsArgs {
         if !(1..=65_536).contains(&self.sqlite_cache_mib) {
             return Err("PALREG_SQLITE_CACHE_MIB must be between 1 and 65536".into());
         }
+        if !(1..=65_536).contains(&self.sqlite_read_cache_mib) {
+            return Err("PALREG_SQLITE_READ_CACHE_MIB must be between 1 and 65536".into());
+        }
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -273,7 +286,10 @@ impl SettingsArgs {
             body_limit: self.body_limit_kib * 1024,
             keep_alive: Duration::from_secs(self.keep_alive_secs),
             db_pool: self.db_pool,
-            sqlite_cache_mib: self.sqlite_cache_mib,
+            sqlite_caches: crate::db::SqliteCaches {
+                writer_mib: self.sqlite_cache_mib,
+                reader_mib: self.sqlite_read_cache_mib,
+            },
             small_cell_k: self.small_cell_k,
             web_dir: self
                 .web_dir

@@ -33,7 +33,7 @@ pub fn prepare_database(settings: &Settings) -> anyhow::Result<db::Pool> {
     let pool = db::open(
         &settings.database_url,
         settings.db_pool,
-        settings.sqlite_cache_mib,
+        settings.sqlite_caches,
     )?;
     let mut conn = pool.get()?;
     let seeded = seed::run(&mut conn, settings.admin_password.as_deref())?;
@@ -249,7 +249,7 @@ impl Application {
                 tracing::warn!("no browser client folder (PALREG_WEB_DIR): serving the API only")
             }
         }
-        let write_gate = db::write_gate(&settings.database_url, settings.sqlite_cache_mib)?;
+        let write_gate = db::write_gate(&settings.database_url, settings.sqlite_caches.writer_mib)?;
         let audit = AuditQueue::new(pool.clone(), write_gate.clone());
         let state = web::Data::new(AppState {
             pool,

@@ -134,7 +134,7 @@ fn an_idle_connection_is_kept_for_the_keep_alive_setting_then_closed() {
 }
 
 #[test]
-fn the_sqlite_page_cache_is_set_on_every_pooled_connection() {
+fn the_sqlite_page_caches_are_set_on_the_writer_and_every_pooled_connection() {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct CacheSize {
@@ -149,19 +149,44 @@ fn the_sqlite_page_cache_is_set_on_every_pooled_connection() {
             .unwrap_err()
             .contains("PALREG_SQLITE_CACHE_MIB")
     );
+    let mut args = test_settings("sqlite://x.db", dir.path());
+    args.sqlite_read_cache_mib = 65_537;
+    assert!(
+        args.validate()
+            .unwrap_err()
+            .contains("PALREG_SQLITE_READ_CACHE_MIB")
+    );
     let url = palreg_server::db::DatabaseUrl::parse(&format!(
         "sqlite://{}",
         dir.path().join("cache.db").display()
     ))
     .unwrap();
-    let pool = palreg_server::db::open(&url, 2, 7).unwrap();
+    let caches = palreg_server::db::SqliteCaches {
+        writer_mib: 11,
+        reader_mib: 7,
+    };
+    let pool = palreg_server::db::open(&url, 2, caches).unwrap();
+    let cache_size = |conn: &mut palreg_server::db::DbConn| {
+        diesel::sql_query("PRAGMA cache_size")
+            .get_result::<CacheSize>(conn)
+            .unwrap()
+            .cache_size
+    };
     let held: Vec<_> = (0..2).map(|_| pool.get().unwrap()).collect();
     for mut conn in held {
-        let got: CacheSize = diesel::sql_query("PRAGMA cache_size")
-            .get_result(&mut *conn)
-            .unwrap();
-        assert_eq!(got.cache_size, -7 * 1024, "a negative cache_size is KiB");
+        assert_eq!(
+            cache_size(&mut conn),
+            -7 * 1024,
+            "a negative cache_size is KiB"
+        );
     }
+    let gate = palreg_server::db::write_gate(&url, 1).unwrap().unwrap();
+    let mut writer = gate.turn().unwrap();
+    assert_eq!(
+        cache_size(&mut writer),
+        -11 * 1024,
+        "the writer keeps the first opener's cache"
+    );
 }
 
 #[test]

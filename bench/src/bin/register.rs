@@ -214,7 +214,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     // --- Prescriptions straight through the storage layer.
-    let pool = palreg_server::db::open(&db_url, 2, 32)?;
+    let pool = palreg_server::db::open(&db_url, 2, Default::default())?;
     if args.register.prescriptions > 0 {
         println!(
             "\nseeding {} prescriptions DIRECTLY through the storage layer (diesel inserts of the row and its version, 20k per transaction; NOT through HTTP: there is no batch endpoint) …",

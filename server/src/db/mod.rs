@@ -100,8 +100,7 @@ impl Writer {
 /// A SQLite connection as the server uses it, the pool's or the writer's: the background
 /// checkpointer moves the WAL into the database file, a commit never does (SQLite would
 /// otherwise checkpoint inside the commit that crosses 1000 pages: a latency spike on whichever
-/// request it was); a page cache that holds the upper levels of the indexes (the default 2 MiB
-/// made a bulk import slow down as the random-order indexes outgrew it).
+/// request it was); the page cache of its kind ([`SqliteCaches`]).
 fn server_connection(url: &DatabaseUrl, cache_kib: u64) -> Result<DbConn, ConnectionError> {
     let mut conn = url.connect()?;
     conn.batch_execute(&format!(
@@ -313,10 +312,35 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// SQLite's page caches, in MiB: the one writer's, and each pooled connection's.
+///
+/// They differ because they are used differently. The writer's is never dropped (no other
+/// connection writes), so it keeps the upper levels of the indexes a bulk import inserts into
+/// at random. A reader's is dropped at the start of any transaction after another connection
+/// has committed, which under load (every read commits its audit entry) is every transaction,
+/// and dropping costs in proportion to the most pages the cache ever held: with readers' caches
+/// of 32 MiB, emptying them was 15 % of the server's time in the read scenario of the bench
+/// (`pcache1TruncateUnsafe`; bench/README.md, "Eighth session").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteCaches {
+    pub writer_mib: u32,
+    pub reader_mib: u32,
+}
+
+impl Default for SqliteCaches {
+    /// The server's defaults (`PALREG_SQLITE_CACHE_MIB`, `PALREG_SQLITE_READ_CACHE_MIB`).
+    fn default() -> Self {
+        Self {
+            writer_mib: 32,
+            reader_mib: 2,
+        }
+    }
+}
+
 /// Connects once (so a wrong URL or a server that is down is reported at once with its real
 /// cause), runs the pending migrations, and builds the pool of `max_size` connections (on
-/// SQLite, each with a page cache of `sqlite_cache_mib`).
-pub fn open(url: &DatabaseUrl, max_size: u32, sqlite_cache_mib: u32) -> anyhow::Result<Pool> {
+/// SQLite, with the page caches of `caches`).
+pub fn open(url: &DatabaseUrl, max_size: u32, caches: SqliteCaches) -> anyhow::Result<Pool> {
     let mut first = url
         .connect()
         .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?;
@@ -325,7 +349,7 @@ pub fn open(url: &DatabaseUrl, max_size: u32, sqlite_cache_mib: u32) -> anyhow::
     let checkpointer = match url {
         DatabaseUrl::Sqlite(_) => Some(spawn_checkpointer(
             url,
-            write_gate(url, sqlite_cache_mib)
+            write_gate(url, caches.writer_mib)
                 .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?,
         )?),
         DatabaseUrl::Postgres(_) => None,
@@ -340,7 +364,7 @@ pub fn open(url: &DatabaseUrl, max_size: u32, sqlite_cache_mib: u32) -> anyhow::
         .build(Manager {
             url: url.clone(),
             checkpointer,
-            cache_kib: u64::from(sqlite_cache_mib) * 1024,
+            cache_kib: u64::from(caches.reader_mib) * 1024,
         })
         .map_err(|e| anyhow::anyhow!("cannot build the connection pool: {e}"))?;
     Ok(pool)
