@@ -86,15 +86,19 @@ fn take_places(conn: &mut DbConn, count: i64) -> QueryResult<(i64, String)> {
     Ok((last - count + 1, prev_hash))
 }
 
-/// The two statements on the head that every audited request runs, written out so that
-/// diesel keeps them prepared: it prepares any `diesel::update` anew each time (its SET
-/// clause may change shape), and so did these, once or twice per request.
+/// The three statements that every audited request runs, written out so that diesel keeps
+/// them prepared: it prepares any `diesel::update` anew each time (its SET clause may change
+/// shape), and any insert of a row with a `None` in it (SQLite has no `DEFAULT` in `VALUES`,
+/// so diesel leaves those columns out, and the statement's shape depends on the values).
 mod head {
+    use chrono::NaiveDateTime;
     use diesel::backend::Backend;
     use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
     use diesel::serialize::ToSql;
-    use diesel::sql_types::{BigInt, Text};
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
     use diesel::{QueryResult, RunQueryDsl};
+
+    use super::AuditRow;
 
     /// `seq` moves `count` on; returns the new `seq` and the hash of the last entry.
     #[derive(QueryId)]
@@ -141,6 +145,61 @@ mod head {
     }
 
     impl<Conn> RunQueryDsl<Conn> for SetHash {}
+
+    /// One entry, every column bound (a `None` as NULL).
+    pub struct Insert<'a> {
+        pub row: &'a AuditRow,
+    }
+
+    impl QueryId for Insert<'_> {
+        type QueryId = Insert<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl<DB> QueryFragment<DB> for Insert<'_>
+    where
+        DB: Backend,
+        i64: ToSql<BigInt, DB>,
+        NaiveDateTime: ToSql<Timestamp, DB>,
+        String: ToSql<Text, DB>,
+        Option<i64>: ToSql<Nullable<BigInt>, DB>,
+        Option<String>: ToSql<Nullable<Text>, DB>,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            let row = self.row;
+            out.push_sql(
+                "INSERT INTO audit_log (seq, at, actor_id, actor_login, action, object_type, \
+                 object_id, outcome, client_addr, details, prev_hash, hash) VALUES (",
+            );
+            out.push_bind_param::<BigInt, i64>(&row.seq)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, NaiveDateTime>(&row.at)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<BigInt>, Option<i64>>(&row.actor_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, Option<String>>(&row.actor_login)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, String>(&row.action)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, String>(&row.object_type)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, Option<String>>(&row.object_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, String>(&row.outcome)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, Option<String>>(&row.client_addr)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, Option<String>>(&row.details)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, String>(&row.prev_hash)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, String>(&row.hash)?;
+            out.push_sql(")");
+            Ok(())
+        }
+    }
+
+    impl<Conn> RunQueryDsl<Conn> for Insert<'_> {}
 }
 
 /// Writes `entry` at place `seq` after `prev_hash`, with its own hash, and returns the row.
@@ -165,9 +224,7 @@ fn insert_chained(
         hash: String::new(),
     };
     row.hash = entry_hash(&row);
-    diesel::insert_into(audit_log::table)
-        .values(&row)
-        .execute(conn)?;
+    head::Insert { row: &row }.execute(conn)?;
     Ok(row)
 }
 
