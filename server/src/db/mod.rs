@@ -642,9 +642,10 @@ mod tests {
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite with the query planner stability
-    /// guarantee, so that statements with a bound `LIMIT` stay prepared (see there).
+    /// guarantee, so that statements with a bound `LIMIT` stay prepared, and with a page cache
+    /// of its own for each connection (see there).
     #[test]
-    fn sqlite_is_built_with_a_stable_query_planner() {
+    fn sqlite_is_built_with_a_stable_query_planner_and_separate_page_caches() {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
         struct CompileOption {
@@ -659,6 +660,10 @@ mod tests {
             .map(|o| o.compile_options)
             .collect();
         assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
     }
 
     #[test]
