@@ -129,8 +129,9 @@ pub struct SettingsArgs {
     #[arg(long, env = "PALREG_DB_POOL", default_value_t = 16, global = true)]
     pub db_pool: u32,
 
-    /// SQLite: the page cache of the one writer connection, in MiB. It keeps the upper levels
-    /// of the indexes that imports insert into. Filled only as pages are used.
+    /// SQLite: the page cache of the one writer connection and of each report connection, in
+    /// MiB. The writer's keeps the upper levels of the indexes that imports insert into; a
+    /// report reads through large parts of the register. Filled only as pages are used.
     #[arg(
         long,
         env = "PALREG_SQLITE_CACHE_MIB",
@@ -289,6 +290,7 @@ impl SettingsArgs {
             sqlite_caches: crate::db::SqliteCaches {
                 writer_mib: self.sqlite_cache_mib,
                 reader_mib: self.sqlite_read_cache_mib,
+                report_mib: self.sqlite_cache_mib,
             },
             small_cell_k: self.small_cell_k,
             web_dir: self

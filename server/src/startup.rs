@@ -251,8 +251,10 @@ impl Application {
         }
         let write_gate = db::write_gate(&settings.database_url, settings.sqlite_caches.writer_mib)?;
         let audit = AuditQueue::new(pool.clone(), write_gate.clone());
+        let reports = db::open_reports(&settings.database_url, settings.sqlite_caches)?;
         let state = web::Data::new(AppState {
             pool,
+            reports,
             tokens: TokenKeys::new(&secret),
             report_key,
             write_gate,

@@ -10,6 +10,8 @@ use crate::ratelimit::RateLimiter;
 
 pub struct AppState {
     pub pool: Pool,
+    /// The reports' own connections ([`crate::db::open_reports`]).
+    pub reports: Pool,
     pub settings: Arc<Settings>,
     pub tokens: TokenKeys,
     pub login_limiter: RateLimiter,

@@ -164,6 +164,7 @@ fn the_sqlite_page_caches_are_set_on_the_writer_and_every_pooled_connection() {
     let caches = palreg_server::db::SqliteCaches {
         writer_mib: 11,
         reader_mib: 7,
+        report_mib: 13,
     };
     let pool = palreg_server::db::open(&url, 2, caches).unwrap();
     let cache_size = |conn: &mut palreg_server::db::DbConn| {
@@ -187,6 +188,10 @@ fn the_sqlite_page_caches_are_set_on_the_writer_and_every_pooled_connection() {
         -11 * 1024,
         "the writer keeps the first opener's cache"
     );
+    let reports = palreg_server::db::open_reports(&url, caches).unwrap();
+    assert_eq!(reports.state().connections, 0, "opened when first needed");
+    let mut conn = reports.get().unwrap();
+    assert_eq!(cache_size(&mut conn), -13 * 1024);
 }
 
 #[test]

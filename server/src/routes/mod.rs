@@ -28,7 +28,23 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
 {
-    let pool = state.pool.clone();
+    read_on(state.pool.clone(), f).await
+}
+
+/// Runs a report's reads on a connection of the reports' own pool, off the async workers.
+pub async fn report_db<T, F>(state: &web::Data<AppState>, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
+{
+    read_on(state.reports.clone(), f).await
+}
+
+async fn read_on<T, F>(pool: db::Pool, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
+{
     web::block(move || {
         let mut conn = pool.get()?;
         f(&mut conn)

@@ -22,7 +22,7 @@ use crate::db::models::{self, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::patients::institution_of;
 use crate::routes::prescriptions::{PrescriptionSearchRequest, filter_of};
-use crate::routes::{audited, db};
+use crate::routes::{audited, db, report_db};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams, Serialize, Clone)]
@@ -181,7 +181,7 @@ pub async fn prescription_report(
         limit: None,
     })?;
     let limit = i64::try_from(reports::MAX_PRESCRIPTION_ROWS).unwrap_or(i64::MAX) + 1;
-    let (institution, lines) = db(&state, move |conn| {
+    let (institution, lines) = report_db(&state, move |conn| {
         let inst = refs::institution::find(conn, institution_id)?;
         Ok((
             inst.name,
@@ -389,7 +389,7 @@ async fn summary(
     let k = state.settings.small_cell_k;
     let (from, to) = (q.from, q.to);
     let who = principal.clone();
-    let (scope, input) = db(&state, move |conn| {
+    let (scope, input) = report_db(&state, move |conn| {
         let scope = summary_scope(conn, &who, &requested)?;
         let input = summary_input(conn, &scope, from, to, locale)?;
         Ok((scope, input))
