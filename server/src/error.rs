@@ -51,6 +51,14 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// 503: no database connection came in time (every one busy, or the database unreachable);
+    /// the client may try again after `retry_after_secs`.
+    #[error("{message}")]
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 500: anything unexpected; the detail goes to the log only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -104,7 +112,8 @@ impl ApiError {
             | Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unprocessable { code, .. }
-            | Self::TooManyRequests { code, .. } => code,
+            | Self::TooManyRequests { code, .. }
+            | Self::Unavailable { code, .. } => code,
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Internal(_) => "internal_error",
@@ -119,7 +128,8 @@ impl ApiError {
             | Self::Forbidden { message, .. }
             | Self::Conflict { message, .. }
             | Self::Unprocessable { message, .. }
-            | Self::TooManyRequests { message, .. } => message.clone(),
+            | Self::TooManyRequests { message, .. }
+            | Self::Unavailable { message, .. } => message.clone(),
             Self::NotFound => "no such object".into(),
             Self::PayloadTooLarge => "the request body is too large".into(),
             Self::Internal(_) => "an internal error occurred; it has been logged".into(),
@@ -138,6 +148,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -148,6 +159,9 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         if let Self::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | Self::Unavailable {
             retry_after_secs, ..
         } = self
         {
@@ -183,9 +197,17 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+/// A pool's only error: no connection within its timeout, because every one is in use (a burst,
+/// long reports) or none can be opened (the database is down). Either passes; the client is told
+/// to come back rather than that the server failed.
 impl From<r2d2::Error> for ApiError {
     fn from(err: r2d2::Error) -> Self {
-        Self::Internal(anyhow::anyhow!("database pool: {err}"))
+        tracing::warn!(error = %err, "no database connection in time");
+        Self::Unavailable {
+            code: "database_unavailable",
+            message: "the database is busy or unreachable; try again shortly".into(),
+            retry_after_secs: 5,
+        }
     }
 }
 

@@ -670,6 +670,35 @@ mod tests {
         );
     }
 
+    /// A request that finds every connection busy is told to come back (503 with Retry-After),
+    /// not that the server failed.
+    #[test]
+    fn a_request_that_gets_no_connection_in_time_is_told_to_come_back() {
+        use actix_web::ResponseError;
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("busy.db"));
+        let pool = open(&url, 1, SqliteCaches::default()).unwrap();
+        let _held = pool.get().unwrap();
+        let timed_out = pool
+            .get_timeout(Duration::from_millis(50))
+            .err()
+            .expect("the only connection is held");
+        let err = crate::error::ApiError::from(timed_out);
+        assert_eq!(
+            err.status_code(),
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(err.code(), "database_unavailable");
+        let response = err.error_response();
+        assert_eq!(
+            response
+                .headers()
+                .get(actix_web::http::header::RETRY_AFTER)
+                .unwrap(),
+            "5"
+        );
+    }
+
     /// `.cargo/config.toml` builds the bundled SQLite with the query planner stability
     /// guarantee, so that statements with a bound `LIMIT` stay prepared, and with a page cache
     /// of its own for each connection (see there).
