@@ -54,7 +54,7 @@ fn is_stress_mark(c: char) -> bool {
 ///
 /// The steps repeat until the name no longer changes, so that normalizing a normalized name
 /// changes nothing: dropping a character can bring two combining marks together that NFKC
-/// then orders anew (`"\u{1e01b}`\u{1939}"`, found by the property test). Each round that
+/// then orders anew (``"\u{1e01b}`\u{1939}"``, found by the property test). Each round that
 /// changes anything drops or reorders marks, so names settle at once or in a round or two;
 /// one that has not settled after nine rounds is refused.
 pub fn name(value: &str) -> Result<String, CryptoError> {
