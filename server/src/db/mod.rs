@@ -318,11 +318,12 @@ impl r2d2::ManageConnection for Manager {
 /// They differ because they are used differently. The writer's is never dropped (no other
 /// connection writes), so it keeps the upper levels of the indexes a bulk import inserts into
 /// at random. A report works through large parts of the register, page after page, and ran
-/// 17 % faster with 32 MiB than with 2. A reader's is dropped at the start of any transaction after another connection
-/// has committed, which under load (every read commits its audit entry) is every transaction,
-/// and dropping costs in proportion to the most pages the cache ever held: with readers' caches
-/// of 32 MiB, emptying them was 15 % of the server's time in the read scenario of the bench
-/// (`pcache1TruncateUnsafe`; bench/README.md, "Eighth session").
+/// 17 % faster with 32 MiB than with 2. A reader's is dropped at the start of any transaction
+/// after another connection has committed, which under load (every read commits its audit
+/// entry) is every transaction, and dropping costs in proportion to the most pages the cache
+/// ever held: with readers' caches of 32 MiB, emptying them was 15 % of the server's time in
+/// the read scenario of the bench (`pcache1TruncateUnsafe`; bench/README.md, "Eighth
+/// session").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteCaches {
     pub writer_mib: u32,
@@ -342,6 +343,13 @@ impl Default for SqliteCaches {
     }
 }
 
+/// What every pool of the database has in common. A PostgreSQL connection may have been closed
+/// by the server since it was last used: it is checked (`SELECT 1`) before each use. A SQLite
+/// file's cannot, and the check cost every request a statement.
+fn pool_builder(url: &DatabaseUrl) -> r2d2::Builder<Manager> {
+    r2d2::Pool::builder().test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
+}
+
 /// How many reports may read at once; more wait for a connection (up to
 /// [`REPORT_WAIT`]).
 pub const REPORT_CONNECTIONS: u32 = 2;
@@ -353,11 +361,10 @@ pub const REPORT_WAIT: Duration = Duration::from_secs(60);
 /// database first): a report neither takes an interactive request's connection for seconds
 /// nor leaves a large page cache on it (see [`SqliteCaches`]). Opened when first needed.
 pub fn open_reports(url: &DatabaseUrl, caches: SqliteCaches) -> anyhow::Result<Pool> {
-    r2d2::Pool::builder()
+    pool_builder(url)
         .max_size(REPORT_CONNECTIONS)
         .min_idle(Some(0))
         .connection_timeout(REPORT_WAIT)
-        .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
         .build(Manager {
             url: url.clone(),
             _checkpointer: None,
@@ -383,13 +390,9 @@ pub fn open(url: &DatabaseUrl, max_size: u32, caches: SqliteCaches) -> anyhow::R
         )?),
         DatabaseUrl::Postgres(_) => None,
     };
-    let pool = r2d2::Pool::builder()
+    let pool = pool_builder(url)
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))
-        // A PostgreSQL connection may have been closed by the server since it was last used: it
-        // is checked (`SELECT 1`) before each use. A SQLite file's cannot, and the check cost
-        // every request a statement.
-        .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
         .build(Manager {
             url: url.clone(),
             _checkpointer: checkpointer,

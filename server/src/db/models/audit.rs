@@ -10,7 +10,8 @@ use crate::db::schema::{audit_head, audit_log};
 /// The hash that precedes the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-#[derive(Queryable, Selectable, Insertable, Debug, Clone, PartialEq)]
+/// Read with diesel; written only by `head::Insert`, which binds every column.
+#[derive(Queryable, Selectable, Debug, Clone, PartialEq)]
 #[diesel(table_name = audit_log)]
 pub struct AuditRow {
     pub seq: i64,
