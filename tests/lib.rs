@@ -468,6 +468,29 @@ impl TestApp {
         out
     }
 
+    /// The column `t` (text) of every row a query answers, read directly from the test
+    /// database (to look at what is stored as an attacker holding the file would).
+    pub fn query_texts(&self, sql: &str) -> Vec<String> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        let rows: Vec<Text> = match self.backend {
+            Backend::Sqlite => {
+                let path = self.db.url.trim_start_matches("sqlite://");
+                let mut conn = diesel::SqliteConnection::establish(path).expect("open sqlite");
+                diesel::sql_query(sql).load(&mut conn).expect("query")
+            }
+            Backend::Postgres => {
+                let mut conn = diesel::PgConnection::establish(&self.db.url).expect("open pg");
+                diesel::sql_query(sql).load(&mut conn).expect("query")
+            }
+        };
+        rows.into_iter().map(|r| r.t).collect()
+    }
+
     /// Runs SQL directly against the test database (to play the attacker in tests).
     pub fn raw_sql(&self, sql: &str) {
         match self.backend {

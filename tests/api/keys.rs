@@ -239,6 +239,26 @@ fn administrators_rotate_the_key(backend: Backend) {
         Some(&c.a.token),
     );
     assert_eq!(history.body[0]["change"], "passport");
+    assert_eq!(history.body[1]["passport_key_version"], 1);
+    // The history keeps no passport envelope: the one sealed under the retired version 1 is
+    // nowhere in the versions, nor is the new one.
+    let snapshots = app.query_texts(&format!(
+        "SELECT snapshot AS t FROM patient_versions WHERE patient_id = {}",
+        patient["id"]
+    ));
+    assert_eq!(snapshots.len(), 2);
+    for snapshot in &snapshots {
+        let stored: serde_json::Value = serde_json::from_str(snapshot).unwrap();
+        assert!(stored["record"].get("passport").is_none(), "{snapshot}");
+        assert!(
+            stored["record"]["passport_key_version"].is_i64(),
+            "{snapshot}"
+        );
+        for envelope in [&patient["passport"], &r.body["passport"]] {
+            let envelope = envelope.as_str().unwrap();
+            assert!(!snapshot.contains(envelope), "{snapshot}");
+        }
+    }
     // b, not yet granted version 2, holds only version 1.
     let b_env = app.get("/api/v1/me/envelopes", Some(&c.b.token));
     assert!(

@@ -339,7 +339,80 @@ fn the_command_line_manages_users(backend: Backend) {
     assert_eq!(actions, ["admin.user.deactivate", "admin.user.create"]);
 }
 
+/// Migration `2026-11-29-000006_compact_register` on a register that has data: the passports
+/// leave the history's snapshots, and (SQLite) the blind indexes and needs move into tables
+/// without rowids with every row kept. The migration's down runs first, and an old-style
+/// snapshot is put back, so the migration meets what a register of the earlier schema holds.
+fn the_compacting_migration_keeps_the_register_and_drops_history_passports(backend: Backend) {
+    use palreg_tests::clinic::{clinic, passport, record, ref_id};
+    use serde_json::json;
+    const OLD_ENVELOPE: &str = "an-envelope-of-the-old-history";
+    let db = TestDatabase::new(backend);
+    let app = spawn_with(backend, db, |_| {});
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "MIG");
+    let oxygen = ref_id(&app, &c.a.token, "needs", "oxygen_concentrator");
+    let mut rec = record(&app, &c.a.token, 1944);
+    rec["needs"] = json!([oxygen]);
+    let someone = passport("Зуева", "Мария", "1944-02-03", client_crypto::Sex::Female);
+    let (_, body) = c.new_patient(&someone, rec);
+    let created = app.post("/api/v1/patients", Some(&c.a.token), &body);
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    let (down, put_back) = match backend {
+        Backend::Sqlite => (
+            include_str!("../../migrations/sqlite/2026-11-29-000006_compact_register/down.sql"),
+            format!(
+                "UPDATE patient_versions SET snapshot = json_set(snapshot, '$.record.passport', '{OLD_ENVELOPE}')"
+            ),
+        ),
+        Backend::Postgres => (
+            include_str!("../../migrations/postgres/2026-11-29-000006_compact_register/down.sql"),
+            format!(
+                "UPDATE patient_versions SET snapshot = jsonb_set(snapshot::jsonb, '{{record,passport}}', '\"{OLD_ENVELOPE}\"')::text"
+            ),
+        ),
+    };
+    app.raw_sql(down);
+    app.raw_sql(&put_back);
+    app.raw_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261129000006'");
+    let old = app.query_texts("SELECT snapshot AS t FROM patient_versions");
+    assert!(old[0].contains(OLD_ENVELOPE), "{old:?}");
+
+    let TestAppParts { db } = stop(app);
+    let app = spawn_with(backend, db, |_| {});
+    let snapshots = app.query_texts("SELECT snapshot AS t FROM patient_versions");
+    assert_eq!(snapshots.len(), 1);
+    assert!(!snapshots[0].contains(OLD_ENVELOPE), "{snapshots:?}");
+    assert!(!snapshots[0].contains("\"passport\""), "{snapshots:?}");
+    if backend == Backend::Sqlite {
+        for table in ["patient_blind_indexes", "patient_needs"] {
+            let sql = app.query_texts(&format!(
+                "SELECT sql AS t FROM sqlite_schema WHERE name = '{table}'"
+            ));
+            assert!(sql[0].contains("WITHOUT ROWID"), "{sql:?}");
+        }
+    }
+    // The patient is found by each of its blind indexes, with its needs and its history.
+    let token = app.login(&c.a.login, palreg_tests::PASSWORD);
+    for blind in c.tokens(&c.key, &someone) {
+        let found = app.post(
+            "/api/v1/patients/search",
+            Some(&token),
+            &json!({"blind_indexes": [blind], "need_id": oxygen}),
+        );
+        assert_eq!(found.status, 200, "{:?}", found.body);
+        assert_eq!(found.body["items"][0]["id"], id, "{blind}");
+    }
+    let history = app.get(&format!("/api/v1/patients/{id}/history"), Some(&token));
+    assert_eq!(history.status, 200, "{:?}", history.body);
+    assert_eq!(history.body[0]["change"], "created");
+    assert_eq!(history.body[0]["record"]["needs"], json!([oxygen]));
+    assert_eq!(history.body[0]["passport_key_version"], 1);
+}
+
 on_both_backends!(
     restart_keeps_data_and_seeds_once,
-    the_command_line_manages_users
+    the_command_line_manages_users,
+    the_compacting_migration_keeps_the_register_and_drops_history_passports,
 );

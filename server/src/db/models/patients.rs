@@ -19,6 +19,8 @@ pub struct Patient {
     pub id: i64,
     pub pseudonym: String,
     pub institution_id: i64,
+    /// Empty in a history snapshot, which does not keep it (see `snapshot_of`).
+    #[serde(default)]
     pub passport: String,
     pub passport_key_version: i32,
     pub sex: String,
@@ -112,9 +114,19 @@ struct VersionRow<'a> {
     snapshot: String,
 }
 
-/// The snapshot kept with every version: the row as it stands and its needs.
+/// The snapshot kept with every version: the row as it stands, without its passport envelope,
+/// and its needs.
+///
+/// The history shows who changed what and when; a version whose passport changed says so in its
+/// `change`. A copy of each envelope would stay sealed under the key version of its day after
+/// the institution rotates its key, openable with the key the rotation retired (and it made the
+/// history a third of the database file).
 fn snapshot_of(patient: &Patient, needs: &[i64]) -> String {
-    serde_json::json!({"record": patient, "needs": needs}).to_string()
+    let mut record = serde_json::to_value(patient).unwrap_or_default();
+    if let Some(fields) = record.as_object_mut() {
+        fields.remove("passport");
+    }
+    serde_json::json!({"record": record, "needs": needs}).to_string()
 }
 
 /// Which of these pseudonyms are in use already.
@@ -200,7 +212,8 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
                 id,
                 pseudonym: p.pseudonym.to_string(),
                 institution_id: p.institution_id,
-                passport: p.passport.to_string(),
+                // Not kept in the history (see `snapshot_of`).
+                passport: String::new(),
                 passport_key_version: p.passport_key_version,
                 sex: p.record.sex.clone(),
                 birth_year: p.record.birth_year,
