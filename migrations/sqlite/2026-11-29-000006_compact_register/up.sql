@@ -1,7 +1,7 @@
 -- A patient's history keeps its record, not its passport envelope. The history never showed
 -- the passport (a version says "passport" when it changed); an envelope kept there would stay
 -- sealed under the key version of its day after the institution's key is rotated, readable
--- with a key the rotation was meant to retire. It was also a third of the database file.
+-- with a key the rotation was meant to retire. It was also a quarter of the database file.
 UPDATE patient_versions
 SET snapshot = json_remove(snapshot, '$.record.passport')
 WHERE json_type(snapshot, '$.record.passport') IS NOT NULL;

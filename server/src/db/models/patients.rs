@@ -119,8 +119,8 @@ struct VersionRow<'a> {
 ///
 /// The history shows who changed what and when; a version whose passport changed says so in its
 /// `change`. A copy of each envelope would stay sealed under the key version of its day after
-/// the institution rotates its key, openable with the key the rotation retired (and it made the
-/// history a third of the database file).
+/// the institution rotates its key, openable with the key the rotation retired (and the copies
+/// were a quarter of the database file).
 fn snapshot_of(patient: &Patient, needs: &[i64]) -> String {
     let mut record = serde_json::to_value(patient).unwrap_or_default();
     if let Some(fields) = record.as_object_mut() {
