@@ -420,12 +420,7 @@ impl TestApp {
     /// text, and the database's files and recent WAL segments on disk when they are readable.
     pub fn dump_postgres(&self) -> Vec<u8> {
         use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Text {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            t: String,
-        }
-        let mut conn = diesel::PgConnection::establish(&self.db.url).expect("open pg");
+        let mut conn = self.postgres();
         let tables: Vec<Text> = diesel::sql_query(
             "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = 'public'",
         )
@@ -472,39 +467,40 @@ impl TestApp {
     /// database (to look at what is stored as an attacker holding the file would).
     pub fn query_texts(&self, sql: &str) -> Vec<String> {
         use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Text {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            t: String,
-        }
         let rows: Vec<Text> = match self.backend {
-            Backend::Sqlite => {
-                let path = self.db.url.trim_start_matches("sqlite://");
-                let mut conn = diesel::SqliteConnection::establish(path).expect("open sqlite");
-                diesel::sql_query(sql).load(&mut conn).expect("query")
-            }
-            Backend::Postgres => {
-                let mut conn = diesel::PgConnection::establish(&self.db.url).expect("open pg");
-                diesel::sql_query(sql).load(&mut conn).expect("query")
-            }
-        };
+            Backend::Sqlite => diesel::sql_query(sql).load(&mut self.sqlite()),
+            Backend::Postgres => diesel::sql_query(sql).load(&mut self.postgres()),
+        }
+        .expect("query");
         rows.into_iter().map(|r| r.t).collect()
     }
 
     /// Runs SQL directly against the test database (to play the attacker in tests).
     pub fn raw_sql(&self, sql: &str) {
         match self.backend {
-            Backend::Sqlite => {
-                let path = self.db.url.trim_start_matches("sqlite://");
-                let mut conn = diesel::SqliteConnection::establish(path).expect("open sqlite");
-                conn.batch_execute(sql).expect("raw sql");
-            }
-            Backend::Postgres => {
-                let mut conn = diesel::PgConnection::establish(&self.db.url).expect("open pg");
-                conn.batch_execute(sql).expect("raw sql");
-            }
+            Backend::Sqlite => self.sqlite().batch_execute(sql),
+            Backend::Postgres => self.postgres().batch_execute(sql),
         }
+        .expect("raw sql");
     }
+
+    /// A connection of its own to the SQLite test database.
+    fn sqlite(&self) -> diesel::SqliteConnection {
+        let path = self.db.url.trim_start_matches("sqlite://");
+        diesel::SqliteConnection::establish(path).expect("open sqlite")
+    }
+
+    /// A connection of its own to the PostgreSQL test database.
+    fn postgres(&self) -> diesel::PgConnection {
+        diesel::PgConnection::establish(&self.db.url).expect("open pg")
+    }
+}
+
+/// A row of a query that answers one text column named `t`.
+#[derive(diesel::QueryableByName)]
+struct Text {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    t: String,
 }
 
 /// Declares each test function (taking a [`Backend`]) once per backend: `sqlite::name` and
