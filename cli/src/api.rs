@@ -56,6 +56,9 @@ pub struct Members {
     pub current_version: Option<i32>,
     pub members: Vec<Member>,
     pub passports_pending_rotation: i64,
+    /// Observation notes still under an older key version (re-sealed by the browser's rotation).
+    #[serde(default)]
+    pub notes_pending_rotation: i64,
 }
 
 /// The pseudonymized record, as the server stores it.

@@ -503,6 +503,13 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
                     m.passports_pending_rotation
                 )?;
             }
+            if m.notes_pending_rotation > 0 {
+                writeln!(
+                    out,
+                    "observation notes awaiting re-encryption: {} (the browser's Keys page continues the rotation)",
+                    m.notes_pending_rotation
+                )?;
+            }
         }
         KeysCommand::Bootstrap => {
             let v = keys::bootstrap(&api, &ctx.key_pair()?)?;

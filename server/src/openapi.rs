@@ -47,6 +47,8 @@ use crate::routes;
         routes::patients::patient_history,
         routes::observations::create_observation,
         routes::observations::list_observations,
+        routes::observations::pending_notes,
+        routes::observations::reseal_note,
         routes::prescriptions::search_prescriptions,
         routes::prescriptions::create_prescription,
         routes::prescriptions::get_prescription,

@@ -143,6 +143,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(routes::patients::patient_history)
         .service(routes::observations::create_observation)
         .service(routes::observations::list_observations)
+        .service(routes::observations::pending_notes)
+        .service(routes::observations::reseal_note)
         .service(routes::prescriptions::search_prescriptions)
         .service(routes::prescriptions::create_prescription)
         .service(routes::prescriptions::get_prescription)

@@ -1,6 +1,6 @@
 use client_crypto::{InstitutionKey, UserKeyPair};
-use palreg_tests::clinic::{clinic, clinician};
-use palreg_tests::{Backend, PASSWORD, on_both_backends, spawn_app};
+use palreg_tests::clinic::{Clinic, clinic, clinician};
+use palreg_tests::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app};
 use serde_json::json;
 
 fn colleagues_grant_the_institution_key(backend: Backend) {
@@ -172,20 +172,22 @@ fn deregistration_and_a_new_key_pair_drop_envelopes(backend: Backend) {
     assert_eq!(app.get("/api/v1/me/envelopes", Some(&b)).body, json!([]));
 }
 
-fn administrators_rotate_the_key(backend: Backend) {
-    let app = spawn_app(backend);
-    let admin = app.admin_token();
-    let c = clinic(&app, &admin, "H1");
-    let (_, body) = c.new_patient(
+/// Registers Орлова Нина in `c`: her pseudonym and id.
+fn register_orlova(app: &TestApp, c: &Clinic) -> (client_crypto::Pseudonym, i64) {
+    let (pseudonym, body) = c.new_patient(
         &palreg_tests::clinic::passport("Орлова", "Нина", "1941-07-01", client_crypto::Sex::Female),
-        palreg_tests::clinic::record(&app, &c.a.token, 1941),
+        palreg_tests::clinic::record(app, &c.a.token, 1941),
     );
     let created = app.post("/api/v1/patients", Some(&c.a.token), &body);
     assert_eq!(created.status, 201, "{:?}", created.body);
-    // a becomes an administrator of the institution and rotates.
+    (pseudonym, created.body["id"].as_i64().unwrap())
+}
+
+/// Makes `c.a` an administrator, who then creates key version 2 (wrapped to itself only).
+fn rotate_as_admin(app: &TestApp, admin: &str, c: &Clinic) -> InstitutionKey {
     app.put(
         &format!("/api/v1/admin/users/{}", c.a.id),
-        Some(&admin),
+        Some(admin),
         &json!({"roles": ["user", "admin"]}),
     );
     let v2 = InstitutionKey::generate(2).unwrap();
@@ -195,6 +197,15 @@ fn administrators_rotate_the_key(backend: Backend) {
         &json!({"version": 2, "envelope": v2.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap()}),
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
+    v2
+}
+
+fn administrators_rotate_the_key(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    register_orlova(&app, &c);
+    let v2 = rotate_as_admin(&app, &admin, &c);
     let members = app.get(
         &format!("/api/v1/institutions/{}/members", c.institution_id),
         Some(&c.a.token),
@@ -271,8 +282,207 @@ fn administrators_rotate_the_key(backend: Backend) {
     );
 }
 
+/// After a rotation the browser re-seals the observation notes left under the old version: it
+/// finds them, opens each with the old key and seals the same text under the new one. The
+/// server checks the new seal's version, the note's `note_ref`, the version it was opened at,
+/// the caller's scope and that the caller holds the new key, and keeps no copy under the old.
+fn a_rotation_reseals_observation_notes(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    let other = clinic(&app, &admin, "H2");
+    let (pseudonym, pid) = register_orlova(&app, &c);
+    let text = "Дочь Светлана Орлова, звонить после 18:00";
+    let binding = client_crypto::NoteBinding {
+        purpose: "observation",
+        pseudonym: &pseudonym,
+        institution_id: c.institution_id,
+        record_id: "obs-1",
+    };
+    let old_seal = c.key.seal_note(text, &binding).unwrap();
+    let observations = format!("/api/v1/patients/{pid}/observations");
+    let r = app.post(
+        &observations,
+        Some(&c.a.token),
+        &json!({"observed_on": "2026-02-10", "pain_score": 5, "note": {"note_ref": "obs-1", "sealed": old_seal}}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let oid = r.body["id"].as_i64().unwrap();
+    // An observation without a note has nothing to re-seal.
+    let r = app.post(
+        &observations,
+        Some(&c.a.token),
+        &json!({"observed_on": "2026-02-11", "ecog": 2}),
+    );
+    let bare = r.body["id"].as_i64().unwrap();
+    let v2 = rotate_as_admin(&app, &admin, &c);
+    let members = format!("/api/v1/institutions/{}/members", c.institution_id);
+    assert_eq!(
+        app.get(&members, Some(&c.a.token)).body["notes_pending_rotation"],
+        1
+    );
+    // What is left, found by the key-version filter, with the pseudonym the note is bound to.
+    let pending = app.get(
+        "/api/v1/observations/sealed-notes?key_version_below=2",
+        Some(&c.a.token),
+    );
+    assert_eq!(pending.status, 200, "{:?}", pending.body);
+    assert_eq!(pending.body["total"], 1);
+    let item = &pending.body["items"][0];
+    assert_eq!(
+        (item["id"].as_i64(), item["patient_id"].as_i64()),
+        (Some(oid), Some(pid))
+    );
+    assert_eq!(item["pseudonym"], pseudonym.as_str());
+    assert_eq!(item["note_key_version"], 1);
+    let opened = c
+        .key
+        .open_note(item["note"]["sealed"].as_str().unwrap(), &binding)
+        .unwrap();
+    assert_eq!(opened, text);
+    let new_seal = v2.seal_note(text, &binding).unwrap();
+    let note = format!("/api/v1/observations/{oid}/note");
+    // Refusals, none of which changes the note.
+    let other_ref = v2
+        .seal_note(
+            text,
+            &client_crypto::NoteBinding {
+                record_id: "obs-2",
+                ..binding
+            },
+        )
+        .unwrap();
+    for (token, body, status, code) in [
+        // The note_ref is bound into the note and cannot change.
+        (
+            &c.a.token,
+            json!({"from_key_version": 1, "note": {"note_ref": "obs-2", "sealed": other_ref}}),
+            422,
+            "note_ref_changed",
+        ),
+        // Sealed under the old version again.
+        (
+            &c.a.token,
+            json!({"from_key_version": 1, "note": {"note_ref": "obs-1", "sealed": c.key.seal_note(text, &binding).unwrap()}}),
+            409,
+            "stale_key_version",
+        ),
+        // Opened at a version it is not under.
+        (
+            &c.a.token,
+            json!({"from_key_version": 2, "note": {"note_ref": "obs-1", "sealed": new_seal}}),
+            409,
+            "stale_version",
+        ),
+        // Not a sealed note at all.
+        (
+            &c.a.token,
+            json!({"from_key_version": 1, "note": {"note_ref": "obs-1", "sealed": "Светлана"}}),
+            400,
+            "",
+        ),
+        // b holds only version 1.
+        (
+            &c.b.token,
+            json!({"from_key_version": 1, "note": {"note_ref": "obs-1", "sealed": new_seal}}),
+            409,
+            "not_a_key_holder",
+        ),
+        // Another institution's clinician does not find it.
+        (
+            &other.a.token,
+            json!({"from_key_version": 1, "note": {"note_ref": "obs-1", "sealed": new_seal}}),
+            404,
+            "not_found",
+        ),
+    ] {
+        let r = app.put(&note, Some(token), &body);
+        assert_eq!(r.status, status, "{body}: {:?}", r.body);
+        if !code.is_empty() {
+            assert_eq!(r.error_code(), code, "{body}");
+        }
+    }
+    let r = app.put(
+        &format!("/api/v1/observations/{bare}/note"),
+        Some(&c.a.token),
+        &json!({"from_key_version": 1, "note": {"note_ref": "obs-1", "sealed": new_seal}}),
+    );
+    assert_eq!((r.status, r.error_code()), (422, "no_note"));
+    // Another institution sees nothing pending of this one, and a ministry user may not look.
+    let theirs = app.get(
+        "/api/v1/observations/sealed-notes?key_version_below=2",
+        Some(&other.a.token),
+    );
+    assert_eq!(theirs.body["total"], 0);
+    app.create_user(&admin, "analyst", &["ministry"], None);
+    let m = app.login("analyst", PASSWORD);
+    assert_eq!(
+        app.get(
+            "/api/v1/observations/sealed-notes?key_version_below=2",
+            Some(&m)
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        app.put(
+            &note,
+            Some(&m),
+            &json!({"from_key_version": 1, "note": {"note_ref": "obs-1", "sealed": new_seal}})
+        )
+        .status,
+        403
+    );
+    // The holder re-seals it.
+    let r = app.put(
+        &note,
+        Some(&c.a.token),
+        &json!({"from_key_version": 1, "note": {"note_ref": "obs-1", "sealed": new_seal}}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["note_key_version"], 2);
+    assert_eq!(r.body["pain_score"], 5);
+    // Twice is a stale write.
+    let again = app.put(
+        &note,
+        Some(&c.a.token),
+        &json!({"from_key_version": 1, "note": {"note_ref": "obs-1", "sealed": new_seal}}),
+    );
+    assert_eq!((again.status, again.error_code()), (409, "stale_version"));
+    assert_eq!(
+        app.get(&members, Some(&c.a.token)).body["notes_pending_rotation"],
+        0
+    );
+    let list = app.get(&observations, Some(&c.b.token));
+    let listed = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == oid)
+        .unwrap();
+    assert_eq!(listed["note_key_version"], 2);
+    assert_eq!(
+        v2.open_note(listed["note"]["sealed"].as_str().unwrap(), &binding)
+            .unwrap(),
+        text
+    );
+    // The seal under the retired version is gone from the database; the change is audited.
+    let stored = app.query_texts("SELECT note AS t FROM observations WHERE note IS NOT NULL");
+    assert_eq!(stored, vec![new_seal.clone()]);
+    let audited = app.query_texts(
+        "SELECT outcome AS t FROM audit_log WHERE action = 'observations.reseal_note' ORDER BY seq",
+    );
+    assert_eq!(
+        audited.iter().filter(|o| *o == "ok").count(),
+        1,
+        "{audited:?}"
+    );
+}
+
 on_both_backends!(
     colleagues_grant_the_institution_key,
     deregistration_and_a_new_key_pair_drop_envelopes,
     administrators_rotate_the_key,
+    a_rotation_reseals_observation_notes,
 );

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Permission, Principal};
-use crate::db::models::{self, keys, patients};
+use crate::db::models::{self, keys, observations, patients};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::{audited, db};
 use crate::state::AppState;
@@ -69,6 +69,8 @@ pub struct MembersResponse {
     pub members: Vec<MemberView>,
     /// Passports still sealed under an older version (a rotation in progress).
     pub passports_pending_rotation: i64,
+    /// Observation notes still sealed under an older version.
+    pub notes_pending_rotation: i64,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -205,9 +207,12 @@ pub async fn members(
                 }
             })
             .collect();
-        let pending = match current_version {
-            Some(v) => patients::count_below_version(conn, institution_id, v)?,
-            None => 0,
+        let (pending, notes_pending) = match current_version {
+            Some(v) => (
+                patients::count_below_version(conn, institution_id, v)?,
+                observations::count_notes_below_version(conn, institution_id, v)?,
+            ),
+            None => (0, 0),
         };
         Ok(MembersResponse {
             institution_id,
@@ -222,6 +227,7 @@ pub async fn members(
                 .collect(),
             members,
             passports_pending_rotation: pending,
+            notes_pending_rotation: notes_pending,
         })
     })
     .await?;

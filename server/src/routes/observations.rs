@@ -1,12 +1,15 @@
 //! The medical record (`medical_records`): dated observations of a patient — pain score,
 //! ECOG performance status, needs added or removed (applied to the patient's record), and an
-//! optional free-text note sealed in the browser (never in clear).
+//! optional free-text note sealed in the browser (never in clear). After a key rotation the
+//! browser re-seals the notes still under an older key version: it pages through them
+//! (`GET /api/v1/observations/sealed-notes`), opens each and seals the same text anew
+//! (`PUT /api/v1/observations/{id}/note`), as it re-encrypts the passports.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{NaiveDate, NaiveDateTime};
 use client_crypto::shape;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Permission, Principal};
 use crate::db::models::{self, keys, observations, patients, refs};
@@ -230,4 +233,188 @@ pub async fn list_observations(
     )
     .await?;
     Ok(web::Json(list))
+}
+
+/// The notes a key rotation has left under an older key version (a page of them).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SealedNotesQuery {
+    /// Notes sealed under a key version below this one (the institution's current version).
+    pub key_version_below: i32,
+    /// Keyset paging: observation ids greater than this (the previous page's `next_after`).
+    pub after: Option<i64>,
+    /// 1–500, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingNote {
+    /// The observation.
+    pub id: i64,
+    pub patient_id: i64,
+    /// The patient's pseudonym, which the note is bound to.
+    pub pseudonym: String,
+    pub note: SealedNote,
+    pub note_key_version: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingNotesPage {
+    /// All the notes under a version below `key_version_below`, not only this page.
+    pub total: i64,
+    pub items: Vec<PendingNote>,
+    pub next_after: Option<i64>,
+}
+
+/// The institution's observation notes still sealed under a key version older than
+/// `key_version_below`, by observation id: what a key rotation has left to re-seal.
+#[utoipa::path(
+    tag = "medical records",
+    params(SealedNotesQuery),
+    responses((status = 200, body = PendingNotesPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[get("/api/v1/observations/sealed-notes")]
+pub async fn pending_notes(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<SealedNotesQuery>,
+) -> ApiResult<web::Json<PendingNotesPage>> {
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(bad("invalid_limit", "limit is between 1 and 500"));
+    }
+    let page = read_audited_as(
+        &state,
+        caller,
+        Permission::MedicalRecords,
+        institution_of,
+        AuditedRead::new("observations.notes_pending", "institution", None),
+        move |conn, institution_id, entry| {
+            entry.object_id = Some(institution_id.to_string());
+            let total =
+                observations::count_notes_below_version(conn, institution_id, q.key_version_below)?;
+            let rows = observations::notes_below_version(
+                conn,
+                institution_id,
+                q.key_version_below,
+                q.after,
+                limit,
+            )?;
+            let next_after = (rows.len() as i64 == limit)
+                .then(|| rows.last().map(|(o, _)| o.id))
+                .flatten();
+            let items = rows
+                .into_iter()
+                .filter_map(|(o, pseudonym)| {
+                    Some(PendingNote {
+                        id: o.id,
+                        patient_id: o.patient_id,
+                        pseudonym,
+                        note: SealedNote {
+                            note_ref: o.note_ref?,
+                            sealed: o.note?,
+                        },
+                        note_key_version: o.note_key_version?,
+                    })
+                })
+                .collect();
+            Ok(PendingNotesPage {
+                total,
+                items,
+                next_after,
+            })
+        },
+    )
+    .await?;
+    Ok(web::Json(page))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResealRequest {
+    /// The key version the note was under when the client opened it; a note re-sealed by a
+    /// colleague meanwhile is refused (409 `stale_version`).
+    pub from_key_version: i32,
+    /// The same note (same `note_ref`) sealed under the institution's current key version.
+    pub note: SealedNote,
+}
+
+/// Re-seals an observation's note under the institution's current key version, after a
+/// rotation. Only a holder of the current version may; the note's `note_ref` cannot change,
+/// and nothing else of the observation does.
+#[utoipa::path(
+    tag = "medical records",
+    params(("id" = i64, Path)),
+    request_body = ResealRequest,
+    responses((status = 200, body = ObservationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+#[put("/api/v1/observations/{id}/note")]
+pub async fn reseal_note(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<i64>,
+    body: web::Json<ResealRequest>,
+) -> ApiResult<web::Json<ObservationView>> {
+    principal.require(Permission::MedicalRecords)?;
+    let institution_id = institution_of(&principal)?;
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let info = shape::check_sealed_note(&body.note.sealed)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let to_version = i32::try_from(info.key_version)
+        .map_err(|_| bad("invalid_note", "key version out of range"))?;
+    let mut entry = principal.audit(
+        "observations.reseal_note",
+        "observation",
+        Some(id.to_string()),
+    );
+    entry.details = Some(
+        serde_json::json!({"from_key_version": body.from_key_version, "to_key_version": to_version})
+            .to_string(),
+    );
+    let view = audited(&state, entry, move |conn, _| {
+        let observation = observations::find_in_institution(conn, id, institution_id)?;
+        let (Some(note_ref), Some(held)) = (&observation.note_ref, observation.note_key_version)
+        else {
+            return Err(ApiError::unprocessable(
+                "no_note",
+                "this observation has no note to re-seal",
+            ));
+        };
+        if *note_ref != body.note.note_ref {
+            return Err(ApiError::unprocessable(
+                "note_ref_changed",
+                "a re-sealed note keeps its note_ref",
+            ));
+        }
+        let current = keys::current_version(conn, institution_id)?;
+        if current != Some(to_version) {
+            return Err(ApiError::conflict(
+                "stale_key_version",
+                "notes are sealed under the institution's current key version",
+            ));
+        }
+        if held != body.from_key_version || held >= to_version {
+            return Err(ApiError::conflict(
+                "stale_version",
+                format!("the note is under key version {held} now; reload it"),
+            ));
+        }
+        if !keys::holds(conn, principal.user_id, institution_id, to_version)? {
+            return Err(ApiError::conflict(
+                "not_a_key_holder",
+                "only a holder of the current key can re-seal notes",
+            ));
+        }
+        if observations::reseal_note(conn, id, held, &body.note.sealed, to_version)? != 1 {
+            return Err(ApiError::conflict(
+                "stale_version",
+                "the note was re-sealed meanwhile; reload it",
+            ));
+        }
+        Ok(to_view(observations::find(conn, id)?))
+    })
+    .await?;
+    Ok(web::Json(view))
 }

@@ -1,0 +1,1 @@
+DROP INDEX observations_sealed_notes;
