@@ -117,6 +117,8 @@ test('keys: create key pairs, the institution key, compare fingerprints and gran
   }
 }));
 
+let patientId;
+const NOTE = 'Боли усилились ночью; дочь Агриппины Тимофеевны просит звонить после 18:00';
 const PATIENT = { surname: 'Ёлкина-Сидорова', first_name: 'Агриппина', patronymic: 'Тимофеевна', dob: '1941-02-17', address: 'г. Петрозаводск, ул. Ленина, д. 7, кв. 12', snils: '112-233-445 95' };
 
 test('patients: register, find by surname typed in lower case without Ё, open and edit', () => s2.step('register-patients', async () => {
@@ -137,6 +139,7 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   await s2.waitForNotice(/patient is registered/);
   assert.equal(await s2.heading(), `${PATIENT.surname} ${PATIENT.first_name} ${PATIENT.patronymic}`);
   const id = (await page.evaluate(() => window.location.hash)).split('/').pop();
+  patientId = id;
 
   await s2.goto('/patients');
   await page.fill('#patient-search-surname', 'елкина-сидорова');
@@ -199,6 +202,52 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   for (const s of [s1, s2]) {
     s.assertNothingSent('Ёлкина', 'Сидорова', 'Агриппина', 'Тимофеевна', 'елкина', 'ЕЛКИНА', 'Петрозаводск', PATIENT.snils, '1941-02-17', '000-11-22', PASSPHRASE);
   }
+}));
+
+test('medical record: an observation with pain, ECOG, a need and a note sealed in the browser; the colleague opens it', () => s2.step('register-observations', async () => {
+  const { page } = s2;
+  await s2.goto(`/patients/${patientId}`);
+  const form = `#main form[data-form-id="observation-${patientId}"]`;
+  await page.locator(form).waitFor();
+  assert.match(await page.locator('#main table.observations').innerText(), /No observations yet/);
+  // An empty observation is refused here, before anything is sent.
+  await page.click(`${form} button[type="submit"]`);
+  await page.locator(`${form} .form-alert`, { hasText: /at least one/ }).waitFor();
+  await page.selectOption(`#observation-${patientId}-pain_score`, '6');
+  await page.selectOption(`#observation-${patientId}-ecog`, '3');
+  const need = page.locator(`${form} input[name="needs_added"]`).first();
+  const needLabel = (await page.locator(`${form} label[for="${await need.getAttribute('id')}"]`).innerText()).trim();
+  await need.check();
+  await page.fill(`#observation-${patientId}-note`, NOTE);
+  await s2.screenshot('en-observation-filled');
+  await page.click(`${form} button[type="submit"]`);
+  await s2.waitForNotice(/observation is recorded/);
+  const row = page.locator('#main table.observations tbody tr');
+  assert.equal(await row.count(), 1);
+  const text = await row.first().innerText();
+  assert.ok(text.includes(NOTE), text);
+  assert.ok(text.includes(`+ ${needLabel}`), text);
+  assert.match(text, /\b6\s+3\b/);
+  assert.match(text, /Gromov Pavel Andreevich/);
+  // The need is now the patient's (a new version, "Observation" in the history), and can be
+  // taken away by the next observation.
+  assert.match(await page.locator('#main table.history tbody tr').first().innerText(), /Observation/);
+  assert.ok(await page.locator(`${form} input[name="needs_removed"]`).count() >= 1);
+  await s2.screenshot('en-observations');
+
+  // What the server holds: the note sealed under the institution key, bound to its note_ref.
+  const stored = await page.evaluate(async (pid) => (await import('/js/api.js')).get(`/patients/${pid}/observations`), patientId);
+  assert.equal(stored.length, 1);
+  assert.equal(stored[0].pain_score, 6);
+  assert.equal(stored[0].note_key_version, 1);
+  assert.match(stored[0].note.note_ref, /^obs-[0-9a-f]{32}$/);
+  assert.ok(!JSON.stringify(stored).includes('Агриппин'));
+
+  // The colleague opens the note with the same institution key.
+  await s1.goto(`/patients/${patientId}`);
+  await s1.page.locator('#main table.observations tbody tr').first().waitFor();
+  assert.ok((await s1.page.locator('#main table.observations tbody tr').first().innerText()).includes(NOTE));
+  for (const s of [s1, s2]) s.assertNothingSent(NOTE, 'Агриппины', 'после 18:00');
 }));
 
 test('patients: the session ends while registering; the passport comes back after sign-in from memory only', () => s2.step('register-expiry', async () => {

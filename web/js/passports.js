@@ -9,6 +9,13 @@
  */
 export const INDEX_BITS = 12;
 
+/**
+ * The purpose an observation's note is bound to (client-crypto `NoteBinding`), with the
+ * patient's pseudonym, the institution and the observation's note_ref: the medical record
+ * seals and opens notes with it, the key rotation re-seals them.
+ */
+export const NOTE_PURPOSE = 'observation';
+
 /** Blind-index tokens of a passport under `key`: one per field the search offers. */
 export function blindIndexes(key, passport) {
   const tokens = [key.blindIndex('surname', passport.surname, INDEX_BITS), key.blindIndex('date_of_birth', passport.date_of_birth, INDEX_BITS)];

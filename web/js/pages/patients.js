@@ -13,6 +13,7 @@ import { openInstitutionKey, openInstitutionKeys } from '../keystore.js';
 import { INDEX_BITS, blindIndexes, openPassport, openResults } from '../passports.js';
 import { loadBook, refName, refOptions } from '../refs.js';
 import { allowed } from '../router.js';
+import { patientObservations } from './observations.js';
 import { patientPrescriptions } from './prescriptions.js';
 
 export { INDEX_BITS };
@@ -292,13 +293,16 @@ registerPage({
     ]);
     const who = new Map(members.map((m) => [m.user_id, m.full_name]));
     const code = new Map(diagnoses.map((d) => [d.id, d.code]));
-    const prescriptions = allowed(ctx.user, 'medical_records') ? await patientPrescriptions(ctx, patient.id) : '';
+    const medical = allowed(ctx.user, 'medical_records');
+    const observations = medical ? await patientObservations(ctx, { patient, key, who }) : '';
+    const prescriptions = medical ? await patientPrescriptions(ctx, patient.id) : '';
     ctx.root.append(
       facts([
         [t('patients.fields.pseudonym'), h('code', {}, patient.pseudonym)],
         [t('patients.fields.version'), String(patient.version)],
       ]),
       form.element,
+      observations,
       prescriptions,
       h('h2', {}, t('patients.edit.history')),
       dataTable({
