@@ -3,9 +3,10 @@
 // bar. The first run is cut off by closing the tab after a few writes and continued from the
 // Keys page of a new tab (one write meets a concurrent edit: 409, reloaded and retried; a
 // colleague who joins meanwhile is granted the old version too); the second, in Russian, is
-// cancelled with its button and continued. Afterwards every patient opens
-// under the newest version, is found by its new blind indexes, a colleague opens them, and no
-// name ever left the browser in clear.
+// cancelled with its button and continued. Each run re-seals the observation notes after the
+// passports. Afterwards every patient and note opens under the newest version, every patient is
+// found by its new blind indexes, a colleague opens them, and no name or note ever left the
+// browser in clear.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +28,12 @@ const PATIENTS = [
   ['Скворцов', 'Лука', '1943-10-02'],
 ];
 const NAMES = PATIENTS.flatMap(([s, f]) => [s, f]);
+// Observation notes (patient index -> text), sealed before the first rotation.
+const NOTES = [
+  [5, 'Сын Пётр навещает по средам; ключ у соседки Таисии'],
+  [6, 'Боль по ночам, дочь Ольга просит звонить после 18:00'],
+];
+const NOTE_TEXTS = NOTES.map(([, text]) => text);
 
 let browser;
 let admin; // rotates: role admin, member of the institution
@@ -57,7 +64,7 @@ before(async () => {
 after(async () => {
   try {
     for (const s of [sA, sB, sC]) s?.assertClean();
-    for (const s of [sA, sB, sC]) s?.assertNothingSent(...NAMES, PASSPHRASE);
+    for (const s of [sA, sB, sC]) s?.assertNothingSent(...NAMES, ...NOTE_TEXTS, PASSPHRASE);
   } finally {
     await sA?.close();
     await sB?.close();
@@ -74,6 +81,16 @@ async function json(response, status = 200) {
 }
 
 const members = async () => json(await api.get(`/api/v1/institutions/${institutionId}/members`));
+
+/** The key versions of the notes, as the colleague reads them through the API. */
+async function noteVersions() {
+  const out = [];
+  for (const [index] of NOTES) {
+    const list = await json(await api.get(`/api/v1/patients/${ids.get(PATIENTS[index][0])}/observations`));
+    out.push(...list.map((o) => o.note_key_version));
+  }
+  return out;
+}
 
 async function unlockOrCreate(s, { create }) {
   await s.goto('/keys');
@@ -154,9 +171,24 @@ test('setup: keys, a grant, and patients (one through the form, the rest through
   }, PATIENTS.slice(1));
   for (const [surname, id] of created) ids.set(surname, id);
   assert.equal(ids.size, PATIENTS.length);
+  // Observations with notes, sealed as the medical record's form does it.
+  await page.evaluate(async ({ notes }) => {
+    const { get, post } = await import('/js/api.js');
+    const { openInstitutionKey } = await import('/js/keystore.js');
+    const { NOTE_PURPOSE } = await import('/js/passports.js');
+    const me = await get('/me');
+    const key = await openInstitutionKey(me);
+    for (const [id, text] of notes) {
+      const p = await get(`/patients/${id}`);
+      const noteRef = `obs-${crypto.randomUUID()}`;
+      await post(`/patients/${id}/observations`, { observed_on: '2026-02-01', pain_score: 5, note: { note_ref: noteRef, sealed: key.sealNote(text, NOTE_PURPOSE, p.pseudonym, me.institution.id, noteRef) } });
+    }
+  }, { notes: NOTES.map(([index, text]) => [ids.get(PATIENTS[index][0]), text]) });
   const m = await members();
   assert.equal(m.current_version, 1);
   assert.equal(m.passports_pending_rotation, 0);
+  assert.equal(m.notes_pending_rotation, 0);
+  assert.deepEqual(await noteVersions(), [1, 1]);
 }));
 
 test('rotation: holders and fingerprints first, then re-encryption cut off by a closed tab, continued in a new tab', () => sA.step('rotation-first', async () => {
@@ -187,6 +219,7 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   assert.equal(m.current_version, 2);
   assert.deepEqual(m.members.find((x) => x.login === colleague.login).holds, [1, 2], 'the colleague received version 2');
   assert.equal(m.passports_pending_rotation, PATIENTS.length - 4);
+  assert.equal(m.notes_pending_rotation, NOTES.length, 'notes wait until the passports are done');
 
   // The tab closes with three writes held on the wire. Chromium may still deliver them when the
   // tab goes (they were sent): what is left is whatever the server counts, no more than before.
@@ -242,7 +275,7 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   });
   await sA.goto('/keys');
   await page.click('#rotation-continue');
-  await sA.waitForNotice(new RegExp(`Key rotation finished: ${pending} passports re-encrypted`));
+  await sA.waitForNotice(new RegExp(`Key rotation finished: ${pending} passports re-encrypted\\. ${NOTES.length} observation notes re-encrypted`));
   assert.equal(await page.locator('#rotation-progress').count(), 0);
   await sA.screenshot('en-keys-rotation-done');
   assert.deepEqual(conflicts.length, 1, 'one write was refused as stale and retried');
@@ -250,6 +283,8 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
 
   m = await members();
   assert.equal(m.passports_pending_rotation, 0);
+  assert.equal(m.notes_pending_rotation, 0);
+  assert.deepEqual(await noteVersions(), [2, 2]);
   const editedNow = await json(await api.get(`/api/v1/patients/${edited}`));
   assert.equal(editedNow.passport_key_version, 2);
   assert.deepEqual(editedNow.record.needs, [needs[0].id], 'the concurrent edit was kept, not overwritten');
@@ -290,6 +325,8 @@ test('rotation in Russian: cancelled with its button, continued, finished; the c
   const m = await members();
   assert.equal(m.current_version, 3);
   assert.equal(m.passports_pending_rotation, 0);
+  assert.equal(m.notes_pending_rotation, 0);
+  assert.deepEqual(await noteVersions(), [3, 3]);
   assert.deepEqual(m.members.find((x) => x.login === colleague.login).holds, [1, 2, 3]);
   assert.deepEqual(m.members.find((x) => x.login === newcomer.login).holds, [1, 2, 3]);
   const left = await json(await api.post('/api/v1/patients/search', { data: { key_version_below: 3, limit: 100 } }));
@@ -331,4 +368,8 @@ test('rotation in Russian: cancelled with its button, continued, finished; the c
   await pb.locator('#main .search-results[data-done="true"] tbody tr a').first().click();
   await sB.waitForRoute(`/patients/${ids.get(surname)}`);
   assert.equal(await sB.heading(), `${surname} ${firstName}`);
+  // Its observation's note, re-sealed twice, opens with version 3.
+  assert.equal(surname, PATIENTS[NOTES[0][0]][0]);
+  const note = pb.locator('#main table.observations tbody tr .note-text');
+  assert.equal((await note.innerText()).trim(), NOTES[0][1]);
 }));

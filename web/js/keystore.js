@@ -4,8 +4,8 @@
 // handles in this module's memory; they are forgotten on sign-out or reload. No passphrase or raw
 // key is ever stored.
 //
-// After a key rotation, passports not yet re-encrypted (and sealed notes, which have no update
-// route) stay under older versions: every version I hold an envelope for can be opened.
+// After a key rotation, passports and observation notes not yet re-encrypted stay under older
+// versions: every version I hold an envelope for can be opened.
 
 import { get } from './api.js';
 import { loadCrypto } from './crypto.js';

@@ -1,18 +1,18 @@
 // Key rotation, in the browser: a new institution key version made in WASM and wrapped to every
 // current holder, then every passport re-encrypted under it — opened with the key of its old
 // version, sealed with the new one, its blind indexes recomputed, written back with the
-// patient's version (optimistic concurrency). The state lives on the server: the passports
-// still under an older version are what is left to do (`passports_pending_rotation`, search
-// `key_version_below`), so a closed tab or a cancelled run is continued from the Keys page.
-//
-// Sealed observation notes stay under the version they were written with: the API has no route
-// to replace a note, so holders keep their envelopes of old versions to open them.
+// patient's version (optimistic concurrency) — and every sealed observation note re-sealed under
+// it (same text, same note_ref, written back only if still under the version it was opened at).
+// The state lives on the server: what is still under an older version is what is left to do
+// (`passports_pending_rotation` and `notes_pending_rotation`, found by search
+// `key_version_below` and `GET /observations/sealed-notes`), so a closed tab or a cancelled run
+// is continued from the Keys page.
 
 import { ApiError, get, post, put } from './api.js';
 import { openInstitutionKey, openInstitutionKeys } from './keystore.js';
-import { openPassport, sealPassport } from './passports.js';
+import { NOTE_PURPOSE, openPassport, sealPassport } from './passports.js';
 
-/** Patients fetched per search page while re-encrypting. */
+/** Patients or notes fetched per page while re-encrypting. */
 const PAGE = 100;
 /** Writes in flight at once. */
 const PARALLEL = 3;
@@ -41,52 +41,25 @@ export async function createNextVersion({ wasm, user, pair, members, holders }) 
 }
 
 /**
- * Re-encrypts every passport sealed under a version below the current one. `onProgress({ done,
- * total, skipped })` after each patient; `signal` cancels (writes in flight are aborted; one that
- * reached the server already counts there, and the next run skips it). Resolves to
- * `{ status: 'done'|'cancelled', done, total, skipped }`, where `skipped` lists the ids of
- * passports that no key I hold opens (a colleague holding that version must continue).
+ * Runs `one(item, signal)` over every item of the pages `fetchPage(after, signal)` returns
+ * (`{ total, items, next_after }`), PARALLEL at a time. `one` resolves true when done, false when
+ * the item cannot be opened with the keys I hold (skipped). `signal` cancels; the first failed
+ * write stops the others and is thrown. Resolves to `{ status: 'done'|'cancelled', done, total,
+ * skipped }`, calling `onProgress` with the same after each item.
  */
-export async function reencryptPassports({ user, signal, onProgress = () => {} }) {
-  const institutionId = user.institution.id;
-  const target = await openInstitutionKey(user, { signal });
-  if (!target) throw new Error('no institution key');
-  const version = target.version;
-  const keys = await openInstitutionKeys(user, { signal });
+async function drain({ signal, fetchPage, one, onProgress }) {
   const state = { done: 0, total: 0, skipped: [] };
   // Aborted by the caller (cancel) or by the first failed write, which stops the other writers.
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   signal.addEventListener('abort', onAbort);
-
-  /** One patient: open, seal anew, write; on a stale version reload it and try again. */
-  async function one(patient) {
-    for (let attempt = 1; ; attempt++) {
-      if (patient.passport_key_version >= version) return true;
-      let passport;
-      try {
-        passport = openPassport(keys, patient, institutionId);
-      } catch {
-        return false;
-      }
-      const sealed = sealPassport(target, passport, patient.pseudonym, institutionId);
-      try {
-        await put(`/patients/${patient.id}`, { version: patient.version, record: patient.record, ...sealed }, { signal: stop.signal });
-        return true;
-      } catch (err) {
-        if (!(err instanceof ApiError && err.code === 'stale_version') || attempt >= ATTEMPTS) throw err;
-      }
-      patient = await get(`/patients/${patient.id}`, { signal: stop.signal });
-    }
-  }
-
-  async function run() {
+  try {
     let after = null;
     let first = true;
     while (!signal.aborted) {
       let page;
       try {
-        page = await post('/patients/search', { key_version_below: version, limit: PAGE, after }, { signal: stop.signal });
+        page = await fetchPage(after, stop.signal);
       } catch (err) {
         if (signal.aborted) break;
         throw err;
@@ -100,10 +73,10 @@ export async function reencryptPassports({ user, signal, onProgress = () => {} }
       let failure = null;
       const worker = async () => {
         while (queue.length && !stop.signal.aborted) {
-          const patient = queue.shift();
+          const item = queue.shift();
           try {
-            if (await one(patient)) state.done++;
-            else state.skipped.push(patient.id);
+            if (await one(item, stop.signal)) state.done++;
+            else state.skipped.push(item.id);
           } catch (err) {
             failure ??= err;
             stop.abort();
@@ -119,11 +92,85 @@ export async function reencryptPassports({ user, signal, onProgress = () => {} }
       after = page.next_after;
     }
     return { status: 'cancelled', ...state };
-  }
-
-  try {
-    return await run();
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** The current key (the target) and every version I hold. */
+async function rotationKeys(user, signal) {
+  const target = await openInstitutionKey(user, { signal });
+  if (!target) throw new Error('no institution key');
+  return { target, keys: await openInstitutionKeys(user, { signal }) };
+}
+
+/**
+ * Re-encrypts every passport sealed under a version below the current one. `onProgress({ done,
+ * total, skipped })` after each patient; `signal` cancels (writes in flight are aborted; one that
+ * reached the server already counts there, and the next run skips it). Resolves to
+ * `{ status: 'done'|'cancelled', done, total, skipped }`, where `skipped` lists the ids of
+ * passports that no key I hold opens (a colleague holding that version must continue).
+ */
+export async function reencryptPassports({ user, signal, onProgress = () => {} }) {
+  const institutionId = user.institution.id;
+  const { target, keys } = await rotationKeys(user, signal);
+  const version = target.version;
+
+  /** One patient: open, seal anew, write; on a stale version reload it and try again. */
+  async function one(patient, stop) {
+    for (let attempt = 1; ; attempt++) {
+      if (patient.passport_key_version >= version) return true;
+      let passport;
+      try {
+        passport = openPassport(keys, patient, institutionId);
+      } catch {
+        return false;
+      }
+      const sealed = sealPassport(target, passport, patient.pseudonym, institutionId);
+      try {
+        await put(`/patients/${patient.id}`, { version: patient.version, record: patient.record, ...sealed }, { signal: stop });
+        return true;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === 'stale_version') || attempt >= ATTEMPTS) throw err;
+      }
+      patient = await get(`/patients/${patient.id}`, { signal: stop });
+    }
+  }
+
+  const fetchPage = (after, stop) => post('/patients/search', { key_version_below: version, limit: PAGE, after }, { signal: stop });
+  return drain({ signal, fetchPage, one, onProgress });
+}
+
+/**
+ * Re-seals every observation note sealed under a version below the current one: the same text
+ * and note_ref under the current key (needs the `medical_records` permission). Same contract as
+ * `reencryptPassports`; `skipped` lists observation ids whose note no key I hold opens. A note a
+ * colleague re-sealed meanwhile (409 `stale_version`) counts as done.
+ */
+export async function reencryptNotes({ user, signal, onProgress = () => {} }) {
+  const institutionId = user.institution.id;
+  const { target, keys } = await rotationKeys(user, signal);
+  const version = target.version;
+
+  async function one(item, stop) {
+    const key = keys.get(item.note_key_version);
+    if (!key) return false;
+    const { note_ref: noteRef, sealed } = item.note;
+    let text;
+    try {
+      text = key.openNote(sealed, NOTE_PURPOSE, item.pseudonym, institutionId, noteRef);
+    } catch {
+      return false;
+    }
+    const note = { note_ref: noteRef, sealed: target.sealNote(text, NOTE_PURPOSE, item.pseudonym, institutionId, noteRef) };
+    try {
+      await put(`/observations/${item.id}/note`, { from_key_version: item.note_key_version, note }, { signal: stop });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 'stale_version')) throw err;
+    }
+    return true;
+  }
+
+  const fetchPage = (after, stop) => get('/observations/sealed-notes', { query: { key_version_below: version, limit: PAGE, after }, signal: stop });
+  return drain({ signal, fetchPage, one, onProgress });
 }

@@ -5,9 +5,10 @@
 // published a key wait until a holder grants it, after comparing fingerprints aloud.
 //
 // An administrator who holds the current key rotates it (rotation.js): after seeing the holders
-// and their fingerprints, a new version is wrapped to each of them and every passport is
-// re-encrypted here, with a progress bar and a Cancel button. What is left is counted by the
-// server, so a cancelled run or a closed tab is continued from this page.
+// and their fingerprints, a new version is wrapped to each of them, every passport is
+// re-encrypted here and then every observation note re-sealed, with a progress bar and a Cancel
+// button. What is left is counted by the server, so a cancelled run or a closed tab is continued
+// from this page.
 
 import { allowed, registerPage } from '../router.js';
 import { h } from '../dom.js';
@@ -17,7 +18,7 @@ import { createForm } from '../forms.js';
 import { announce, button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
 import { openInstitutionKeys, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
-import { createNextVersion, reencryptPassports } from '../rotation.js';
+import { createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
 
 const MIN_PASSPHRASE = 10;
 
@@ -197,16 +198,22 @@ registerPage({
           [t('keys.current_version'), String(version)],
           [t('keys.my_access'), iHold ? t('keys.holder') : t('keys.waiting_for_grant')],
           ...(info.passports_pending_rotation ? [[t('keys.pending_rotation'), String(info.passports_pending_rotation)]] : []),
+          ...(info.notes_pending_rotation ? [[t('keys.pending_rotation_notes'), String(info.notes_pending_rotation)]] : []),
         ]),
       );
       if (!iHold) nodes.push(notice('info', t('keys.ask_colleague')));
       const pending = info.passports_pending_rotation;
-      if (pending > 0) {
+      // Notes are medical records: re-sealing them needs that permission too.
+      const notesPending = allowed(user, 'medical_records') ? info.notes_pending_rotation : 0;
+      if (pending > 0 || notesPending > 0) {
+        const what = pending > 0 ? ['keys.rotation_unfinished', pending] : ['keys.rotation_unfinished_notes', notesPending];
         nodes.push(
           iHold
-            ? notice('warning', t('keys.rotation_unfinished', { count: pending }), h('p', {}, button(t('keys.rotation_continue'), () => reencrypt(), { variant: 'primary', id: 'rotation-continue' })))
-            : notice('info', t('keys.rotation_unfinished_other', { count: pending })),
+            ? notice('warning', t(what[0], { count: what[1] }), h('p', {}, button(t('keys.rotation_continue'), () => reencrypt(), { variant: 'primary', id: 'rotation-continue' })))
+            : notice('info', t(`${what[0]}_other`, { count: what[1] })),
         );
+      } else if (info.notes_pending_rotation > 0) {
+        nodes.push(notice('info', t('keys.rotation_notes_need_permission', { count: info.notes_pending_rotation })));
       }
       const waiting = info.members.filter((m) => m.user_id !== user.id && m.public_key && !m.holds.includes(version));
       nodes.push(
@@ -253,7 +260,7 @@ registerPage({
         nodes.push(h('p', { class: 'hint' }, t('keys.rotation_admin_only')));
       } else if (!iHold) {
         nodes.push(h('p', { class: 'hint' }, t('keys.rotation_holder_only')));
-      } else if (info.passports_pending_rotation > 0) {
+      } else if (info.passports_pending_rotation > 0 || info.notes_pending_rotation > 0) {
         nodes.push(h('p', { class: 'hint' }, t('keys.rotation_finish_first')));
       } else {
         nodes.push(h('p', {}, button(t('keys.rotate'), () => rotate(info, holders, pair), { variant: 'danger', id: 'rotate-key' })));
@@ -279,7 +286,10 @@ registerPage({
       await reencrypt(t('keys.rotation_created', { version: next }));
     }
 
-    /** Re-encrypts the passports left under older versions, showing the progress. */
+    /**
+     * Re-encrypts the passports left under older versions, then re-seals the notes (with the
+     * `medical_records` permission), showing the progress of each.
+     */
     async function reencrypt(started = null) {
       const stop = new AbortController();
       const leave = () => stop.abort();
@@ -288,6 +298,7 @@ registerPage({
       window.addEventListener('beforeunload', warnUnload);
       const bar = h('progress', { id: 'rotation-progress', max: '1', value: '0' });
       const count = h('p', { id: 'rotation-count' }, t('common.loading'));
+      const label = h('label', { for: 'rotation-progress' }, t('keys.rotation_progress_label'));
       const cancel = button(t('common.cancel'), () => {
         cancel.disabled = true;
         stop.abort();
@@ -299,7 +310,7 @@ registerPage({
           { class: 'rotation-progress', 'aria-labelledby': 'rotation-progress-title' },
           h('h2', { id: 'rotation-progress-title' }, t('keys.rotation_progress_title')),
           h('p', {}, t('keys.rotation_keep_open')),
-          h('label', { for: 'rotation-progress' }, t('keys.rotation_progress_label')),
+          label,
           bar,
           count,
           h('p', {}, cancel),
@@ -311,11 +322,22 @@ registerPage({
         bar.value = done + skipped.length;
         count.textContent = t('keys.rotation_count', { done: done + skipped.length, total, count: total });
       };
+      const showNotes = ({ done, total, skipped }) => {
+        bar.max = Math.max(total, 1);
+        bar.value = done + skipped.length;
+        count.textContent = t('keys.rotation_count_notes', { done: done + skipped.length, total, count: total });
+      };
       let result;
+      let noteResult = null;
       try {
         result = await reencryptPassports({ user, signal: stop.signal, onProgress: show });
+        if (result.status === 'done' && allowed(user, 'medical_records')) {
+          label.textContent = t('keys.rotation_progress_label_notes');
+          noteResult = await reencryptNotes({ user, signal: stop.signal, onProgress: showNotes });
+          if (noteResult.status !== 'done') result = { ...result, status: noteResult.status };
+        }
       } catch (err) {
-        result = { error: err };
+        result = { ...result, error: err };
       } finally {
         ctx.signal.removeEventListener('abort', leave);
         window.removeEventListener('beforeunload', warnUnload);
@@ -323,13 +345,15 @@ registerPage({
       if (ctx.signal.aborted) return;
       const notes = [];
       if (result.skipped?.length) notes.push(notice('warning', t('keys.rotation_skipped', { count: result.skipped.length })));
+      if (noteResult?.skipped.length) notes.push(notice('warning', t('keys.rotation_skipped_notes', { count: noteResult.skipped.length })));
       if (result.error) {
         await draw(null, result.error, notes);
       } else if (result.status === 'cancelled') {
         announce(t('keys.rotation_cancelled'));
         await draw(null, null, [notice('info', t('keys.rotation_cancelled')), ...notes]);
       } else {
-        const message = t('keys.rotation_done', { count: result.done });
+        let message = t('keys.rotation_done', { count: result.done });
+        if (noteResult?.done) message = `${message} ${t('keys.rotation_done_notes', { count: noteResult.done })}`;
         announce(message);
         await draw(message, null, notes);
       }
@@ -343,8 +367,8 @@ registerPage({
       });
       if (!ok) return;
       try {
-        // The current version, and the older ones I hold that the colleague lacks: passports not
-        // yet re-encrypted after a rotation, and sealed notes, stay under those.
+        // The current version, and the older ones I hold that the colleague lacks: passports and
+        // notes not yet re-encrypted after a rotation stay under those.
         const keys = await openInstitutionKeys(user);
         if (!keys.get(version)) throw new Error('no envelope');
         for (const [v, key] of [...keys].reverse()) {
