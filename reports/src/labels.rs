@@ -158,3 +158,57 @@ pub(crate) fn format_timestamp(at: NaiveDateTime, locale: Locale) -> String {
         Locale::Ru => at.format("%d.%m.%Y %H:%M UTC").to_string(),
     }
 }
+
+/// A prescription's route of administration (the API's code) in the report's language; an
+/// unknown code is shown as it is.
+pub(crate) fn route(code: &str, locale: Locale) -> &str {
+    if locale == Locale::En {
+        return code;
+    }
+    match code {
+        "oral" => "внутрь",
+        "sublingual" => "под язык",
+        "buccal" => "трансбуккально",
+        "transdermal" => "трансдермально",
+        "subcutaneous" => "подкожно",
+        "intravenous" => "внутривенно",
+        "intramuscular" => "внутримышечно",
+        "rectal" => "ректально",
+        "intranasal" => "интраназально",
+        "inhalation" => "ингаляционно",
+        "other" => "другой",
+        other => other,
+    }
+}
+
+/// A prescription's status (the API's code) in the report's language.
+pub(crate) fn status(code: &str, locale: Locale) -> &str {
+    match (locale, code) {
+        (Locale::Ru, "active") => "действует",
+        (Locale::Ru, "completed") => "завершено",
+        (Locale::Ru, "cancelled") => "отменено",
+        (_, other) => other,
+    }
+}
+
+/// A medicament's unit of account in the report's language: the units of the seeded
+/// reference book (English words) have Russian abbreviations; a unit an administrator typed
+/// is shown as typed.
+pub(crate) fn unit(unit: &str, locale: Locale) -> &str {
+    if locale == Locale::En {
+        return unit;
+    }
+    match unit {
+        "tablet" => "таб.",
+        "capsule" => "капс.",
+        "ampoule" => "амп.",
+        "vial" => "фл.",
+        "ml" => "мл",
+        "patch" => "пластырь",
+        "sachet" => "саше",
+        "suppository" => "супп.",
+        "tube" => "туба",
+        "unit" => "ЕД",
+        other => other,
+    }
+}

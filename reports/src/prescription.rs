@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
-use crate::labels::format_date;
+use crate::labels::{self, format_date};
 use crate::layout::Face;
 use crate::model::{Locale, PrescriptionRow, Quantity, ReportMeta};
 use crate::render::{Align, Column, Orientation, RowStyle, TABLE_SIZE, TableRow, Writer, render};
@@ -139,7 +139,7 @@ fn draw(
                 medicament,
                 [
                     row.dose.as_str(),
-                    row.route.as_str(),
+                    labels::route(&row.route, locale),
                     row.frequency.as_str(),
                 ]
                 .iter()
@@ -147,9 +147,13 @@ fn draw(
                 .copied()
                 .collect::<Vec<_>>()
                 .join(" / "),
-                format!("{} {}", row.quantity.format(locale), row.unit),
+                format!(
+                    "{} {}",
+                    row.quantity.format(locale),
+                    labels::unit(&row.unit, locale)
+                ),
                 row.prescriber.clone(),
-                row.status.clone(),
+                labels::status(&row.status, locale).to_string(),
             ])
         }),
     );
@@ -185,7 +189,7 @@ fn draw(
             list.iter().map(|t| TableRow {
                 cells: vec![
                     t.medicament.clone(),
-                    t.unit.clone(),
+                    labels::unit(&t.unit, locale).to_string(),
                     t.prescriptions.to_string(),
                     t.quantity.format(locale),
                 ],

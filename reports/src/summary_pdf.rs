@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use crate::ReportError;
-use crate::labels::Labels;
+use crate::labels::{self, Labels};
 use crate::layout::Face;
 use crate::model::{Locale, ReportMeta};
 use crate::render::{Align, Column, Orientation, RowStyle, TABLE_SIZE, TableRow, Writer, render};
@@ -254,7 +254,7 @@ fn medicament_rows(list: &[MedicamentRow], l: &Labels, k: u64, locale: Locale) -
     let mut rows = Vec::new();
     for row in list {
         rows.push(SummaryRow {
-            label: format!("{}, {}", row.medicament, row.unit),
+            label: format!("{}, {}", row.medicament, labels::unit(&row.unit, locale)),
             cells: row.quantity.iter().map(|&q| quantity(q)).collect(),
             total: quantity(row.quantity_total),
             style: RowStyle::Bold,

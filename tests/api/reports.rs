@@ -175,6 +175,14 @@ fn the_prescription_report_matches_the_data(backend: Backend) {
     // Cyrillic round-trips: the Russian medicament name and the frequency.
     assert!(text.contains("Морфин"), "{text}");
     assert!(text.contains("каждые4часа"), "{text}");
+    // Route, unit and status are the API's codes and the book's English unit words: the
+    // Russian report says them in Russian.
+    for russian in ["внутрь", "таб.", "действует", "отменено"] {
+        assert!(text.contains(russian), "{russian} missing in\n{text}");
+    }
+    for english in ["oral", "tablet", "active", "cancelled"] {
+        assert!(!text.contains(english), "{english} in\n{text}");
+    }
     for number in &s.a_numbers {
         // The number cell wraps after "2026-"; its serial part is what identifies it.
         let serial = number.rsplit('-').next().unwrap();

@@ -347,6 +347,12 @@ test('the same pages in Russian', () => s2.step('rx-russian', async () => {
     assert.doesNotMatch(text, /\b(null|undefined|NaN)\b/, `no stray value on ${route}`);
     await s2.screenshot(name);
   }
+  // The book's unit and the route code read in Russian too.
+  await s2.goto(`/prescriptions/${rxId}`);
+  const facts = await page.locator('#main dl.facts').innerText();
+  assert.match(facts, /\d+ таб\./);
+  assert.match(facts, /Внутрь/);
+  assert.doesNotMatch(facts, /tablet|oral/i);
   await s2.goto('/reports/prescriptions');
   const file = await downloadBy(s2, '#main form[data-form-id="report-prescriptions"] button[type="submit"]');
   assert.equal(file.bytes.subarray(0, 5).toString('latin1'), '%PDF-');

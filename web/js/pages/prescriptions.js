@@ -164,6 +164,12 @@ function statusBadge(status) {
   return badge(has(`prescriptions.status.${status}`) ? t(`prescriptions.status.${status}`) : status, kind);
 }
 
+/** A medicament's unit of account: the seeded book's English words in the page's language. */
+function unitName(unit) {
+  if (!unit) return '';
+  return has(`prescriptions.units.${unit}`) ? t(`prescriptions.units.${unit}`) : unit;
+}
+
 function routeName(route) {
   // `other` has a key of its own: in a catalog, an object with an `other` key is a plural.
   if (route === 'other') return t('prescriptions.route_other');
@@ -399,7 +405,7 @@ function prescriptionsTable({ caption, rows, namer, medicaments, members, showPa
       },
     },
     { label: t('prescriptions.fields.dose'), render: (r) => [`${amount(r.p.dose)} ${r.p.dose_unit}`, h('div', { class: 'sub' }, routeName(r.p.route), ', ', r.p.frequency)] },
-    { label: t('prescriptions.fields.quantity'), className: 'num', render: (r) => `${amount(r.p.quantity)} ${med.get(r.p.medicament_id)?.unit ?? ''}`.trim() },
+    { label: t('prescriptions.fields.quantity'), className: 'num', render: (r) => `${amount(r.p.quantity)} ${unitName(med.get(r.p.medicament_id)?.unit)}`.trim() },
     { label: t('prescriptions.fields.course'), render: (r) => `${r.p.start_on} – ${r.p.end_on ?? '…'}` },
     { label: t('prescriptions.fields.prescriber'), render: (r) => who.get(r.p.prescriber_id) ?? `#${r.p.prescriber_id}` },
     { label: t('prescriptions.fields.status'), render: (r) => statusBadge(r.p.status) },
@@ -617,7 +623,7 @@ registerPage({
         [t('prescriptions.fields.patient'), patientCell(patient)],
         [t('prescriptions.fields.medicament'), [refName(med) || `#${p.medicament_id}`, med?.controlled ? [' ', badge(t('prescriptions.controlled_mark'), 'warning')] : null]],
         [t('prescriptions.fields.dose'), `${amount(p.dose)} ${p.dose_unit}, ${routeName(p.route)}, ${p.frequency}`],
-        [t('prescriptions.fields.quantity'), `${amount(p.quantity)} ${med?.unit ?? ''}`.trim()],
+        [t('prescriptions.fields.quantity'), `${amount(p.quantity)} ${unitName(med?.unit)}`.trim()],
         [t('prescriptions.fields.prescribed_on'), p.prescribed_on],
         [t('prescriptions.fields.course'), `${p.start_on} – ${p.end_on ?? '…'}`],
         [t('prescriptions.fields.prescriber'), who.get(p.prescriber_id) ?? `#${p.prescriber_id}`],
