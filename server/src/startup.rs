@@ -49,10 +49,9 @@ pub fn prepare_database(settings: &Settings) -> anyhow::Result<db::Pool> {
         println!("The first administrator `admin` was created with PALREG_ADMIN_PASSWORD.");
     }
     models::sessions::purge_expired(&mut conn, models::now() - chrono::Duration::days(1))?;
-    if let db::DbConn::Sqlite(_) = &mut *conn {
-        // Fresh statistics for the query planner (cheap when nothing changed).
-        diesel::connection::SimpleConnection::batch_execute(&mut *conn, "PRAGMA optimize")?;
-    }
+    // Fresh statistics for the query planner (cheap when nothing changed); the checkpointer
+    // refreshes them hourly while the server runs.
+    db::refresh_statistics(&mut conn)?;
     Ok(pool)
 }
 

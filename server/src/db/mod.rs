@@ -405,6 +405,26 @@ pub fn open(url: &DatabaseUrl, max_size: u32, caches: SqliteCaches) -> anyhow::R
 /// How often the SQLite WAL is checkpointed in the background.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// How often the checkpointer refreshes the query planner's statistics
+/// ([`refresh_statistics`]): an import of many patients otherwise leaves the planner with the
+/// row counts of the day the server started.
+const STATISTICS_EVERY: Duration = Duration::from_secs(3600);
+
+/// `PRAGMA optimize` with 0x10000 (check every table, not only those this connection used:
+/// a new connection has used none, so the default is a no-op at startup), 0x10 (a temporary
+/// `analysis_limit`, so that it takes milliseconds at any size) and 0x02 (run `ANALYZE` where
+/// a table's row count changed tenfold since its statistics, or it has none).
+const OPTIMIZE: &str = "PRAGMA optimize = 0x10012";
+
+/// Refreshes the planner's statistics of the SQLite tables that changed much since they were
+/// last analyzed (see [`OPTIMIZE`]). Writes `sqlite_stat1`: run it in the write turn.
+pub fn refresh_statistics(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(conn) => conn.batch_execute(OPTIMIZE),
+        DbConn::Pg(_) => Ok(()),
+    }
+}
+
 /// A WAL of this many frames (64 MiB of 4 KiB pages) is started over (see
 /// [`spawn_checkpointer`]).
 const WAL_RESTART_FRAMES: i64 = 16_384;
@@ -448,11 +468,19 @@ fn spawn_checkpointer(url: &DatabaseUrl, gate: Option<WriteGate>) -> anyhow::Res
             // After a postponed restart, the next tries come further apart (up to 32 s), so
             // that a long report does not cost the writers a wait every round.
             let (mut pause, mut wait) = (0u32, 0u32);
+            let mut analyzed = std::time::Instant::now();
             loop {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 if watch.upgrade().is_none() {
                     // Close this connection last: SQLite then folds the WAL in and removes it.
                     return;
+                }
+                if analyzed.elapsed() >= STATISTICS_EVERY {
+                    analyzed = std::time::Instant::now();
+                    let _turn = gate.as_deref().map(Writer::hold);
+                    if let Err(err) = conn.batch_execute(OPTIMIZE) {
+                        tracing::warn!(error = %err, "refreshing the planner's statistics failed");
+                    }
                 }
                 let restart_at = if wait > 0 {
                     wait -= 1;
@@ -559,6 +587,66 @@ pub fn is_foreign_key_violation(err: &diesel::result::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The row count the planner knows for `index`, from `sqlite_stat1`.
+    fn known_rows(conn: &mut SqliteConnection, index: &str) -> Option<i64> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Stat {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            stat: String,
+        }
+        let rows: Vec<Stat> = diesel::sql_query(format!(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = '{index}'"
+        ))
+        .load(conn)
+        .unwrap();
+        rows.first()
+            .and_then(|r| r.stat.split(' ').next()?.parse().ok())
+    }
+
+    /// A table that grew tenfold since it was analyzed gets fresh statistics, also on a new
+    /// connection that has not queried it (plain `PRAGMA optimize` would skip it there).
+    #[test]
+    fn statistics_are_refreshed_after_a_big_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("stats.db"));
+        let mut conn = url.connect().unwrap();
+        conn.batch_execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER NOT NULL);
+             CREATE INDEX t_k ON t(k);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+             INSERT INTO t (k) SELECT i % 7 FROM n;
+             ANALYZE;",
+        )
+        .unwrap();
+        let DbConn::Sqlite(sqlite) = &mut conn else {
+            unreachable!()
+        };
+        assert_eq!(known_rows(sqlite, "t_k"), Some(20));
+        conn.batch_execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)
+             INSERT INTO t (k) SELECT i % 7 FROM n",
+        )
+        .unwrap();
+        drop(conn);
+        let mut fresh = url.connect().unwrap();
+        fresh.batch_execute("PRAGMA optimize").unwrap();
+        let DbConn::Sqlite(sqlite) = &mut fresh else {
+            unreachable!()
+        };
+        assert_eq!(
+            known_rows(sqlite, "t_k"),
+            Some(20),
+            "plain optimize skips it"
+        );
+        refresh_statistics(&mut fresh).unwrap();
+        let DbConn::Sqlite(sqlite) = &mut fresh else {
+            unreachable!()
+        };
+        let rows = known_rows(sqlite, "t_k").unwrap();
+        assert!(rows > 10_000, "{rows}");
+    }
 
     fn wal_frames(conn: &mut SqliteConnection) -> i32 {
         use diesel::RunQueryDsl;
