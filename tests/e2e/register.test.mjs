@@ -250,6 +250,38 @@ test('medical record: an observation with pain, ECOG, a need and a note sealed i
   for (const s of [s1, s2]) s.assertNothingSent(NOTE, 'Агриппины', 'после 18:00');
 }));
 
+test('patients: found by the record alone (diagnosis, need, status, age band), names opened in the browser', () => s2.step('register-filters', async () => {
+  const { page } = s2;
+  const record = await page.evaluate(async (pid) => (await (await import('/js/api.js')).get(`/patients/${pid}`)).record, patientId);
+  assert.ok(record.needs.length >= 1, 'the observation added a need');
+  const age = new Date().getFullYear() - Number(PATIENT.dob.slice(0, 4));
+  await s2.goto('/patients');
+  const submit = '#main form[data-form-id="patient-search"] button[type="submit"]';
+  // Nothing chosen: said so, nothing sent.
+  await page.click(submit);
+  await page.locator('#main form[data-form-id="patient-search"] .form-alert', { hasText: /choose a filter/ }).waitFor();
+  await page.selectOption('#patient-search-diagnosis_id', String(record.diagnosis_id));
+  await page.selectOption('#patient-search-need_id', String(record.needs[0]));
+  await page.selectOption('#patient-search-status', 'registered');
+  await page.fill('#patient-search-age_from', String(age - 1));
+  await page.fill('#patient-search-age_to', String(age + 1));
+  await page.click(submit);
+  await page.locator('#main .search-results[data-done="true"]').waitFor();
+  const rows = page.locator('#main .search-results tbody tr');
+  assert.equal(await rows.count(), 1);
+  assert.match(await rows.first().innerText(), /Ёлкина-Сидорова Агриппина Тимофеевна/);
+  assert.match(await page.locator('#main .search-results caption').innerText(), /1 patient found \(showing 1\)/);
+  await s2.screenshot('en-patients-search-filters');
+  // The same with the other sex finds nobody; a reversed age band is refused in the browser.
+  await page.selectOption('#patient-search-sex', 'M');
+  await page.click(submit);
+  await page.locator('#main .search-results[data-done="true"] td.empty').waitFor();
+  await page.fill('#patient-search-age_to', String(age - 2));
+  await page.click(submit);
+  await page.locator('#patient-search-age_to-error', { hasText: /not below/ }).waitFor();
+  s2.assertNothingSent('Ёлкина', 'Агриппина', PATIENT.dob);
+}));
+
 test('patients: the session ends while registering; the passport comes back after sign-in from memory only', () => s2.step('register-expiry', async () => {
   const { page } = s2;
   await s2.goto('/patients/new');

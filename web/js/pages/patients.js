@@ -170,7 +170,9 @@ registerPage({
     if (!key) return;
     const wasm = await loadCrypto();
     const institutionId = ctx.user.institution.id;
-    const diagnoses = await loadBook('diagnoses', { signal: ctx.signal });
+    const [diagnoses, careForms, districts, needs] = await Promise.all(
+      ['diagnoses', 'care-forms', 'districts', 'needs'].map((b) => loadBook(b, { activeOnly: false, signal: ctx.signal })),
+    );
     const diagnosisCode = new Map(diagnoses.map((d) => [d.id, d.code]));
     // Every key version I hold opens the passports sealed under it. While a key rotation is
     // unfinished, passports not yet re-encrypted carry blind indexes of an older version: the
@@ -181,10 +183,12 @@ registerPage({
     const results = h('div', { class: 'search-results' });
     let criteria = null;
     let shown = [];
+    let total = 0;
 
     async function fetchPage(after) {
-      const body = { blind_indexes: criteria.tokens, status: criteria.status || null, limit: 50, after: after ?? null };
+      const body = { ...criteria.filters, blind_indexes: criteria.tokens, limit: 50, after: after ?? null };
       const page = await post('/patients/search', body);
+      total = page.total;
       // Opens each passport and drops the blind index's false positives (bench/wasm/browser.mjs
       // times this for 1,000 results).
       shown.push(...openResults(keys, page.items, institutionId, criteria.typed, wasm.normalizeForIndex));
@@ -192,8 +196,13 @@ registerPage({
     }
 
     function draw(nextAfter) {
+      // With a name typed, the server's total counts the blind index's false positives too:
+      // only what opened and matched is counted then. Filters alone are exact.
+      const caption = criteria.typed.length
+        ? t('patients.search.caption', { count: shown.length })
+        : t('patients.search.caption_of', { count: total, shown: shown.length });
       const table = dataTable({
-        caption: t('patients.search.caption', { count: shown.length }),
+        caption,
         columns: [
           { label: t('patients.fields.name'), rowHeader: true, render: (r) => h('a', { href: `#/patients/${r.item.id}` }, fullName(r.passport)) },
           { label: t('patients.fields.date_of_birth'), render: (r) => r.passport.date_of_birth },
@@ -208,30 +217,50 @@ registerPage({
       results.dataset.done = 'true';
     }
 
+    const any = { value: '', label: t('patients.any') };
+    const blocks = [...new Set(diagnoses.map((d) => d.block))].sort();
+    const age = (name) => ({ name, label: t(`patients.search.${name}`), type: 'number', parse: 'int-or-null', min: 0, max: 130, width: 'short' });
     const form = createForm({
       id: 'patient-search',
       fields: [
         { name: 'surname', label: t('patients.fields.surname'), sensitive: true },
         { name: 'date_of_birth', label: t('patients.fields.date_of_birth'), type: 'date', sensitive: true },
         { name: 'snils', label: t('patients.fields.snils'), sensitive: true },
-        { name: 'status', label: t('patients.fields.status'), type: 'select', options: [{ value: '', label: t('patients.any') }, ...STATUSES.map((s) => ({ value: s, label: t(`patients.status.${s}`) }))] },
+        { name: 'policy_number', label: t('patients.fields.policy_number'), sensitive: true },
+        { name: 'status', label: t('patients.fields.status'), type: 'select', options: [any, ...STATUSES.map((s) => ({ value: s, label: t(`patients.status.${s}`) }))] },
+        { name: 'diagnosis_id', label: t('patients.fields.diagnosis'), type: 'select', parse: 'int-or-null', width: 'long', options: [any, ...diagnoses.map((d) => ({ value: String(d.id), label: `${d.code} — ${refName(d)}` }))] },
+        { name: 'icd10_block', label: t('patients.search.icd10_block'), type: 'select', options: [any, ...blocks.map((b) => ({ value: b, label: b }))] },
+        { name: 'care_form_id', label: t('patients.fields.care_form'), type: 'select', parse: 'int-or-null', options: refOptions(careForms, { empty: t('patients.any') }) },
+        { name: 'district_id', label: t('patients.fields.district'), type: 'select', parse: 'int-or-null', options: refOptions(districts, { empty: t('patients.any') }) },
+        { name: 'need_id', label: t('patients.search.need'), type: 'select', parse: 'int-or-null', options: refOptions(needs, { empty: t('patients.any') }) },
+        { name: 'sex', label: t('patients.fields.sex'), type: 'select', options: [any, ...sexOptions().slice(1)] },
+        age('age_from'),
+        { ...age('age_to'), validate: (v, all) => (v !== null && all.age_from !== null && v < all.age_from ? t('patients.search.age_order') : null) },
+        { name: 'registered_from', label: t('patients.search.registered_from'), type: 'date' },
+        { name: 'registered_to', label: t('patients.search.registered_to'), type: 'date', validate: (v, all) => (v && all.registered_from && v < all.registered_from ? t('patients.search.period_order') : null) },
+      ],
+      sections: [
+        { legend: t('patients.search.by_passport'), fields: ['surname', 'date_of_birth', 'snils', 'policy_number'] },
+        { legend: t('patients.search.by_record'), fields: ['status', 'diagnosis_id', 'icd10_block', 'care_form_id', 'district_id', 'need_id', 'sex', 'age_from', 'age_to', 'registered_from', 'registered_to'] },
       ],
       submitLabel: t('patients.search.submit'),
+      errorFields: { invalid_block: 'icd10_block' },
       async onSubmit(values, f) {
-        const typed = ['surname', 'date_of_birth', 'snils'].filter((n) => values[n]).map((n) => [n, values[n]]);
-        if (!typed.length) {
+        const typed = ['surname', 'date_of_birth', 'snils', 'policy_number'].filter((n) => values[n]).map((n) => [n, values[n]]);
+        const filters = {};
+        for (const name of ['status', 'diagnosis_id', 'icd10_block', 'care_form_id', 'district_id', 'need_id', 'sex', 'age_from', 'age_to', 'registered_from', 'registered_to']) {
+          if (values[name] !== null && values[name] !== '') filters[name] = values[name];
+        }
+        if (!typed.length && !Object.keys(filters).length) {
           f.setFormError(t('patients.search.need_field'));
           return;
         }
         const tokens = indexKeys.flatMap((k) => {
-          const own = values.surname && values.date_of_birth
-            ? [k.blindIndexSurnameBirthYear(values.surname, values.date_of_birth, INDEX_BITS), k.blindIndex('date_of_birth', values.date_of_birth, INDEX_BITS)]
-            : typed.map(([n, v]) => k.blindIndex(n, v, INDEX_BITS));
-          if (values.surname && values.date_of_birth) own.push(k.blindIndex('surname', values.surname, INDEX_BITS));
-          if (values.surname && values.date_of_birth && values.snils) own.push(k.blindIndex('snils', values.snils, INDEX_BITS));
+          const own = typed.map(([n, v]) => k.blindIndex(n, v, INDEX_BITS));
+          if (values.surname && values.date_of_birth) own.push(k.blindIndexSurnameBirthYear(values.surname, values.date_of_birth, INDEX_BITS));
           return own;
         });
-        criteria = { tokens, typed, status: values.status };
+        criteria = { tokens, typed, filters };
         shown = [];
         delete results.dataset.done;
         await fetchPage(null);
