@@ -30,10 +30,13 @@ export function refName(entry) {
   return getLang() === 'ru' && entry.name_ru ? entry.name_ru : entry.name;
 }
 
-/** Options for a <select>: active entries by name, plus `keep` (the current value) if inactive. */
-export function refOptions(entries, { keep = null, empty = null } = {}) {
+/**
+ * Options for a <select>: active entries by name, plus `keep` (the current value) if inactive,
+ * or every entry with `all` (a search filter: patients keep entries that went out of use).
+ */
+export function refOptions(entries, { keep = null, empty = null, all = false } = {}) {
   const options = entries
-    .filter((e) => e.active || e.id === keep)
+    .filter((e) => all || e.active || e.id === keep)
     .sort((a, b) => compare(refName(a), refName(b)))
     .map((e) => ({ value: String(e.id), label: e.active ? refName(e) : `${refName(e)} (${t('refs.inactive_suffix')})` }));
   return empty === null ? options : [{ value: '', label: empty }, ...options];
