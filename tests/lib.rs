@@ -109,6 +109,7 @@ pub fn test_settings(url: &str, data_dir: &std::path::Path) -> SettingsArgs {
         lockout_threshold: 5,
         lockout_minutes: 15,
         login_rate_per_minute: 1000,
+        trusted_proxies: String::new(),
         workers: Some(2),
         body_limit_kib: 256,
         keep_alive_secs: 75,
@@ -333,6 +334,16 @@ impl TestApp {
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
         self.record(body);
         let req = Self::with_auth(self.agent.post(&self.url(path)), token);
+        read(req.send_json(body).expect("request sent"), &self.bodies)
+    }
+
+    /// A POST as a reverse proxy passes it on: with `X-Forwarded-For: forwarded_for`.
+    pub fn post_forwarded(&self, path: &str, body: &Value, forwarded_for: &str) -> Reply {
+        self.record(body);
+        let req = self
+            .agent
+            .post(&self.url(path))
+            .header("X-Forwarded-For", forwarded_for);
         read(req.send_json(body).expect("request sent"), &self.bodies)
     }
 

@@ -176,9 +176,19 @@ pub fn token_from(req: &HttpRequest) -> Option<String> {
     req.cookie(SESSION_COOKIE).map(|c| c.value().to_string())
 }
 
-/// The client's address as the server saw it (the peer of the TCP connection).
+/// The client's address: the peer of the TCP connection, or behind a trusted reverse proxy the
+/// client it names ([`crate::proxies`]).
 pub fn client_addr(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get_all(actix_web::http::header::X_FORWARDED_FOR)
+        .filter_map(|v| v.to_str().ok());
+    let client = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state.settings.trusted_proxies.client(peer, forwarded),
+        None => peer.to_canonical(),
+    };
+    Some(client.to_string())
 }
 
 /// What a valid, unexpired session token names: the user and the session, with the client's

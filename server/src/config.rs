@@ -92,6 +92,17 @@ pub struct SettingsArgs {
     #[arg(long, env = "PALREG_LOGIN_RATE", default_value_t = 30, global = true)]
     pub login_rate_per_minute: u32,
 
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For`
+    /// names the client, for the audit log and the sign-in rate limit. Empty: the peer is the
+    /// client, whatever the header says.
+    #[arg(
+        long,
+        env = "PALREG_TRUSTED_PROXIES",
+        default_value = "",
+        global = true
+    )]
+    pub trusted_proxies: String,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "PALREG_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -164,6 +175,7 @@ pub struct Settings {
     pub lockout_threshold: u32,
     pub lockout_duration: Duration,
     pub login_rate_per_minute: u32,
+    pub trusted_proxies: crate::proxies::TrustedProxies,
     pub workers: usize,
     pub body_limit: usize,
     pub keep_alive: Duration,
@@ -283,6 +295,8 @@ impl SettingsArgs {
             lockout_threshold: self.lockout_threshold,
             lockout_duration: Duration::from_secs(u64::from(self.lockout_minutes) * 60),
             login_rate_per_minute: self.login_rate_per_minute.max(1),
+            trusted_proxies: crate::proxies::TrustedProxies::parse(&self.trusted_proxies)
+                .map_err(|e| format!("PALREG_TRUSTED_PROXIES: {e}"))?,
             workers,
             body_limit: self.body_limit_kib * 1024,
             keep_alive: Duration::from_secs(self.keep_alive_secs),

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod openapi;
 pub mod password;
+pub mod proxies;
 pub mod ratelimit;
 pub mod routes;
 pub mod secrets;

@@ -313,7 +313,58 @@ fn clients_are_rate_limited(backend: Backend) {
     assert!(r.header("retry-after").is_some());
 }
 
+/// Behind a trusted reverse proxy the client is the address it names: the audit log records
+/// it and the sign-in limit counts per client, not per proxy. Without the setting the header
+/// is ignored (a client could write anything into it).
+fn a_trusted_proxy_names_the_client(backend: Backend) {
+    let wrong = json!({"login": "x-user", "password": "whatever-1"});
+    let login_addrs = |app: &palreg_tests::TestApp| {
+        app.query_texts(
+            "SELECT client_addr AS t FROM audit_log WHERE action = 'auth.login' ORDER BY seq",
+        )
+    };
+    let app = spawn_with(backend, TestDatabase::new(backend), |s| {
+        s.login_rate_per_minute = 2;
+        s.trusted_proxies = "127.0.0.0/8, ::1".into();
+    });
+    for _ in 0..2 {
+        let r = app.post_forwarded("/api/v1/auth/login", &wrong, "198.51.100.1, 203.0.113.7");
+        assert_eq!(r.status, 401);
+    }
+    let r = app.post_forwarded("/api/v1/auth/login", &wrong, "203.0.113.7");
+    assert_eq!((r.status, r.error_code()), (429, "rate_limited"));
+    // Another client behind the same proxy has its own count.
+    let r = app.post_forwarded("/api/v1/auth/login", &wrong, "203.0.113.8");
+    assert_eq!(r.status, 401);
+    let addrs = login_addrs(&app);
+    assert_eq!(
+        addrs.iter().filter(|a| *a == "203.0.113.7").count(),
+        2,
+        "{addrs:?}"
+    );
+    assert!(addrs.contains(&"203.0.113.8".to_string()), "{addrs:?}");
+    assert!(
+        !addrs
+            .iter()
+            .any(|a| a == "127.0.0.1" || a == "198.51.100.1"),
+        "neither the proxy nor what the client wrote itself: {addrs:?}"
+    );
+
+    let direct = spawn_with(backend, TestDatabase::new(backend), |s| {
+        s.login_rate_per_minute = 2;
+    });
+    for forwarded in ["203.0.113.7", "203.0.113.8"] {
+        let r = direct.post_forwarded("/api/v1/auth/login", &wrong, forwarded);
+        assert_eq!(r.status, 401);
+    }
+    // Not trusted: both came from the peer, whose limit is spent.
+    let r = direct.post_forwarded("/api/v1/auth/login", &wrong, "203.0.113.9");
+    assert_eq!(r.status, 429);
+    assert_eq!(login_addrs(&direct), vec!["127.0.0.1".to_string(); 2]);
+}
+
 on_both_backends!(
+    a_trusted_proxy_names_the_client,
     login_answers_token_and_cookie,
     anonymous_and_forged_tokens_are_refused,
     wrong_password_and_unknown_login_look_alike,
