@@ -199,3 +199,65 @@ on_both_backends!(
     verify_detects_a_truncated_tail,
     concurrent_reads_and_changes_keep_one_chain,
 );
+
+/// String literals of the Rust files under `dir` (roughly: the text between double quotes on
+/// a line), recursively.
+fn string_literals(dir: &std::path::Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            string_literals(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                out.extend(line.split('"').skip(1).step_by(2).map(str::to_string));
+            }
+        }
+    }
+}
+
+/// The audit viewer suggests every action the server records (its filter takes any text, but
+/// an auditor should not have to know an action's name to find it).
+#[test]
+fn the_audit_viewer_suggests_every_recorded_action() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let viewer = std::fs::read_to_string(root.join("web/js/pages/admin-audit.js")).unwrap();
+    let list = viewer
+        .split("const KNOWN_ACTIONS = [")
+        .nth(1)
+        .and_then(|rest| rest.split("];").next())
+        .expect("KNOWN_ACTIONS in admin-audit.js");
+    let known: std::collections::BTreeSet<&str> = list.split('\'').skip(1).step_by(2).collect();
+    let mut literals = Vec::new();
+    string_literals(&root.join("server/src"), &mut literals);
+    let prefixes = [
+        "auth.",
+        "me.",
+        "keys.",
+        "patients.",
+        "observations.",
+        "prescriptions.",
+        "admin.",
+        "refs.",
+        "access.",
+        "system.",
+    ];
+    let mut recorded: std::collections::BTreeSet<String> = literals
+        .into_iter()
+        .filter(|s| {
+            prefixes.iter().any(|p| s.starts_with(p))
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')
+        })
+        .collect();
+    // `reports.{kind}`, one per report kind.
+    recorded.extend(["reports.prescriptions".into(), "reports.summary".into()]);
+    assert!(recorded.len() > 30, "{recorded:?}");
+    let missing: Vec<&String> = recorded
+        .iter()
+        .filter(|a| !known.contains(a.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in the viewer's KNOWN_ACTIONS: {missing:?}"
+    );
+}
