@@ -281,7 +281,15 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(audit_refusals))
                 .wrap(actix_web::middleware::from_fn(cache_policy))
                 .wrap(security_headers(tls_on))
-                .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
+                // The client as the audit log names it (behind a trusted proxy, the one it
+                // names), the method and the path without its query.
+                .wrap(
+                    Logger::new("%{client}xi \"%{method}xi %U\" %s %b %Dms")
+                        .custom_request_replace("client", |req| {
+                            crate::auth::client_addr(req.request()).unwrap_or_else(|| "-".into())
+                        })
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
                 .configure(routes)
                 .configure(|cfg| extra(cfg, &state))
                 .configure(|cfg| {

@@ -349,6 +349,12 @@ fn a_trusted_proxy_names_the_client(backend: Backend) {
             .any(|a| a == "127.0.0.1" || a == "198.51.100.1"),
         "neither the proxy nor what the client wrote itself: {addrs:?}"
     );
+    // The access log names the same client.
+    let log = palreg_tests::captured_log();
+    assert!(
+        log.contains("203.0.113.8 \"POST /api/v1/auth/login\" 401"),
+        "{log}"
+    );
 
     let direct = spawn_with(backend, TestDatabase::new(backend), |s| {
         s.login_rate_per_minute = 2;
