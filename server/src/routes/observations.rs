@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Permission, Principal};
+use crate::db::DbConn;
 use crate::db::models::{self, keys, observations, patients, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::patients::{institution_of, snapshot};
@@ -60,6 +61,24 @@ pub struct ObservationView {
 
 fn bad(code: &'static str, message: &str) -> ApiError {
     ApiError::bad_request(code, message)
+}
+
+/// The key version a sealed note says it is under, or 400 when it is not a sealed note.
+fn sealed_under(note: &SealedNote) -> ApiResult<i32> {
+    let info = shape::check_sealed_note(&note.sealed)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    i32::try_from(info.key_version).map_err(|_| bad("invalid_note", "key version out of range"))
+}
+
+/// 409 unless `version` is the institution's current key version: notes are sealed under it.
+fn require_current_key(conn: &mut DbConn, institution_id: i64, version: i32) -> ApiResult<()> {
+    if keys::current_version(conn, institution_id)? != Some(version) {
+        return Err(ApiError::conflict(
+            "stale_key_version",
+            "notes are sealed under the institution's current key version",
+        ));
+    }
+    Ok(())
 }
 
 fn to_view(o: observations::Observation) -> ObservationView {
@@ -130,12 +149,7 @@ pub async fn create_observation(
             if note.note_ref.is_empty() || note.note_ref.len() > 128 {
                 return Err(bad("invalid_note", "note_ref has 1 to 128 characters"));
             }
-            let info = shape::check_sealed_note(&note.sealed)
-                .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-            Some(
-                i32::try_from(info.key_version)
-                    .map_err(|_| bad("invalid_note", "key version out of range"))?,
-            )
+            Some(sealed_under(note)?)
         }
         None => None,
     };
@@ -146,13 +160,8 @@ pub async fn create_observation(
     );
     let view = audited(&state, entry, move |conn, _| {
         let patient = patients::find_in_institution(conn, patient_id, institution_id)?;
-        if let Some(v) = note_version
-            && keys::current_version(conn, institution_id)? != Some(v)
-        {
-            return Err(ApiError::conflict(
-                "stale_key_version",
-                "notes are sealed under the institution's current key version",
-            ));
+        if let Some(v) = note_version {
+            require_current_key(conn, institution_id, v)?;
         }
         for id in body.needs_added.iter().chain(&body.needs_removed) {
             refs::need::find(conn, *id).map_err(|e| match e {
@@ -360,10 +369,7 @@ pub async fn reseal_note(
     let institution_id = institution_of(&principal)?;
     let id = path.into_inner();
     let body = body.into_inner();
-    let info = shape::check_sealed_note(&body.note.sealed)
-        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-    let to_version = i32::try_from(info.key_version)
-        .map_err(|_| bad("invalid_note", "key version out of range"))?;
+    let to_version = sealed_under(&body.note)?;
     let mut entry = principal.audit(
         "observations.reseal_note",
         "observation",
@@ -388,13 +394,7 @@ pub async fn reseal_note(
                 "a re-sealed note keeps its note_ref",
             ));
         }
-        let current = keys::current_version(conn, institution_id)?;
-        if current != Some(to_version) {
-            return Err(ApiError::conflict(
-                "stale_key_version",
-                "notes are sealed under the institution's current key version",
-            ));
-        }
+        require_current_key(conn, institution_id, to_version)?;
         if held != body.from_key_version || held >= to_version {
             return Err(ApiError::conflict(
                 "stale_version",
