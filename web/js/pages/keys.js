@@ -317,23 +317,19 @@ registerPage({
         ),
       );
       announce(t('keys.rotation_progress_title'));
-      const show = ({ done, total, skipped }) => {
+      /** The bar and the count of one pass (passports, then notes), by its message. */
+      const progress = (message) => ({ done, total, skipped }) => {
         bar.max = Math.max(total, 1);
         bar.value = done + skipped.length;
-        count.textContent = t('keys.rotation_count', { done: done + skipped.length, total, count: total });
-      };
-      const showNotes = ({ done, total, skipped }) => {
-        bar.max = Math.max(total, 1);
-        bar.value = done + skipped.length;
-        count.textContent = t('keys.rotation_count_notes', { done: done + skipped.length, total, count: total });
+        count.textContent = t(message, { done: done + skipped.length, total, count: total });
       };
       let result;
       let noteResult = null;
       try {
-        result = await reencryptPassports({ user, signal: stop.signal, onProgress: show });
+        result = await reencryptPassports({ user, signal: stop.signal, onProgress: progress('keys.rotation_count') });
         if (result.status === 'done' && allowed(user, 'medical_records')) {
           label.textContent = t('keys.rotation_progress_label_notes');
-          noteResult = await reencryptNotes({ user, signal: stop.signal, onProgress: showNotes });
+          noteResult = await reencryptNotes({ user, signal: stop.signal, onProgress: progress('keys.rotation_count_notes') });
           if (noteResult.status !== 'done') result = { ...result, status: noteResult.status };
         }
       } catch (err) {

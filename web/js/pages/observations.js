@@ -11,11 +11,7 @@ import { dataTable, flash, notice } from '../ui.js';
 import { openInstitutionKeys } from '../keystore.js';
 import { NOTE_PURPOSE } from '../passports.js';
 import { loadBook, refName, refOptions } from '../refs.js';
-
-function today() {
-  const d = new Date();
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
-}
+import { today } from './prescriptions.js';
 
 /** A random note_ref, chosen before sealing: the note is bound to it. */
 function newNoteRef() {

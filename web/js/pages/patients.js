@@ -14,7 +14,7 @@ import { INDEX_BITS, blindIndexes, openPassport, openResults } from '../passport
 import { loadBook, refName, refOptions } from '../refs.js';
 import { allowed } from '../router.js';
 import { patientObservations } from './observations.js';
-import { patientPrescriptions } from './prescriptions.js';
+import { patientPrescriptions, today } from './prescriptions.js';
 
 export { INDEX_BITS };
 const PASSPORT_FIELDS = ['surname', 'first_name', 'patronymic', 'date_of_birth', 'sex', 'address', 'phone', 'snils', 'policy_number', 'notes'];
@@ -33,11 +33,6 @@ async function institutionKeyOrNotice(ctx) {
     ctx.root.append(notice('warning', t('patients.key_needed'), h('p', {}, linkButton('#/keys', t('patients.go_to_keys'), { variant: 'primary' }))));
   }
   return key;
-}
-
-function today() {
-  const d = new Date();
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
 }
 
 function sexOptions() {
