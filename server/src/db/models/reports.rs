@@ -300,7 +300,7 @@ pub fn medicament_needs(
     from: NaiveDate,
     to: NaiveDate,
 ) -> QueryResult<Vec<MedicamentNeedRow>> {
-    let sums: Vec<(i64, i64, Option<f64>, i64)> = match conn {
+    let sums: MedicamentSums = match conn {
         DbConn::Sqlite(c) => medicament_sums_sqlite(c, institutions, from, to)?,
         DbConn::Pg(_) => prescriptions::table
             .filter(prescriptions::institution_id.eq_any(institutions))
@@ -352,6 +352,9 @@ pub fn medicament_needs(
         .collect())
 }
 
+/// Per (institution, medicament): the quantity and the distinct patients.
+type MedicamentSums = Vec<(i64, i64, Option<f64>, i64)>;
+
 /// One (institution, medicament) sum of [`medicament_sums_sqlite`].
 #[derive(QueryableByName)]
 struct MedicamentSum {
@@ -376,7 +379,7 @@ fn medicament_sums_sqlite(
     institutions: &[i64],
     from: NaiveDate,
     to: NaiveDate,
-) -> QueryResult<Vec<(i64, i64, Option<f64>, i64)>> {
+) -> QueryResult<MedicamentSums> {
     use diesel::sql_types::{BigInt, Date};
     if institutions.is_empty() {
         return Ok(Vec::new());
