@@ -363,10 +363,7 @@ diesel::allow_tables_to_appear_in_same_query!(
 diesel::allow_columns_to_appear_in_same_group_by_clause!(
     patients::institution_id,
     diagnoses::block,
-    care_forms::name,
-    care_forms::name_ru,
-    needs::name,
-    needs::name_ru,
+    patient_needs::need_id,
 );
 diesel::allow_columns_to_appear_in_same_group_by_clause!(
     prescriptions::institution_id,
