@@ -8,7 +8,6 @@ mod bare;
 #[path = "../summary/seed.rs"]
 mod seed;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveDate};
@@ -17,7 +16,7 @@ use client_crypto::{InstitutionKey, Passport, Pseudonym, Sex};
 use diesel::prelude::*;
 use palreg_bench::server::{self, ADMIN_PASSWORD, RegisterFlags, Server};
 use palreg_server::db::models::reports as aggregates;
-use palreg_server::db::schema::{medicaments, patients};
+use palreg_server::db::schema::{care_forms, medicaments, needs, patients};
 use palreg_server::db::{DatabaseUrl, DbConn};
 use serde_json::{Value, json};
 
@@ -373,11 +372,23 @@ fn main() -> anyhow::Result<()> {
     let query = format!("from={from}&to={to}&institutions={}", list.join(","));
     let ministry = login(&base, MINISTRY_LOGIN, USER_PASSWORD)?;
     let queries = bare::Queries::new(&ids, from, to);
-    let names: BTreeMap<i64, String> = medicaments::table
-        .select((medicaments::id, medicaments::name))
-        .load::<(i64, String)>(&mut conn)?
-        .into_iter()
-        .collect();
+    let names = bare::Names {
+        medicaments: medicaments::table
+            .select((medicaments::id, medicaments::name))
+            .load::<(i64, String)>(&mut conn)?
+            .into_iter()
+            .collect(),
+        care_forms: care_forms::table
+            .select((care_forms::id, care_forms::name))
+            .load::<(i64, String)>(&mut conn)?
+            .into_iter()
+            .collect(),
+        needs: needs::table
+            .select((needs::id, needs::name))
+            .load::<(i64, String)>(&mut conn)?
+            .into_iter()
+            .collect(),
+    };
     let a = agent();
     let pdf_url = format!("{base}/api/v1/reports/summary.pdf?{query}");
     let json_url = format!("{base}/api/v1/reports/summary.json?{query}");

@@ -41,6 +41,17 @@ struct Keyed {
     n: i64,
 }
 
+/// A count keyed by a reference book's id (`None`: not set).
+#[derive(QueryableByName)]
+struct IdKeyed {
+    #[diesel(sql_type = BigInt)]
+    inst: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    key: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 #[derive(QueryableByName)]
 struct YearSex {
     #[diesel(sql_type = BigInt)]
@@ -116,16 +127,16 @@ impl Queries {
                  FROM patients p WHERE {in_period} \
                  GROUP BY p.institution_id, p.birth_year, p.sex"
             ),
+            // By the book's id (narrow keys, no join); named from the book after timing.
             care_form: format!(
-                "SELECT p.institution_id AS inst, c.name AS key, COUNT(*) AS n \
-                 FROM patients p LEFT JOIN care_forms c ON c.id = p.care_form_id \
-                 WHERE {in_period} GROUP BY p.institution_id, c.name"
+                "SELECT p.institution_id AS inst, p.care_form_id AS key, COUNT(*) AS n \
+                 FROM patients p \
+                 WHERE {in_period} GROUP BY p.institution_id, p.care_form_id"
             ),
             needs: format!(
-                "SELECT p.institution_id AS inst, n.name AS key, COUNT(*) AS n \
+                "SELECT p.institution_id AS inst, pn.need_id AS key, COUNT(*) AS n \
                  FROM patients p JOIN patient_needs pn ON pn.patient_id = p.id \
-                 JOIN needs n ON n.id = pn.need_id \
-                 WHERE {in_period} GROUP BY p.institution_id, n.name"
+                 WHERE {in_period} GROUP BY p.institution_id, pn.need_id"
             ),
             medicaments: format!(
                 "SELECT r.institution_id AS inst, r.medicament_id, SUM(r.quantity) AS quantity, \
@@ -157,8 +168,10 @@ pub struct Totals {
     pub icd10: BTreeMap<String, u64>,
     /// Patients in the period (the sum of the birth-year × sex groups).
     pub population: u64,
-    pub care_forms: BTreeMap<String, u64>,
-    pub needs: BTreeMap<String, u64>,
+    /// care form id (`None`: not set) → patients
+    pub care_forms: BTreeMap<Option<i64>, u64>,
+    /// need id → patients
+    pub needs: BTreeMap<i64, u64>,
     /// medicament id → (quantity, patients)
     pub medicaments: BTreeMap<i64, (f64, u64)>,
 }
@@ -199,16 +212,14 @@ pub fn run(conn: &mut DbConn, q: &Queries) -> anyhow::Result<(Totals, [Duration;
         t.population += r.n.unsigned_abs();
     }
     let s = Instant::now();
-    let rows: Vec<Keyed> = load(conn, &q.care_form)?;
+    let rows: Vec<IdKeyed> = load(conn, &q.care_form)?;
     timed(3, &mut times, s);
     for r in rows {
         let _ = r.inst;
-        *t.care_forms
-            .entry(r.key.unwrap_or_else(|| "—".into()))
-            .or_default() += r.n.unsigned_abs();
+        *t.care_forms.entry(r.key).or_default() += r.n.unsigned_abs();
     }
     let s = Instant::now();
-    let rows: Vec<Keyed> = load(conn, &q.needs)?;
+    let rows: Vec<IdKeyed> = load(conn, &q.needs)?;
     timed(4, &mut times, s);
     for r in rows {
         let _ = r.inst;
@@ -251,12 +262,39 @@ impl Check {
     }
 }
 
+/// English names by id of the books the report names its rows by (its row keys).
+#[derive(Default)]
+pub struct Names {
+    pub medicaments: BTreeMap<i64, String>,
+    pub care_forms: BTreeMap<i64, String>,
+    pub needs: BTreeMap<i64, String>,
+}
+
+/// Sums counts keyed by id into counts keyed by the name of that id (`None`: the report's
+/// "—"); an id missing from the book keeps its number under a name no row has.
+fn by_name<K: Copy + std::fmt::Debug>(
+    counts: &BTreeMap<K, u64>,
+    name: impl Fn(K) -> Option<String>,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (&id, &n) in counts {
+        let key = name(id).unwrap_or_else(|| format!("(no name for {id:?})"));
+        *out.entry(key).or_default() += n;
+    }
+    out
+}
+
 /// Compares the report's JSON totals (the `total` column of every table) with the bare
-/// aggregate's. `names`: medicament id → English name (the report's row key).
-pub fn check(json: &Value, bare: &Totals, names: &BTreeMap<i64, String>) -> Check {
+/// aggregate's, named as the report names its rows.
+pub fn check(json: &Value, bare: &Totals, names: &Names) -> Check {
     let s = &json["summary"];
     let mut c = Check::default();
     let rows = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let care_forms = by_name(&bare.care_forms, |id: Option<i64>| match id {
+        None => Some("—".to_string()),
+        Some(id) => names.care_forms.get(&id).cloned(),
+    });
+    let needs = by_name(&bare.needs, |id: i64| names.needs.get(&id).cloned());
     for r in rows(&s["register"]) {
         let key = r["key"].as_str().unwrap_or_default().to_string();
         let expected = bare.register.get(key.as_str()).copied().unwrap_or(0);
@@ -264,8 +302,8 @@ pub fn check(json: &Value, bare: &Totals, names: &BTreeMap<i64, String>) -> Chec
     }
     for (table, map) in [
         ("icd10_blocks", &bare.icd10),
-        ("care_forms", &bare.care_forms),
-        ("needs", &bare.needs),
+        ("care_forms", &care_forms),
+        ("needs", &needs),
     ] {
         let report_rows = rows(&s[table]["rows"]);
         if report_rows.len() != map.len() {
@@ -289,7 +327,7 @@ pub fn check(json: &Value, bare: &Totals, names: &BTreeMap<i64, String>) -> Chec
     );
     let mut by_name: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
     for (id, (q, p)) in &bare.medicaments {
-        if let Some(name) = names.get(id) {
+        if let Some(name) = names.medicaments.get(id) {
             let e = by_name.entry(name.as_str()).or_default();
             e.0 += q;
             e.1 += p;
