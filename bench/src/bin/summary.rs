@@ -15,8 +15,9 @@ use clap::Parser;
 use client_crypto::{InstitutionKey, Passport, Pseudonym, Sex};
 use diesel::prelude::*;
 use palreg_bench::server::{self, ADMIN_PASSWORD, RegisterFlags, Server};
+use palreg_server::db::models::refs;
 use palreg_server::db::models::reports as aggregates;
-use palreg_server::db::schema::{care_forms, medicaments, needs, patients};
+use palreg_server::db::schema::patients;
 use palreg_server::db::{DatabaseUrl, DbConn};
 use serde_json::{Value, json};
 
@@ -373,20 +374,17 @@ fn main() -> anyhow::Result<()> {
     let ministry = login(&base, MINISTRY_LOGIN, USER_PASSWORD)?;
     let queries = bare::Queries::new(&ids, from, to);
     let names = bare::Names {
-        medicaments: medicaments::table
-            .select((medicaments::id, medicaments::name))
-            .load::<(i64, String)>(&mut conn)?
+        medicaments: refs::medicament::list(&mut conn, false)?
             .into_iter()
+            .map(|e| (e.id, e.name))
             .collect(),
-        care_forms: care_forms::table
-            .select((care_forms::id, care_forms::name))
-            .load::<(i64, String)>(&mut conn)?
+        care_forms: refs::care_form::list(&mut conn, false)?
             .into_iter()
+            .map(|e| (e.id, e.name))
             .collect(),
-        needs: needs::table
-            .select((needs::id, needs::name))
-            .load::<(i64, String)>(&mut conn)?
+        needs: refs::need::list(&mut conn, false)?
             .into_iter()
+            .map(|e| (e.id, e.name))
             .collect(),
     };
     let a = agent();

@@ -10,9 +10,9 @@ use diesel::sql_types::Integer;
 
 use crate::db::DbConn;
 use crate::db::models::prescriptions::PrescriptionFilter;
+use crate::db::models::refs;
 use crate::db::schema::{
-    care_forms, diagnoses, issued_reports, medicaments, needs, patient_needs, patients,
-    prescriptions, users,
+    diagnoses, issued_reports, medicaments, patient_needs, patients, prescriptions, users,
 };
 
 /// One line of the prescription report.
@@ -227,17 +227,9 @@ pub fn by_birth_year_sex(
         .load(conn)
 }
 
-/// A reference book's names (English, Russian) by id, for the ids given.
-macro_rules! names_of {
-    ($conn:expr, $book:ident, $ids:expr) => {{
-        let ids: BTreeSet<i64> = $ids.collect();
-        $book::table
-            .filter($book::id.eq_any(ids))
-            .select(($book::id, ($book::name, $book::name_ru)))
-            .load::<(i64, (String, Option<String>))>($conn)?
-            .into_iter()
-            .collect::<BTreeMap<i64, (String, Option<String>)>>()
-    }};
+/// The distinct ids among `ids`, for a book's `find_many`.
+fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    ids.collect::<BTreeSet<i64>>().into_iter().collect()
 }
 
 /// Patients in the period by (institution, care form name, Russian name); `None` when not set.
@@ -260,12 +252,21 @@ pub fn by_care_form(
             count_star(),
         ))
         .load(conn)?;
-    let names = names_of!(conn, care_forms, counts.iter().filter_map(|c| c.1));
+    let book: BTreeMap<i64, refs::CareForm> =
+        refs::care_form::find_many(conn, &distinct(counts.iter().filter_map(|c| c.1)))?
+            .into_iter()
+            .map(|form| (form.id, form))
+            .collect();
     Ok(counts
         .into_iter()
         .map(
-            |(institution_id, form, n)| match form.and_then(|id| names.get(&id)).cloned() {
-                Some((name, name_ru)) => (institution_id, Some(name), name_ru, n),
+            |(institution_id, form, n)| match form.and_then(|id| book.get(&id)) {
+                Some(form) => (
+                    institution_id,
+                    Some(form.name.clone()),
+                    form.name_ru.clone(),
+                    n,
+                ),
                 None => (institution_id, None, None, n),
             },
         )
@@ -290,12 +291,16 @@ pub fn by_need(
             count_star(),
         ))
         .load(conn)?;
-    let names = names_of!(conn, needs, counts.iter().map(|c| c.1));
+    let book: BTreeMap<i64, refs::Need> =
+        refs::need::find_many(conn, &distinct(counts.iter().map(|c| c.1)))?
+            .into_iter()
+            .map(|need| (need.id, need))
+            .collect();
     Ok(counts
         .into_iter()
         .filter_map(|(institution_id, need, n)| {
-            let (name, name_ru) = names.get(&need)?.clone();
-            Some((institution_id, name, name_ru, n))
+            let need = book.get(&need)?;
+            Some((institution_id, need.name.clone(), need.name_ru.clone(), n))
         })
         .collect())
 }
@@ -344,22 +349,12 @@ pub fn medicament_needs(
             ))
             .load(conn)?,
     };
-    let ids: BTreeSet<i64> = sums.iter().map(|r| r.1).collect();
     type Named = (String, Option<String>, String, bool);
-    let book: BTreeMap<i64, Named> = medicaments::table
-        .filter(medicaments::id.eq_any(ids))
-        .select((
-            medicaments::id,
-            (
-                medicaments::name,
-                medicaments::name_ru,
-                medicaments::unit,
-                medicaments::controlled,
-            ),
-        ))
-        .load::<(i64, Named)>(conn)?
-        .into_iter()
-        .collect();
+    let book: BTreeMap<i64, Named> =
+        refs::medicament::find_many(conn, &distinct(sums.iter().map(|r| r.1)))?
+            .into_iter()
+            .map(|m| (m.id, (m.name, m.name_ru, m.unit, m.controlled)))
+            .collect();
     let mut distinct = BTreeSet::new();
     if !book.values().all(|named| distinct.insert(named)) {
         return medicament_needs_by_name(conn, institutions, from, to);
