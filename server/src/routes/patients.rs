@@ -520,9 +520,9 @@ fn insert_patients(
         let record = books.resolve(&body.record, None).map_err(|e| at(i, e))?;
         rows.push(patients::NewPatientRows {
             patient: patients::NewPatient {
-                pseudonym: pseudonym.as_str(),
+                pseudonym: pseudonym.as_str().to_string(),
                 institution_id,
-                passport: &body.passport,
+                passport: body.passport.clone(),
                 passport_key_version: key_version,
                 record,
                 version: 1,

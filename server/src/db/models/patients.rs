@@ -19,8 +19,9 @@ pub struct Patient {
     pub id: i64,
     pub pseudonym: String,
     pub institution_id: i64,
-    /// Empty in a history snapshot, which does not keep it (see `snapshot_of`).
-    #[serde(default)]
+    /// Empty in a history snapshot, which does not keep it (see `snapshot_of`), and then left
+    /// out of its JSON.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub passport: String,
     pub passport_key_version: i32,
     pub sex: String,
@@ -41,7 +42,11 @@ pub struct Patient {
 
 /// The record fields a clinician sets (everything but identity, passport and bookkeeping).
 #[derive(Insertable, AsChangeset, Debug, Clone, PartialEq)]
-#[diesel(table_name = patients, treat_none_as_null = true)]
+#[diesel(
+    table_name = patients,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub struct RecordFields {
     pub sex: String,
     pub birth_year: i32,
@@ -54,12 +59,14 @@ pub struct RecordFields {
     pub deceased_on: Option<NaiveDate>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = patients)]
-pub struct NewPatient<'a> {
-    pub pseudonym: &'a str,
+/// Owns its values, so that a fixed number of them makes one cached statement, and binds a
+/// `None` as NULL, so that SQLite gets one multi-row statement ([`crate::insert_in_chunks`]).
+#[derive(Insertable, Clone)]
+#[diesel(table_name = patients, treat_none_as_default_value = false)]
+pub struct NewPatient {
+    pub pseudonym: String,
     pub institution_id: i64,
-    pub passport: &'a str,
+    pub passport: String,
     pub passport_key_version: i32,
     #[diesel(embed)]
     pub record: RecordFields,
@@ -70,7 +77,7 @@ pub struct NewPatient<'a> {
     pub updated_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut DbConn, new: &NewPatient<'_>) -> QueryResult<i64> {
+pub fn insert(conn: &mut DbConn, new: &NewPatient) -> QueryResult<i64> {
     diesel::insert_into(patients::table)
         .values(new)
         .returning(patients::id)
@@ -83,34 +90,34 @@ const ROWS_PER_INSERT: usize = 500;
 
 /// A new patient with the rows stored beside it.
 pub struct NewPatientRows<'a> {
-    pub patient: NewPatient<'a>,
+    pub patient: NewPatient,
     pub needs: &'a [i64],
     pub tokens: &'a [String],
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = patient_needs)]
+#[diesel(table_name = patient_needs, treat_none_as_default_value = false)]
 struct NeedRow {
     patient_id: i64,
     need_id: i64,
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = patient_blind_indexes)]
-struct TokenRow<'a> {
+#[diesel(table_name = patient_blind_indexes, treat_none_as_default_value = false)]
+struct TokenRow {
     patient_id: i64,
     institution_id: i64,
-    token: &'a str,
+    token: String,
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = patient_versions)]
-struct VersionRow<'a> {
+#[diesel(table_name = patient_versions, treat_none_as_default_value = false)]
+struct VersionRow {
     patient_id: i64,
     version: i32,
     changed_by: i64,
     changed_at: NaiveDateTime,
-    change: &'a str,
+    change: &'static str,
     snapshot: String,
 }
 
@@ -122,11 +129,22 @@ struct VersionRow<'a> {
 /// the institution rotates its key, openable with the key the rotation retired (and the copies
 /// were a quarter of the database file).
 fn snapshot_of(patient: &Patient, needs: &[i64]) -> String {
-    let mut record = serde_json::to_value(patient).unwrap_or_default();
-    if let Some(fields) = record.as_object_mut() {
-        fields.remove("passport");
+    #[derive(Serialize)]
+    struct Snapshot<'a> {
+        record: &'a Patient,
+        needs: &'a [i64],
     }
-    serde_json::json!({"record": record, "needs": needs}).to_string()
+    let write =
+        |record: &Patient| serde_json::to_string(&Snapshot { record, needs }).unwrap_or_default();
+    if patient.passport.is_empty() {
+        write(patient)
+    } else {
+        // An empty passport is left out of the JSON (see `Patient::passport`).
+        write(&Patient {
+            passport: String::new(),
+            ..patient.clone()
+        })
+    }
 }
 
 /// Which of these pseudonyms are in use already.
@@ -147,28 +165,24 @@ pub fn taken_pseudonyms(conn: &mut DbConn, pseudonyms: &[&str]) -> QueryResult<V
 /// multi-row statements per 500 patients, instead of a dozen statements per patient. Call it
 /// inside a transaction, after checking the pseudonyms are free. Returns the ids in input order.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResult<Vec<i64>> {
-    let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values: Vec<&NewPatient<'_>> = chunk.iter().map(|r| &r.patient).collect();
-        crate::per_backend!(&mut *conn, |c| diesel::insert_into(patients::table)
-            .values(values)
-            .execute(c))?;
-        // RETURNING's row order is not promised for multi-row inserts: map by pseudonym.
-        let pseudonyms: Vec<&str> = chunk.iter().map(|r| r.patient.pseudonym).collect();
-        let by_pseudonym: std::collections::HashMap<String, i64> = patients::table
-            .filter(patients::pseudonym.eq_any(&pseudonyms))
-            .select((patients::pseudonym, patients::id))
-            .load::<(String, i64)>(conn)?
-            .into_iter()
-            .collect();
-        for p in &pseudonyms {
-            ids.push(
-                *by_pseudonym
-                    .get(*p)
-                    .ok_or(diesel::result::Error::NotFound)?,
-            );
-        }
+    let values: Vec<NewPatient> = rows.iter().map(|r| r.patient.clone()).collect();
+    crate::insert_in_chunks!(conn, patients::table, values, ROWS_PER_INSERT);
+    // RETURNING's row order is not promised for multi-row inserts: map by pseudonym.
+    let pseudonyms: Vec<&str> = rows.iter().map(|r| r.patient.pseudonym.as_str()).collect();
+    let mut by_pseudonym = std::collections::HashMap::with_capacity(rows.len());
+    for chunk in pseudonyms.chunks(ROWS_PER_INSERT) {
+        by_pseudonym.extend(
+            patients::table
+                .filter(patients::pseudonym.eq_any(chunk))
+                .select((patients::pseudonym, patients::id))
+                .load::<(String, i64)>(conn)?,
+        );
     }
+    let ids = pseudonyms
+        .iter()
+        .map(|p| by_pseudonym.get(*p).copied())
+        .collect::<Option<Vec<i64>>>()
+        .ok_or(diesel::result::Error::NotFound)?;
     let needs: Vec<NeedRow> = rows
         .iter()
         .zip(&ids)
@@ -179,12 +193,8 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
             })
         })
         .collect();
-    for chunk in needs.chunks(ROWS_PER_INSERT * 4) {
-        crate::per_backend!(&mut *conn, |c| diesel::insert_into(patient_needs::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    let tokens: Vec<TokenRow<'_>> = rows
+    crate::insert_in_chunks!(conn, patient_needs::table, needs, ROWS_PER_INSERT);
+    let tokens: Vec<TokenRow> = rows
         .iter()
         .zip(&ids)
         .flat_map(|(r, &patient_id)| {
@@ -192,18 +202,17 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
             r.tokens.iter().map(move |token| TokenRow {
                 patient_id,
                 institution_id,
-                token,
+                token: token.clone(),
             })
         })
         .collect();
-    for chunk in tokens.chunks(ROWS_PER_INSERT * 4) {
-        crate::per_backend!(&mut *conn, |c| diesel::insert_into(
-            patient_blind_indexes::table
-        )
-        .values(chunk)
-        .execute(c))?;
-    }
-    let versions: Vec<VersionRow<'_>> = rows
+    crate::insert_in_chunks!(
+        conn,
+        patient_blind_indexes::table,
+        tokens,
+        2 * ROWS_PER_INSERT
+    );
+    let versions: Vec<VersionRow> = rows
         .iter()
         .zip(&ids)
         .map(|(r, &id)| {
@@ -242,11 +251,7 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
             }
         })
         .collect();
-    for chunk in versions.chunks(ROWS_PER_INSERT) {
-        crate::per_backend!(&mut *conn, |c| diesel::insert_into(patient_versions::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    crate::insert_in_chunks!(conn, patient_versions::table, versions, ROWS_PER_INSERT);
     Ok(ids)
 }
 
@@ -586,4 +591,67 @@ pub fn touch(
     ))
     .execute(conn)?;
     Ok(changed == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::{InstrumentationEvent, SimpleConnection};
+
+    use super::*;
+    use crate::db::{DatabaseUrl, run_migrations};
+
+    fn tokens(first: i64, count: i64) -> Vec<TokenRow> {
+        (first..first + count)
+            .map(|i| TokenRow {
+                patient_id: i,
+                institution_id: 1,
+                token: format!("s1:{i:08x}"),
+            })
+            .collect()
+    }
+
+    /// `insert_in_chunks` inserts every row once, in statements of fixed shapes that diesel
+    /// prepares once per connection: a second batch of the same size prepares nothing.
+    #[test]
+    fn chunked_inserts_store_every_row_and_prepare_each_shape_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = DatabaseUrl::Sqlite(dir.path().join("chunks.db"))
+            .connect()
+            .unwrap();
+        run_migrations(&mut conn).unwrap();
+        // The tokens' patients are left out.
+        conn.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
+        let events = Arc::new(Mutex::new((0usize, 0usize)));
+        let DbConn::Sqlite(sqlite) = &mut conn else {
+            unreachable!("a SQLite URL")
+        };
+        let sink = events.clone();
+        sqlite.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+            InstrumentationEvent::StartQuery { .. } => sink.lock().unwrap().0 += 1,
+            InstrumentationEvent::CacheQuery { .. } => sink.lock().unwrap().1 += 1,
+            _ => {}
+        });
+        let mut insert = |rows: Vec<TokenRow>| -> QueryResult<usize> {
+            let conn = &mut conn;
+            Ok(crate::insert_in_chunks!(
+                conn,
+                patient_blind_indexes::table,
+                rows,
+                1000
+            ))
+        };
+        // Two full chunks, then one of 128, one of 16 and three single rows.
+        let batch = 2 * 1000 + 128 + 16 + 3;
+        assert_eq!(insert(tokens(0, batch)).unwrap(), batch as usize);
+        assert_eq!(*events.lock().unwrap(), (7, 4), "(statements, prepared)");
+        assert_eq!(insert(tokens(batch, batch)).unwrap(), batch as usize);
+        assert_eq!(*events.lock().unwrap(), (14, 4), "nothing prepared again");
+        let stored: i64 = patient_blind_indexes::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(stored, 2 * batch);
+    }
 }
