@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConn;
+use crate::db::in_list::in_list;
 use crate::db::schema::{roles, user_roles, users};
 
 #[derive(Queryable, Selectable, Debug, Clone)]
@@ -107,9 +108,10 @@ pub fn set_roles(conn: &mut DbConn, user_id: i64, role_ids: &[i64]) -> QueryResu
 
 /// `(user id, role name)` for the given users, ordered by role name.
 pub fn role_names(conn: &mut DbConn, user_ids: &[i64]) -> QueryResult<Vec<(i64, String)>> {
+    // One statement kept for any number of users (`GET /me` asks on every call).
     user_roles::table
         .inner_join(roles::table)
-        .filter(user_roles::user_id.eq_any(user_ids))
+        .filter(in_list(user_roles::user_id, user_ids.to_vec()))
         .select((user_roles::user_id, roles::name))
         .order(roles::name.asc())
         .load(conn)
