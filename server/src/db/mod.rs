@@ -56,21 +56,19 @@ macro_rules! per_backend {
 macro_rules! insert_in_chunks {
     ($conn:expr, $table:expr, $rows:expr, $n:expr) => {{
         let rows: Vec<_> = $rows;
-        let mut left = rows.len();
         let mut rows = rows.into_iter();
         let mut inserted = 0usize;
-        while left > 0 {
-            let (done, took) = if left >= $n {
-                ($crate::insert_in_chunks!(@array $conn, $table, rows, $n), $n)
+        while !rows.as_slice().is_empty() {
+            let left = rows.as_slice().len();
+            inserted += if left >= $n {
+                $crate::insert_in_chunks!(@array $conn, $table, rows, $n)
             } else if left >= 128 {
-                ($crate::insert_in_chunks!(@array $conn, $table, rows, 128), 128)
+                $crate::insert_in_chunks!(@array $conn, $table, rows, 128)
             } else if left >= 16 {
-                ($crate::insert_in_chunks!(@array $conn, $table, rows, 16), 16)
+                $crate::insert_in_chunks!(@array $conn, $table, rows, 16)
             } else {
-                ($crate::insert_in_chunks!(@array $conn, $table, rows, 1), 1)
+                $crate::insert_in_chunks!(@array $conn, $table, rows, 1)
             };
-            inserted += done;
-            left -= took;
         }
         inserted
     }};
