@@ -297,14 +297,14 @@ impl DatabaseUrl {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // busy_timeout first: the other PRAGMAs may already have to wait for a lock.
                 // journal_size_limit: when a writer starts the WAL over (see
-                // `spawn_checkpointer`), a larger file is cut back to this size.
+                // `spawn_checkpointer`), a larger file is cut back to this size
+                // (`WAL_KEEP_BYTES`).
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = 10000;
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
                      PRAGMA foreign_keys = ON;
-                     PRAGMA journal_size_limit = {};",
-                    WAL_RESTART_FRAMES * 4096
+                     PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
                 ))
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConn::Sqlite(conn))
@@ -473,6 +473,16 @@ pub fn refresh_statistics(conn: &mut DbConn) -> diesel::QueryResult<()> {
 /// A WAL of this many frames (64 MiB of 4 KiB pages) is started over (see
 /// [`spawn_checkpointer`]).
 const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// The size a WAL file keeps when it is started over: writes go on past the restart threshold
+/// until the checkpointer's next round (an import writes ~300 MB/s of WAL on a fast machine,
+/// so it reaches ~160 MB). Cut back to the threshold, as it was, the file lost its blocks at
+/// every restart, and each commit past them appended to the file: the file system allocated
+/// blocks and zeroed the part of each page a 4 KiB + 24-byte frame does not cover, 23 % of the
+/// import's writer thread at 700k patients (bench/README.md, thirteenth session). Kept, the
+/// frames overwrite blocks the file already has. Only the disk space is the cost.
+const WAL_KEEP_BYTES: i64 = 256 * 1024 * 1024;
+const _: () = assert!(WAL_KEEP_BYTES >= 4 * WAL_RESTART_FRAMES * 4096);
 
 /// What `PRAGMA wal_checkpoint` answers.
 #[derive(diesel::QueryableByName, Debug)]
@@ -712,6 +722,20 @@ mod tests {
             DbConn::Pg(_) => unreachable!(),
         };
         let mut writer = connect();
+        #[derive(diesel::QueryableByName)]
+        struct Limit {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            journal_size_limit: i64,
+        }
+        let kept: Limit = diesel::RunQueryDsl::get_result(
+            diesel::sql_query("PRAGMA journal_size_limit"),
+            &mut writer,
+        )
+        .unwrap();
+        assert_eq!(
+            kept.journal_size_limit, WAL_KEEP_BYTES,
+            "a WAL started over keeps its blocks"
+        );
         writer
             .batch_execute(
                 "PRAGMA wal_autocheckpoint = 0;
