@@ -54,34 +54,49 @@ macro_rules! per_backend {
 /// now (`chunked_inserts_store_every_row_and_prepare_each_shape_once`).
 #[macro_export]
 macro_rules! insert_in_chunks {
-    ($conn:expr, $table:expr, $rows:expr, $n:expr) => {{
+    ($conn:expr, $table:expr, $rows:expr, $n:expr) => {
+        $crate::insert_in_chunks!(@each $conn, $table, $rows, $n, 0usize,
+            |insert, c| insert.execute(c),
+            |total, count| total += count)
+    };
+    // The same, with `RETURNING $selection` of every row (in no promised order).
+    ($conn:expr, $table:expr, $rows:expr, $n:expr, returning $selection:expr => $row:ty) => {
+        $crate::insert_in_chunks!(@each $conn, $table, $rows, $n, Vec::<$row>::new(),
+            |insert, c| insert.returning($selection).get_results::<$row>(c),
+            |all, got| all.extend(got))
+    };
+    (@each $conn:expr, $table:expr, $rows:expr, $n:expr, $init:expr,
+        |$insert:ident, $c:ident| $run:expr, |$acc:ident, $got:ident| $add:expr) => {{
         let rows: Vec<_> = $rows;
         let mut rows = rows.into_iter();
-        let mut inserted = 0usize;
+        let mut $acc = $init;
         while !rows.as_slice().is_empty() {
             let left = rows.as_slice().len();
-            inserted += if left >= $n {
-                $crate::insert_in_chunks!(@array $conn, $table, rows, $n)
+            let $got = if left >= $n {
+                $crate::insert_in_chunks!(@array $conn, $table, rows, $n, |$insert, $c| $run)
             } else if left >= 128 {
-                $crate::insert_in_chunks!(@array $conn, $table, rows, 128)
+                $crate::insert_in_chunks!(@array $conn, $table, rows, 128, |$insert, $c| $run)
             } else if left >= 16 {
-                $crate::insert_in_chunks!(@array $conn, $table, rows, 16)
+                $crate::insert_in_chunks!(@array $conn, $table, rows, 16, |$insert, $c| $run)
             } else {
-                $crate::insert_in_chunks!(@array $conn, $table, rows, 1)
+                $crate::insert_in_chunks!(@array $conn, $table, rows, 1, |$insert, $c| $run)
             };
+            $add;
         }
-        inserted
+        $acc
     }};
-    (@array $conn:expr, $table:expr, $rows:expr, $n:expr) => {{
+    (@array $conn:expr, $table:expr, $rows:expr, $n:expr, |$insert:ident, $c:ident| $run:expr) => {{
         let chunk: Box<[_]> = $rows.by_ref().take($n).collect();
         // A chunk of `$n` rows always fits its array; were it not, the rows still go in.
         match <Box<[_; $n]>>::try_from(chunk) {
-            Ok(array) => $crate::per_backend!(&mut *$conn, |c| diesel::insert_into($table)
-                .values(array)
-                .execute(c))?,
-            Err(chunk) => $crate::per_backend!(&mut *$conn, |c| diesel::insert_into($table)
-                .values(chunk.into_vec())
-                .execute(c))?,
+            Ok(array) => $crate::per_backend!(&mut *$conn, |$c| {
+                let $insert = diesel::insert_into($table).values(array);
+                $run
+            })?,
+            Err(chunk) => $crate::per_backend!(&mut *$conn, |$c| {
+                let $insert = diesel::insert_into($table).values(chunk.into_vec());
+                $run
+            })?,
         }
     }};
 }

@@ -166,18 +166,17 @@ pub fn taken_pseudonyms(conn: &mut DbConn, pseudonyms: &[&str]) -> QueryResult<V
 /// inside a transaction, after checking the pseudonyms are free. Returns the ids in input order.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResult<Vec<i64>> {
     let values: Vec<NewPatient> = rows.iter().map(|r| r.patient.clone()).collect();
-    crate::insert_in_chunks!(conn, patients::table, values, ROWS_PER_INSERT);
     // RETURNING's row order is not promised for multi-row inserts: map by pseudonym.
+    let by_pseudonym: std::collections::HashMap<String, i64> = crate::insert_in_chunks!(
+        conn,
+        patients::table,
+        values,
+        ROWS_PER_INSERT,
+        returning (patients::pseudonym, patients::id) => (String, i64)
+    )
+    .into_iter()
+    .collect();
     let pseudonyms: Vec<&str> = rows.iter().map(|r| r.patient.pseudonym.as_str()).collect();
-    let mut by_pseudonym = std::collections::HashMap::with_capacity(rows.len());
-    for chunk in pseudonyms.chunks(ROWS_PER_INSERT) {
-        by_pseudonym.extend(
-            patients::table
-                .filter(patients::pseudonym.eq_any(chunk))
-                .select((patients::pseudonym, patients::id))
-                .load::<(String, i64)>(conn)?,
-        );
-    }
     let ids = pseudonyms
         .iter()
         .map(|p| by_pseudonym.get(*p).copied())
