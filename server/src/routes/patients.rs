@@ -3,6 +3,7 @@
 //! answers 404 like a missing one. Reads are audited like writes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
@@ -549,11 +550,12 @@ fn insert_patients(
 }
 
 /// Names the item of a refused batch whose pseudonym is in use (the refusal came from the
-/// unique index, which does not say which row). Looked up after the batch's transaction is
-/// rolled back; the refusal is returned as it was if none is found.
+/// unique index, which does not say which row): `patients[i]: ` and the refusal. Looked up
+/// after the batch's transaction is rolled back; the refusal is returned as it was if none is
+/// found.
 async fn name_taken_pseudonym(
     state: &web::Data<AppState>,
-    pseudonyms: Vec<Pseudonym>,
+    pseudonyms: Arc<Vec<Pseudonym>>,
     refusal: ApiError,
 ) -> ApiError {
     let found = db(state, move |conn| {
@@ -565,10 +567,7 @@ async fn name_taken_pseudonym(
     })
     .await;
     match found {
-        Ok(Some(i)) => item_error(
-            i,
-            ApiError::conflict("pseudonym_taken", "this pseudonym is in use; make another"),
-        ),
+        Ok(Some(i)) => item_error(i, refusal),
         _ => refusal,
     }
 }
@@ -638,6 +637,8 @@ pub async fn import_patients(
     let mut entry = principal.audit("patients.import", "patient", None);
     entry.details = Some(serde_json::json!({"count": batch.len()}).to_string());
     let user_id = principal.user_id;
+    // Shared with the naming of a taken pseudonym, which only a refused batch needs.
+    let pseudonyms = Arc::new(pseudonyms);
     let names = pseudonyms.clone();
     let ids = match audited(&state, entry, move |conn, _| {
         let items: Vec<_> = pseudonyms.iter().zip(&batch).collect();
