@@ -46,23 +46,50 @@ pub struct NewEntry {
 /// JSON array (unambiguous, and stable across both backends since times are kept to the
 /// microsecond).
 pub fn entry_hash(row: &AuditRow) -> String {
-    let canonical = serde_json::json!([
+    // The array written straight from the fields: the same bytes as building a
+    // `serde_json::Value` and printing it (a unit test holds the two together), at a fraction
+    // of the cost, since every audited request pays it.
+    let mut canonical = Vec::with_capacity(256);
+    let fields = (
         row.seq,
-        row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        canonical_time(&row.at),
         row.actor_id,
-        row.actor_login,
-        row.action,
-        row.object_type,
-        row.object_id,
-        row.outcome,
-        row.client_addr,
-        row.details,
-    ]);
+        &row.actor_login,
+        &row.action,
+        &row.object_type,
+        &row.object_id,
+        &row.outcome,
+        &row.client_addr,
+        &row.details,
+    );
+    // Writing plain values into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut canonical, &fields);
     let mut hasher = Sha256::new();
     hasher.update(row.prev_hash.as_bytes());
     hasher.update(b"\n");
-    hasher.update(canonical.to_string().as_bytes());
+    hasher.update(&canonical);
     hex::encode(hasher.finalize())
+}
+
+/// `at` as the chain hashes it: `%Y-%m-%dT%H:%M:%S%.6f`, written out by hand for the times
+/// `now()` makes (chrono parses the format string again at every call).
+fn canonical_time(at: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f";
+    let (year, nanos) = (at.year(), at.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        // Outside four-digit years chrono writes a sign; a leap second shows as :60.
+        return at.format(FORMAT).to_string();
+    }
+    format!(
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        nanos / 1000
+    )
 }
 
 /// A place reserved at the head of the chain inside an open transaction.
@@ -369,4 +396,80 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Result<i64, ChainError>> {
         }));
     }
     Ok(Ok(last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    /// The chain's hash as first written: a `serde_json::Value` printed, chrono's formatting.
+    /// Entries already in a log were hashed this way, so `entry_hash` must keep its bytes.
+    fn reference_hash(row: &AuditRow) -> String {
+        let canonical = serde_json::json!([
+            row.seq,
+            row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+            row.actor_id,
+            row.actor_login,
+            row.action,
+            row.object_type,
+            row.object_id,
+            row.outcome,
+            row.client_addr,
+            row.details,
+        ]);
+        let mut hasher = Sha256::new();
+        hasher.update(row.prev_hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(canonical.to_string().as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, nanos: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .and_then(|d| d.and_hms_nano_opt(h, mi, s, nanos))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_chain_hash_keeps_the_bytes_it_was_first_written_with() {
+        let times = [
+            at(2026, 11, 29, 21, 5, 7, 123_456_000),
+            at(2026, 1, 2, 3, 4, 5, 0),
+            at(1999, 12, 31, 23, 59, 59, 999_999_999),
+            at(5, 6, 7, 8, 9, 10, 1_000),
+            at(10_000, 1, 1, 0, 0, 0, 0),
+            at(-44, 3, 15, 12, 0, 0, 0),
+            at(2016, 12, 31, 23, 59, 59, 1_500_000_000),
+        ];
+        let texts = [
+            None,
+            Some(String::new()),
+            Some("Иванова Мария Петровна".to_string()),
+            Some("quote \" backslash \\ tab \t nl \n nul \u{0} del \u{7f}".to_string()),
+            Some("{\"changed\":[\"status\"],\"emoji\":\"🩺\",\"sep\":\"\u{2028}\"}".to_string()),
+        ];
+        let mut checked = 0;
+        for (i, at) in times.iter().enumerate() {
+            for (j, text) in texts.iter().enumerate() {
+                let row = AuditRow {
+                    seq: [1, i64::MAX, -3][(i + j) % 3],
+                    at: *at,
+                    actor_id: [None, Some(7), Some(i64::MIN)][j % 3],
+                    actor_login: text.clone(),
+                    action: "patients.read".into(),
+                    object_type: text.clone().unwrap_or_else(|| "patient".into()),
+                    object_id: text.clone(),
+                    outcome: "ok".into(),
+                    client_addr: Some("203.0.113.9".into()),
+                    details: text.clone(),
+                    prev_hash: GENESIS_HASH.into(),
+                    hash: String::new(),
+                };
+                assert_eq!(entry_hash(&row), reference_hash(&row), "{row:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, times.len() * texts.len());
+    }
 }
