@@ -16,7 +16,9 @@
 //! Changes still append their entry inside their own transaction ([`crate::routes::audited`]):
 //! a change and its trace commit or roll back together.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use diesel::Connection;
 
@@ -44,6 +46,49 @@ pub struct AuditQueue {
     waiting: Mutex<Waiting>,
     /// Signalled when a batch is committed (or failed).
     committed: Condvar,
+    batches: AtomicU64,
+    entries: AtomicU64,
+    commit_nanos: AtomicU64,
+}
+
+/// What the group commit has done since the queue was made (see [`AuditQueue::stats`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AuditQueueStats {
+    /// Transactions committed (or failed).
+    pub batches: u64,
+    /// Entries they held.
+    pub entries: u64,
+    /// Time the leaders spent in them, from waiting for the write turn to the end of `COMMIT`.
+    pub commit_time: Duration,
+}
+
+impl std::ops::AddAssign for AuditQueueStats {
+    fn add_assign(&mut self, other: Self) {
+        self.batches += other.batches;
+        self.entries += other.entries;
+        self.commit_time += other.commit_time;
+    }
+}
+
+impl AuditQueueStats {
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            batches: self.batches.saturating_sub(earlier.batches),
+            entries: self.entries.saturating_sub(earlier.entries),
+            commit_time: self.commit_time.saturating_sub(earlier.commit_time),
+        }
+    }
+
+    /// Entries per transaction: how much the group commit groups.
+    pub fn entries_per_batch(&self) -> f64 {
+        self.entries as f64 / self.batches.max(1) as f64
+    }
+
+    /// A transaction's mean time.
+    pub fn mean_commit(&self) -> Duration {
+        self.commit_time / u32::try_from(self.batches.max(1)).unwrap_or(u32::MAX)
+    }
 }
 
 impl AuditQueue {
@@ -55,6 +100,19 @@ impl AuditQueue {
             write_gate,
             waiting: Mutex::new(Waiting::default()),
             committed: Condvar::new(),
+            batches: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            commit_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts since the queue was made; the bench reads them around a scenario to tell how
+    /// large the batches were and how long each took.
+    pub fn stats(&self) -> AuditQueueStats {
+        AuditQueueStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            entries: self.entries.load(Ordering::Relaxed),
+            commit_time: Duration::from_nanos(self.commit_nanos.load(Ordering::Relaxed)),
         }
     }
 
@@ -101,9 +159,20 @@ impl AuditQueue {
     }
 
     fn commit(&self, entries: Vec<NewEntry>) -> anyhow::Result<()> {
-        let mut conn = write_conn(&self.pool, self.write_gate.as_deref())?;
-        conn.transaction::<_, diesel::result::Error, _>(|conn| audit::append_many(conn, entries))?;
-        Ok(())
+        let started = Instant::now();
+        let count = entries.len() as u64;
+        let result = (|| {
+            let mut conn = write_conn(&self.pool, self.write_gate.as_deref())?;
+            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                audit::append_many(conn, entries)
+            })?;
+            Ok(())
+        })();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.entries.fetch_add(count, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        result
     }
 }
 
@@ -182,6 +251,11 @@ mod tests {
         assert_eq!(ids.len(), 400, "each entry once");
         let waiting = queue.lock();
         assert!(waiting.entries.is_empty() && !waiting.committing);
+        let stats = queue.stats();
+        assert_eq!(stats.entries, 400);
+        assert!((1..=400).contains(&stats.batches), "{stats:?}");
+        assert!(stats.commit_time > Duration::ZERO);
+        assert_eq!(stats.since(&stats), AuditQueueStats::default());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod seed;
 #[path = "../register/synth.rs"]
 mod synth;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -19,6 +20,7 @@ use chrono::Datelike as _;
 use clap::Parser;
 use diesel::prelude::*;
 use palreg_bench::server::{self, ADMIN_PASSWORD, RegisterFlags, Server};
+use palreg_server::audit_queue::AuditQueueStats;
 use palreg_server::db::models::patients::Patient;
 use palreg_server::db::schema::patients as patients_table;
 use palreg_server::state::AppState;
@@ -145,7 +147,15 @@ fn main() -> anyhow::Result<()> {
         bench_cpus(),
         palreg_bench::measure::load_average().unwrap_or_else(|| "?".into())
     );
-    let server = Server::start(settings, bench_routes)?;
+    // The server's state, caught by the first worker that mounts the baselines: the bench
+    // reads the audit queue's counts around each scenario.
+    let state: Arc<OnceLock<web::Data<AppState>>> = Arc::default();
+    let caught = state.clone();
+    let server = Server::start(settings, move |cfg, s| {
+        caught.get_or_init(|| s.clone());
+        bench_routes(cfg, s)
+    })?;
+    let audit_stats = || state.get().map(|s| s.audit.stats()).unwrap_or_default();
     let base = server.base.clone();
     let today = palreg_server::db::models::now().date();
 
@@ -342,16 +352,28 @@ fn main() -> anyhow::Result<()> {
     );
     let duration = Duration::from_secs_f64(args.seconds);
     let mut totals: Vec<Latencies> = vec![Latencies::default(); scenarios.len()];
+    let mut audits = vec![AuditQueueStats::default(); scenarios.len()];
     for round in 0..args.rounds {
-        for (s, total) in scenarios.iter().zip(totals.iter_mut()) {
+        for ((s, total), audit) in scenarios.iter().zip(totals.iter_mut()).zip(&mut audits) {
+            let before = audit_stats();
             let l = http::drive(args.clients, duration, &s.op);
+            *audit += audit_stats().since(&before);
             total.merge(l);
         }
         eprintln!("  round {}/{} done", round + 1, args.rounds);
     }
     println!("\nresults (all rounds merged):");
-    for (s, l) in scenarios.iter().zip(&totals) {
+    for ((s, l), audit) in scenarios.iter().zip(&totals).zip(&audits) {
         line(s.name, l);
+        if audit.batches > 0 {
+            println!(
+                "      audit group commit: {} entries in {} transactions ({:.2} a transaction), {:.0} µs each (mean, write turn to COMMIT)",
+                audit.entries,
+                audit.batches,
+                audit.entries_per_batch(),
+                audit.mean_commit().as_secs_f64() * 1e6
+            );
+        }
     }
     let [hello, bare, me, read, s_surname, s_year, s_filter] = &totals[..] else {
         anyhow::bail!("scenario count");
