@@ -312,7 +312,7 @@ fn main() -> anyhow::Result<()> {
             }),
         },
         Scenario {
-            name: "GET /api/v1/me (auth only)",
+            name: "GET /api/v1/me (auth + 2 queries)",
             op: Box::new(|a, _, i| {
                 http::check(
                     http::get(a, &format!("{base}/api/v1/me"), Some(&inst(i).token)),
@@ -413,7 +413,7 @@ fn main() -> anyhow::Result<()> {
         verdict(import_rate >= 20_000.0)
     );
     println!(
-        "  (context: bare lookup = {:.1} % of hello world; auth only = {:.1} % of hello world; read = {:.1} % of auth only)",
+        "  (context: bare lookup = {:.1} % of hello world; /me = {:.1} % of hello world; read = {:.1} % of /me)",
         100.0 * per_round(bare, hello),
         100.0 * per_round(me, hello),
         100.0 * per_round(read, me)
