@@ -158,21 +158,22 @@ impl AuditQueue {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Appends the batch in one transaction, counted in [`AuditQueue::stats`].
     fn commit(&self, entries: Vec<NewEntry>) -> anyhow::Result<()> {
         let started = Instant::now();
         let count = entries.len() as u64;
-        let result = (|| {
-            let mut conn = write_conn(&self.pool, self.write_gate.as_deref())?;
-            conn.transaction::<_, diesel::result::Error, _>(|conn| {
-                audit::append_many(conn, entries)
-            })?;
-            Ok(())
-        })();
+        let result = self.append(entries);
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.entries.fetch_add(count, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         result
+    }
+
+    fn append(&self, entries: Vec<NewEntry>) -> anyhow::Result<()> {
+        let mut conn = write_conn(&self.pool, self.write_gate.as_deref())?;
+        conn.transaction::<_, diesel::result::Error, _>(|conn| audit::append_many(conn, entries))?;
+        Ok(())
     }
 }
 
