@@ -331,6 +331,13 @@ impl TestApp {
         read(req.call().expect("request sent"), &self.bodies)
     }
 
+    /// A DELETE with a JSON body (e.g. a confirmation code).
+    pub fn delete_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.record(body);
+        let req = Self::with_auth(self.agent.delete(&self.url(path)), token).force_send_body();
+        read(req.send_json(body).expect("request sent"), &self.bodies)
+    }
+
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
         self.record(body);
         let req = Self::with_auth(self.agent.post(&self.url(path)), token);
@@ -373,6 +380,22 @@ impl TestApp {
             .unwrap_or_else(|e| e.into_inner())
             .push(String::from_utf8_lossy(body).into_owned());
         read(req.send(body).expect("request sent"), &self.bodies)
+    }
+
+    /// Runs a `palreg` command (`args` after the global settings) in process against this
+    /// app's database and data directory; returns its exit code (2 if it failed to run).
+    pub fn cli(&self, args: &[&str]) -> i32 {
+        use clap::Parser;
+        let mut argv = vec![
+            "palreg",
+            "--database-url",
+            &self.db.url,
+            "--data-dir",
+            self.db.dir.path().to_str().expect("a UTF-8 path"),
+        ];
+        argv.extend_from_slice(args);
+        let cli = palreg_server::cli::Cli::try_parse_from(argv).expect("valid arguments");
+        palreg_server::cli::run(cli).unwrap_or(2)
     }
 
     /// Signs in and returns the token; panics unless it succeeds.

@@ -131,18 +131,30 @@ pub struct Principal {
     /// `None` for region-wide users (the ministry).
     pub institution_id: Option<i64>,
     pub permissions: Vec<String>,
+    /// A role requires a second factor the account has not enrolled yet: every permission is
+    /// refused (403 `totp_enrolment_required`) until it does.
+    pub totp_enrolment_required: bool,
     pub session_id: String,
     pub client_addr: Option<String>,
 }
 
 impl Principal {
+    /// Whether the caller may use the permission now (holds it, and has the second factor its
+    /// roles require).
     pub fn has(&self, permission: Permission) -> bool {
-        self.permissions.iter().any(|p| p == permission.as_str())
+        !self.totp_enrolment_required && self.permissions.iter().any(|p| p == permission.as_str())
     }
 
-    /// 403 unless the caller holds the permission.
+    /// 403 unless the caller holds the permission (and the second factor its roles require).
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.has(permission) {
+        if self.totp_enrolment_required {
+            Err(ApiError::Forbidden {
+                code: "totp_enrolment_required",
+                message: "your role requires a second factor: set up an authenticator app \
+                          (Keys page, or POST /api/v1/me/totp) before anything else"
+                    .into(),
+            })
+        } else if self.has(permission) {
             Ok(())
         } else {
             Err(ApiError::forbidden(permission.as_str()))
@@ -234,6 +246,7 @@ impl Credentials {
             full_name: user.full_name,
             institution_id: user.institution_id,
             permissions: user.permissions,
+            totp_enrolment_required: user.totp_enrolment_required,
             session_id: self.session_id,
             client_addr: self.client_addr,
         })

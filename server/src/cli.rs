@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use diesel::Connection;
 
 use crate::config::{Settings, SettingsArgs};
+use crate::db::DbConn;
 use crate::db::models::{self, audit, rbac, refs, users};
 use crate::domain::{FullName, Login, NewPassword};
 use crate::startup::{self, Application};
@@ -69,12 +70,48 @@ pub enum UserCommand {
     List,
     /// De-registers a user: it can no longer sign in and its sessions end at once.
     Deactivate { login: String },
+    /// Removes a user's second factor (a lost phone; the last administrator's too): the user
+    /// signs in with the password alone and enrols again.
+    ResetTotp { login: String },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Checks the hash chain; exits non-zero naming the first bad entry.
     Verify,
+}
+
+fn user_by_login(conn: &mut DbConn, login: &str) -> anyhow::Result<users::User> {
+    let login = Login::parse(login).map_err(|e| anyhow::anyhow!("{e}"))?;
+    users::find_by_login(conn, login.as_str())?
+        .ok_or_else(|| anyhow::anyhow!("no user {}", login.as_str()))
+}
+
+/// Runs an administrator's change to a user from the command line, with its audit entry (actor
+/// `cli`), in one transaction.
+fn audited_by_cli<T>(
+    conn: &mut DbConn,
+    action: &str,
+    user_id: i64,
+    change: impl FnOnce(&mut DbConn) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    conn.transaction::<_, anyhow::Error, _>(|conn| {
+        let place = audit::reserve(conn)?;
+        let value = change(conn)?;
+        audit::complete(
+            conn,
+            place,
+            audit::NewEntry {
+                actor_login: Some("cli".into()),
+                action: action.into(),
+                object_type: "user".into(),
+                object_id: Some(user_id.to_string()),
+                outcome: "ok".into(),
+                ..Default::default()
+            },
+        )?;
+        Ok(value)
+    })
 }
 
 /// Runs a parsed command; the exit code comes back.
@@ -248,28 +285,24 @@ fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         UserCommand::Deactivate { login } => {
-            let login = Login::parse(&login).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let user = users::find_by_login(&mut conn, login.as_str())?
-                .ok_or_else(|| anyhow::anyhow!("no user {}", login.as_str()))?;
-            conn.transaction::<_, anyhow::Error, _>(|conn| {
-                let place = audit::reserve(conn)?;
+            let user = user_by_login(&mut conn, &login)?;
+            audited_by_cli(&mut conn, "admin.user.deactivate", user.id, |conn| {
                 crate::routes::admin_users::deactivate(conn, user.id)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                audit::complete(
-                    conn,
-                    place,
-                    audit::NewEntry {
-                        actor_login: Some("cli".into()),
-                        action: "admin.user.deactivate".into(),
-                        object_type: "user".into(),
-                        object_id: Some(user.id.to_string()),
-                        outcome: "ok".into(),
-                        ..Default::default()
-                    },
-                )?;
-                Ok(())
+                    .map_err(|e| anyhow::anyhow!("{e}"))
             })?;
-            println!("user {} de-registered", login.as_str());
+            println!("user {} de-registered", user.login);
+            Ok(0)
+        }
+        UserCommand::ResetTotp { login } => {
+            let user = user_by_login(&mut conn, &login)?;
+            let removed = audited_by_cli(&mut conn, "admin.user.totp_reset", user.id, |conn| {
+                Ok(crate::db::models::totp::remove(conn, user.id)?)
+            })?;
+            if removed {
+                println!("user {}: second factor removed", user.login);
+            } else {
+                println!("user {} had no second factor", user.login);
+            }
             Ok(0)
         }
     }

@@ -18,3 +18,4 @@ pub mod session_cache;
 pub mod startup;
 pub mod state;
 pub mod tls;
+pub mod totp;

@@ -72,6 +72,12 @@ pub fn report_signing_key(settings: &Settings) -> anyhow::Result<palreg_reports:
         .map_err(|e| anyhow::anyhow!("report signing key {}: {e}", path.display()))
 }
 
+/// The key that seals second-factor secrets, generated once into the data directory.
+pub fn totp_key(settings: &Settings) -> anyhow::Result<crate::totp::TotpKey> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    crate::totp::TotpKey::load_or_create(&settings.data_dir.join("totp.key"))
+}
+
 /// Security headers on every response. The Content-Security-Policy allows the browser client's
 /// own scripts and its WASM module, nothing inline and nothing from elsewhere.
 fn security_headers(tls_on: bool) -> DefaultHeaders {
@@ -105,11 +111,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(routes::auth::logout)
         .service(routes::me::me)
         .service(routes::me::change_password)
+        .service(routes::totp::enrol)
+        .service(routes::totp::confirm)
+        .service(routes::totp::remove)
         .service(routes::admin_users::list_users)
         .service(routes::admin_users::create_user)
         .service(routes::admin_users::get_user)
         .service(routes::admin_users::update_user)
         .service(routes::admin_users::deactivate_user)
+        .service(routes::admin_users::reset_totp)
         .service(routes::admin_roles::list_permissions)
         .service(routes::admin_roles::list_roles)
         .service(routes::admin_roles::create_role)
@@ -235,6 +245,7 @@ impl Application {
         let pool = prepare_database(&settings)?;
         let secret = jwt_secret(&settings)?;
         let report_key = report_signing_key(&settings)?;
+        let totp_key = totp_key(&settings)?;
         let tls = tls::load(&settings.tls, &settings.data_dir)?;
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
@@ -258,6 +269,7 @@ impl Application {
             reports,
             tokens: TokenKeys::new(&secret),
             report_key,
+            totp_key,
             write_gate,
             audit,
             sessions: Default::default(),

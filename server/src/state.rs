@@ -26,4 +26,6 @@ pub struct AppState {
     pub sessions: Arc<crate::session_cache::SessionCache>,
     /// Signs every report the server produces.
     pub report_key: palreg_reports::ReportSigningKey,
+    /// Seals the second-factor secrets ([`crate::totp`]).
+    pub totp_key: crate::totp::TotpKey,
 }

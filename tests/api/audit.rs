@@ -1,21 +1,9 @@
-use palreg_server::cli::{Cli, run};
 use palreg_tests::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app};
 use serde_json::json;
 
 /// Runs `palreg audit verify` against the app's database, in process; returns the exit code.
 fn audit_verify(app: &TestApp) -> i32 {
-    use clap::Parser;
-    let cli = Cli::try_parse_from([
-        "palreg",
-        "--database-url",
-        &app.db.url,
-        "--data-dir",
-        app.db.dir.path().to_str().unwrap(),
-        "audit",
-        "verify",
-    ])
-    .unwrap();
-    run(cli).expect("verify ran")
+    app.cli(&["audit", "verify"])
 }
 
 fn actions_and_refusals_are_audited(backend: Backend) {

@@ -13,3 +13,4 @@ mod register;
 mod reports;
 mod search;
 mod startup;
+mod totp;

@@ -251,16 +251,7 @@ fn tls_is_on_by_default_with_a_generated_certificate() {
 }
 
 fn run_cli(app: &palreg_tests::TestApp, args: &[&str]) -> i32 {
-    use clap::Parser;
-    let mut argv = vec![
-        "palreg",
-        "--database-url",
-        &app.db.url,
-        "--data-dir",
-        app.db.dir.path().to_str().unwrap(),
-    ];
-    argv.extend_from_slice(args);
-    palreg_server::cli::run(palreg_server::cli::Cli::try_parse_from(argv).unwrap()).unwrap_or(2)
+    app.cli(args)
 }
 
 fn the_command_line_manages_users(backend: Backend) {

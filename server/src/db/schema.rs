@@ -92,6 +92,7 @@ diesel::table! {
         id -> BigInt,
         name -> Text,
         description -> Text,
+        require_totp -> Bool,
     }
 }
 
@@ -124,6 +125,16 @@ diesel::table! {
     user_roles (user_id, role_id) {
         user_id -> BigInt,
         role_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_totp (user_id) {
+        user_id -> BigInt,
+        sealed_secret -> Text,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> BigInt,
     }
 }
 
@@ -329,6 +340,7 @@ diesel::joinable!(user_roles -> roles (role_id));
 diesel::joinable!(role_permissions -> roles (role_id));
 diesel::joinable!(role_permissions -> permissions (permission_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(user_totp -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     districts,
@@ -343,6 +355,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_permissions,
     users,
     user_roles,
+    user_totp,
     sessions,
     audit_log,
     audit_head,

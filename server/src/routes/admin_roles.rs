@@ -20,6 +20,9 @@ pub struct RoleView {
     pub name: String,
     pub description: String,
     pub permissions: Vec<String>,
+    /// Holders must have a second factor (an authenticator app): without one, signing in lets
+    /// them do nothing but enrol it.
+    pub require_totp: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -36,6 +39,9 @@ pub struct RoleRequest {
     #[serde(default)]
     pub description: String,
     pub permissions: Vec<String>,
+    /// Holders must have a second factor (default false).
+    #[serde(default)]
+    pub require_totp: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -43,6 +49,7 @@ pub struct RoleRequest {
 pub struct RoleUpdateRequest {
     pub description: Option<String>,
     pub permissions: Option<Vec<String>>,
+    pub require_totp: Option<bool>,
 }
 
 fn all_views(conn: &mut DbConn) -> ApiResult<Vec<RoleView>> {
@@ -57,6 +64,7 @@ fn all_views(conn: &mut DbConn) -> ApiResult<Vec<RoleView>> {
             id: r.id,
             name: r.name,
             description: r.description,
+            require_totp: r.require_totp,
         })
         .collect())
 }
@@ -138,8 +146,10 @@ pub async fn create_role(
     let name = Code::parse(&body.name)?.into_inner();
     let description = parse_description(&body.description)?;
     let mut entry = principal.audit("admin.role.create", "role", None);
-    entry.details =
-        Some(serde_json::json!({"name": name, "permissions": body.permissions}).to_string());
+    entry.details = Some(
+        serde_json::json!({"name": name, "permissions": body.permissions, "require_totp": body.require_totp})
+            .to_string(),
+    );
     let view = audited(&state, entry, move |conn, entry| {
         let permission_ids = resolve_permissions(conn, &body.permissions)?;
         let id = rbac::insert_role(conn, &name, &description).map_err(|e| {
@@ -150,6 +160,9 @@ pub async fn create_role(
             }
         })?;
         rbac::set_role_permissions(conn, id, &permission_ids)?;
+        if body.require_totp {
+            rbac::set_role_require_totp(conn, id, true)?;
+        }
         entry.object_id = Some(id.to_string());
         one_view(conn, id)
     })
@@ -180,7 +193,10 @@ pub async fn update_role(
         .map(parse_description)
         .transpose()?;
     let mut entry = principal.audit("admin.role.update", "role", Some(id.to_string()));
-    entry.details = Some(serde_json::json!({"permissions": body.permissions}).to_string());
+    entry.details = Some(
+        serde_json::json!({"permissions": body.permissions, "require_totp": body.require_totp})
+            .to_string(),
+    );
     let view = audited(&state, entry, move |conn, _| {
         let role = rbac::find_role(conn, id)?;
         if let Some(d) = &description {
@@ -197,6 +213,9 @@ pub async fn update_role(
             }
             let ids = resolve_permissions(conn, names)?;
             rbac::set_role_permissions(conn, id, &ids)?;
+        }
+        if let Some(require) = body.require_totp {
+            rbac::set_role_require_totp(conn, id, require)?;
         }
         one_view(conn, id)
     })

@@ -2,7 +2,7 @@
 //! the users of that institution only; one without (region-wide) manages everyone. Users are
 //! never deleted: de-registration deactivates the account and ends its sessions at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use chrono::NaiveDateTime;
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Permission, Principal};
 use crate::db::DbConn;
-use crate::db::models::{self, rbac, refs::institution, sessions, users};
+use crate::db::models::{self, rbac, refs::institution, sessions, totp, users};
 use crate::domain::{FullName, Login, NewPassword};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::password;
@@ -28,6 +28,8 @@ pub struct UserView {
     pub active: bool,
     /// Set while the account is locked after repeated wrong passwords.
     pub locked_until: Option<NaiveDateTime>,
+    /// Signing in asks for an authenticator's code (a confirmed second factor).
+    pub totp_enabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -81,7 +83,7 @@ pub struct UserListQuery {
     pub active_only: bool,
 }
 
-fn view(user: users::User, roles: Vec<String>) -> UserView {
+fn view(user: users::User, roles: Vec<String>, totp_enabled: bool) -> UserView {
     UserView {
         id: user.id,
         login: user.login,
@@ -90,6 +92,7 @@ fn view(user: users::User, roles: Vec<String>) -> UserView {
         roles,
         active: user.active,
         locked_until: user.locked_until,
+        totp_enabled,
         created_at: user.created_at,
         updated_at: user.updated_at,
     }
@@ -100,7 +103,8 @@ fn load_view(conn: &mut DbConn, user: users::User) -> ApiResult<UserView> {
         .into_iter()
         .map(|(_, r)| r)
         .collect();
-    Ok(view(user, roles))
+    let totp_enabled = !totp::enrolled_among(conn, &[user.id])?.is_empty();
+    Ok(view(user, roles, totp_enabled))
 }
 
 /// The user, if it exists and is within the administrator's scope (404 otherwise).
@@ -177,11 +181,13 @@ pub async fn list_users(
         for (user_id, role) in users::role_names(conn, &ids)? {
             roles.entry(user_id).or_default().push(role);
         }
+        let enrolled: BTreeSet<i64> = totp::enrolled_among(conn, &ids)?.into_iter().collect();
         Ok(list
             .into_iter()
             .map(|u| {
                 let r = roles.remove(&u.id).unwrap_or_default();
-                view(u, r)
+                let totp_enabled = enrolled.contains(&u.id);
+                view(u, r, totp_enabled)
             })
             .collect())
     })
@@ -385,6 +391,35 @@ pub async fn deactivate_user(
     audited(&state, entry, move |conn, _| {
         find_in_scope(conn, &principal, id)?;
         deactivate(conn, id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes a user's second factor (a lost or replaced phone): the user signs in with the
+/// password alone, and enrols again (at once, if a role requires it). The user's sessions go
+/// on; the administrator's reason belongs with the request that asked for it.
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, description = "No such user in scope, or no second factor", body = ErrorBody))
+)]
+#[delete("/api/v1/admin/users/{id}/totp")]
+pub async fn reset_totp(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Administration)?;
+    let id = path.into_inner();
+    let entry = principal.audit("admin.user.totp_reset", "user", Some(id.to_string()));
+    audited(&state, entry, move |conn, _| {
+        find_in_scope(conn, &principal, id)?;
+        if totp::remove(conn, id)? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound)
+        }
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Principal, SESSION_COOKIE, client_addr};
-use crate::db::models::{self, audit::NewEntry, sessions, users};
+use crate::db::models::{self, audit::NewEntry, sessions, totp, users};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::password;
+use crate::routes::totp::open_secret;
 use crate::routes::{audit_only, audited, db};
 use crate::secrets;
 use crate::state::AppState;
@@ -18,6 +19,10 @@ use crate::state::AppState;
 pub struct LoginRequest {
     pub login: String,
     pub password: String,
+    /// The authenticator app's current code, for an account with a second factor (without
+    /// it such an account gets 401 `totp_required`).
+    #[serde(default)]
+    pub totp: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -34,6 +39,40 @@ fn invalid_credentials() -> ApiError {
         code: "invalid_credentials",
         message: "wrong login or password".into(),
     }
+}
+
+fn invalid_totp() -> ApiError {
+    ApiError::Unauthorized {
+        code: "invalid_totp",
+        message: "wrong or already used authenticator code".into(),
+    }
+}
+
+/// Counts a wrong password or code against the account (which locks after the configured
+/// number in a row) and audits it.
+async fn count_failure(
+    state: &web::Data<AppState>,
+    mut entry: NewEntry,
+    user_id: i64,
+    now: chrono::NaiveDateTime,
+) -> ApiResult<()> {
+    entry.actor_id = Some(user_id);
+    let threshold = state.settings.lockout_threshold;
+    let lock_until =
+        now + Duration::from_std(state.settings.lockout_duration).map_err(ApiError::internal)?;
+    let locked_now = audited(state, entry, move |conn, entry| {
+        let user = users::find(conn, user_id)?;
+        let locked = users::record_failed_login(conn, &user, threshold, lock_until)?;
+        if locked {
+            entry.details = Some(r#"{"locked":true}"#.into());
+        }
+        Ok(locked)
+    })
+    .await?;
+    if locked_now {
+        tracing::warn!(user_id, "account locked after repeated failures");
+    }
+    Ok(())
 }
 
 fn locked(retry_after_secs: u64) -> ApiError {
@@ -72,7 +111,11 @@ pub async fn login(
             retry_after_secs: wait,
         });
     }
-    let LoginRequest { login, password } = body.into_inner();
+    let LoginRequest {
+        login,
+        password,
+        totp: code,
+    } = body.into_inner();
     let login = login.trim().to_lowercase();
     if login.is_empty() || login.len() > 64 || password.len() > 1024 {
         return Err(invalid_credentials());
@@ -123,34 +166,56 @@ pub async fn login(
     let user = match user {
         Some(user) if verified && user.active => user,
         user => {
-            let mut entry = NewEntry {
+            let entry = NewEntry {
                 outcome: "invalid_credentials".into(),
                 ..attempt
             };
-            if let Some(user) = user.filter(|u| u.active) {
-                entry.actor_id = Some(user.id);
-                let threshold = state.settings.lockout_threshold;
-                let lock_until = now
-                    + Duration::from_std(state.settings.lockout_duration)
-                        .map_err(ApiError::internal)?;
-                let locked_now = audited(&state, entry, move |conn, entry| {
-                    let user = users::find(conn, user.id)?;
-                    let locked = users::record_failed_login(conn, &user, threshold, lock_until)?;
-                    if locked {
-                        entry.details = Some(r#"{"locked":true}"#.into());
-                    }
-                    Ok(locked)
-                })
-                .await?;
-                if locked_now {
-                    tracing::warn!(user_id = user.id, "account locked after repeated failures");
-                }
-            } else {
-                audit_only(&state, entry).await?;
+            match user.filter(|u| u.active) {
+                Some(user) => count_failure(&state, entry, user.id, now).await?,
+                None => audit_only(&state, entry).await?,
             }
             return Err(invalid_credentials());
         }
     };
+
+    // The second factor, once the password is right.
+    let user_id = user.id;
+    let enrolment = db(&state, move |conn| Ok(totp::find(conn, user_id)?))
+        .await?
+        .filter(|e| e.confirmed());
+    let mut accepted_step = None;
+    if let Some(enrolment) = enrolment {
+        let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+            let entry = NewEntry {
+                actor_id: Some(user_id),
+                outcome: "totp_required".into(),
+                ..attempt
+            };
+            audit_only(&state, entry).await?;
+            return Err(ApiError::Unauthorized {
+                code: "totp_required",
+                message: "this account signs in with the code of its authenticator app as well"
+                    .into(),
+            });
+        };
+        let secret = open_secret(&state.totp_key, user_id, &enrolment.sealed_secret)?;
+        match crate::totp::accept(
+            &secret,
+            &code,
+            now.and_utc().timestamp(),
+            enrolment.last_step,
+        ) {
+            Some(step) => accepted_step = Some(step),
+            None => {
+                let entry = NewEntry {
+                    outcome: "invalid_totp".into(),
+                    ..attempt
+                };
+                count_failure(&state, entry, user_id, now).await?;
+                return Err(invalid_totp());
+            }
+        }
+    }
 
     let session_id = secrets::random_hex::<16>().map_err(ApiError::internal)?;
     let ttl = Duration::from_std(state.settings.session_ttl).map_err(ApiError::internal)?;
@@ -162,6 +227,12 @@ pub async fn login(
     };
     let sid = session_id.clone();
     audited(&state, entry, move |conn, _| {
+        // Two sign-ins racing with one code: only the first gets it.
+        if let Some(step) = accepted_step
+            && !totp::use_step(conn, user_id, step)?
+        {
+            return Err(invalid_totp());
+        }
         users::record_successful_login(conn, user.id)?;
         sessions::create(conn, &sid, user.id, now, expires_at)?;
         Ok(())

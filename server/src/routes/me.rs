@@ -28,6 +28,11 @@ pub struct MeResponse {
     pub permissions: Vec<String>,
     /// `null` for region-wide users (the ministry).
     pub institution: Option<InstitutionSummary>,
+    /// The second factor: on or not, required by a role or not.
+    pub totp: crate::routes::totp::TotpStatus,
+    /// A role requires a second factor this account has not enrolled yet: until it does,
+    /// every request that needs a permission is refused (403 `totp_enrolment_required`).
+    pub totp_enrolment_required: bool,
 }
 
 /// Who is signed in: roles, permissions and institution.
@@ -53,7 +58,10 @@ pub async fn me(
             }
             None => None,
         };
+        let totp = crate::routes::totp::status(conn, principal.user_id)?;
         Ok(MeResponse {
+            totp,
+            totp_enrolment_required: principal.totp_enrolment_required,
             id: principal.user_id,
             login: principal.login,
             full_name: principal.full_name,

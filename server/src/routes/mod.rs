@@ -13,6 +13,7 @@ pub mod patients;
 pub mod prescriptions;
 pub mod refs;
 pub mod reports;
+pub mod totp;
 
 use actix_web::{HttpMessage, web};
 

@@ -18,6 +18,9 @@ const KNOWN_ACTIONS = [
   'auth.login',
   'auth.logout',
   'me.password',
+  'me.totp.enrol',
+  'me.totp.confirm',
+  'me.totp.remove',
   'keys.public_key',
   'keys.create',
   'keys.grant',
@@ -42,6 +45,7 @@ const KNOWN_ACTIONS = [
   'admin.user.create',
   'admin.user.update',
   'admin.user.deactivate',
+  'admin.user.totp_reset',
   'admin.role.create',
   'admin.role.update',
   'admin.role.delete',
@@ -55,7 +59,7 @@ const KNOWN_ACTIONS = [
 ];
 
 /** Outcomes worth offering in the filter: success and the usual refusals. */
-const KNOWN_OUTCOMES = ['ok', 'invalid_credentials', 'account_locked', 'forbidden', 'not_found', 'in_use', 'wrong_password'];
+const KNOWN_OUTCOMES = ['ok', 'invalid_credentials', 'account_locked', 'forbidden', 'not_found', 'in_use', 'wrong_password', 'totp_required', 'invalid_totp'];
 
 /** A local `datetime-local` value as the server's UTC `YYYY-MM-DDTHH:MM:SS`. */
 function localToUtc(value) {

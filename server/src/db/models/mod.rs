@@ -9,6 +9,7 @@ pub mod rbac;
 pub mod refs;
 pub mod reports;
 pub mod sessions;
+pub mod totp;
 pub mod users;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};

@@ -11,6 +11,8 @@ pub struct Role {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// Its holders must have a second factor ([`crate::totp`]).
+    pub require_totp: bool,
 }
 
 #[derive(Queryable, Selectable, Debug, Clone)]
@@ -82,6 +84,12 @@ pub fn insert_permission(conn: &mut DbConn, name: &str, description: &str) -> Qu
         ))
         .returning(permissions::id)
         .get_result(conn)
+}
+
+pub fn set_role_require_totp(conn: &mut DbConn, id: i64, require: bool) -> QueryResult<usize> {
+    diesel::update(roles::table.find(id))
+        .set(roles::require_totp.eq(require))
+        .execute(conn)
 }
 
 pub fn update_role_description(

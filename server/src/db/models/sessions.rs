@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{
-    auth_epoch, permissions, role_permissions, roles, sessions, user_roles, users,
+    auth_epoch, permissions, role_permissions, roles, sessions, user_roles, user_totp, users,
 };
 
 pub fn create(
@@ -33,6 +33,9 @@ pub struct SessionUser {
     pub institution_id: Option<i64>,
     /// Sorted, without duplicates.
     pub permissions: Vec<String>,
+    /// A role of the account requires a second factor and it has none confirmed yet: until it
+    /// enrols one, the session may do nothing that needs a permission.
+    pub totp_enrolment_required: bool,
 }
 
 /// The account of a live session, its permissions and when the session expires, in one query:
@@ -45,11 +48,23 @@ pub fn live_principal(
     user_id: i64,
     now: NaiveDateTime,
 ) -> QueryResult<Option<(SessionUser, NaiveDateTime)>> {
-    type Row = (String, String, Option<i64>, NaiveDateTime, Option<String>);
+    type Row = (
+        String,
+        String,
+        Option<i64>,
+        NaiveDateTime,
+        Option<String>,
+        Option<bool>,
+        Option<NaiveDateTime>,
+    );
     let rows: Vec<Row> = sessions::table
-        .inner_join(users::table.left_join(user_roles::table.left_join(
-            roles::table.left_join(role_permissions::table.left_join(permissions::table)),
-        )))
+        .inner_join(
+            users::table
+                .left_join(user_roles::table.left_join(
+                    roles::table.left_join(role_permissions::table.left_join(permissions::table)),
+                ))
+                .left_join(user_totp::table),
+        )
         .filter(sessions::id.eq(session_id))
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
@@ -61,13 +76,17 @@ pub fn live_principal(
             users::institution_id,
             sessions::expires_at,
             permissions::name.nullable(),
+            roles::require_totp.nullable(),
+            user_totp::confirmed_at.nullable(),
         ))
         .load(conn)?;
-    let mut rows = rows.into_iter();
-    let Some((login, full_name, institution_id, expires_at, first)) = rows.next() else {
+    let Some((login, full_name, institution_id, expires_at, _, _, confirmed)) =
+        rows.first().cloned()
+    else {
         return Ok(None);
     };
-    let mut names: Vec<String> = first.into_iter().chain(rows.filter_map(|r| r.4)).collect();
+    let required = rows.iter().any(|r| r.5 == Some(true));
+    let mut names: Vec<String> = rows.into_iter().filter_map(|r| r.4).collect();
     names.sort_unstable();
     names.dedup();
     let user = SessionUser {
@@ -75,6 +94,7 @@ pub fn live_principal(
         full_name,
         institution_id,
         permissions: names,
+        totp_enrolment_required: required && confirmed.is_none(),
     };
     Ok(Some((user, expires_at)))
 }

@@ -1,0 +1,106 @@
+//! Second-factor enrolments ([`crate::totp`]) and the roles that require one.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::in_list::in_list;
+use crate::db::schema::{roles, user_roles, user_totp};
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = user_totp)]
+pub struct Enrolment {
+    pub sealed_secret: String,
+    /// `None` while the enrolment waits for its first code.
+    pub confirmed_at: Option<NaiveDateTime>,
+    /// The step of the last code accepted.
+    pub last_step: i64,
+}
+
+impl Enrolment {
+    pub fn confirmed(&self) -> bool {
+        self.confirmed_at.is_some()
+    }
+}
+
+pub fn find(conn: &mut DbConn, user_id: i64) -> QueryResult<Option<Enrolment>> {
+    user_totp::table
+        .find(user_id)
+        .select(Enrolment::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Starts an enrolment over: any unconfirmed one is replaced. The caller has checked that the
+/// user has no confirmed one.
+pub fn start(
+    conn: &mut DbConn,
+    user_id: i64,
+    sealed_secret: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::delete(user_totp::table.find(user_id))
+        .filter(user_totp::confirmed_at.is_null())
+        .execute(conn)?;
+    diesel::insert_into(user_totp::table)
+        .values((
+            user_totp::user_id.eq(user_id),
+            user_totp::sealed_secret.eq(sealed_secret),
+            user_totp::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Confirms a waiting enrolment with the step of its first code; `false` if there was none.
+pub fn confirm(
+    conn: &mut DbConn,
+    user_id: i64,
+    step: i64,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(user_totp::table.find(user_id))
+        .filter(user_totp::confirmed_at.is_null())
+        .set((
+            user_totp::confirmed_at.eq(now),
+            user_totp::last_step.eq(step),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Records an accepted code's step; `false` when that step (or a later one) was already
+/// used: the same code twice, or two sign-ins racing with one code.
+pub fn use_step(conn: &mut DbConn, user_id: i64, step: i64) -> QueryResult<bool> {
+    let changed = diesel::update(user_totp::table.find(user_id))
+        .filter(user_totp::confirmed_at.is_not_null())
+        .filter(user_totp::last_step.lt(step))
+        .set(user_totp::last_step.eq(step))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Removes the user's second factor (confirmed or not); `true` if there was one.
+pub fn remove(conn: &mut DbConn, user_id: i64) -> QueryResult<bool> {
+    Ok(diesel::delete(user_totp::table.find(user_id)).execute(conn)? == 1)
+}
+
+/// Whether any of the user's roles requires a second factor.
+pub fn required_for(conn: &mut DbConn, user_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        user_roles::table
+            .inner_join(roles::table)
+            .filter(user_roles::user_id.eq(user_id))
+            .filter(roles::require_totp.eq(true)),
+    ))
+    .get_result(conn)
+}
+
+/// The users among `ids` with a confirmed second factor.
+pub fn enrolled_among(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<i64>> {
+    user_totp::table
+        .filter(in_list(user_totp::user_id, ids.to_vec()))
+        .filter(user_totp::confirmed_at.is_not_null())
+        .select(user_totp::user_id)
+        .load(conn)
+}

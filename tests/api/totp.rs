@@ -1,0 +1,355 @@
+//! The optional second factor (TOTP): enrolment, sign-in with a code, replays, lockout, roles
+//! that require it, removal and an administrator's reset.
+
+use palreg_server::totp;
+use palreg_tests::{ADMIN_PASSWORD, Backend, PASSWORD, TestApp, on_both_backends, spawn_app};
+use serde_json::{Value, json};
+
+/// The current step by the wall clock.
+fn now_step() -> i64 {
+    totp::step_at(chrono::Utc::now().timestamp())
+}
+
+/// A six-digit code that is none of the window's codes around now.
+fn wrong_code(secret: &[u8]) -> String {
+    let step = now_step();
+    (0..)
+        .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
+        .find(|c| (step - 2..=step + 2).all(|s| totp::code(secret, s) != *c))
+        .expect("a wrong code")
+}
+
+fn sign_in(app: &TestApp, login: &str, code: Option<&str>) -> palreg_tests::Reply {
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": login, "password": PASSWORD, "totp": code}),
+    )
+}
+
+/// Enrols and confirms a second factor for the holder of `token`; the secret comes back, and
+/// the step its confirmation used.
+fn enrol(app: &TestApp, token: &str, login: &str) -> (Vec<u8>, i64) {
+    let started = app.post("/api/v1/me/totp", Some(token), &json!({}));
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let secret = totp::base32_decode(started.body["secret"].as_str().unwrap()).unwrap();
+    assert_eq!(secret.len(), totp::SECRET_LEN);
+    let uri = started.body["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with(&format!("otpauth://totp/palreg:{login}?secret=")),
+        "{uri}"
+    );
+    let rows: Vec<&str> = started.body["qr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(rows.len() >= 21 && rows.iter().all(|r| r.len() == rows.len()));
+
+    let bad = app.post(
+        "/api/v1/me/totp/confirm",
+        Some(token),
+        &json!({"code": wrong_code(&secret)}),
+    );
+    assert_eq!(bad.status, 422, "{:?}", bad.body);
+    assert_eq!(bad.error_code(), "invalid_totp");
+    let step = now_step();
+    let ok = app.post(
+        "/api/v1/me/totp/confirm",
+        Some(token),
+        &json!({"code": totp::code(&secret, step)}),
+    );
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(ok.body["enabled"], true);
+    (secret, step)
+}
+
+fn audit_outcomes(app: &TestApp, admin: &str, action: &str) -> Vec<Value> {
+    let page = app.get(
+        &format!("/api/v1/admin/audit?action={action}&limit=100"),
+        Some(admin),
+    );
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].clone())
+        .collect()
+}
+
+/// An app with a clinician `doc` who has a second factor.
+struct Enrolled {
+    app: TestApp,
+    admin: String,
+    doc: String,
+    secret: Vec<u8>,
+    /// The step the confirmation used.
+    step: i64,
+}
+
+fn enrolled_doc(backend: Backend) -> Enrolled {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice");
+    app.create_user(&admin, "doc", &["user"], Some(inst));
+    let doc = app.login("doc", PASSWORD);
+    let (secret, step) = enrol(&app, &doc, "doc");
+    Enrolled {
+        app,
+        admin,
+        doc,
+        secret,
+        step,
+    }
+}
+
+fn sign_in_asks_for_the_code_once_enrolled(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice");
+    app.create_user(&admin, "doc", &["user"], Some(inst));
+    let doc = app.login("doc", PASSWORD);
+    let me = app.get("/api/v1/me", Some(&doc));
+    assert_eq!(
+        me.body["totp"],
+        json!({"enabled": false, "required": false})
+    );
+
+    // Starting over replaces an unconfirmed secret; a confirmed one must be removed first.
+    assert_eq!(
+        app.post("/api/v1/me/totp", Some(&doc), &json!({})).status,
+        201
+    );
+    let not_digits = app.post(
+        "/api/v1/me/totp/confirm",
+        Some(&doc),
+        &json!({"code": "12ab56"}),
+    );
+    assert_eq!(not_digits.error_code(), "invalid_totp");
+    let (secret, confirmed_at) = enrol(&app, &doc, "doc");
+    let again = app.post("/api/v1/me/totp", Some(&doc), &json!({}));
+    assert_eq!(again.status, 409);
+    assert_eq!(again.error_code(), "totp_already_enabled");
+    let no_pending = app.post(
+        "/api/v1/me/totp/confirm",
+        Some(&doc),
+        &json!({"code": "123456"}),
+    );
+    assert_eq!(no_pending.error_code(), "no_totp_enrolment");
+    let me = app.get("/api/v1/me", Some(&doc));
+    assert_eq!(me.body["totp"], json!({"enabled": true, "required": false}));
+
+    // The password alone no longer signs in; a wrong code does not either.
+    let without = sign_in(&app, "doc", None);
+    assert_eq!(without.status, 401);
+    assert_eq!(without.error_code(), "totp_required");
+    let wrong = sign_in(&app, "doc", Some(&wrong_code(&secret)));
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.error_code(), "invalid_totp");
+    // The confirmation's code has been used; the next step's is still in the window.
+    let replay = sign_in(&app, "doc", Some(&totp::code(&secret, confirmed_at)));
+    assert_eq!(replay.error_code(), "invalid_totp");
+    let next = totp::code(&secret, confirmed_at + 1);
+    let ok = sign_in(&app, "doc", Some(&next));
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let token = ok.body["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/me", Some(token)).body["login"], "doc");
+    // A code signs in once.
+    let replayed = sign_in(&app, "doc", Some(&next));
+    assert_eq!(replayed.status, 401);
+    assert_eq!(replayed.error_code(), "invalid_totp");
+    // A wrong password with a right code is a wrong password.
+    let wrong_password = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "doc", "password": "not-the-password", "totp": next}),
+    );
+    assert_eq!(wrong_password.error_code(), "invalid_credentials");
+
+    // The secret is sealed in the database: neither its text nor its bytes are there.
+    let sealed = app.query_texts("SELECT sealed_secret AS t FROM user_totp");
+    assert_eq!(sealed.len(), 1);
+    let encoded = totp::base32(&secret);
+    assert!(!sealed[0].contains(&encoded));
+    let sealed_bytes = base64_decode(&sealed[0]);
+    assert!(!sealed_bytes.windows(secret.len()).any(|w| w == secret));
+
+    // The administrator sees who has a second factor; the audit log has every step.
+    let users = app.get("/api/v1/admin/users", Some(&admin));
+    let doc_view = users
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "doc");
+    assert_eq!(doc_view.unwrap()["totp_enabled"], true);
+    // Newest first.
+    assert_eq!(
+        audit_outcomes(&app, &admin, "me.totp.enrol"),
+        vec![json!("totp_already_enabled"), json!("ok"), json!("ok")]
+    );
+    assert_eq!(
+        audit_outcomes(&app, &admin, "me.totp.confirm"),
+        vec![
+            json!("no_totp_enrolment"),
+            json!("ok"),
+            json!("invalid_totp"),
+            json!("invalid_totp")
+        ]
+    );
+    let logins = audit_outcomes(&app, &admin, "auth.login");
+    for outcome in ["totp_required", "invalid_totp", "invalid_credentials", "ok"] {
+        assert!(logins.contains(&json!(outcome)), "{outcome} in {logins:?}");
+    }
+    assert_eq!(app.cli(&["audit", "verify"]), 0);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .expect("base64url")
+}
+
+fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
+    let Enrolled {
+        app, secret, step, ..
+    } = enrolled_doc(backend);
+    let wrong = wrong_code(&secret);
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&app, "doc", Some(&wrong)).error_code(),
+            "invalid_totp"
+        );
+    }
+    let locked = sign_in(&app, "doc", Some(&totp::code(&secret, step + 1)));
+    assert_eq!(locked.status, 429, "{:?}", locked.body);
+    assert_eq!(locked.error_code(), "account_locked");
+}
+
+fn a_role_can_require_a_second_factor(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice");
+    let other = app.create_institution(&admin, "H2", "Hospital");
+    let doc_id = app.create_user(&admin, "doc", &["user"], Some(inst));
+    app.create_user(&admin, "other.admin", &["admin"], Some(other));
+    let roles = app.get("/api/v1/admin/roles", Some(&admin));
+    let user_role = roles
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "user")
+        .unwrap()
+        .clone();
+    assert_eq!(user_role["require_totp"], false);
+    let doc = app.login("doc", PASSWORD);
+    let search = json!({"limit": 5});
+    assert_eq!(
+        app.post("/api/v1/patients/search", Some(&doc), &search)
+            .status,
+        200
+    );
+
+    let required = app.put(
+        &format!("/api/v1/admin/roles/{}", user_role["id"]),
+        Some(&admin),
+        &json!({"require_totp": true}),
+    );
+    assert_eq!(required.status, 200, "{:?}", required.body);
+    assert_eq!(required.body["require_totp"], true);
+    // At once, on the live session: nothing needing a permission until doc enrols.
+    let me = app.get("/api/v1/me", Some(&doc));
+    assert_eq!(me.body["totp_enrolment_required"], true);
+    assert_eq!(me.body["totp"], json!({"enabled": false, "required": true}));
+    for refused in [
+        app.post("/api/v1/patients/search", Some(&doc), &search),
+        app.get(&format!("/api/v1/institutions/{inst}/members"), Some(&doc)),
+        app.post("/api/v1/prescriptions/search", Some(&doc), &search),
+    ] {
+        assert_eq!(refused.status, 403, "{:?}", refused.body);
+        assert_eq!(refused.error_code(), "totp_enrolment_required");
+    }
+    // Signing in again still works (to enrol); nothing to remove yet.
+    let doc = app.login("doc", PASSWORD);
+    let nothing = app.delete_json("/api/v1/me/totp", Some(&doc), &json!({"code": "123456"}));
+    assert_eq!(nothing.status, 404);
+    let (secret, step) = enrol(&app, &doc, "doc");
+    assert_eq!(
+        app.post("/api/v1/patients/search", Some(&doc), &search)
+            .status,
+        200
+    );
+    // It cannot be removed while the role requires it.
+    let kept = app.delete_json(
+        "/api/v1/me/totp",
+        Some(&doc),
+        &json!({"code": totp::code(&secret, step + 1)}),
+    );
+    assert_eq!(kept.status, 409);
+    assert_eq!(kept.error_code(), "totp_required_by_role");
+
+    // Resetting: only an administrator, only within its institution.
+    let reset = format!("/api/v1/admin/users/{doc_id}/totp");
+    assert_eq!(app.delete(&reset, Some(&doc)).status, 403);
+    let stranger = app.login("other.admin", PASSWORD);
+    assert_eq!(app.delete(&reset, Some(&stranger)).status, 404);
+    assert_eq!(app.delete(&reset, Some(&admin)).status, 204);
+    assert_eq!(app.delete(&reset, Some(&admin)).status, 404);
+    let again = app.post("/api/v1/patients/search", Some(&doc), &search);
+    assert_eq!(again.error_code(), "totp_enrolment_required");
+    assert_eq!(sign_in(&app, "doc", None).status, 200);
+    assert_eq!(
+        audit_outcomes(&app, &admin, "admin.user.totp_reset"),
+        vec![json!("not_found"), json!("ok"), json!("not_found")]
+    );
+}
+
+fn a_second_factor_is_removed_with_its_code_or_reset_from_the_command_line(backend: Backend) {
+    let Enrolled {
+        app,
+        admin,
+        doc,
+        secret,
+        step,
+    } = enrolled_doc(backend);
+    let wrong = app.delete_json(
+        "/api/v1/me/totp",
+        Some(&doc),
+        &json!({"code": wrong_code(&secret)}),
+    );
+    assert_eq!(wrong.status, 422);
+    let removed = app.delete_json(
+        "/api/v1/me/totp",
+        Some(&doc),
+        &json!({"code": totp::code(&secret, step + 1)}),
+    );
+    assert_eq!(removed.status, 204, "{:?}", removed.body);
+    assert_eq!(sign_in(&app, "doc", None).status, 200);
+
+    // The last administrator loses the phone: the command line resets it.
+    let (_, _) = enrol(&app, &admin, "admin");
+    let refused = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "admin", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(refused.error_code(), "totp_required");
+    assert_eq!(app.cli(&["user", "reset-totp", "admin"]), 0);
+    let admin = app.admin_token();
+    assert_eq!(
+        audit_outcomes(&app, &admin, "admin.user.totp_reset"),
+        vec![json!("ok")]
+    );
+    assert_eq!(app.cli(&["audit", "verify"]), 0);
+}
+
+on_both_backends!(
+    sign_in_asks_for_the_code_once_enrolled,
+    wrong_codes_lock_the_account_like_wrong_passwords,
+    a_role_can_require_a_second_factor,
+    a_second_factor_is_removed_with_its_code_or_reset_from_the_command_line,
+);
