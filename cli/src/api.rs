@@ -185,15 +185,16 @@ impl Api {
         self.call("PUT", path, Some(body))
     }
 
-    /// Signs in; returns a client holding the bearer token.
-    pub fn login(&self, login: &str, password: &str) -> Result<Api> {
+    /// Signs in (with the authenticator's code, for an account with a second factor);
+    /// returns a client holding the bearer token.
+    pub fn login(&self, login: &str, password: &str, totp: Option<&str>) -> Result<Api> {
         #[derive(Deserialize)]
         struct Token {
             access_token: String,
         }
         let t: Token = self.post(
             "/api/v1/auth/login",
-            &serde_json::json!({"login": login, "password": password}),
+            &serde_json::json!({"login": login, "password": password, "totp": totp}),
         )?;
         Ok(self.clone().with_token(&t.access_token))
     }

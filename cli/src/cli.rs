@@ -57,6 +57,10 @@ pub enum Command {
         /// Read the password from this file (else PALREG_PASSWORD, else a prompt).
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// The authenticator app's current code, for an account with a second factor (else
+        /// PALREG_TOTP, else a prompt when the server asks for one).
+        #[arg(long, env = "PALREG_TOTP", hide_env_values = true)]
+        totp: Option<String>,
     },
     /// Sign out here and on the server.
     Logout,
@@ -339,10 +343,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Login {
             login,
             password_file,
+            totp,
         } => {
             let password =
                 config::secret("PALREG_PASSWORD", password_file.as_deref(), "Password: ")?;
-            let api = ctx.anonymous()?.login(login, &password)?;
+            let anonymous = ctx.anonymous()?;
+            let api = match anonymous.login(login, &password, totp.as_deref()) {
+                Err(e) if totp.is_none() && e.api_code() == Some("totp_required") => {
+                    let code = config::secret("PALREG_TOTP", None, "Authenticator code: ")?;
+                    anonymous.login(login, &password, Some(&code))?
+                }
+                other => other?,
+            };
             config::save_session(
                 &ctx.dir,
                 &SavedSession {

@@ -32,7 +32,7 @@ fn transport(app: &TestApp) -> UreqTransport {
 
 fn signed_in(app: &TestApp, login: &str, transport: Arc<dyn Transport>) -> Api {
     Api::new(&app.base, transport)
-        .login(login, PASSWORD)
+        .login(login, PASSWORD, None)
         .expect("login")
 }
 
