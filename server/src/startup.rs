@@ -24,6 +24,8 @@ use crate::{secrets, seed, tls};
 pub struct Application {
     server: Server,
     port: u16,
+    /// SQLite: held while the server lives, so that `palreg restore` refuses meanwhile.
+    lock: Option<db::lock::DatabaseLock>,
     /// SHA-256 fingerprint of the TLS certificate, when TLS is on.
     pub tls_fingerprint: Option<String>,
 }
@@ -242,6 +244,10 @@ impl Application {
     where
         F: Fn(&mut web::ServiceConfig, &web::Data<AppState>) + Clone + Send + 'static,
     {
+        let lock = match &settings.database_url {
+            db::DatabaseUrl::Sqlite(path) => Some(db::lock::DatabaseLock::try_acquire(path)?),
+            db::DatabaseUrl::Postgres(_) => None,
+        };
         let pool = prepare_database(&settings)?;
         let secret = jwt_secret(&settings)?;
         let report_key = report_signing_key(&settings)?;
@@ -333,6 +339,7 @@ impl Application {
         Ok(Self {
             server,
             port,
+            lock,
             tls_fingerprint,
         })
     }
@@ -347,6 +354,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _lock = self.lock;
         self.server.await
     }
 }

@@ -4,6 +4,7 @@
 //! HTTP.
 
 pub mod in_list;
+pub mod lock;
 pub mod models;
 pub mod schema;
 
