@@ -187,22 +187,47 @@ fn writer_connection(url: &DatabaseUrl, cache_kib: u64) -> Result<DbConn, Connec
 /// page cache of `cache_mib` (the first opener's). `None` on PostgreSQL, where row locks order
 /// the writers of every replica.
 pub fn write_gate(url: &DatabaseUrl, cache_mib: u32) -> Result<Option<WriteGate>, ConnectionError> {
-    static GATES: OnceLock<Mutex<HashMap<PathBuf, Weak<Writer>>>> = OnceLock::new();
+    static GATES: OnceLock<Mutex<HashMap<FileKey, Weak<Writer>>>> = OnceLock::new();
     let DatabaseUrl::Sqlite(path) = url else {
         return Ok(None);
     };
-    let key = path.canonicalize().unwrap_or_else(|_| path.clone());
     let mut gates = GATES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     gates.retain(|_, gate| gate.strong_count() > 0);
-    if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
+    if let Some(gate) = gates.get(&FileKey::of(path)).and_then(Weak::upgrade) {
         return Ok(Some(gate));
     }
     let gate = Arc::new(Writer::open(url, u64::from(cache_mib) * 1024)?);
-    gates.insert(key, Arc::downgrade(&gate));
+    // The file exists now: its key names it.
+    gates.insert(FileKey::of(path), Arc::downgrade(&gate));
     Ok(Some(gate))
+}
+
+/// A database file: its path and, on Unix, the file itself. A file restored at the same path
+/// (`palreg restore`) is another database; a server started on it in the same process must not
+/// write through the connection of the one it replaced, which still has the old file open.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileKey {
+    path: PathBuf,
+    device_and_inode: Option<(u64, u64)>,
+}
+
+impl FileKey {
+    fn of(path: &std::path::Path) -> Self {
+        #[cfg(unix)]
+        let device_and_inode = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+        };
+        #[cfg(not(unix))]
+        let device_and_inode = None;
+        Self {
+            path: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            device_and_inode,
+        }
+    }
 }
 
 /// A connection to write on: the writer's, in its turn, on SQLite; a pooled one on PostgreSQL.
