@@ -1,4 +1,5 @@
-//! The `palreg` command line: serve, migrate, user administration, audit verification.
+//! The `palreg` command line: serve, migrate, user administration, backup and restore, audit
+//! verification.
 
 use clap::{Parser, Subcommand};
 use diesel::Connection;
@@ -31,6 +32,13 @@ pub enum Command {
     /// Manages user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Writes a backup of the database to FILE (which must not exist) and checks it: on SQLite
+    /// a consistent copy, safe while the server runs; on PostgreSQL a pg_dump archive. Its
+    /// SHA-256 goes to FILE.sha256.
+    Backup { file: std::path::PathBuf },
+    /// Replaces the database with the backup in FILE, after checking it. SQLite: the server must
+    /// be stopped; the replaced database is kept beside it. PostgreSQL: into an empty database.
+    Restore { file: std::path::PathBuf },
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -128,6 +136,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::User(cmd) => user(settings, cmd),
+        Command::Backup { file } => {
+            crate::backup::backup(&settings.database_url, &file)?;
+            Ok(0)
+        }
+        Command::Restore { file } => {
+            crate::backup::restore(&settings.database_url, &file)?;
+            Ok(0)
+        }
         Command::VerifyReport {
             file,
             sig,

@@ -661,10 +661,12 @@ fn checkpoint(
     })
 }
 
+/// The PostgreSQL advisory lock taken while the schema changes (see [`run_migrations`]).
+const MIGRATION_LOCK: i64 = 0x7061_6c72_6567; // "palreg"
+
 /// Runs the embedded migrations of the connection's dialect. On PostgreSQL an advisory lock
 /// keeps replicas that start together from migrating at once.
 pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
-    const MIGRATION_LOCK: i64 = 0x7061_6c72_6567; // "palreg"
     let applied = match conn {
         DbConn::Sqlite(c) => c
             .run_pending_migrations(SQLITE_MIGRATIONS)
@@ -681,6 +683,54 @@ pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
         }
     };
     Ok(applied)
+}
+
+/// Runs `f` holding the migration lock of a PostgreSQL database: a server that starts meanwhile
+/// waits in [`run_migrations`] until `f` is done. (On SQLite, `f` just runs.)
+pub fn with_migration_lock<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if matches!(conn, DbConn::Sqlite(_)) {
+        return f(conn);
+    }
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    let result = f(conn);
+    conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+    result
+}
+
+diesel::table! {
+    /// diesel's record of the migrations applied to a database.
+    __diesel_schema_migrations (version) {
+        version -> Text,
+    }
+}
+
+/// The migrations applied to the database that this binary does not have: it was written by
+/// a newer palreg. Fails when the database has no record of migrations (not a palreg database).
+pub fn unknown_migrations(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
+    use diesel::{QueryDsl, RunQueryDsl};
+    let applied: Vec<String> = __diesel_schema_migrations::table
+        .select(__diesel_schema_migrations::version)
+        .order(__diesel_schema_migrations::version)
+        .load(conn)
+        .map_err(|e| anyhow::anyhow!("it has no record of palreg's migrations ({e})"))?;
+    let known = match conn {
+        DbConn::Sqlite(_) => versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
+        DbConn::Pg(_) => versions::<diesel::pg::Pg>(&PG_MIGRATIONS)?,
+    };
+    Ok(applied.into_iter().filter(|v| !known.contains(v)).collect())
+}
+
+/// The versions of the migrations this binary embeds for a backend.
+fn versions<DB: diesel::backend::Backend>(
+    migrations: &impl diesel::migration::MigrationSource<DB>,
+) -> anyhow::Result<Vec<String>> {
+    let all = migrations
+        .migrations()
+        .map_err(|e| anyhow::anyhow!("this binary's migrations: {e}"))?;
+    Ok(all.iter().map(|m| m.name().version().to_string()).collect())
 }
 
 /// True when a diesel error is a unique-constraint violation.

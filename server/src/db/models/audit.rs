@@ -334,6 +334,14 @@ pub fn list(conn: &mut DbConn, filter: &AuditFilter, limit: i64) -> QueryResult<
     query.order(audit_log::seq.desc()).limit(limit).load(conn)
 }
 
+/// The head of the chain: the last entry's sequence number and hash.
+pub fn head(conn: &mut DbConn) -> QueryResult<(i64, String)> {
+    audit_head::table
+        .find(1_i64)
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)
+}
+
 /// Why the chain is not intact.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
@@ -385,10 +393,7 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Result<i64, ChainError>> {
         }
     }
     let last = expected_seq - 1;
-    let (head_seq, head_hash): (i64, String) = audit_head::table
-        .find(1_i64)
-        .select((audit_head::seq, audit_head::hash))
-        .first(conn)?;
+    let (head_seq, head_hash) = head(conn)?;
     if head_seq != last || head_hash != prev_hash {
         return Ok(Err(ChainError::HeadMismatch {
             last,

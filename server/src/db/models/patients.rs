@@ -276,6 +276,11 @@ pub fn find_in_institution(
         .first(conn)
 }
 
+/// Patients in the register, of every institution (for an operator's summary of a backup).
+pub fn count_all(conn: &mut DbConn) -> QueryResult<i64> {
+    patients::table.count().get_result(conn)
+}
+
 pub fn pseudonym_taken(conn: &mut DbConn, pseudonym: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         patients::table.filter(patients::pseudonym.eq(pseudonym)),

@@ -133,6 +133,14 @@ pub fn revoke_all_of(
         .execute(conn)
 }
 
+/// Revokes every live session (after a restore, which would bring back sessions that were
+/// ended since the backup).
+pub fn revoke_all(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(sessions::table.filter(sessions::revoked_at.is_null()))
+        .set(sessions::revoked_at.eq(now))
+        .execute(conn)
+}
+
 /// Deletes sessions that expired before `before` (housekeeping).
 pub fn purge_expired(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.lt(before))).execute(conn)

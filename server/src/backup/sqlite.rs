@@ -1,0 +1,158 @@
+//! Backup and restore of the embedded SQLite database.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+use super::{Contents, Restored, TempFile};
+use crate::db::lock::{DatabaseLock, LockError};
+use crate::db::{DatabaseUrl, DbConn};
+
+/// Copies the database at `db` into the empty file `into` as one consistent snapshot (readers
+/// and writers go on meanwhile), then checks the copy.
+pub(super) fn snapshot(db: &Path, into: &Path) -> anyhow::Result<Contents> {
+    if !db.is_file() {
+        anyhow::bail!("there is no database at {}", db.display());
+    }
+    let mut source = open(db)?;
+    // `VACUUM INTO` writes a compact copy as of one read transaction, in rollback-journal mode:
+    // a single self-contained file.
+    diesel::sql_query("VACUUM INTO ?")
+        .bind::<diesel::sql_types::Text, _>(utf8(into)?)
+        .execute(&mut source)
+        .context("VACUUM INTO failed")?;
+    drop(source);
+    let mut copy = DbConn::Sqlite(open(into)?);
+    check_integrity(&mut copy)?;
+    super::inspect(&mut copy).context("the copy would not restore")
+}
+
+/// Replaces the database at `db` with the backup `file`: refuses while a server uses it, checks a
+/// copy of the backup beside the database, records the restore in that copy, keeps the current
+/// database (with its WAL) as `<db>.before-restore-<UTC time>`, and renames the copy into place.
+pub(super) fn restore(db: &Path, file: &Path) -> anyhow::Result<Restored> {
+    let _lock = DatabaseLock::try_acquire(db).map_err(|e| match e {
+        LockError::Held { lock, .. } => anyhow::anyhow!(
+            "a palreg server is using the database ({} is locked): stop it first",
+            lock.display()
+        ),
+        other => other.into(),
+    })?;
+    let [_, wal, _] = journal_files(file);
+    if wal.metadata().is_ok_and(|m| m.len() > 0) {
+        anyhow::bail!(
+            "it is a database in use, not a backup: part of it is still in {}; back it up \
+             first (PALREG_DATABASE_URL=sqlite://{} palreg backup NEW_FILE)",
+            wal.display(),
+            file.display()
+        );
+    }
+    let kept_as = db.exists().then(|| kept_name(db)).transpose()?;
+    let tmp = TempFile::create_beside(db)?;
+    copy_into(file, tmp.path())?;
+    let sha256 = super::checked_sha256(tmp.path(), file)?;
+    // Before the server's PRAGMAs, which would fail on a damaged file with a vaguer message.
+    check_integrity(&mut DbConn::Sqlite(open(tmp.path())?))?;
+    let contents = {
+        let mut conn = DatabaseUrl::Sqlite(tmp.path().to_path_buf()).connect()?;
+        let contents = super::check_and_record(&mut conn, file, &sha256, kept_as.as_deref())?;
+        // Everything back into the one file, so that the rename moves all of it.
+        conn.batch_execute("PRAGMA journal_mode = DELETE")?;
+        contents
+    };
+    tmp.sync()?;
+    if let Some(kept) = &kept_as {
+        keep(db, kept)?;
+    }
+    tmp.persist(db)?;
+    Ok(Restored {
+        sha256,
+        kept_as,
+        contents,
+    })
+}
+
+/// A connection to an existing file, without the server's PRAGMAs (it changes nothing).
+fn open(path: &Path) -> anyhow::Result<SqliteConnection> {
+    let mut conn = SqliteConnection::establish(utf8(path)?)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    conn.batch_execute("PRAGMA busy_timeout = 10000")?;
+    Ok(conn)
+}
+
+fn utf8(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not a UTF-8 path", path.display()))
+}
+
+#[derive(diesel::QueryableByName)]
+struct IntegrityCheck {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    integrity_check: String,
+}
+
+/// SQLite's own check of every page, index and constraint.
+fn check_integrity(conn: &mut DbConn) -> anyhow::Result<()> {
+    let DbConn::Sqlite(conn) = conn else {
+        anyhow::bail!("the integrity check is SQLite's");
+    };
+    let found: Vec<String> = diesel::sql_query("PRAGMA integrity_check(5)")
+        .load::<IntegrityCheck>(conn)
+        .map_err(|e| anyhow::anyhow!("it fails SQLite's integrity check ({e})"))?
+        .into_iter()
+        .map(|row| row.integrity_check)
+        .collect();
+    if found != ["ok"] {
+        anyhow::bail!("it fails SQLite's integrity check: {}", found.join("; "));
+    }
+    Ok(())
+}
+
+/// Copies `from` into the existing file `to`, keeping `to`'s permissions.
+fn copy_into(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let mut source =
+        std::fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mut target = std::fs::OpenOptions::new().write(true).open(to)?;
+    std::io::copy(&mut source, &mut target)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+/// `<db>.before-restore-<UTC time>`, free (with its `-wal` and `-shm`).
+fn kept_name(db: &Path) -> anyhow::Result<PathBuf> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(format!(
+        ".before-restore-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    let kept = PathBuf::from(name);
+    if journal_files(&kept).iter().any(|p| p.exists()) {
+        anyhow::bail!("{} already exists: try again in a second", kept.display());
+    }
+    Ok(kept)
+}
+
+/// A database file and its WAL and shared-memory index, in that order.
+fn journal_files(db: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [db.to_path_buf(), with("-wal"), with("-shm")]
+}
+
+/// Moves the database and its WAL (which may hold commits not yet in the file) to `kept`, where
+/// SQLite opens them together. The WAL goes first: a database found without its WAL is only
+/// older, a WAL found without its database would be replayed into a new one.
+fn keep(db: &Path, kept: &Path) -> anyhow::Result<()> {
+    for (from, to) in journal_files(db).iter().zip(journal_files(kept)).rev() {
+        if from.exists() {
+            std::fs::rename(from, &to)
+                .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+        }
+    }
+    Ok(())
+}
