@@ -70,6 +70,19 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Runs a `palreg` command on this database, in process: its exit code, or the one line
+    /// `palreg` prints when it fails (exit code 2).
+    pub fn palreg(&self, args: &[&str]) -> Result<i32, String> {
+        use clap::Parser;
+        let dir = self.dir.path().to_str().expect("a UTF-8 temporary folder");
+        let argv = ["palreg", "--database-url", &self.url, "--data-dir", dir];
+        let cli = palreg_server::cli::Cli::try_parse_from(argv.iter().chain(args))
+            .map_err(|e| e.to_string())?;
+        palreg_server::cli::run(cli).map_err(|e| format!("{e:#}"))
+    }
+}
+
 fn url_with_db(admin: &str, name: &str) -> String {
     let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
     let base = match base.rfind('/') {
@@ -382,20 +395,10 @@ impl TestApp {
         read(req.send(body).expect("request sent"), &self.bodies)
     }
 
-    /// Runs a `palreg` command (`args` after the global settings) in process against this
-    /// app's database and data directory; returns its exit code (2 if it failed to run).
+    /// Runs a `palreg` command on this app's database ([`TestDatabase::palreg`]); its exit
+    /// code, 2 when it failed to run.
     pub fn cli(&self, args: &[&str]) -> i32 {
-        use clap::Parser;
-        let mut argv = vec![
-            "palreg",
-            "--database-url",
-            &self.db.url,
-            "--data-dir",
-            self.db.dir.path().to_str().expect("a UTF-8 path"),
-        ];
-        argv.extend_from_slice(args);
-        let cli = palreg_server::cli::Cli::try_parse_from(argv).expect("valid arguments");
-        palreg_server::cli::run(cli).unwrap_or(2)
+        self.db.palreg(args).unwrap_or(2)
     }
 
     /// Signs in and returns the token; panics unless it succeeds.

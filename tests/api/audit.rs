@@ -3,7 +3,7 @@ use serde_json::json;
 
 /// Runs `palreg audit verify` against the app's database, in process; returns the exit code.
 fn audit_verify(app: &TestApp) -> i32 {
-    app.cli(&["audit", "verify"])
+    app.db.palreg(&["audit", "verify"]).expect("verify ran")
 }
 
 fn actions_and_refusals_are_audited(backend: Backend) {

@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod backup;
 mod calendar_dates;
 mod errors;
 mod import;

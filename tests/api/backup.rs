@@ -1,0 +1,318 @@
+//! `palreg backup` and `palreg restore`, run in process on a test server's database.
+
+use std::path::{Path, PathBuf};
+
+use palreg_tests::{Backend, TestApp, TestDatabase, on_both_backends, spawn_app, spawn_with};
+
+/// A backup file in a folder of its own.
+struct Backup {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+impl Backup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("palreg.backup");
+        Self { _dir: dir, file }
+    }
+
+    fn path(&self) -> &str {
+        self.file.to_str().unwrap()
+    }
+
+    fn checksum(&self) -> PathBuf {
+        PathBuf::from(format!("{}.sha256", self.path()))
+    }
+
+    /// Files in the backup's folder (to see that nothing was left behind).
+    fn folder(&self) -> Vec<String> {
+        names_in(self.file.parent().unwrap())
+    }
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `palreg backup` of the database into a new file; it must succeed.
+fn take_backup(db: &TestDatabase) -> Backup {
+    let backup = Backup::new();
+    assert_eq!(db.palreg(&["backup", backup.path()]), Ok(0));
+    backup
+}
+
+/// Where a backup of the app's database is restored: on SQLite the same file, once the server
+/// has stopped; on PostgreSQL a new, empty database.
+fn restore_target(app: TestApp) -> TestDatabase {
+    match app.backend {
+        Backend::Sqlite => app.into_database(),
+        Backend::Postgres => TestDatabase::new(Backend::Postgres),
+    }
+}
+
+fn institution_codes(app: &TestApp, token: &str) -> Vec<String> {
+    let reply = app.get("/api/v1/refs/institutions", Some(token));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Flips 16 bytes in the middle of a file.
+fn damage(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 16] {
+        *byte ^= 0xff;
+    }
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// A copy of the database made with the backend's own tool, as a backup would be made of a
+/// database that `palreg backup` refuses.
+fn copy_with_the_backends_tool(app: &TestApp, into: &Backup) {
+    match app.backend {
+        Backend::Sqlite => app.raw_sql(&format!("VACUUM INTO '{}'", into.path())),
+        Backend::Postgres => {
+            let status = std::process::Command::new("pg_dump")
+                .args(["--format=custom", "--file", into.path(), &app.db.url])
+                .status()
+                .expect("pg_dump runs");
+            assert!(status.success());
+        }
+    }
+}
+
+/// The institutions in the database a SQLite restore replaced, read where it was kept.
+fn replaced_institutions(dir: &Path) -> Vec<String> {
+    use diesel::{Connection, RunQueryDsl};
+    let kept: Vec<String> = names_in(dir)
+        .into_iter()
+        .filter(|n| n.starts_with("palreg.db.before-restore-") && !n.ends_with("-shm"))
+        .collect();
+    assert_eq!(kept.len(), 2, "the database and its WAL: {kept:?}");
+    let refused = TestDatabase::new(Backend::Sqlite)
+        .palreg(&["restore", dir.join(&kept[0]).to_str().unwrap()])
+        .unwrap_err();
+    assert!(refused.contains("not a backup"), "{refused}");
+    #[derive(diesel::QueryableByName)]
+    struct Code {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        code: String,
+    }
+    let path = dir.join(&kept[0]);
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query("SELECT code FROM institutions ORDER BY code")
+        .load::<Code>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.code)
+        .collect()
+}
+
+fn a_restored_backup_brings_the_data_back_and_continues_the_chain(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    app.create_institution(&admin, "H1", "Hospice");
+    let backup = take_backup(&app.db); // while the server runs
+    let sha256 = std::fs::read_to_string(backup.checksum()).unwrap();
+    let sha256 = sha256.split_whitespace().next().unwrap().to_string();
+    assert_eq!(sha256.len(), 64);
+    app.create_institution(&admin, "H2", "Later");
+    if backend == Backend::Postgres {
+        let refused = app.db.palreg(&["restore", backup.path()]).unwrap_err();
+        assert!(refused.contains("the database is not empty"), "{refused}");
+        assert!(refused.contains("createdb"), "{refused}");
+        assert_eq!(institution_codes(&app, &admin), ["H1", "H2"]);
+    }
+
+    let target = restore_target(app);
+    assert_eq!(target.palreg(&["restore", backup.path()]), Ok(0));
+
+    assert_eq!(target.palreg(&["audit", "verify"]), Ok(0));
+    if backend == Backend::Sqlite {
+        assert_eq!(
+            replaced_institutions(target.dir.path()),
+            ["H1", "H2"],
+            "the replaced database is kept, with its WAL"
+        );
+    }
+    let app = spawn_with(backend, target, |_| {});
+    assert_eq!(
+        app.get("/api/v1/me", Some(&admin)).status,
+        401,
+        "a restore ends every session"
+    );
+    let admin = app.admin_token();
+    assert_eq!(institution_codes(&app, &admin), ["H1"]);
+    let restores = app.get("/api/v1/admin/audit?action=system.restore", Some(&admin));
+    let restores = restores.body["items"].as_array().unwrap();
+    assert_eq!(restores.len(), 1, "{restores:?}");
+    let details: serde_json::Value =
+        serde_json::from_str(restores[0]["details"].as_str().unwrap()).unwrap();
+    assert_eq!(details["backup_sha256"], sha256.as_str());
+    assert_eq!(details["backup"], "palreg.backup");
+    assert_eq!(app.db.palreg(&["audit", "verify"]), Ok(0));
+}
+
+fn backup_refuses_an_existing_file(backend: Backend) {
+    let app = spawn_app(backend);
+    let backup = Backup::new();
+    std::fs::write(&backup.file, "an operator's file").unwrap();
+    let refused = app.db.palreg(&["backup", backup.path()]).unwrap_err();
+    assert!(refused.contains("already exists"), "{refused}");
+    assert_eq!(
+        std::fs::read_to_string(&backup.file).unwrap(),
+        "an operator's file"
+    );
+    assert_eq!(backup.folder(), ["palreg.backup"], "nothing left behind");
+}
+
+fn restore_refuses_a_damaged_backup(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    app.create_institution(&admin, "H1", "Hospice");
+    let backup = take_backup(&app.db);
+    let intact = std::fs::read(&backup.file).unwrap();
+    app.create_institution(&admin, "H2", "Later");
+    let target = restore_target(app);
+
+    damage(&backup.file);
+    let refused = target.palreg(&["restore", backup.path()]).unwrap_err();
+    assert!(refused.contains("SHA-256"), "{refused}");
+
+    // Without its checksum, a file cut short is still caught by the backend's own checks (a
+    // flipped byte inside a value may not be: it was, once, by neither): SQLite's integrity
+    // check; pg_restore, which reads the archive's table of contents, creates the tables and
+    // then misses the end of the data, all in one transaction.
+    std::fs::remove_file(backup.checksum()).unwrap();
+    let (kept, expected) = match backend {
+        Backend::Sqlite => (intact.len() / 2, "integrity check"),
+        Backend::Postgres => (intact.len() - 1024, "pg_restore failed"),
+    };
+    std::fs::write(&backup.file, &intact[..kept]).unwrap();
+    let refused = target.palreg(&["restore", backup.path()]).unwrap_err();
+    assert!(refused.contains(expected), "{refused}");
+
+    // Nothing was half done: the target is as it was.
+    match backend {
+        Backend::Sqlite => {
+            assert!(
+                !names_in(target.dir.path())
+                    .iter()
+                    .any(|n| n.contains("before-restore") || n.contains("partial")),
+                "{:?}",
+                names_in(target.dir.path())
+            );
+            let app = spawn_with(backend, target, |_| {});
+            let admin = app.admin_token();
+            assert_eq!(institution_codes(&app, &admin), ["H1", "H2"]);
+        }
+        Backend::Postgres => {
+            std::fs::write(&backup.file, &intact).unwrap();
+            assert_eq!(
+                target.palreg(&["restore", backup.path()]),
+                Ok(0),
+                "still empty"
+            );
+        }
+    }
+}
+
+fn restore_refuses_a_backup_whose_audit_chain_was_edited(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    app.create_institution(&admin, "H1", "Hospice");
+    let intact = take_backup(&app.db);
+    app.raw_sql("UPDATE audit_log SET actor_login = 'nobody' WHERE seq = 2");
+
+    let refused_backup = Backup::new();
+    let refused = app
+        .db
+        .palreg(&["backup", refused_backup.path()])
+        .unwrap_err();
+    assert!(refused.contains("audit chain is broken"), "{refused}");
+    assert!(refused_backup.folder().is_empty(), "no backup written");
+
+    let edited = Backup::new();
+    copy_with_the_backends_tool(&app, &edited);
+    let target = restore_target(app);
+    let refused = target.palreg(&["restore", edited.path()]).unwrap_err();
+    assert!(
+        refused.contains("audit chain is broken: entry 2"),
+        "{refused}"
+    );
+    // The target was left as it was (on PostgreSQL: empty again).
+    assert_eq!(target.palreg(&["restore", intact.path()]), Ok(0));
+    assert_eq!(target.palreg(&["audit", "verify"]), Ok(0));
+}
+
+on_both_backends!(
+    a_restored_backup_brings_the_data_back_and_continues_the_chain,
+    backup_refuses_an_existing_file,
+    restore_refuses_a_damaged_backup,
+    restore_refuses_a_backup_whose_audit_chain_was_edited,
+);
+
+#[test]
+fn sqlite_restore_refuses_while_a_server_uses_the_database() {
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let backup = take_backup(&app.db);
+    app.create_institution(&admin, "H2", "Later");
+
+    let refused = app.db.palreg(&["restore", backup.path()]).unwrap_err();
+    assert!(
+        refused.contains("a palreg server is using") && refused.contains("palreg.db.lock"),
+        "{refused}"
+    );
+    assert_eq!(institution_codes(&app, &admin), ["H2"]);
+    assert!(
+        !names_in(app.db.dir.path())
+            .iter()
+            .any(|n| n.contains("before-restore") || n.contains("partial")),
+        "nothing moved"
+    );
+    // A second server on the same file is refused as well.
+    let settings = palreg_tests::test_settings(&app.db.url, app.db.dir.path())
+        .validate()
+        .unwrap();
+    let second = actix_web::rt::System::new().block_on(async move {
+        palreg_server::startup::Application::build(settings)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    });
+    assert!(second.unwrap_err().contains("palreg.db.lock is locked"));
+}
+
+#[test]
+fn sqlite_restore_refuses_a_backup_of_a_newer_palreg() {
+    let app = spawn_app(Backend::Sqlite);
+    let backup = take_backup(&app.db);
+    let target = app.into_database();
+    {
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        let mut conn = diesel::SqliteConnection::establish(backup.path()).unwrap();
+        conn.batch_execute(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000001')",
+        )
+        .unwrap();
+    }
+    std::fs::remove_file(backup.checksum()).unwrap();
+    let refused = target.palreg(&["restore", backup.path()]).unwrap_err();
+    assert!(
+        refused.contains("written by a newer palreg") && refused.contains("29991231000001"),
+        "{refused}"
+    );
+}
