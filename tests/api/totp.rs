@@ -215,18 +215,32 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
     let Enrolled {
-        app, secret, step, ..
+        app,
+        doc,
+        secret,
+        step,
+        ..
     } = enrolled_doc(backend);
     let wrong = wrong_code(&secret);
-    for _ in 0..5 {
+    // Wrong codes count alike when removing the second factor and at sign-in.
+    for _ in 0..2 {
+        let r = app.delete_json("/api/v1/me/totp", Some(&doc), &json!({"code": wrong}));
+        assert_eq!(r.status, 422, "{:?}", r.body);
+        assert_eq!(r.error_code(), "invalid_totp");
+    }
+    for _ in 0..3 {
         assert_eq!(
             sign_in(&app, "doc", Some(&wrong)).error_code(),
             "invalid_totp"
         );
     }
-    let locked = sign_in(&app, "doc", Some(&totp::code(&secret, step + 1)));
+    let right = totp::code(&secret, step + 1);
+    let locked = sign_in(&app, "doc", Some(&right));
     assert_eq!(locked.status, 429, "{:?}", locked.body);
     assert_eq!(locked.error_code(), "account_locked");
+    let kept = app.delete_json("/api/v1/me/totp", Some(&doc), &json!({"code": right}));
+    assert_eq!(kept.status, 429, "{:?}", kept.body);
+    assert_eq!(kept.error_code(), "account_locked");
 }
 
 fn a_role_can_require_a_second_factor(backend: Backend) {

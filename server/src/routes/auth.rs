@@ -50,7 +50,7 @@ fn invalid_totp() -> ApiError {
 
 /// Counts a wrong password or code against the account (which locks after the configured
 /// number in a row) and audits it.
-async fn count_failure(
+pub async fn count_failure(
     state: &web::Data<AppState>,
     mut entry: NewEntry,
     user_id: i64,
@@ -75,11 +75,13 @@ async fn count_failure(
     Ok(())
 }
 
-fn locked(retry_after_secs: u64) -> ApiError {
+/// 429 for an account locked until `until`.
+pub fn account_locked(until: chrono::NaiveDateTime, now: chrono::NaiveDateTime) -> ApiError {
+    let wait = (until - now).num_seconds().max(1);
     ApiError::TooManyRequests {
         code: "account_locked",
-        message: "too many wrong passwords; the account is locked for a while".into(),
-        retry_after_secs,
+        message: "too many wrong passwords or codes; the account is locked for a while".into(),
+        retry_after_secs: u64::try_from(wait).unwrap_or(1),
     }
 }
 
@@ -137,16 +139,13 @@ pub async fn login(
     let now = models::now();
     let user = match user {
         Some(user) if user.locked_until.is_some_and(|until| until > now) => {
-            let wait = (user.locked_until.unwrap_or(now) - now)
-                .num_seconds()
-                .max(1);
             let entry = NewEntry {
                 actor_id: Some(user.id),
                 outcome: "account_locked".into(),
                 ..attempt
             };
             audit_only(&state, entry).await?;
-            return Err(locked(u64::try_from(wait).unwrap_or(1)));
+            return Err(account_locked(user.locked_until.unwrap_or(now), now));
         }
         other => other,
     };

@@ -12,9 +12,11 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::db::DbConn;
-use crate::db::models::{self, totp as enrolments};
+use crate::db::models::audit::NewEntry;
+use crate::db::models::{self, totp as enrolments, users};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::audited;
+use crate::routes::auth::{account_locked, count_failure};
+use crate::routes::{audit_only, audited, db};
 use crate::secrets;
 use crate::state::AppState;
 use crate::totp::{self, TotpKey};
@@ -156,8 +158,9 @@ pub async fn confirm(
     Ok(web::Json(status))
 }
 
-/// Removes the caller's second factor. A confirmed one needs its current code; none can be
-/// removed while a role requires it.
+/// Removes the caller's second factor. A confirmed one needs its current code (wrong codes count
+/// toward the account's lockout, as at sign-in, and a locked account cannot remove it); none can
+/// be removed while a role requires it.
 #[utoipa::path(
     tag = "me",
     request_body = TotpCode,
@@ -167,6 +170,7 @@ pub async fn confirm(
         (status = 404, description = "No second factor", body = ErrorBody),
         (status = 409, description = "A role requires a second factor", body = ErrorBody),
         (status = 422, description = "Not the current code", body = ErrorBody),
+        (status = 429, description = "The account is locked", body = ErrorBody),
     )
 )]
 #[delete("/api/v1/me/totp")]
@@ -178,25 +182,60 @@ pub async fn remove(
     let user_id = principal.user_id;
     let code = body.into_inner().code;
     let entry = principal.audit("me.totp.remove", "user", Some(user_id.to_string()));
-    let state_in = state.clone();
+    let now = models::now();
+    // Checked before the change, so that a wrong code can be counted against the account.
+    let (enrolment, required, locked_until) = db(&state, move |conn| {
+        Ok((
+            enrolments::find(conn, user_id)?,
+            enrolments::required_for(conn, user_id)?,
+            users::find(conn, user_id)?.locked_until,
+        ))
+    })
+    .await?;
+    let refusal = match (&enrolment, locked_until) {
+        (None, _) => Some(ApiError::NotFound),
+        _ if required => Some(ApiError::conflict(
+            "totp_required_by_role",
+            "a role of this account requires a second factor",
+        )),
+        (_, Some(until)) if until > now => Some(account_locked(until, now)),
+        _ => None,
+    };
+    if let Some(refusal) = refusal {
+        audit_only(
+            &state,
+            NewEntry {
+                outcome: refusal.code().to_string(),
+                ..entry
+            },
+        )
+        .await?;
+        return Err(refusal);
+    }
+    let mut step = None;
+    if let Some(enrolment) = enrolment.filter(|e| e.confirmed()) {
+        let secret = open_secret(&state.totp_key, user_id, &enrolment.sealed_secret)?;
+        step = totp::accept(&secret, &code, unix_now(), enrolment.last_step);
+        if step.is_none() {
+            let refused = NewEntry {
+                outcome: "invalid_totp".into(),
+                ..entry
+            };
+            count_failure(&state, refused, user_id, now).await?;
+            return Err(invalid_code());
+        }
+    }
     audited(&state, entry, move |conn, _| {
-        let enrolment = enrolments::find(conn, user_id)?.ok_or(ApiError::NotFound)?;
-        if enrolments::required_for(conn, user_id)? {
-            return Err(ApiError::conflict(
-                "totp_required_by_role",
-                "a role of this account requires a second factor",
-            ));
+        if let Some(step) = step
+            && !enrolments::use_step(conn, user_id, step)?
+        {
+            return Err(invalid_code());
         }
-        if enrolment.confirmed() {
-            let secret = open_secret(&state_in.totp_key, user_id, &enrolment.sealed_secret)?;
-            let step = totp::accept(&secret, &code, unix_now(), enrolment.last_step)
-                .ok_or_else(invalid_code)?;
-            if !enrolments::use_step(conn, user_id, step)? {
-                return Err(invalid_code());
-            }
+        if enrolments::remove(conn, user_id)? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound)
         }
-        enrolments::remove(conn, user_id)?;
-        Ok(())
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
