@@ -116,6 +116,15 @@ fn sign_in_asks_for_the_code_once_enrolled(backend: Backend) {
         me.body["totp"],
         json!({"enabled": false, "required": false})
     );
+    // Only for oneself, signed in.
+    let code = json!({"code": "123456"});
+    for anonymous in [
+        app.post("/api/v1/me/totp", None, &json!({})),
+        app.post("/api/v1/me/totp/confirm", None, &code),
+        app.delete_json("/api/v1/me/totp", None, &code),
+    ] {
+        assert_eq!(anonymous.status, 401, "{:?}", anonymous.body);
+    }
 
     // Starting over replaces an unconfirmed secret; a confirmed one must be removed first.
     assert_eq!(
