@@ -42,6 +42,9 @@ const SERVER_CODES = [
   'invalid_dose', 'invalid_quantity', 'invalid_route', 'invalid_field', 'unknown_medicament',
   'inactive_medicament', 'unknown_patient', 'patient_not_registered', 'not_active', 'reason_required',
   'invalid_lang', 'report_too_large', 'invalid_report', 'invalid_institutions', 'invalid_sha256',
+  // The second factor (pages login.js, password.js, admin-users.js; every page: a role's requirement).
+  'totp_required', 'invalid_totp', 'totp_enrolment_required', 'totp_already_enabled', 'no_totp_enrolment',
+  'totp_required_by_role',
 ];
 
 describe('message catalogs', () => {
@@ -104,7 +107,7 @@ describe('switching the language', () => {
       assert.equal(await s.page.getAttribute('#topbar button[lang="ru"]', 'aria-pressed'), 'true');
       assert.equal(await s.page.evaluate(() => document.activeElement.getAttribute('lang')), 'ru', 'focus stays on the switch');
       const nav = await s.page.locator('#nav').innerText();
-      for (const text of ['Главная', 'АДМИНИСТРИРОВАНИЕ', 'Пользователи', 'Роли и права доступа', 'Справочники', 'Журнал аудита', 'Смена пароля']) {
+      for (const text of ['Главная', 'АДМИНИСТРИРОВАНИЕ', 'Пользователи', 'Роли и права доступа', 'Справочники', 'Журнал аудита', 'Пароль и второй фактор']) {
         assert.ok(nav.includes(text), `menu: ${text}`);
       }
       assert.match(await s.page.locator('#topbar').innerText(), /Выйти/);

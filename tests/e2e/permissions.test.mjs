@@ -40,7 +40,7 @@ for (const [who, user, expected] of [
       const nav = await menu(s.page);
       assert.doesNotMatch(nav, /Administration|Users|Roles|Reference books|Audit log/i);
       assert.match(nav, /Home/);
-      assert.match(nav, /Change password/);
+      assert.match(nav, /Password and second factor/);
 
       const main = await s.page.locator('#main').innerText();
       assert.match(main, new RegExp(expected.place));

@@ -1,7 +1,9 @@
 // The one way to call the palreg API: same origin, the session cookie only (the token in the
 // login response is never kept in JavaScript), JSON in and out, every error body mapped to an
 // `ApiError` with a localized message. A 401 `unauthenticated` (the session expired or was
-// ended elsewhere) starts the session-expired flow registered by session.js.
+// ended elsewhere) starts the session-expired flow registered by session.js, and a 403
+// `totp_enrolment_required` (a role now requires a second factor the user has not set up) the
+// enrolment flow it registers too.
 
 import { has, t } from './i18n.js';
 
@@ -27,10 +29,16 @@ export class ApiError extends Error {
 }
 
 let onSessionExpired = null;
+let onEnrolmentRequired = null;
 
 /** session.js registers what to do when a request finds the session gone. */
 export function setSessionExpiredHandler(handler) {
   onSessionExpired = handler;
+}
+
+/** session.js registers what to do when a request is refused until a second factor is set up. */
+export function setEnrolmentRequiredHandler(handler) {
+  onEnrolmentRequired = handler;
 }
 
 function buildUrl(path, query) {
@@ -81,6 +89,7 @@ export async function api(method, path, { body, query, signal, session = true } 
     error.sessionExpired = true;
     onSessionExpired(error);
   }
+  if (response.status === 403 && code === 'totp_enrolment_required' && onEnrolmentRequired) onEnrolmentRequired(error);
   throw error;
 }
 
@@ -110,6 +119,7 @@ export async function download(path, { query, signal } = {}) {
       error.sessionExpired = true;
       onSessionExpired(error);
     }
+    if (response.status === 403 && code === 'totp_enrolment_required' && onEnrolmentRequired) onEnrolmentRequired(error);
     throw error;
   }
   const disposition = response.headers.get('Content-Disposition') ?? '';

@@ -14,7 +14,7 @@
 // Field spec: name, label, type (text, password, number, search, email, textarea, select,
 // checkbox, checkboxes, date, datetime-local), value, options [{value, label, disabled}],
 // required, minLength, maxLength, pattern (RegExp) with patternMessage, validate(value, values)
-// -> message|null, hint, autocomplete, readOnly, disabled, width (short|medium|long),
+// -> message|null, hint, autocomplete, inputmode, readOnly, disabled, width (short|medium|long),
 // parse ('int' | 'int-or-null' | function), trim (default true except passwords), and
 // `sensitive: true` for a field that will hold patient-identifying data in clear: it is marked
 // `data-sensitive`, never autocompleted, and a kept draft holds it in memory only.
@@ -192,6 +192,25 @@ function validateField(field, values) {
     if (spec.pattern && !spec.pattern.test(raw)) return spec.patternMessage ?? t('validation.pattern');
   }
   return spec.validate ? spec.validate(values[spec.name], values) : null;
+}
+
+/**
+ * The spec of a field for an authenticator app's six-digit code (`123 456` is taken too: the
+ * value comes without spaces). `spec` overrides the defaults (name `code`).
+ */
+export function totpField(spec = {}) {
+  return {
+    name: 'code',
+    label: t('totp.code'),
+    required: true,
+    inputmode: 'numeric',
+    autocomplete: 'one-time-code',
+    spellcheck: 'false',
+    width: 'short',
+    parse: (raw) => raw.replace(/\s+/g, ''),
+    validate: (value) => (/^\d{6}$/.test(value) ? null : t('totp.code_rules')),
+    ...spec,
+  };
 }
 
 /** Builds a form (see the top of this file). */

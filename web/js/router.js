@@ -7,6 +7,9 @@
 //     permission: 'administration',    // a permission, an array (any of them), or null: any
 //                                      // signed-in user
 //     public: false,                   // true: shown without a session (the sign-in page)
+//     enrolment: false,                // true: the page where a user sets up a second factor;
+//                                      // while a role requires one the user lacks, it is the
+//                                      // only page shown (the server refuses all else)
 //     menu: {                          // optional: an entry of the main menu
 //       section: 'admin',              //   a section from registerSection()
 //       order: 10,                     //   position inside the section
@@ -78,8 +81,16 @@ export function registerPage(spec) {
   if (spec.menu && route.includes(':') && !spec.menu.path) {
     throw new Error(`registerPage ${route}: a menu entry of a route with parameters needs menu.path`);
   }
-  pages.push({ permission: null, public: false, ...spec, ...compile(route) });
+  pages.push({ permission: null, public: false, enrolment: false, ...spec, ...compile(route) });
   pages.sort((a, b) => b.specificity - a.specificity);
+}
+
+/**
+ * Whether `user` must set up a second factor before anything else: a role requires one, and
+ * until the user has it the server refuses every request that needs a permission.
+ */
+export function mustEnrol(user) {
+  return Boolean(user?.totp_enrolment_required);
 }
 
 /** Every registered page: `{route, titleKey, permission, public, menu}` (tests, documentation). */
@@ -100,6 +111,7 @@ export function menuFor(user) {
   const bySection = new Map();
   for (const page of pages) {
     if (!page.menu || page.public || !allowed(user, page.permission)) continue;
+    if (mustEnrol(user) && !page.enrolment) continue;
     const section = sections.get(page.menu.section);
     if (!section) throw new Error(`page ${page.route}: unknown menu section ${page.menu.section}`);
     const list = bySection.get(section) ?? [];
@@ -253,6 +265,13 @@ async function render() {
     rememberReturn(route);
     navigate(LOGIN, { replace: true });
     return;
+  }
+  if (!page.public && mustEnrol(user) && !page.enrolment) {
+    const enrolment = pages.find((p) => p.enrolment);
+    if (enrolment) {
+      navigate(enrolment.route, { replace: true });
+      return;
+    }
   }
   if (!page.public && !allowed(user, page.permission)) page = notPermittedPage(page.permission);
 

@@ -4,7 +4,7 @@
 // The session itself is the HttpOnly cookie the server sets: JavaScript never sees or stores the
 // token. This module only keeps the answer of `GET /me` in memory.
 
-import { get, post, setSessionExpiredHandler } from './api.js';
+import { get, post, setEnrolmentRequiredHandler, setSessionExpiredHandler } from './api.js';
 import { discardAll, draftRouteFor, saveDraft } from './drafts.js';
 import { forgetKeys } from './keystore.js';
 import { HOME, LOGIN, currentRoute, navigate, outletElement, rememberReturn, takeReturn } from './router.js';
@@ -16,7 +16,10 @@ function changed() {
   window.dispatchEvent(new CustomEvent('palreg:session', { detail: { user } }));
 }
 
-/** The signed-in user (`GET /me`: id, login, full_name, roles, permissions, institution) or null. */
+/**
+ * The signed-in user (`GET /me`: id, login, full_name, roles, permissions, institution, `totp`
+ * {enabled, required}, `totp_enrolment_required`) or null.
+ */
 export function currentUser() {
   return user;
 }
@@ -38,9 +41,25 @@ export async function restoreSession() {
   return user;
 }
 
-/** Signs in; resolves to the user, rejects with the server's error (wrong password, locked…). */
-export async function signIn(login, password) {
-  await post('/auth/login', { login, password }, { session: false });
+/**
+ * Reads `GET /me` again, for what may change under a live session: the second factor (reset by
+ * an administrator, required by a role). The menu follows.
+ */
+export async function refreshUser({ signal } = {}) {
+  const fresh = await get('/me', { signal });
+  if (user && fresh.id === user.id) {
+    user = fresh;
+    changed();
+  }
+  return user;
+}
+
+/**
+ * Signs in; resolves to the user, rejects with the server's error (wrong password, locked…, and
+ * `totp_required` / `invalid_totp` for an account with a second factor: `totp` is its code).
+ */
+export async function signIn(login, password, totp = undefined) {
+  await post('/auth/login', { login, password, totp }, { session: false });
   user = await get('/me', { session: false });
   expired = false;
   changed();
@@ -97,4 +116,16 @@ function sessionEnded() {
   navigate(LOGIN);
 }
 
+/**
+ * A request was refused until the user sets up a second factor (an administrator made one of
+ * the user's roles require it during this session): the router leads to the enrolment page.
+ */
+function enrolmentRequired() {
+  if (!user || user.totp_enrolment_required) return;
+  user = { ...user, totp_enrolment_required: true, totp: { enabled: false, ...user.totp, required: true } };
+  changed();
+  navigate(currentRoute(), { replace: true });
+}
+
 setSessionExpiredHandler(sessionEnded);
+setEnrolmentRequiredHandler(enrolmentRequired);

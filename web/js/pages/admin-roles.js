@@ -1,18 +1,28 @@
 // Administration → Roles and permissions: RBAC is data. List roles with their permissions and
-// holders, create a role, change its description and permissions, delete one nobody holds.
+// holders, create a role, change its description, permissions and whether its holders need a
+// second factor, delete one nobody holds.
 
 import { registerPage } from '../router.js';
 import { h, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { del, errorMessage, get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
-import { button, confirmDialog, dataTable, flash, linkButton, notice, pageHeader } from '../ui.js';
+import { badge, button, confirmDialog, dataTable, flash, linkButton, notice, pageHeader } from '../ui.js';
 import { permissionDescription, permissionName, roleDescription, roleName, sortRoles } from '../labels.js';
 
 const LIST = '/admin/roles';
 const CODE_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** The built-in administrator role keeps this permission (the server insists too). */
 const LOCKED = { role: 'admin', permission: 'administration' };
+
+/** The checkbox that makes a role require a second factor of its holders. */
+function requireTotpField(value = false) {
+  return { name: 'require_totp', label: t('roles.require_totp'), type: 'checkbox', value, hint: t('roles.require_totp_hint') };
+}
+
+function totpRequirement(role) {
+  return role.require_totp ? badge(t('roles.totp_required'), 'warning') : h('span', { class: 'muted' }, t('roles.totp_optional'));
+}
 
 function backLink() {
   return h('p', { class: 'back' }, h('a', { href: `#${LIST}` }, `← ${t('roles.back')}`));
@@ -61,6 +71,7 @@ async function renderList(ctx) {
               ? h('ul', { class: 'inline-list' }, r.permissions.map((p) => h('li', {}, permissionName(p))))
               : h('span', { class: 'muted' }, t('roles.no_permissions')),
         },
+        { label: t('roles.fields.require_totp'), render: totpRequirement },
         { label: t('roles.fields.holders'), className: 'num', render: (r) => String(holders.get(r.name) ?? 0) },
       ],
     }),
@@ -96,6 +107,7 @@ async function renderNew(ctx) {
       },
       { name: 'description', label: t('roles.fields.description'), type: 'textarea', maxLength: 500 },
       { name: 'permissions', label: t('roles.fields.permissions'), type: 'checkboxes', options: permissionOptions(permissions) },
+      requireTotpField(),
     ],
     submitLabel: t('roles.new.submit'),
     secondary: [linkButton(`#${LIST}`, t('common.cancel'))],
@@ -131,12 +143,13 @@ async function renderEdit(ctx) {
         value: role.permissions,
         hint: locked ? t('roles.admin_locked') : null,
       },
+      requireTotpField(role.require_totp),
     ],
     submitLabel: t('common.save'),
     async onSubmit(values) {
       const wanted = new Set(values.permissions);
       if (locked) wanted.add(LOCKED.permission);
-      await put(`/admin/roles/${role.id}`, { description: values.description, permissions: [...wanted] });
+      await put(`/admin/roles/${role.id}`, { description: values.description, permissions: [...wanted], require_totp: values.require_totp });
       flash('success', t('roles.edit.saved', { name: roleName(role.name) }));
       ctx.navigate(LIST);
     },

@@ -1,5 +1,6 @@
 // Administration → Users: the list with filters, registering a user, editing one (name, roles,
-// institution), setting a new password, de-registering and re-registering.
+// institution), setting a new password, resetting a lost second factor, de-registering and
+// re-registering.
 
 import { registerPage } from '../router.js';
 import { h, replace } from '../dom.js';
@@ -22,6 +23,11 @@ function statusBadge(user) {
   if (!user.active) return badge(t('users.status.deregistered'), 'muted');
   if (isLocked(user)) return badge(t('users.status.locked'), 'warning');
   return badge(t('users.status.active'), 'ok');
+}
+
+/** Whether the user has a second factor (an authenticator app that signing in asks for). */
+function totpBadge(user) {
+  return user.totp_enabled ? badge(t('totp.on'), 'ok') : badge(t('totp.off'), 'muted');
 }
 
 function institutionLabel(institutions, id) {
@@ -143,7 +149,13 @@ async function renderList(ctx) {
     return true;
   }
 
+  let shownFor = null;
   function show(values) {
+    // The form reports `input` and then `change` (on leaving the field): drawing the table again
+    // for the same filters would replace the link a click on it has just pressed.
+    const key = JSON.stringify(values);
+    if (key === shownFor) return;
+    shownFor = key;
     const shown = users.filter((u) => matches(u, values)).sort((a, b) => compare(a.full_name, b.full_name));
     count.textContent = t('users.list.count', { shown: shown.length, count: users.length });
     replace(
@@ -158,6 +170,7 @@ async function renderList(ctx) {
           { label: t('users.fields.institution'), render: (u) => institutionLabel(institutions, u.institution_id) },
           { label: t('users.fields.roles'), render: (u) => u.roles.map(roleName).join(', ') },
           { label: t('users.fields.status'), render: statusBadge },
+          { label: t('users.fields.totp_short'), render: totpBadge },
           { label: t('users.fields.created'), className: 'nowrap', render: (u) => formatDateTime(u.created_at) },
         ],
       }),
@@ -242,6 +255,7 @@ async function renderEdit(ctx) {
         [t('users.fields.login'), h('code', {}, current.login)],
         [t('users.fields.status'), statusBadge(current)],
         ...(isLocked(current) ? [[t('users.fields.locked_until'), formatDateTime(current.locked_until)]] : []),
+        [t('users.fields.totp'), current.totp_enabled ? t('totp.on') : t('totp.off')],
         [t('users.fields.institution'), institutionLabel(institutions, current.institution_id)],
         [t('users.fields.created'), formatDateTime(current.created_at)],
         [t('users.fields.updated'), formatDateTime(current.updated_at)],
@@ -314,6 +328,33 @@ async function renderEdit(ctx) {
       if (!err.sessionExpired) replace(registration, notice('error', errorMessage(err)));
     }
   }
+  const secondFactor = h('div', { class: 'form-alert' });
+  async function resetTotp() {
+    const ok = await confirmDialog({
+      title: t('users.totp.confirm_title', { name: user.full_name }),
+      message: t('users.totp.confirm_text'),
+      confirmLabel: t('users.totp.reset'),
+      danger: true,
+    });
+    if (!ok) return;
+    try {
+      await del(`/admin/users/${id}/totp`);
+      flash('success', t('users.totp.done', { login: user.login }));
+      ctx.navigate(`${LIST}/${id}`, { replace: true });
+    } catch (err) {
+      if (err.sessionExpired) return;
+      // 404: reset meanwhile (by another administrator, or the user turned it off).
+      replace(secondFactor, notice(err.status === 404 ? 'info' : 'error', err.status === 404 ? t('users.totp.none') : errorMessage(err)));
+    }
+  }
+  const totpRequired = user.roles.some((name) => roles.find((r) => r.name === name)?.require_totp);
+  let secondFactorBody;
+  if (user.totp_enabled) {
+    secondFactorBody = [h('p', {}, t('users.totp.text_on')), button(t('users.totp.reset'), resetTotp, { variant: 'danger', id: 'user-totp-reset' })];
+  } else {
+    secondFactorBody = [h('p', {}, totpRequired ? t('users.totp.text_off_required') : t('users.totp.text_off'))];
+  }
+
   let registrationBody;
   if (!user.active) {
     registrationBody = [
@@ -336,6 +377,13 @@ async function renderEdit(ctx) {
       h('h2', { id: 'user-password-h' }, t('users.sections.set_password')),
       h('p', { class: 'hint' }, t('users.password.text')),
       password.element,
+    ),
+    h(
+      'section',
+      { class: ['card', user.totp_enabled ? 'card-danger' : null], 'aria-labelledby': 'user-totp-h' },
+      h('h2', { id: 'user-totp-h' }, t('users.sections.totp')),
+      secondFactor,
+      secondFactorBody,
     ),
     h(
       'section',

@@ -1,50 +1,222 @@
-// Change my password. The server ends every session of the user, this one too: sign in again.
+// My account: the password and the second factor.
+//
+// Changing the password ends every session of the user, this one too: sign in again.
+//
+// The second factor is an authenticator app whose time-based codes signing in asks for as well.
+// Setting it up takes two steps, so that a secret that never reached the phone locks nobody out:
+// the server makes a secret, shown once (as a QR code and as text), and the app's first code
+// turns it on. Turning it off takes a current code, and is refused while a role requires it.
+// While a role requires a second factor the user lacks, this is the only page the client shows
+// (router.js), with the second factor first.
 
-import { registerPage } from '../router.js';
-import { h } from '../dom.js';
+import { HOME, mustEnrol, registerPage } from '../router.js';
+import { h, replace } from '../dom.js';
 import { t } from '../i18n.js';
-import { put } from '../api.js';
-import { createForm } from '../forms.js';
-import { flash, pageHeading } from '../ui.js';
-import { endLocally } from '../session.js';
+import { del, errorMessage, post, put } from '../api.js';
+import { createForm, totpField } from '../forms.js';
+import { announce, badge, button, flash, notice, pageHeading } from '../ui.js';
+import { currentUser, endLocally, refreshUser } from '../session.js';
+import { qrSvg } from '../qr.js';
 
 const MIN_PASSWORD = 10;
+
+function passwordSection() {
+  const form = createForm({
+    id: 'password',
+    fields: [
+      { name: 'current_password', label: t('password.current'), type: 'password', required: true, autocomplete: 'current-password' },
+      {
+        name: 'new_password',
+        label: t('password.new'),
+        type: 'password',
+        required: true,
+        minLength: MIN_PASSWORD,
+        autocomplete: 'new-password',
+        hint: t('password.rules', { count: MIN_PASSWORD }),
+      },
+      {
+        name: 'new_password_repeat',
+        label: t('password.repeat'),
+        type: 'password',
+        required: true,
+        autocomplete: 'new-password',
+        validate: (value, values) => (value !== values.new_password ? t('validation.passwords_differ') : null),
+      },
+    ],
+    submitLabel: t('password.submit'),
+    errorFields: { weak_password: 'new_password' },
+    async onSubmit(values) {
+      await put('/me/password', { current_password: values.current_password, new_password: values.new_password });
+      flash('success', t('password.changed'));
+      endLocally();
+    },
+  });
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'password-h' },
+    h('h2', { id: 'password-h' }, t('password.section')),
+    h('p', { class: 'hint' }, t('password.intro')),
+    form.element,
+  );
+}
+
+/** A base32 secret in groups of four characters, as authenticator apps take it typed by hand. */
+function groupedSecret(secret) {
+  return (secret.match(/.{1,4}/g) ?? []).join(' ');
+}
+
+function statusLine(totp) {
+  return h(
+    'p',
+    { class: 'totp-status', id: 'totp-status' },
+    totp?.enabled ? badge(t('totp.on'), 'ok') : badge(t('totp.off'), 'muted'),
+    ' ',
+    totp?.enabled ? t('totp.on_text') : t('totp.off_text'),
+  );
+}
+
+/** The second-factor section: its status, and setting it up or turning it off. */
+function secondFactorSection(ctx) {
+  const heading = h('h2', { id: 'totp-h', tabindex: '-1' }, t('totp.title'));
+  const section = h('section', { class: 'card', id: 'totp', 'aria-labelledby': 'totp-h' });
+
+  /** Draws the state the server reports (`GET /me`), with an optional message on top. */
+  function draw(message = null) {
+    const totp = currentUser()?.totp;
+    if (totp?.enabled) drawOn(message);
+    else drawOff(message);
+  }
+
+  /** Re-reads the account (the menu follows) and draws its state. */
+  async function reload(message = null) {
+    await refreshUser();
+    if (currentUser()) draw(message);
+  }
+
+  function drawOff(message) {
+    const totp = currentUser()?.totp;
+    replace(
+      section,
+      heading,
+      message,
+      statusLine(totp),
+      h('p', {}, t('totp.about')),
+      totp?.required ? h('p', {}, h('strong', {}, t('totp.required_off'))) : null,
+      h('p', {}, button(t('totp.start'), start, { variant: 'primary', id: 'totp-start' })),
+    );
+  }
+
+  async function start(event) {
+    event.currentTarget.disabled = true;
+    let enrolment;
+    try {
+      enrolment = await post('/me/totp', {});
+    } catch (err) {
+      if (err.sessionExpired) return;
+      if (err.code === 'totp_already_enabled') await reload(notice('info', errorMessage(err)));
+      else drawOff(notice('error', errorMessage(err)));
+      return;
+    }
+    drawEnrolling(enrolment);
+  }
+
+  function drawEnrolling(enrolment) {
+    const form = createForm({
+      id: 'totp-confirm',
+      fields: [totpField({ hint: t('totp.code_hint') })],
+      submitLabel: t('totp.confirm'),
+      secondary: [button(t('common.cancel'), () => drawOff(null))],
+      errorFields: { invalid_totp: 'code' },
+      async onSubmit(values) {
+        const required = mustEnrol(currentUser());
+        await post('/me/totp/confirm', { code: values.code });
+        if (required) {
+          // Everything else opens now: on to the home page with its full menu.
+          await refreshUser();
+          flash('success', t('totp.enabled_required_done'));
+          ctx.navigate(HOME);
+          return;
+        }
+        await reload(notice('success', t('totp.enabled')));
+        announce(t('totp.enabled'));
+        heading.focus();
+      },
+    });
+    replace(
+      section,
+      heading,
+      h(
+        'ol',
+        { class: 'totp-steps' },
+        h('li', {}, h('p', {}, t('totp.step_app'))),
+        h(
+          'li',
+          {},
+          h('p', {}, t('totp.step_scan')),
+          qrSvg(enrolment.qr, { label: t('totp.qr_label'), className: 'totp-qr', id: 'totp-qr' }),
+          h('p', {}, t('totp.step_type')),
+          h('p', {}, h('code', { class: 'totp-secret', id: 'totp-secret' }, groupedSecret(enrolment.secret))),
+          h('p', { class: 'hint' }, t('totp.secret_hint')),
+        ),
+        h('li', {}, h('p', {}, t('totp.step_confirm')), form.element),
+      ),
+    );
+    heading.focus();
+    announce(t('totp.step_scan'));
+  }
+
+  function drawOn(message) {
+    const totp = currentUser()?.totp;
+    let body;
+    if (totp?.required) {
+      body = [h('p', {}, t('totp.on_required'))];
+    } else {
+      const form = createForm({
+        id: 'totp-remove',
+        fields: [totpField({ hint: t('totp.code_hint') })],
+        submitLabel: t('totp.remove'),
+        errorFields: { invalid_totp: 'code' },
+        async onSubmit(values) {
+          try {
+            await del('/me/totp', { body: { code: values.code } });
+          } catch (err) {
+            // Turned off elsewhere meanwhile (404), or a role came to require it (409): show
+            // the account as it is now, with the reason.
+            if (err.status === 404 || err.code === 'totp_required_by_role') {
+              await reload(notice(err.status === 404 ? 'info' : 'warning', errorMessage(err)));
+              return;
+            }
+            throw err;
+          }
+          await reload(notice('success', t('totp.removed')));
+          announce(t('totp.removed'));
+          heading.focus();
+        },
+      });
+      body = [h('h3', {}, t('totp.remove_title')), h('p', {}, t('totp.remove_text')), form.element];
+    }
+    replace(section, heading, message, statusLine(totp), h('p', { class: 'hint' }, t('totp.lost_phone')), body);
+  }
+
+  draw();
+  return section;
+}
 
 registerPage({
   route: '/password',
   titleKey: 'password.title',
+  enrolment: true,
   menu: { section: 'account', order: 10, descriptionKey: 'home.shortcuts.password' },
-  render(ctx) {
-    const form = createForm({
-      id: 'password',
-      fields: [
-        { name: 'current_password', label: t('password.current'), type: 'password', required: true, autocomplete: 'current-password' },
-        {
-          name: 'new_password',
-          label: t('password.new'),
-          type: 'password',
-          required: true,
-          minLength: MIN_PASSWORD,
-          autocomplete: 'new-password',
-          hint: t('password.rules', { count: MIN_PASSWORD }),
-        },
-        {
-          name: 'new_password_repeat',
-          label: t('password.repeat'),
-          type: 'password',
-          required: true,
-          autocomplete: 'new-password',
-          validate: (value, values) => (value !== values.new_password ? t('validation.passwords_differ') : null),
-        },
-      ],
-      submitLabel: t('password.submit'),
-      errorFields: { weak_password: 'new_password' },
-      async onSubmit(values) {
-        await put('/me/password', { current_password: values.current_password, new_password: values.new_password });
-        flash('success', t('password.changed'));
-        endLocally();
-      },
-    });
-    ctx.root.append(pageHeading(t('password.title')), h('p', { class: 'lead' }, t('password.intro')), form.element);
+  async render(ctx) {
+    // The second factor may have changed since sign-in (an administrator's reset, a role).
+    const user = await refreshUser({ signal: ctx.signal });
+    const required = mustEnrol(user);
+    const totp = secondFactorSection(ctx);
+    const password = passwordSection();
+    ctx.root.append(
+      pageHeading(t('password.title')),
+      required ? notice('warning', t('totp.enrolment_required')) : h('p', { class: 'lead' }, t('password.lead')),
+      ...(required ? [totp, password] : [password, totp]),
+    );
   },
 });

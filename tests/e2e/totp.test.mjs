@@ -1,0 +1,398 @@
+// The second factor (TOTP) in the browser: setting it up on the page "Password and second
+// factor" (the QR code as SVG, the key in groups of four, the first code), signing in with a
+// code, the administrator's reset of a lost phone, turning it off with a code, and a role that
+// requires a second factor sending its holders to enrolment, at sign-in and in the middle of a
+// session. The codes are computed here from the key the page shows (RFC 6238: HMAC-SHA1,
+// 30-second steps, 6 digits), as an authenticator app would.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ADMIN, Session, apiAs, apiContext, createInstitution, createUser, launchBrowser, unique, withSession } from './harness.mjs';
+
+const STEP_SECS = 30;
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** RFC 4648 base32 (spaces and padding ignored) to bytes. */
+function base32Decode(text) {
+  const out = [];
+  let buffer = 0;
+  let bits = 0;
+  for (const char of text.replace(/[\s=]/g, '').toUpperCase()) {
+    const value = BASE32.indexOf(char);
+    if (value < 0) throw new Error(`not base32: ${char}`);
+    buffer = (buffer << 5) | value;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((buffer >>> bits) & 0xff);
+      buffer &= (1 << bits) - 1;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 4226 HOTP, 6 digits. */
+function hotp(key, counter) {
+  const message = Buffer.alloc(8);
+  message.writeBigUInt64BE(BigInt(counter));
+  const mac = createHmac('sha1', key).update(message).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+const stepNow = () => Math.floor(Date.now() / 1000 / STEP_SECS);
+
+/**
+ * An authenticator app holding one key. The server accepts the codes of the steps around now
+ * (one either side), each at most once and only later than the last one it accepted.
+ */
+class Authenticator {
+  constructor(secret) {
+    this.key = base32Decode(secret);
+    this.lastStep = -Infinity;
+  }
+
+  /** A code the server takes now (waits for the next step when all the window's are used). */
+  async code() {
+    for (;;) {
+      const seconds = Date.now() / 1000;
+      const step = Math.floor(seconds / STEP_SECS);
+      // The previous step's code only while the server cannot have moved past it meanwhile.
+      const earliest = seconds - step * STEP_SECS < STEP_SECS - 5 ? step - 1 : step;
+      const chosen = Math.max(earliest, this.lastStep + 1);
+      if (chosen <= step + 1) {
+        this.lastStep = chosen;
+        return hotp(this.key, chosen);
+      }
+      await sleep(1000);
+    }
+  }
+
+  /** Six digits that are none of the codes around now. */
+  wrongCode() {
+    const step = stepNow();
+    const near = new Set([-2, -1, 0, 1, 2].map((d) => hotp(this.key, step + d)));
+    for (let n = 0; ; n += 1) {
+      const candidate = String((n * 7919) % 1_000_000).padStart(6, '0');
+      if (!near.has(candidate)) return candidate;
+    }
+  }
+}
+
+let browser;
+let api;
+let institution;
+let doctor;
+let admin;
+let authenticator;
+
+before(async () => {
+  browser = await launchBrowser();
+  api = await apiAs();
+  institution = await createInstitution(api);
+  doctor = await createUser(api, { institution_id: institution.id });
+  admin = await Session.open(browser);
+  await admin.signIn(ADMIN.login, ADMIN.password);
+});
+
+after(async () => {
+  try {
+    admin?.assertClean();
+  } finally {
+    await admin?.close();
+    await api?.dispose();
+    await browser?.close();
+  }
+});
+
+async function json(response, status) {
+  const text = await response.text();
+  assert.equal(response.status(), status, `${response.url()}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** The user as the administrators' API shows it. */
+async function userView(login) {
+  const users = await json(await api.get('/api/v1/admin/users'), 200);
+  return users.find((u) => u.login === login);
+}
+
+/** Whether `login` signs in with the password alone (200), or is asked for a code (401). */
+async function passwordAloneStatus(user) {
+  const anonymous = await apiContext();
+  try {
+    const response = await anonymous.post('/api/v1/auth/login', { data: { login: user.login, password: user.password } });
+    return { status: response.status(), code: response.ok() ? null : (await response.json()).error.code };
+  } finally {
+    await anonymous.dispose();
+  }
+}
+
+/**
+ * Starts enrolment on the account page (already open), checks the QR code the page drew against
+ * the server's modules and the key it wrote out, and returns an authenticator holding that key.
+ */
+async function startEnrolment(s) {
+  const { page } = s;
+  const answer = page.waitForResponse((r) => r.url().endsWith('/api/v1/me/totp') && r.request().method() === 'POST');
+  await page.click('#totp-start');
+  const enrolment = await json(await answer, 201);
+  await page.locator('#totp-qr').waitFor();
+
+  const drawn = await page.evaluate(() => {
+    const svg = document.getElementById('totp-qr');
+    return {
+      namespace: svg.namespaceURI,
+      viewBox: svg.getAttribute('viewBox'),
+      label: svg.getAttribute('aria-label'),
+      rects: [...svg.querySelectorAll('rect')].map((r) => ['x', 'y', 'width', 'height', 'fill'].map((a) => r.getAttribute(a))),
+    };
+  });
+  const n = enrolment.qr.length;
+  const size = n + 8;
+  assert.equal(drawn.namespace, 'http://www.w3.org/2000/svg');
+  assert.equal(drawn.viewBox, `0 0 ${size} ${size}`, 'the code and a light border of 4 modules');
+  assert.match(drawn.label, /QR code/);
+  const [background, ...modules] = drawn.rects;
+  assert.deepEqual(background, ['0', '0', String(size), String(size), '#ffffff'], 'a light background under everything');
+  // Paint the dark runs back into a grid: it must be the server's code, moved in by the border.
+  const grid = Array.from({ length: size }, () => Array(size).fill('0'));
+  for (const [x, y, width, height, fill] of modules) {
+    assert.equal(fill, '#000000');
+    assert.equal(height, '1');
+    for (let i = 0; i < Number(width); i += 1) grid[Number(y)][Number(x) + i] = '1';
+  }
+  const border = '0'.repeat(4);
+  const expected = [
+    ...Array(4).fill('0'.repeat(size)),
+    ...enrolment.qr.map((row) => `${border}${row}${border}`),
+    ...Array(4).fill('0'.repeat(size)),
+  ];
+  assert.deepEqual(grid.map((row) => row.join('')), expected, 'the drawn modules are the server\'s QR code');
+
+  const shown = await page.locator('#totp-secret').innerText();
+  assert.match(shown, /^(?:[A-Z2-7]{4} )*[A-Z2-7]{1,4}$/, 'the key in groups of four');
+  assert.equal(shown.replace(/ /g, ''), enrolment.secret);
+  assert.match(enrolment.uri, /^otpauth:\/\/totp\//);
+  return new Authenticator(shown);
+}
+
+test('RFC 6238: the code helper gives the published SHA-1 value', () => {
+  // RFC 6238 appendix B: T = 59 s, key "12345678901234567890", 8 digits 94287082.
+  const key = base32Decode('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ');
+  assert.equal(key.toString(), '12345678901234567890');
+  assert.equal(hotp(key, Math.floor(59 / STEP_SECS)), '287082');
+});
+
+test('set up, sign out, sign in with a code; the administrator resets it; set up again and turn it off', async () => {
+  const s = await Session.open(browser);
+  const step = (name, fn) => s.step(name, fn);
+  try {
+    await s.signIn(doctor.login, doctor.password);
+
+    await step('totp-enrol', async () => {
+      const { page } = s;
+      await page.click('#nav a:has-text("Password and second factor")');
+      await s.waitForRoute('/password');
+      assert.equal(await s.heading(), 'Password and second factor');
+      assert.match(await page.locator('#totp-status').innerText(), /Off\s+Signing in asks for the password only/);
+      authenticator = await startEnrolment(s);
+      assert.equal(await page.getAttribute('#totp-confirm-code', 'inputmode'), 'numeric');
+      assert.equal(await page.getAttribute('#totp-confirm-code', 'autocomplete'), 'one-time-code');
+      await s.screenshot('en-account-totp-enrol');
+
+      // Not six digits: said beside the field, without asking the server.
+      const confirms = () => s.requests.filter((r) => r.url.endsWith('/api/v1/me/totp/confirm')).length;
+      await page.fill('#totp-confirm-code', '12345');
+      await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
+      assert.match(await page.locator('#totp-confirm-code-error').innerText(), /Enter the 6 digits the app shows/);
+      assert.equal(confirms(), 0);
+
+      await page.fill('#totp-confirm-code', authenticator.wrongCode());
+      await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
+      await page.locator('#totp-confirm-code-error:not([hidden])').waitFor();
+      assert.match(await page.locator('#totp-confirm-code-error').innerText(), /This code is wrong or has been used already/);
+      assert.equal(await page.getAttribute('#totp-confirm-code', 'aria-invalid'), 'true');
+
+      // As the app shows it: "123 456".
+      const code = await authenticator.code();
+      await page.fill('#totp-confirm-code', `${code.slice(0, 3)} ${code.slice(3)}`);
+      await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
+      await s.waitForNotice(/The second factor is on/);
+      assert.match(await page.locator('#totp-status').innerText(), /On\s+Signing in asks for a code/);
+      assert.equal(await page.locator('#totp-qr').count(), 0, 'the key is not shown again');
+      assert.equal(await page.locator('#totp-secret').count(), 0);
+      await s.screenshot('en-account-totp-on');
+      assert.equal((await userView(doctor.login)).totp_enabled, true);
+      assert.deepEqual(await passwordAloneStatus(doctor), { status: 401, code: 'totp_required' });
+    });
+
+    await step('totp-sign-in', async () => {
+      const { page } = s;
+      await page.click('#topbar button:has-text("Sign out")');
+      await s.waitForRoute('/login');
+      await s.signIn(doctor.login, doctor.password, { expectRoute: null });
+      await page.locator('#login-totp').waitFor();
+      assert.match(await page.locator('#main form .notice').innerText(), /This account has a second factor/);
+      assert.equal(await page.getAttribute('#login-totp', 'inputmode'), 'numeric');
+      assert.equal(await page.getAttribute('#login-totp', 'autocomplete'), 'one-time-code');
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'login-totp', 'focus on the code field');
+      assert.equal(await page.inputValue('#login-login'), doctor.login, 'the login stays');
+      assert.equal(await page.inputValue('#login-password'), doctor.password, 'the password that was right stays');
+      await s.screenshot('en-login-totp');
+
+      await page.fill('#login-totp', authenticator.wrongCode());
+      await page.click('#main form button[type="submit"]');
+      await page.locator('#login-totp-error:not([hidden])').waitFor();
+      assert.match(await page.locator('#login-totp-error').innerText(), /This code is wrong or has been used already/);
+      assert.equal(await page.inputValue('#login-totp'), '', 'the wrong code is cleared');
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'login-totp');
+      await s.screenshot('en-login-totp-wrong');
+
+      await page.fill('#login-totp', await authenticator.code());
+      await page.click('#main form button[type="submit"]');
+      await s.waitForRoute('/home');
+      const logins = s.requestBodies().filter((r) => r.url.endsWith('/api/v1/auth/login')).map((r) => JSON.parse(r.body));
+      assert.equal(logins.at(-3).totp, undefined, 'the first try sends no code');
+      assert.match(logins.at(-1).totp, /^\d{6}$/);
+    });
+
+    await admin.step('totp-admin-reset', async () => {
+      const { page } = admin;
+      await admin.goto('/admin/users');
+      await page.fill('#users-filter-q', doctor.login);
+      const table = page.locator('#main table');
+      assert.match(await table.locator('thead').innerText(), /2FA/);
+      assert.match(await table.locator('tbody tr').innerText(), /\bOn\b/);
+      await table.locator('tbody tr a').click();
+      await admin.waitForRoute(/^\/admin\/users\/\d+$/);
+      assert.match(await page.locator('#main .facts').innerText(), /Second factor\s+On/);
+      await page.click('#user-totp-reset');
+      const dialog = page.locator('dialog.dialog');
+      await dialog.waitFor();
+      assert.match(await dialog.innerText(), /Reset the second factor of Test /);
+      await admin.screenshot('en-admin-user-totp-reset-confirm', { fullPage: false });
+      await dialog.locator('.btn-danger').click();
+      await admin.waitForNotice(new RegExp(`The second factor of ${doctor.login} has been reset`));
+      assert.match(await page.locator('#main .facts').innerText(), /Second factor\s+Off/);
+      assert.equal(await page.locator('#user-totp-reset').count(), 0, 'nothing left to reset');
+      await admin.screenshot('en-admin-user-totp-reset');
+      assert.equal((await userView(doctor.login)).totp_enabled, false);
+      assert.deepEqual(await passwordAloneStatus(doctor), { status: 200, code: null });
+    });
+
+    await step('totp-turn-off', async () => {
+      const { page } = s;
+      await s.goto('/password');
+      assert.match(await page.locator('#totp-status').innerText(), /Off/);
+      authenticator = await startEnrolment(s);
+      await page.fill('#totp-confirm-code', await authenticator.code());
+      await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
+      await s.waitForNotice(/The second factor is on/);
+
+      await page.fill('#totp-remove-code', authenticator.wrongCode());
+      await page.click('form[data-form-id="totp-remove"] button[type="submit"]');
+      await page.locator('#totp-remove-code-error:not([hidden])').waitFor();
+      assert.match(await page.locator('#totp-remove-code-error').innerText(), /This code is wrong or has been used already/);
+      assert.equal((await userView(doctor.login)).totp_enabled, true, 'a wrong code turns nothing off');
+
+      await page.fill('#totp-remove-code', await authenticator.code());
+      await page.click('form[data-form-id="totp-remove"] button[type="submit"]');
+      await s.waitForNotice(/The second factor is off/);
+      assert.match(await page.locator('#totp-status').innerText(), /Off/);
+      assert.ok(await page.locator('#totp-start').isVisible());
+      assert.equal((await userView(doctor.login)).totp_enabled, false);
+    });
+    s.assertClean();
+  } finally {
+    await s.close();
+  }
+});
+
+test('a role that requires a second factor sends its holders to enrolment, at sign-in and during a session', async () => {
+  const strict = unique('e2e_2fa_');
+  const later = unique('e2e_2fa_later_');
+
+  await admin.step('totp-role-new', async () => {
+    const { page } = admin;
+    await admin.goto('/admin/roles/new');
+    await page.fill('#role-new-name', strict);
+    await page.getByRole('checkbox', { name: /^Patients/ }).check();
+    assert.equal(await page.isChecked('#role-new-require_totp'), false, 'not required unless asked for');
+    await page.check('#role-new-require_totp');
+    await page.click('#main button[type="submit"]');
+    await admin.waitForRoute('/admin/roles');
+    const row = page.locator('#main table tbody tr', { hasText: strict });
+    assert.match(await row.innerText(), /Required/);
+    await admin.screenshot('en-admin-roles-require-totp');
+    const roles = await json(await api.get('/api/v1/admin/roles'), 200);
+    assert.equal(roles.find((r) => r.name === strict).require_totp, true);
+  });
+
+  // At sign-in: only enrolment is offered, whatever address is asked for.
+  const nurse = await createUser(api, { roles: [strict], institution_id: institution.id });
+  await withSession(browser, { name: 'totp-required-at-sign-in' }, async (s) => {
+    const { page } = s;
+    await s.signIn(nurse.login, nurse.password, { expectRoute: '/password' });
+    assert.match(await page.locator('#main .notice').first().innerText(), /A role of your account requires a second factor/);
+    const first = await page.evaluate(() => document.querySelector('#main section.card h2').textContent);
+    assert.equal(first, 'Second factor (authenticator app)', 'the second factor comes first');
+    assert.deepEqual(await page.locator('#nav a').allInnerTexts(), ['Password and second factor'], 'the menu offers enrolment only');
+    await s.screenshot('en-account-totp-required');
+
+    await page.goto('/#/patients');
+    await s.waitForRoute('/password');
+    await page.goto('/#/home');
+    await s.waitForRoute('/password');
+    assert.equal(s.requests.filter((r) => r.url.includes('/api/v1/patients') || r.url.includes('/api/v1/institutions')).length, 0, 'no page that would be refused asks');
+
+    await page.click('#topbar button[lang="ru"]');
+    await page.locator('#main h1', { hasText: 'Пароль и второй фактор' }).waitFor();
+    assert.match(await page.locator('#main .notice').first().innerText(), /требует второго фактора/);
+    await s.screenshot('ru-account-totp-required');
+    await page.click('#topbar button[lang="en"]');
+    await page.locator('#main h1', { hasText: 'Password and second factor' }).waitFor();
+
+    const app = await startEnrolment(s);
+    await page.fill('#totp-confirm-code', await app.code());
+    await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
+    await s.waitForRoute('/home');
+    await s.waitForNotice(/The second factor is on, and palreg is open to you/);
+    assert.ok((await page.locator('#nav').innerText()).includes('Find a patient'), 'the whole menu is back');
+    await s.goto('/patients');
+    assert.equal(await s.heading(), 'Find a patient');
+
+    // A role's requirement cannot be escaped by turning the second factor off.
+    await s.goto('/password');
+    assert.match(await page.locator('#totp').innerText(), /requires a second factor, so it cannot be turned off/);
+    assert.equal(await page.locator('#totp-remove-code').count(), 0);
+  });
+
+  // During a session: an administrator makes a held role require it; the next refusal leads to
+  // enrolment.
+  const created = await json(await api.post('/api/v1/admin/roles', { data: { name: later, permissions: ['administration'] } }), 201);
+  assert.equal(created.require_totp, false);
+  const head = await createUser(api, { roles: [later], institution_id: institution.id });
+  await withSession(browser, { name: 'totp-required-during-session' }, async (s) => {
+    const { page } = s;
+    await s.signIn(head.login, head.password);
+
+    await admin.step('totp-role-edit', async () => {
+      await admin.goto(`/admin/roles/${created.id}`);
+      assert.equal(await admin.page.isChecked('#role-edit-require_totp'), false);
+      await admin.page.check('#role-edit-require_totp');
+      await admin.page.click('#main form button[type="submit"]');
+      await admin.waitForRoute('/admin/roles');
+      assert.match(await admin.page.locator('#main table tbody tr', { hasText: later }).innerText(), /Required/);
+    });
+
+    await page.click('#nav a:has-text("Users")');
+    await s.waitForRoute('/password');
+    assert.ok(s.apiRefusals.some((r) => /403/.test(r.text)), 'the server refused the users page');
+    assert.match(await page.locator('#main .notice').first().innerText(), /A role of your account requires a second factor/);
+    assert.deepEqual(await page.locator('#nav a').allInnerTexts(), ['Password and second factor']);
+    await s.screenshot('en-account-totp-required-during-session');
+  });
+});
