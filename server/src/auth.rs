@@ -151,7 +151,7 @@ impl Principal {
             Err(ApiError::Forbidden {
                 code: "totp_enrolment_required",
                 message: "your role requires a second factor: set up an authenticator app \
-                          (Keys page, or POST /api/v1/me/totp) before anything else"
+                          (Password and second factor page, or POST /api/v1/me/totp) before anything else"
                     .into(),
             })
         } else if self.has(permission) {
