@@ -181,7 +181,13 @@ async function renderBook(ctx) {
     results,
   );
   const sorted = [...entries].sort((a, b) => compare(a.code, b.code));
+  let shownFor = null;
   function show(values) {
+    // The form reports `input` and then `change` (on leaving the field): drawing the table again
+    // for the same filters would replace the link a click on it has just pressed.
+    const key = JSON.stringify(values);
+    if (key === shownFor) return;
+    shownFor = key;
     const q = (values.q ?? '').toLowerCase().trim();
     const shown = sorted.filter(
       (e) =>
