@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::db::DbConn;
+use crate::db::models::sessions::SecondFactor;
 use crate::db::models::{self, audit::NewEntry};
 use crate::error::ApiError;
 use crate::session_cache::SessionCache;
@@ -131,9 +132,9 @@ pub struct Principal {
     /// `None` for region-wide users (the ministry).
     pub institution_id: Option<i64>,
     pub permissions: Vec<String>,
-    /// A role requires a second factor the account has not enrolled yet: every permission is
-    /// refused (403 `totp_enrolment_required`) until it does.
-    pub totp_enrolment_required: bool,
+    /// Whether the account has a second factor and whether a role requires one: while one is
+    /// required and missing, every permission is refused (403 `totp_enrolment_required`).
+    pub second_factor: SecondFactor,
     pub session_id: String,
     pub client_addr: Option<String>,
 }
@@ -142,12 +143,13 @@ impl Principal {
     /// Whether the caller may use the permission now (holds it, and has the second factor its
     /// roles require).
     pub fn has(&self, permission: Permission) -> bool {
-        !self.totp_enrolment_required && self.permissions.iter().any(|p| p == permission.as_str())
+        !self.second_factor.enrolment_required()
+            && self.permissions.iter().any(|p| p == permission.as_str())
     }
 
     /// 403 unless the caller holds the permission (and the second factor its roles require).
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.totp_enrolment_required {
+        if self.second_factor.enrolment_required() {
             Err(ApiError::Forbidden {
                 code: "totp_enrolment_required",
                 message: "your role requires a second factor: set up an authenticator app \
@@ -246,7 +248,7 @@ impl Credentials {
             full_name: user.full_name,
             institution_id: user.institution_id,
             permissions: user.permissions,
-            totp_enrolment_required: user.totp_enrolment_required,
+            second_factor: user.second_factor,
             session_id: self.session_id,
             client_addr: self.client_addr,
         })

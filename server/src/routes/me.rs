@@ -58,10 +58,14 @@ pub async fn me(
             }
             None => None,
         };
-        let totp = crate::routes::totp::status(conn, principal.user_id)?;
+        // As the session check read it, with the permissions.
+        let second_factor = principal.second_factor;
         Ok(MeResponse {
-            totp,
-            totp_enrolment_required: principal.totp_enrolment_required,
+            totp: crate::routes::totp::TotpStatus {
+                enabled: second_factor.enabled,
+                required: second_factor.required,
+            },
+            totp_enrolment_required: second_factor.enrolment_required(),
             id: principal.user_id,
             login: principal.login,
             full_name: principal.full_name,

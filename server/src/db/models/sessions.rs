@@ -33,9 +33,24 @@ pub struct SessionUser {
     pub institution_id: Option<i64>,
     /// Sorted, without duplicates.
     pub permissions: Vec<String>,
-    /// A role of the account requires a second factor and it has none confirmed yet: until it
-    /// enrols one, the session may do nothing that needs a permission.
-    pub totp_enrolment_required: bool,
+    pub second_factor: SecondFactor,
+}
+
+/// The account's second factor ([`crate::totp`]), as the session check reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SecondFactor {
+    /// A confirmed authenticator.
+    pub enabled: bool,
+    /// A role of the account requires one.
+    pub required: bool,
+}
+
+impl SecondFactor {
+    /// A role requires a second factor the account has not confirmed yet: until it does, the
+    /// session may do nothing that needs a permission.
+    pub fn enrolment_required(self) -> bool {
+        self.required && !self.enabled
+    }
 }
 
 /// The account of a live session, its permissions and when the session expires, in one query:
@@ -94,7 +109,10 @@ pub fn live_principal(
         full_name,
         institution_id,
         permissions: names,
-        totp_enrolment_required: required && confirmed.is_none(),
+        second_factor: SecondFactor {
+            enabled: confirmed.is_some(),
+            required,
+        },
     };
     Ok(Some((user, expires_at)))
 }
