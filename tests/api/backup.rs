@@ -128,6 +128,15 @@ fn a_restored_backup_brings_the_data_back_and_continues_the_chain(backend: Backe
     let sha256 = std::fs::read_to_string(backup.checksum()).unwrap();
     let sha256 = sha256.split_whitespace().next().unwrap().to_string();
     assert_eq!(sha256.len(), 64);
+    // The copy is in the live database's audit log: who took it, and which file it is.
+    let backups = app.get("/api/v1/admin/audit?action=system.backup", Some(&admin));
+    let backups = backups.body["items"].as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(backups[0]["actor_login"], "cli");
+    let details: serde_json::Value =
+        serde_json::from_str(backups[0]["details"].as_str().unwrap()).unwrap();
+    assert_eq!(details["backup_sha256"], sha256.as_str());
+    assert_eq!(details["backup"], "palreg.backup");
     app.create_institution(&admin, "H2", "Later");
     if backend == Backend::Postgres {
         let refused = app.db.palreg(&["restore", backup.path()]).unwrap_err();

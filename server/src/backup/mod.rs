@@ -43,11 +43,53 @@ pub fn backup(url: &DatabaseUrl, file: &Path) -> anyhow::Result<()> {
     tmp.persist(file)?;
     std::fs::write(&checksum, format!("{sha256}  {}\n", file_name(file)))
         .with_context(|| format!("cannot write {}", checksum.display()))?;
+    record_backup(url, file, &sha256, bytes).with_context(|| {
+        format!(
+            "the backup is written to {}, but it could not be recorded in the audit log",
+            file.display()
+        )
+    })?;
     println!("backup of {} written to {}", url.redacted(), file.display());
     println!("  size    {}", size(bytes));
     println!("  sha256  {sha256} (also in {})", checksum.display());
     println!("  {contents}");
     Ok(())
+}
+
+/// Records a backup in the audit log of the database it copied: a whole copy of the register
+/// has left the server, and an auditor asks who took it, when, and which file it was.
+fn record_backup(url: &DatabaseUrl, file: &Path, sha256: &str, bytes: u64) -> anyhow::Result<()> {
+    let details = serde_json::to_string(&BackupDetails {
+        backup: file_name(file),
+        backup_sha256: sha256,
+        bytes,
+    })?;
+    let mut conn = url.connect()?;
+    conn.transaction::<_, anyhow::Error, _>(|conn| {
+        let place = audit::reserve(conn)?;
+        audit::complete(conn, place, database_entry("system.backup", details))?;
+        Ok(())
+    })
+}
+
+/// An audit entry of the command line about the whole database.
+fn database_entry(action: &str, details: String) -> audit::NewEntry {
+    audit::NewEntry {
+        actor_login: Some("cli".into()),
+        action: action.into(),
+        object_type: "database".into(),
+        outcome: "ok".into(),
+        details: Some(details),
+        ..Default::default()
+    }
+}
+
+/// The `details` of a `system.backup` audit entry.
+#[derive(serde::Serialize)]
+struct BackupDetails<'a> {
+    backup: &'a str,
+    backup_sha256: &'a str,
+    bytes: u64,
 }
 
 /// Replaces the database with the backup in `file`, after checking it, and prints the result.
@@ -143,19 +185,11 @@ fn check_and_record(
         let now = models::now();
         let place = audit::reserve(conn)?;
         sessions::revoke_all(conn, now)?;
-        Ok(audit::complete(
-            conn,
-            place,
-            audit::NewEntry {
-                at: Some(now),
-                actor_login: Some("cli".into()),
-                action: "system.restore".into(),
-                object_type: "database".into(),
-                outcome: "ok".into(),
-                details: Some(details),
-                ..Default::default()
-            },
-        )?)
+        let entry = audit::NewEntry {
+            at: Some(now),
+            ..database_entry("system.restore", details)
+        };
+        Ok(audit::complete(conn, place, entry)?)
     })?;
     Ok(Contents {
         audit_entries: contents.audit_entries + 1,

@@ -56,6 +56,7 @@ const KNOWN_ACTIONS = [
   'access.denied',
   'system.first_admin',
   'system.seed',
+  'system.backup',
   'system.restore',
 ];
 
