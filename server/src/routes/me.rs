@@ -61,10 +61,7 @@ pub async fn me(
         // As the session check read it, with the permissions.
         let second_factor = principal.second_factor;
         Ok(MeResponse {
-            totp: crate::routes::totp::TotpStatus {
-                enabled: second_factor.enabled,
-                required: second_factor.required,
-            },
+            totp: second_factor,
             totp_enrolment_required: second_factor.enrolment_required(),
             id: principal.user_id,
             login: principal.login,

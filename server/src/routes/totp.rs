@@ -21,14 +21,8 @@ use crate::secrets;
 use crate::state::AppState;
 use crate::totp::{self, TotpKey};
 
-/// Whether the caller has a second factor, and whether one of its roles requires it.
-#[derive(Serialize, ToSchema, Debug, Clone, Copy)]
-pub struct TotpStatus {
-    /// A confirmed authenticator: signing in asks for its code.
-    pub enabled: bool,
-    /// A role of the account requires a second factor (it cannot be removed then).
-    pub required: bool,
-}
+/// The second factor's status, as `/me` and the confirmation answer it.
+pub use crate::db::models::sessions::SecondFactor as TotpStatus;
 
 /// A new secret, shown once: scan `qr` (or type `secret`) into an authenticator app, then
 /// confirm with its first code.

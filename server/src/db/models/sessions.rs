@@ -36,12 +36,14 @@ pub struct SessionUser {
     pub second_factor: SecondFactor,
 }
 
-/// The account's second factor ([`crate::totp`]), as the session check reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Whether the caller has a second factor, and whether one of its roles requires it.
+// (The session check reads both; the API calls this `TotpStatus`, see crate::totp.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = TotpStatus)]
 pub struct SecondFactor {
-    /// A confirmed authenticator.
+    /// A confirmed authenticator: signing in asks for its code.
     pub enabled: bool,
-    /// A role of the account requires one.
+    /// A role of the account requires a second factor (it cannot be removed then).
     pub required: bool,
 }
 
@@ -95,13 +97,13 @@ pub fn live_principal(
             user_totp::confirmed_at.nullable(),
         ))
         .load(conn)?;
-    let Some((login, full_name, institution_id, expires_at, _, _, confirmed)) =
-        rows.first().cloned()
+    let required = rows.iter().any(|r| r.5 == Some(true));
+    let mut rows = rows.into_iter();
+    let Some((login, full_name, institution_id, expires_at, first, _, confirmed)) = rows.next()
     else {
         return Ok(None);
     };
-    let required = rows.iter().any(|r| r.5 == Some(true));
-    let mut names: Vec<String> = rows.into_iter().filter_map(|r| r.4).collect();
+    let mut names: Vec<String> = first.into_iter().chain(rows.filter_map(|r| r.4)).collect();
     names.sort_unstable();
     names.dedup();
     let user = SessionUser {
