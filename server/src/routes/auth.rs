@@ -132,8 +132,14 @@ pub async fn login(
     };
 
     let lookup_login = login.clone();
-    let user = db(&state, move |conn| {
-        Ok(users::find_by_login(conn, &lookup_login)?)
+    // The account and its second factor (if confirmed), in one trip to the database.
+    let (user, enrolment) = db(&state, move |conn| {
+        let user = users::find_by_login(conn, &lookup_login)?;
+        let enrolment = match &user {
+            Some(user) => totp::find(conn, user.id)?.filter(|e| e.confirmed()),
+            None => None,
+        };
+        Ok((user, enrolment))
     })
     .await?;
     let now = models::now();
@@ -179,9 +185,6 @@ pub async fn login(
 
     // The second factor, once the password is right.
     let user_id = user.id;
-    let enrolment = db(&state, move |conn| Ok(totp::find(conn, user_id)?))
-        .await?
-        .filter(|e| e.confirmed());
     let mut accepted_step = None;
     if let Some(enrolment) = enrolment {
         let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
