@@ -250,76 +250,63 @@ fn tls_is_on_by_default_with_a_generated_certificate() {
     assert!(response.contains("\"status\":\"ok\""), "{response}");
 }
 
-fn run_cli(app: &palreg_tests::TestApp, args: &[&str]) -> i32 {
-    app.cli(args)
-}
-
 fn the_command_line_manages_users(backend: Backend) {
     let db = TestDatabase::new(backend);
     let app = spawn_with(backend, db, |_| {});
     let admin = app.admin_token();
     app.create_institution(&admin, "H1", "Hospice");
-    let code = run_cli(
-        &app,
-        &[
-            "user",
-            "create",
-            "--login",
-            "cli.doctor",
-            "--full-name",
-            "Доктор Айболит",
-            "--role",
-            "user",
-            "--institution",
-            "H1",
-            "--password",
-            "cli-password-1",
-        ],
-    );
+    let code = app.cli(&[
+        "user",
+        "create",
+        "--login",
+        "cli.doctor",
+        "--full-name",
+        "Доктор Айболит",
+        "--role",
+        "user",
+        "--institution",
+        "H1",
+        "--password",
+        "cli-password-1",
+    ]);
     assert_eq!(code, 0);
     let doctor = app.login("cli.doctor", "cli-password-1");
     let me = app.get("/api/v1/me", Some(&doctor));
     assert_eq!(me.body["full_name"], "Доктор Айболит");
     assert_eq!(me.body["institution"]["code"], "H1");
-    assert_eq!(run_cli(&app, &["user", "list"]), 0);
-    assert_eq!(run_cli(&app, &["user", "deactivate", "cli.doctor"]), 0);
+    assert_eq!(app.cli(&["user", "list"]), 0);
+    assert_eq!(app.cli(&["user", "deactivate", "cli.doctor"]), 0);
     assert_eq!(app.get("/api/v1/me", Some(&doctor)).status, 401);
     // Bad input is a clear failure, not a panic.
     assert_ne!(
-        run_cli(
-            &app,
-            &[
-                "user",
-                "create",
-                "--login",
-                "x",
-                "--full-name",
-                "X",
-                "--password",
-                "cli-password-1"
-            ]
-        ),
+        app.cli(&[
+            "user",
+            "create",
+            "--login",
+            "x",
+            "--full-name",
+            "X",
+            "--password",
+            "cli-password-1"
+        ]),
         0
     );
     assert_ne!(
-        run_cli(
-            &app,
-            &[
-                "user",
-                "create",
-                "--login",
-                "nobody2",
-                "--full-name",
-                "X",
-                "--institution",
-                "NOPE",
-                "--password",
-                "cli-password-1"
-            ]
-        ),
+        app.cli(&[
+            "user",
+            "create",
+            "--login",
+            "nobody2",
+            "--full-name",
+            "X",
+            "--institution",
+            "NOPE",
+            "--password",
+            "cli-password-1"
+        ]),
         0
     );
-    assert_ne!(run_cli(&app, &["user", "deactivate", "ghost"]), 0);
+    assert_ne!(app.cli(&["user", "deactivate", "ghost"]), 0);
     let audit = app.get("/api/v1/admin/audit?actor=cli", Some(&admin));
     let actions: Vec<&str> = audit.body["items"]
         .as_array()
