@@ -389,8 +389,78 @@ fn the_compacting_migration_keeps_the_register_and_drops_history_passports(backe
     assert_eq!(history.body[0]["passport_key_version"], 1);
 }
 
+/// Migration `2026-11-30-000011_audit_rowid` on a log that has entries: every entry is kept and
+/// the chain still verifies; on SQLite the sequence number is the table's rowid (no separate
+/// primary-key index), and the actor filter has an index on the login it filters by.
+fn the_audit_rowid_migration_keeps_the_chain(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let app = spawn_with(backend, db, |_| {});
+    let admin = app.admin_token();
+    app.create_institution(&admin, "R1", "Rowid hospice");
+    let count = "SELECT CAST(COUNT(*) AS TEXT) AS t FROM audit_log";
+    let indexes = match backend {
+        Backend::Sqlite => {
+            "SELECT name AS t FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'audit_log' ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT indexname AS t FROM pg_indexes WHERE tablename = 'audit_log' ORDER BY indexname"
+        }
+    };
+    let down = match backend {
+        Backend::Sqlite => {
+            include_str!("../../migrations/sqlite/2026-11-30-000011_audit_rowid/down.sql")
+        }
+        Backend::Postgres => {
+            include_str!("../../migrations/postgres/2026-11-30-000011_audit_rowid/down.sql")
+        }
+    };
+    app.raw_sql(down);
+    app.raw_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261130000011'");
+    let before = app.query_texts(count);
+    assert!(
+        app.query_texts(indexes)
+            .contains(&"audit_log_actor".to_string())
+    );
+
+    let TestAppParts { db } = stop(app);
+    let app = spawn_with(backend, db, |_| {});
+    assert_eq!(app.query_texts(count), before);
+    assert_eq!(app.cli(&["audit", "verify"]), 0);
+    let names = app.query_texts(indexes);
+    assert!(
+        names.contains(&"audit_log_actor_login".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"audit_log_actor".to_string()), "{names:?}");
+    if backend == Backend::Sqlite {
+        assert_eq!(
+            names,
+            ["audit_log_action", "audit_log_actor_login", "audit_log_at"],
+            "no index of its own for the primary key"
+        );
+        let sql = app.query_texts("SELECT sql AS t FROM sqlite_schema WHERE name = 'audit_log'");
+        assert!(sql[0].contains("seq INTEGER PRIMARY KEY"), "{sql:?}");
+    }
+    // The log goes on from where it was, and the viewer's actor filter finds the admin.
+    let admin = app.admin_token();
+    app.create_institution(&admin, "R2", "After the migration");
+    assert_eq!(app.cli(&["audit", "verify"]), 0);
+    let mine = app.get("/api/v1/admin/audit?actor=admin", Some(&admin));
+    assert_eq!(mine.status, 200, "{:?}", mine.body);
+    let items = mine.body["items"].as_array().unwrap();
+    assert!(
+        items.iter().any(|e| e["action"] == "refs.create"),
+        "{items:?}"
+    );
+    assert!(
+        items.iter().all(|e| e["actor_login"] == "admin"),
+        "{items:?}"
+    );
+}
+
 on_both_backends!(
     restart_keeps_data_and_seeds_once,
     the_command_line_manages_users,
     the_compacting_migration_keeps_the_register_and_drops_history_passports,
+    the_audit_rowid_migration_keeps_the_chain,
 );
