@@ -128,7 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => serve(settings),
         Command::Migrate => {
-            startup::prepare_database(&settings)?;
+            open_database(&settings)?;
             println!(
                 "database {} is up to date",
                 settings.database_url.redacted()
@@ -172,7 +172,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Audit(AuditCommand::Verify) => {
-            let pool = startup::prepare_database(&settings)?;
+            let pool = open_database(&settings)?;
             let mut conn = pool.get()?;
             match audit::verify(&mut conn)? {
                 Ok(count) => {
@@ -186,6 +186,32 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
     }
+}
+
+/// Opens the database for a command other than `serve`, migrating it first when this binary
+/// brings migrations it lacks. On SQLite the schema never changes under a running server (say,
+/// the old server still running when a new binary's `palreg user list` is tried): a command
+/// that would migrate takes the server's lock for the time it migrates, and is refused while a
+/// server (or a restore) holds it. Commands that need no migration run beside a server, as
+/// SQLite lets them.
+fn open_database(settings: &Settings) -> anyhow::Result<crate::db::Pool> {
+    let _lock = match &settings.database_url {
+        crate::db::DatabaseUrl::Sqlite(path)
+            if crate::db::has_pending_migrations(&settings.database_url)? =>
+        {
+            Some(
+                crate::db::lock::DatabaseLock::try_acquire(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e}. This palreg must first migrate the database, which it does not do \
+                     under a running server: stop the server, then run `palreg migrate` (or \
+                     start the new server)"
+                    )
+                })?,
+            )
+        }
+        _ => None,
+    };
+    startup::prepare_database(settings)
 }
 
 fn serve(settings: Settings) -> anyhow::Result<i32> {
@@ -209,7 +235,7 @@ fn serve(settings: Settings) -> anyhow::Result<i32> {
 }
 
 fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<i32> {
-    let pool = startup::prepare_database(&settings)?;
+    let pool = open_database(&settings)?;
     let mut conn = pool.get()?;
     match cmd {
         UserCommand::Create {

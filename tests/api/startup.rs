@@ -458,6 +458,43 @@ fn the_audit_rowid_migration_keeps_the_chain(backend: Backend) {
     );
 }
 
+/// A command that would migrate a SQLite database is refused while a server holds it: the schema
+/// never changes under a running server. Once the lock is free, the same command migrates.
+#[test]
+fn a_command_does_not_migrate_a_sqlite_database_in_use() {
+    let db = TestDatabase::new(Backend::Sqlite);
+    let path = db.dir.path().join("palreg.db");
+    let held = palreg_server::db::lock::DatabaseLock::try_acquire(&path).unwrap();
+    for args in [&["migrate"][..], &["user", "list"], &["audit", "verify"]] {
+        let refused = db.palreg(args).unwrap_err();
+        assert!(
+            refused.contains("palreg.db.lock is locked") && refused.contains("stop the server"),
+            "{args:?}: {refused}"
+        );
+    }
+    let tables = {
+        use diesel::{Connection, RunQueryDsl, sql_query};
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        sql_query(
+            "SELECT COUNT(*) AS n FROM sqlite_schema WHERE tbl_name <> '__diesel_schema_migrations'",
+        )
+            .get_result::<N>(&mut conn)
+            .unwrap()
+            .n
+    };
+    assert_eq!(tables, 0, "no table but the list of applied migrations");
+    drop(held);
+    assert_eq!(db.palreg(&["migrate"]), Ok(0));
+    // Migrated, a command runs beside a server (here: beside the lock).
+    let _held = palreg_server::db::lock::DatabaseLock::try_acquire(&path).unwrap();
+    assert_eq!(db.palreg(&["user", "list"]), Ok(0));
+}
+
 on_both_backends!(
     restart_keeps_data_and_seeds_once,
     the_command_line_manages_users,

@@ -685,6 +685,19 @@ pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
     Ok(applied)
 }
 
+/// Whether the database behind `url` lacks some of this binary's migrations (an empty or new
+/// database lacks them all).
+pub fn has_pending_migrations(url: &DatabaseUrl) -> anyhow::Result<bool> {
+    let mut conn = url
+        .connect()
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", url.redacted()))?;
+    let pending = match &mut conn {
+        DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConn::Pg(c) => c.has_pending_migration(PG_MIGRATIONS),
+    };
+    pending.map_err(|e| anyhow::anyhow!("cannot read the applied migrations: {e}"))
+}
+
 /// Runs `f` holding the migration lock of a PostgreSQL database: a server that starts meanwhile
 /// waits in [`run_migrations`] until `f` is done. (On SQLite, `f` just runs.)
 pub fn with_migration_lock<T>(
