@@ -180,8 +180,70 @@ fn concurrent_reads_and_changes_keep_one_chain(backend: Backend) {
     assert_eq!(audit_verify(&app), 0, "the chain verifies");
 }
 
+/// An institution's administrator reads what its own institution's accounts did, and nothing of
+/// another institution's staff (their logins, addresses and what they opened); a region-wide
+/// administrator reads everything.
+fn an_institution_administrator_reads_its_own_institution_only(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let h1 = app.create_institution(&admin, "H1", "Hospice");
+    let h2 = app.create_institution(&admin, "H2", "Hospital");
+    app.create_user(&admin, "boss1", &["admin"], Some(h1));
+    app.create_user(&admin, "doc1", &["user"], Some(h1));
+    app.create_user(&admin, "doc2", &["user"], Some(h2));
+    let boss1 = app.login("boss1", PASSWORD);
+    let doc1 = app.login("doc1", PASSWORD);
+    let doc2 = app.login("doc2", PASSWORD);
+    assert_eq!(app.get("/api/v1/me", Some(&doc1)).status, 200);
+    assert_eq!(app.get("/api/v1/admin/audit", Some(&doc2)).status, 403);
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "doc2", "password": "wrong-password"}),
+    );
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "ghost", "password": "wrong-password"}),
+    );
+
+    let logins = |token: &str, query: &str| -> Vec<String> {
+        let page = app.get(
+            &format!("/api/v1/admin/audit?limit=500{query}"),
+            Some(token),
+        );
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["actor_login"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let seen = logins(&boss1, "");
+    assert!(seen.iter().any(|l| l == "doc1"), "{seen:?}");
+    assert!(seen.iter().any(|l| l == "boss1"), "{seen:?}");
+    assert!(
+        seen.iter().all(|l| l == "doc1" || l == "boss1"),
+        "only its institution's accounts: {seen:?}"
+    );
+    assert!(logins(&boss1, "&actor=doc2").is_empty());
+    assert!(logins(&boss1, "&action=access.denied").is_empty());
+    // The region-wide administrator sees them all, unknown logins and the seeding too.
+    let all = logins(&admin, "");
+    for who in ["doc1", "doc2", "boss1", "ghost", "admin", ""] {
+        assert!(all.iter().any(|l| l == who), "{who:?} in {all:?}");
+    }
+    assert_eq!(
+        logins(&admin, "&actor=doc2").len(),
+        3,
+        "sign-in, refusal, failed sign-in"
+    );
+}
+
 on_both_backends!(
     actions_and_refusals_are_audited,
+    an_institution_administrator_reads_its_own_institution_only,
     verify_detects_edits_and_deletions,
     verify_detects_a_deleted_entry,
     verify_detects_a_truncated_tail,

@@ -1,4 +1,7 @@
-//! The audit log (`administration`): filters and keyset paging, newest first.
+//! The audit log (`administration`): filters and keyset paging, newest first. A region-wide
+//! administrator reads the whole log; an institution's administrator reads what the accounts
+//! of its institution did, as it manages only those accounts (another institution's staff,
+//! their addresses and what they opened are not its business).
 
 use actix_web::{get, web};
 use chrono::NaiveDateTime;
@@ -54,7 +57,8 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
-/// Reads the audit log. Reading it is itself recorded.
+/// Reads the audit log. Reading it is itself recorded. An institution's administrator gets the
+/// entries of its institution's accounts only; a region-wide administrator gets every entry.
 #[utoipa::path(
     tag = "admin",
     params(AuditQuery),
@@ -78,6 +82,7 @@ pub async fn list_audit(
         from: q.from,
         to: q.to,
         before_seq: q.before,
+        actors_of_institution: principal.institution_id,
     };
     let entry = principal.audit("admin.audit.read", "audit_log", None);
     let rows = audited(&state, entry, move |conn, _| {

@@ -302,6 +302,10 @@ pub struct AuditFilter {
     pub to: Option<NaiveDateTime>,
     /// Keyset paging: only entries older than this sequence number.
     pub before_seq: Option<i64>,
+    /// Only entries made by the accounts of this institution (as they now stand): what an
+    /// institution's administrator may see. Entries without an account (sign-ins of unknown
+    /// logins, the seeding) are not among them.
+    pub actors_of_institution: Option<i64>,
 }
 
 /// Newest first, at most `limit` entries.
@@ -330,6 +334,16 @@ pub fn list(conn: &mut DbConn, filter: &AuditFilter, limit: i64) -> QueryResult<
     }
     if let Some(v) = filter.before_seq {
         query = query.filter(audit_log::seq.lt(v));
+    }
+    if let Some(institution) = filter.actors_of_institution {
+        use crate::db::schema::users;
+        query = query.filter(
+            audit_log::actor_id.eq_any(
+                users::table
+                    .filter(users::institution_id.eq(institution))
+                    .select(users::id.nullable()),
+            ),
+        );
     }
     query.order(audit_log::seq.desc()).limit(limit).load(conn)
 }
