@@ -5,6 +5,12 @@
 //! a key of its own (`totp.key` in the data directory), bound to the user id, so that a stolen
 //! database gives away no second factor and a sealed secret copied onto another account does
 //! not open.
+//!
+//! A confirmed second factor also comes with one-time *recovery codes*, for the day the phone is
+//! lost: ten random codes shown once, each of which signs in once in place of the app's code.
+//! The server keeps only a keyed hash of each (HMAC-SHA256 under a key derived from
+//! `totp.key`, bound to the user id), so neither the database nor its backups give them away,
+//! and a stolen database alone cannot be searched for them offline.
 
 use std::path::Path;
 
@@ -14,6 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::Sha256;
 
 use crate::secrets;
 
@@ -29,7 +36,16 @@ pub const SECRET_LEN: usize = 20;
 /// The name authenticator apps show above the account.
 pub const ISSUER: &str = "palreg";
 
+/// Recovery codes in a set.
+pub const RECOVERY_CODES: usize = 10;
+/// Characters of a recovery code (31 possible each: about 49.5 bits).
+pub const RECOVERY_LEN: usize = 10;
+/// The characters of recovery codes: digits and lower-case letters without the ones easily
+/// mistaken for others (0 and o, 1 and l and i).
+pub const RECOVERY_ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+
 const SEAL_DOMAIN: &[u8] = b"palreg totp secret v1";
+const RECOVERY_DOMAIN: &[u8] = b"palreg totp recovery code v1";
 const NONCE_LEN: usize = 12;
 
 /// RFC 4226's HOTP value of `counter`, `digits` long.
@@ -167,9 +183,59 @@ pub fn qr_rows(text: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-/// The server's key that seals second-factor secrets.
+/// A new set of recovery codes, as shown to their owner (`xxxxx-xxxxx`), all different.
+pub fn new_recovery_codes() -> anyhow::Result<Vec<String>> {
+    let mut codes: Vec<String> = Vec::with_capacity(RECOVERY_CODES);
+    while codes.len() < RECOVERY_CODES {
+        let code = grouped_recovery_code(&random_recovery_code()?);
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    Ok(codes)
+}
+
+/// `RECOVERY_LEN` characters drawn uniformly from [`RECOVERY_ALPHABET`].
+fn random_recovery_code() -> anyhow::Result<String> {
+    let n = RECOVERY_ALPHABET.len();
+    // Bytes at or above the largest multiple of the alphabet's size are drawn again, so that
+    // every character is equally likely.
+    let limit = 256 - 256 % n;
+    let mut out = String::with_capacity(RECOVERY_LEN);
+    while out.len() < RECOVERY_LEN {
+        for byte in secrets::random_bytes::<16>()? {
+            let byte = usize::from(byte);
+            if byte < limit && out.len() < RECOVERY_LEN {
+                out.push(char::from(RECOVERY_ALPHABET[byte % n]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A normalized recovery code in two groups of five, as it is shown.
+fn grouped_recovery_code(normalized: &str) -> String {
+    let (first, second) = normalized.split_at(normalized.len() / 2);
+    format!("{first}-{second}")
+}
+
+/// A recovery code as typed (any case, with or without its dash, spaces anywhere) in the form
+/// that is hashed, or `None` when it cannot be one.
+pub fn normalize_recovery_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let valid = code.len() == RECOVERY_LEN && code.bytes().all(|b| RECOVERY_ALPHABET.contains(&b));
+    valid.then_some(code)
+}
+
+/// The server's key that seals second-factor secrets (and, derived from it, the key that
+/// hashes recovery codes).
 pub struct TotpKey {
     cipher: Aes256Gcm,
+    recovery: [u8; 32],
 }
 
 impl std::fmt::Debug for TotpKey {
@@ -180,8 +246,12 @@ impl std::fmt::Debug for TotpKey {
 
 impl TotpKey {
     pub fn from_bytes(key: &[u8; 32]) -> Self {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(RECOVERY_DOMAIN);
         Self {
             cipher: Aes256Gcm::new(key.into()),
+            recovery: mac.finalize().into_bytes().into(),
         }
     }
 
@@ -201,6 +271,17 @@ impl TotpKey {
         let mut aad = SEAL_DOMAIN.to_vec();
         aad.extend_from_slice(&user_id.to_be_bytes());
         aad
+    }
+
+    /// What the database keeps of a user's recovery code (normalized by
+    /// [`normalize_recovery_code`]): HMAC-SHA256 under the recovery key of the user id and the
+    /// code, in hex.
+    pub fn recovery_hash(&self, user_id: i64, normalized: &str) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.recovery)
+            .expect("HMAC takes keys of any length");
+        mac.update(&user_id.to_be_bytes());
+        mac.update(normalized.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// `base64url(nonce ‖ ciphertext ‖ tag)`.
@@ -345,5 +426,89 @@ mod tests {
         assert!(TotpKey::from_bytes(&[8; 32]).open(42, &sealed).is_none());
         assert!(key.open(42, "not base64!").is_none());
         assert!(key.open(42, "AAAA").is_none());
+    }
+
+    #[test]
+    fn recovery_codes_are_ten_different_grouped_codes_of_the_alphabet() {
+        let codes = new_recovery_codes().unwrap();
+        assert_eq!(codes.len(), RECOVERY_CODES);
+        for code in &codes {
+            assert_eq!(code.len(), RECOVERY_LEN + 1, "{code}");
+            assert_eq!(code.as_bytes()[5], b'-', "{code}");
+            let normalized = normalize_recovery_code(code).unwrap();
+            assert_eq!(normalized, code.replace('-', ""));
+            assert_eq!(grouped_recovery_code(&normalized), *code);
+            assert_eq!(codes.iter().filter(|c| *c == code).count(), 1);
+        }
+        // Two sets share nothing (49.5 bits each: a collision would be a broken generator).
+        let again = new_recovery_codes().unwrap();
+        assert!(codes.iter().all(|c| !again.contains(c)));
+    }
+
+    #[test]
+    fn recovery_codes_draw_every_character_of_the_alphabet() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            for code in new_recovery_codes().unwrap() {
+                seen.extend(code.bytes().filter(|b| *b != b'-'));
+            }
+        }
+        let alphabet: std::collections::BTreeSet<u8> = RECOVERY_ALPHABET.iter().copied().collect();
+        assert_eq!(seen, alphabet);
+        assert_eq!(
+            alphabet.len(),
+            RECOVERY_ALPHABET.len(),
+            "no character twice"
+        );
+        for confusable in b"01ilo" {
+            assert!(!alphabet.contains(confusable));
+        }
+    }
+
+    #[test]
+    fn recovery_codes_are_normalized_for_case_dashes_and_spaces() {
+        for typed in [
+            "abcde-fghjk",
+            "abcdefghjk",
+            "ABCDE-FGHJK",
+            " AbCdE fGhJk ",
+            "abc-de-fg-hjk",
+            "ab cde\tfghjk",
+        ] {
+            assert_eq!(
+                normalize_recovery_code(typed).as_deref(),
+                Some("abcdefghjk"),
+                "{typed:?}"
+            );
+        }
+        for bad in [
+            "",
+            "abcde-fghj",
+            "abcde-fghjkm",
+            "abcde-fghj0",
+            "abcde-fghjl",
+            "123456",
+            "abcde_fghjk",
+            "äbcde-fghjk",
+        ] {
+            assert_eq!(normalize_recovery_code(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_recovery_hash_is_keyed_and_bound_to_the_user() {
+        let key = TotpKey::from_bytes(&[7; 32]);
+        let hash = key.recovery_hash(42, "abcdefghjk");
+        assert_eq!(hash.len(), 64);
+        assert_eq!(hash, key.recovery_hash(42, "abcdefghjk"));
+        assert_ne!(hash, key.recovery_hash(43, "abcdefghjk"));
+        assert_ne!(hash, key.recovery_hash(42, "abcdefghjm"));
+        assert_ne!(
+            hash,
+            TotpKey::from_bytes(&[8; 32]).recovery_hash(42, "abcdefghjk")
+        );
+        // Not the bare SHA-256 of the code, with or without the user id.
+        use sha2::Digest;
+        assert_ne!(hash, hex::encode(Sha256::digest(b"abcdefghjk")));
     }
 }

@@ -139,6 +139,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    user_totp_recovery (user_id, code_hash) {
+        user_id -> BigInt,
+        code_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         user_id -> BigInt,
@@ -341,6 +349,7 @@ diesel::joinable!(role_permissions -> roles (role_id));
 diesel::joinable!(role_permissions -> permissions (permission_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(user_totp -> users (user_id));
+diesel::joinable!(user_totp_recovery -> user_totp (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     districts,
@@ -356,6 +365,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     user_roles,
     user_totp,
+    user_totp_recovery,
     sessions,
     audit_log,
     audit_head,
