@@ -453,6 +453,25 @@ impl TestApp {
         reply.body["id"].as_i64().expect("id")
     }
 
+    /// What an attacker holding the database at rest would read: on SQLite the database file
+    /// with its WAL and shared memory, on PostgreSQL [`Self::dump_postgres`].
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        match self.backend {
+            Backend::Sqlite => {
+                let dir = self.db.dir.path();
+                let mut all = Vec::new();
+                for name in ["palreg.db", "palreg.db-wal", "palreg.db-shm"] {
+                    if let Ok(bytes) = std::fs::read(dir.join(name)) {
+                        all.extend(bytes);
+                    }
+                }
+                assert!(all.len() > 100_000, "the database files were read");
+                all
+            }
+            Backend::Postgres => self.dump_postgres(),
+        }
+    }
+
     /// Everything a PostgreSQL test database holds, as bytes: every row of every table as
     /// text, and the database's files and recent WAL segments on disk when they are readable.
     pub fn dump_postgres(&self) -> Vec<u8> {

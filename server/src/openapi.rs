@@ -20,6 +20,7 @@ use crate::routes;
         routes::me::change_password,
         routes::totp::enrol,
         routes::totp::confirm,
+        routes::totp::renew_recovery_codes,
         routes::totp::remove,
         routes::admin_users::list_users,
         routes::admin_users::create_user,

@@ -115,6 +115,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(routes::me::change_password)
         .service(routes::totp::enrol)
         .service(routes::totp::confirm)
+        .service(routes::totp::renew_recovery_codes)
         .service(routes::totp::remove)
         .service(routes::admin_users::list_users)
         .service(routes::admin_users::create_user)

@@ -616,20 +616,7 @@ fn no_identifying_data_reaches_the_server(backend: Backend) {
     // Every byte that crossed the wire…
     let wire = app.bodies.lock().unwrap().join("\n");
     // …the database at rest…
-    let stored: Vec<u8> = match backend {
-        Backend::Sqlite => {
-            let dir = app.db.dir.path();
-            let mut all = Vec::new();
-            for name in ["palreg.db", "palreg.db-wal", "palreg.db-shm"] {
-                if let Ok(bytes) = std::fs::read(dir.join(name)) {
-                    all.extend(bytes);
-                }
-            }
-            assert!(all.len() > 100_000, "the database files were read");
-            all
-        }
-        Backend::Postgres => app.dump_postgres(),
-    };
+    let stored = app.stored_bytes();
     // …and the server's log.
     let log = captured_log();
     for secret in secrets {

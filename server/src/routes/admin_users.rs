@@ -396,9 +396,10 @@ pub async fn deactivate_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Removes a user's second factor (a lost or replaced phone): the user signs in with the
-/// password alone, and enrols again (at once, if a role requires it). The user's sessions go
-/// on; the administrator's reason belongs with the request that asked for it.
+/// Removes a user's second factor and its recovery codes (a lost or replaced phone, no recovery
+/// code at hand): the user signs in with the password alone, and enrols again (at once, if a
+/// role requires it). The user's sessions go on; the administrator's reason belongs with the
+/// request that asked for it.
 #[utoipa::path(
     tag = "admin",
     params(("id" = i64, Path)),

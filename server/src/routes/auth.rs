@@ -19,8 +19,11 @@ use crate::state::AppState;
 pub struct LoginRequest {
     pub login: String,
     pub password: String,
-    /// The authenticator app's current code, for an account with a second factor (without
-    /// it such an account gets 401 `totp_required`).
+    /// For an account with a second factor (without it such an account gets 401
+    /// `totp_required`): the authenticator app's current code (six digits), or one of the
+    /// account's recovery codes (`xxxxx-xxxxx`; case, dashes and spaces do not matter), which
+    /// then cannot sign in again. A wrong one is 401 `invalid_totp` and counts toward the
+    /// lockout, like a wrong password.
     #[serde(default)]
     pub totp: Option<String>,
 }
@@ -44,8 +47,16 @@ fn invalid_credentials() -> ApiError {
 fn invalid_totp() -> ApiError {
     ApiError::Unauthorized {
         code: "invalid_totp",
-        message: "wrong or already used authenticator code".into(),
+        message: "wrong or already used authenticator code or recovery code".into(),
     }
+}
+
+/// The second factor of a sign-in, once checked.
+enum Accepted {
+    /// The step of an authenticator's code.
+    Step(i64),
+    /// The hash of a recovery code the account has.
+    RecoveryCode(String),
 }
 
 /// Counts a wrong password or code against the account (which locks after the configured
@@ -132,16 +143,31 @@ pub async fn login(
     };
 
     let lookup_login = login.clone();
-    // The account and its second factor (if confirmed), in one trip to the database.
-    let (user, enrolment) = db(&state, move |conn| {
+    // A recovery code (ten characters) is never an authenticator's code (six digits).
+    let recovery_code = code
+        .as_deref()
+        .and_then(crate::totp::normalize_recovery_code);
+    let with_recovery_code = recovery_code.is_some();
+    let lookup_state = state.clone();
+    // The account and its second factor (if confirmed), in one trip to the database; with a
+    // recovery code, the hash of it if the account has it.
+    let (user, enrolment, known_recovery_code) = db(&state, move |conn| {
         let user = users::find_by_login(conn, &lookup_login)?;
         let enrolment = match &user {
             Some(user) => totp::find(conn, user.id)?.filter(|e| e.confirmed()),
             None => None,
         };
-        Ok((user, enrolment))
+        let mut known = None;
+        if let (Some(user), Some(_), Some(code)) = (&user, &enrolment, &recovery_code) {
+            let hash = lookup_state.totp_key.recovery_hash(user.id, code);
+            if totp::has_recovery_code(conn, user.id, &hash)? {
+                known = Some(hash);
+            }
+        }
+        Ok((user, enrolment, known))
     })
     .await?;
+
     let now = models::now();
     let user = match user {
         Some(user) if user.locked_until.is_some_and(|until| until > now) => {
@@ -185,7 +211,7 @@ pub async fn login(
 
     // The second factor, once the password is right.
     let user_id = user.id;
-    let mut accepted_step = None;
+    let mut accepted = None;
     if let Some(enrolment) = enrolment {
         let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
             let entry = NewEntry {
@@ -196,26 +222,35 @@ pub async fn login(
             audit_only(&state, entry).await?;
             return Err(ApiError::Unauthorized {
                 code: "totp_required",
-                message: "this account signs in with the code of its authenticator app as well"
+                message: "this account signs in with the code of its authenticator app (or a \
+                          recovery code) as well"
                     .into(),
             });
         };
-        let secret = open_secret(&state.totp_key, user_id, &enrolment.sealed_secret)?;
-        match crate::totp::accept(
-            &secret,
-            &code,
-            now.and_utc().timestamp(),
-            enrolment.last_step,
-        ) {
-            Some(step) => accepted_step = Some(step),
-            None => {
-                let entry = NewEntry {
-                    outcome: "invalid_totp".into(),
-                    ..attempt
-                };
-                count_failure(&state, entry, user_id, now).await?;
-                return Err(invalid_totp());
-            }
+        accepted = if with_recovery_code {
+            known_recovery_code.map(Accepted::RecoveryCode)
+        } else {
+            let secret = open_secret(&state.totp_key, user_id, &enrolment.sealed_secret)?;
+            crate::totp::accept(
+                &secret,
+                &code,
+                now.and_utc().timestamp(),
+                enrolment.last_step,
+            )
+            .map(Accepted::Step)
+        };
+        if accepted.is_none() {
+            let entry = NewEntry {
+                outcome: if with_recovery_code {
+                    "invalid_recovery_code"
+                } else {
+                    "invalid_totp"
+                }
+                .into(),
+                ..attempt
+            };
+            count_failure(&state, entry, user_id, now).await?;
+            return Err(invalid_totp());
         }
     }
 
@@ -228,12 +263,23 @@ pub async fn login(
         ..attempt
     };
     let sid = session_id.clone();
-    audited(&state, entry, move |conn, _| {
+    audited(&state, entry, move |conn, entry| {
         // Two sign-ins racing with one code: only the first gets it.
-        if let Some(step) = accepted_step
-            && !totp::use_step(conn, user_id, step)?
-        {
+        let used = match &accepted {
+            Some(Accepted::Step(step)) => totp::use_step(conn, user_id, *step)?,
+            Some(Accepted::RecoveryCode(hash)) => totp::use_recovery_code(conn, user_id, hash)?,
+            None => true,
+        };
+        if !used {
             return Err(invalid_totp());
+        }
+        if let Some(Accepted::RecoveryCode(_)) = accepted {
+            // Said apart in the audit log, with how many are left.
+            let left = totp::recovery_codes_left(conn, user_id)?;
+            entry.details = Some(
+                serde_json::json!({"second_factor": "recovery_code", "recovery_codes_left": left})
+                    .to_string(),
+            );
         }
         users::record_successful_login(conn, user.id)?;
         sessions::create(conn, &sid, user.id, now, expires_at)?;

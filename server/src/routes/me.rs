@@ -9,6 +9,7 @@ use crate::db::models::{self, refs::institution, sessions, users};
 use crate::domain::NewPassword;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::password;
+use crate::routes::totp::TotpStatus;
 use crate::routes::{audited, db};
 use crate::state::AppState;
 
@@ -28,8 +29,8 @@ pub struct MeResponse {
     pub permissions: Vec<String>,
     /// `null` for region-wide users (the ministry).
     pub institution: Option<InstitutionSummary>,
-    /// The second factor: on or not, required by a role or not.
-    pub totp: crate::routes::totp::TotpStatus,
+    /// The second factor: on or not, required by a role or not, recovery codes left.
+    pub totp: TotpStatus,
     /// A role requires a second factor this account has not enrolled yet: until it does,
     /// every request that needs a permission is refused (403 `totp_enrolment_required`).
     pub totp_enrolment_required: bool,
@@ -58,10 +59,11 @@ pub async fn me(
             }
             None => None,
         };
-        // As the session check read it, with the permissions.
+        // As the session check read it, with the permissions; the recovery codes left are
+        // counted here, not in the session check.
         let second_factor = principal.second_factor;
         Ok(MeResponse {
-            totp: second_factor,
+            totp: TotpStatus::of(conn, principal.user_id, second_factor)?,
             totp_enrolment_required: second_factor.enrolment_required(),
             id: principal.user_id,
             login: principal.login,

@@ -5,6 +5,11 @@
 //! `POST /api/v1/me/totp/confirm` turns it on with the first code the app shows. From then on
 //! signing in needs a code as well as the password. A role may require a second factor
 //! (`require_totp`): its holders without one can, once signed in, do nothing but enrol.
+//!
+//! Confirming also makes ten one-time recovery codes, shown once in the answer: each signs in
+//! once in place of the app's code (a lost phone, at night, with no administrator about).
+//! `POST /api/v1/me/totp/recovery-codes` makes a new set (the old one stops working); `/me`
+//! says how many are left.
 
 use actix_web::{HttpResponse, delete, post, web};
 use serde::{Deserialize, Serialize};
@@ -13,6 +18,8 @@ use utoipa::ToSchema;
 use crate::auth::Principal;
 use crate::db::DbConn;
 use crate::db::models::audit::NewEntry;
+use crate::db::models::sessions::SecondFactor;
+use crate::db::models::totp::Enrolment;
 use crate::db::models::{self, totp as enrolments, users};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::auth::{account_locked, count_failure};
@@ -22,7 +29,45 @@ use crate::state::AppState;
 use crate::totp::{self, TotpKey};
 
 /// The second factor's status, as `/me` and the confirmation answer it.
-pub use crate::db::models::sessions::SecondFactor as TotpStatus;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TotpStatus {
+    /// A confirmed authenticator: signing in asks for its code (or a recovery code).
+    pub enabled: bool,
+    /// A role of the account requires a second factor (it cannot be removed then).
+    pub required: bool,
+    /// Recovery codes not used yet (0 without a second factor): when few are left, make new
+    /// ones (`POST /api/v1/me/totp/recovery-codes`).
+    pub recovery_codes_left: i64,
+}
+
+impl TotpStatus {
+    /// The status the session check read, with the recovery codes left counted (only when the
+    /// second factor is on: the session check itself never counts them).
+    pub fn of(conn: &mut DbConn, user_id: i64, second_factor: SecondFactor) -> ApiResult<Self> {
+        let recovery_codes_left = if second_factor.enabled {
+            enrolments::recovery_codes_left(conn, user_id)?
+        } else {
+            0
+        };
+        Ok(Self {
+            enabled: second_factor.enabled,
+            required: second_factor.required,
+            recovery_codes_left,
+        })
+    }
+}
+
+/// A new set of recovery codes, shown only in this answer (the server keeps a keyed hash of
+/// each), and the second factor's status.
+#[derive(Serialize, ToSchema)]
+pub struct TotpRecoveryCodes {
+    /// Ten one-time codes, `xxxxx-xxxxx` (digits and lower-case letters; case, dashes and spaces
+    /// do not matter when typed). Each signs in once in place of the authenticator's code, in
+    /// the sign-in's `totp` field. Any earlier set no longer works.
+    pub recovery_codes: Vec<String>,
+    #[serde(flatten)]
+    pub status: TotpStatus,
+}
 
 /// A new secret, shown once: scan `qr` (or type `secret`) into an authenticator app, then
 /// confirm with its first code.
@@ -45,10 +90,27 @@ pub struct TotpCode {
 }
 
 pub fn status(conn: &mut DbConn, user_id: i64) -> ApiResult<TotpStatus> {
-    Ok(TotpStatus {
+    let second_factor = SecondFactor {
         enabled: enrolments::find(conn, user_id)?.is_some_and(|e| e.confirmed()),
         required: enrolments::required_for(conn, user_id)?,
-    })
+    };
+    TotpStatus::of(conn, user_id, second_factor)
+}
+
+/// A new set of recovery codes: as shown to the user, and as hashed for the database.
+fn fresh_recovery_codes(key: &TotpKey, user_id: i64) -> ApiResult<(Vec<String>, Vec<String>)> {
+    let codes = totp::new_recovery_codes().map_err(ApiError::internal)?;
+    let hashes = codes
+        .iter()
+        .filter_map(|code| totp::normalize_recovery_code(code))
+        .map(|code| key.recovery_hash(user_id, &code))
+        .collect::<Vec<_>>();
+    if hashes.len() != codes.len() {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a generated recovery code does not read back as one"
+        )));
+    }
+    Ok((codes, hashes))
 }
 
 fn invalid_code() -> ApiError {
@@ -71,6 +133,61 @@ pub fn open_secret(key: &TotpKey, user_id: i64, sealed: &str) -> ApiResult<Vec<u
 /// Now, in Unix seconds.
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// The caller's enrolment, whether a role requires one, and until when the account is locked:
+/// read before a change that needs the current code, so that a wrong one can be counted.
+async fn before_change(
+    state: &web::Data<AppState>,
+    user_id: i64,
+) -> ApiResult<(Option<Enrolment>, bool, Option<chrono::NaiveDateTime>)> {
+    db(state, move |conn| {
+        Ok((
+            enrolments::find(conn, user_id)?,
+            enrolments::required_for(conn, user_id)?,
+            users::find(conn, user_id)?.locked_until,
+        ))
+    })
+    .await
+}
+
+/// Audits a refusal (with its code as the outcome) and returns it.
+async fn refuse<T>(
+    state: &web::Data<AppState>,
+    entry: NewEntry,
+    refusal: ApiError,
+) -> ApiResult<T> {
+    audit_only(
+        state,
+        NewEntry {
+            outcome: refusal.code().to_string(),
+            ..entry
+        },
+    )
+    .await?;
+    Err(refusal)
+}
+
+/// The step of the authenticator's current `code` for a confirmed enrolment. A wrong code
+/// counts toward the account's lockout, as at sign-in.
+async fn check_code(
+    state: &web::Data<AppState>,
+    entry: &NewEntry,
+    user_id: i64,
+    enrolment: &Enrolment,
+    code: &str,
+    now: chrono::NaiveDateTime,
+) -> ApiResult<i64> {
+    let secret = open_secret(&state.totp_key, user_id, &enrolment.sealed_secret)?;
+    if let Some(step) = totp::accept(&secret, code, unix_now(), enrolment.last_step) {
+        return Ok(step);
+    }
+    let refused = NewEntry {
+        outcome: "invalid_totp".into(),
+        ..entry.clone()
+    };
+    count_failure(state, refused, user_id, now).await?;
+    Err(invalid_code())
 }
 
 /// Starts enrolling an authenticator: a new secret, shown once. Starting again replaces a
@@ -112,12 +229,13 @@ pub async fn enrol(state: web::Data<AppState>, principal: Principal) -> ApiResul
     }))
 }
 
-/// Turns the enrolled authenticator on with its current code.
+/// Turns the enrolled authenticator on with its current code. The answer carries the first
+/// set of recovery codes: shown this once.
 #[utoipa::path(
     tag = "me",
     request_body = TotpCode,
     responses(
-        (status = 200, body = TotpStatus),
+        (status = 200, body = TotpRecoveryCodes),
         (status = 401, body = ErrorBody),
         (status = 409, description = "No enrolment waits for a code", body = ErrorBody),
         (status = 422, description = "Not the current code", body = ErrorBody),
@@ -128,10 +246,11 @@ pub async fn confirm(
     state: web::Data<AppState>,
     principal: Principal,
     body: web::Json<TotpCode>,
-) -> ApiResult<web::Json<TotpStatus>> {
+) -> ApiResult<web::Json<TotpRecoveryCodes>> {
     let user_id = principal.user_id;
     let code = body.into_inner().code;
     let entry = principal.audit("me.totp.confirm", "user", Some(user_id.to_string()));
+    let (recovery_codes, hashes) = fresh_recovery_codes(&state.totp_key, user_id)?;
     let state_in = state.clone();
     let status = audited(&state, entry, move |conn, _| {
         let enrolment = enrolments::find(conn, user_id)?
@@ -145,16 +264,67 @@ pub async fn confirm(
         let secret = open_secret(&state_in.totp_key, user_id, &enrolment.sealed_secret)?;
         let step = totp::accept(&secret, &code, unix_now(), enrolment.last_step)
             .ok_or_else(invalid_code)?;
-        enrolments::confirm(conn, user_id, step, models::now())?;
+        let now = models::now();
+        enrolments::confirm(conn, user_id, step, now)?;
+        enrolments::replace_recovery_codes(conn, user_id, &hashes, now)?;
         status(conn, user_id)
     })
     .await?;
-    Ok(web::Json(status))
+    Ok(web::Json(TotpRecoveryCodes {
+        recovery_codes,
+        status,
+    }))
 }
 
-/// Removes the caller's second factor. A confirmed one needs its current code (wrong codes count
-/// toward the account's lockout, as at sign-in, and a locked account cannot remove it); none can
-/// be removed while a role requires it.
+/// Makes a new set of recovery codes (shown this once; the earlier set stops working), with the
+/// authenticator's current code. Wrong codes count toward the account's lockout, as at sign-in.
+#[utoipa::path(
+    tag = "me",
+    request_body = TotpCode,
+    responses(
+        (status = 200, body = TotpRecoveryCodes),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No second factor", body = ErrorBody),
+        (status = 422, description = "Not the current code", body = ErrorBody),
+        (status = 429, description = "The account is locked", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/me/totp/recovery-codes")]
+pub async fn renew_recovery_codes(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<TotpCode>,
+) -> ApiResult<web::Json<TotpRecoveryCodes>> {
+    let user_id = principal.user_id;
+    let code = body.into_inner().code;
+    let entry = principal.audit("me.totp.recovery_codes", "user", Some(user_id.to_string()));
+    let now = models::now();
+    let (enrolment, _, locked_until) = before_change(&state, user_id).await?;
+    let Some(enrolment) = enrolment.filter(|e| e.confirmed()) else {
+        return refuse(&state, entry, ApiError::NotFound).await;
+    };
+    if let Some(until) = locked_until.filter(|until| *until > now) {
+        return refuse(&state, entry, account_locked(until, now)).await;
+    }
+    let step = check_code(&state, &entry, user_id, &enrolment, &code, now).await?;
+    let (recovery_codes, hashes) = fresh_recovery_codes(&state.totp_key, user_id)?;
+    let status = audited(&state, entry, move |conn, _| {
+        if !enrolments::use_step(conn, user_id, step)? {
+            return Err(invalid_code());
+        }
+        enrolments::replace_recovery_codes(conn, user_id, &hashes, now)?;
+        status(conn, user_id)
+    })
+    .await?;
+    Ok(web::Json(TotpRecoveryCodes {
+        recovery_codes,
+        status,
+    }))
+}
+
+/// Removes the caller's second factor and its recovery codes. A confirmed one needs its current
+/// code (wrong codes count toward the account's lockout, as at sign-in, and a locked account
+/// cannot remove it); none can be removed while a role requires it.
 #[utoipa::path(
     tag = "me",
     request_body = TotpCode,
@@ -178,14 +348,7 @@ pub async fn remove(
     let entry = principal.audit("me.totp.remove", "user", Some(user_id.to_string()));
     let now = models::now();
     // Checked before the change, so that a wrong code can be counted against the account.
-    let (enrolment, required, locked_until) = db(&state, move |conn| {
-        Ok((
-            enrolments::find(conn, user_id)?,
-            enrolments::required_for(conn, user_id)?,
-            users::find(conn, user_id)?.locked_until,
-        ))
-    })
-    .await?;
+    let (enrolment, required, locked_until) = before_change(&state, user_id).await?;
     let refusal = match (&enrolment, locked_until) {
         (None, _) => Some(ApiError::NotFound),
         _ if required => Some(ApiError::conflict(
@@ -196,28 +359,11 @@ pub async fn remove(
         _ => None,
     };
     if let Some(refusal) = refusal {
-        audit_only(
-            &state,
-            NewEntry {
-                outcome: refusal.code().to_string(),
-                ..entry
-            },
-        )
-        .await?;
-        return Err(refusal);
+        return refuse(&state, entry, refusal).await;
     }
     let mut step = None;
     if let Some(enrolment) = enrolment.filter(|e| e.confirmed()) {
-        let secret = open_secret(&state.totp_key, user_id, &enrolment.sealed_secret)?;
-        step = totp::accept(&secret, &code, unix_now(), enrolment.last_step);
-        if step.is_none() {
-            let refused = NewEntry {
-                outcome: "invalid_totp".into(),
-                ..entry
-            };
-            count_failure(&state, refused, user_id, now).await?;
-            return Err(invalid_code());
-        }
+        step = Some(check_code(&state, &entry, user_id, &enrolment, &code, now).await?);
     }
     audited(&state, entry, move |conn, _| {
         if let Some(step) = step

@@ -37,9 +37,9 @@ pub struct SessionUser {
 }
 
 /// Whether the caller has a second factor, and whether one of its roles requires it.
-// (The session check reads both; the API calls this `TotpStatus`, see crate::totp.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
-#[schema(as = TotpStatus)]
+// (The session check reads both; the API answers them as `TotpStatus`, with the recovery codes
+// left counted apart: see crate::routes::totp.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SecondFactor {
     /// A confirmed authenticator: signing in asks for its code.
     pub enabled: bool,
