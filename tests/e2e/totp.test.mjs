@@ -1,6 +1,7 @@
 // The second factor (TOTP) in the browser: setting it up on the page "Password and second
-// factor" (the QR code as SVG, the key in groups of four, the first code), signing in with a
-// code, the administrator's reset of a lost phone, turning it off with a code, and a role that
+// factor" (the QR code as SVG, the key in groups of four, the first code), the recovery codes
+// shown once and signing in with one, signing in with a code, making new recovery codes, the
+// administrator's reset of a lost phone, turning it off with a code, and a role that
 // requires a second factor sending its holders to enrolment, at sign-in and in the middle of a
 // session. The codes are computed here from the key the page shows (RFC 6238: HMAC-SHA1,
 // 30-second steps, 6 digits), as an authenticator app would.
@@ -87,6 +88,8 @@ let institution;
 let doctor;
 let admin;
 let authenticator;
+/** The doctor's recovery codes, as last shown. */
+let recoveryCodes;
 
 before(async () => {
   browser = await launchBrowser();
@@ -111,6 +114,41 @@ async function json(response, status) {
   const text = await response.text();
   assert.equal(response.status(), status, `${response.url()}: ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** A recovery code as the page shows it. */
+const RECOVERY_CODE = /^[2-9a-hjkmnp-z]{5}-[2-9a-hjkmnp-z]{5}$/;
+
+/**
+ * Turns the second factor on with the authenticator's code (the confirmation form is open),
+ * checks the recovery codes the page then shows once against the server's answer, and returns
+ * them, still on screen.
+ */
+async function confirmAndSeeRecoveryCodes(s, app, noticeText = /The second factor is on/) {
+  const { page } = s;
+  const answer = page.waitForResponse((r) => r.url().endsWith('/api/v1/me/totp/confirm') && r.request().method() === 'POST');
+  await page.fill('#totp-confirm-code', await app.code());
+  await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
+  const confirmed = await json(await answer, 200);
+  await s.waitForNotice(noticeText);
+  return seeRecoveryCodes(s, confirmed);
+}
+
+/** The recovery codes on screen: the ones the server answered, with the warning and buttons. */
+async function seeRecoveryCodes(s, answer) {
+  const { page } = s;
+  await page.locator('#recovery-codes').waitFor();
+  const shown = await page.locator('#recovery-codes li').allInnerTexts();
+  assert.equal(shown.length, 10);
+  for (const code of shown) assert.match(code, RECOVERY_CODE);
+  assert.deepEqual(shown, answer.recovery_codes, 'the codes the server made');
+  assert.equal(answer.recovery_codes_left, 10);
+  assert.match(await page.locator('#recovery-codes-panel').innerText(), /Save these recovery codes now: they are shown only this once/);
+  const download = page.locator('#recovery-codes-download');
+  assert.match(await download.getAttribute('download'), /^palreg-recovery-codes-.+\.txt$/);
+  const text = await page.evaluate(async (href) => (await fetch(href)).text(), await download.getAttribute('href'));
+  for (const code of shown) assert.ok(text.includes(code), `${code} in the text file`);
+  return shown;
 }
 
 /** The user as the administrators' API shows it. */
@@ -218,10 +256,18 @@ test('set up, sign out, sign in with a code; the administrator resets it; set up
 
       // As the app shows it: "123 456".
       const code = await authenticator.code();
+      const answer = page.waitForResponse((r) => r.url().endsWith('/api/v1/me/totp/confirm'));
       await page.fill('#totp-confirm-code', `${code.slice(0, 3)} ${code.slice(3)}`);
       await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
       await s.waitForNotice(/The second factor is on/);
+      // The recovery codes, once, before anything else.
+      recoveryCodes = await seeRecoveryCodes(s, await json(await answer, 200));
+      assert.equal(await page.locator('#totp-status').count(), 0, 'only the codes until they are saved');
+      await s.screenshot('en-account-totp-recovery-codes');
+      await page.click('#recovery-codes-done');
       assert.match(await page.locator('#totp-status').innerText(), /On\s+Signing in asks for a code/);
+      assert.equal(await page.locator('#recovery-codes').count(), 0, 'the codes are not shown again');
+      assert.match(await page.locator('#recovery-codes-left').innerText(), /^10 recovery codes left\.$/);
       assert.equal(await page.locator('#totp-qr').count(), 0, 'the key is not shown again');
       assert.equal(await page.locator('#totp-secret').count(), 0);
       await s.screenshot('en-account-totp-on');
@@ -236,7 +282,10 @@ test('set up, sign out, sign in with a code; the administrator resets it; set up
       await s.signIn(doctor.login, doctor.password, { expectRoute: null });
       await page.locator('#login-totp').waitFor();
       assert.match(await page.locator('#main form .notice').innerText(), /This account has a second factor/);
-      assert.equal(await page.getAttribute('#login-totp', 'inputmode'), 'numeric');
+      // Letters too: the field takes a recovery code as well.
+      assert.equal(await page.getAttribute('#login-totp', 'inputmode'), 'text');
+      assert.match(await page.locator('label[for="login-totp"]').innerText(), /Code from the app, or a recovery code/);
+      assert.match(await page.locator('#login-totp-hint').innerText(), /Enter one of your recovery codes/);
       assert.equal(await page.getAttribute('#login-totp', 'autocomplete'), 'one-time-code');
       assert.equal(await page.evaluate(() => document.activeElement.id), 'login-totp', 'focus on the code field');
       assert.equal(await page.inputValue('#login-login'), doctor.login, 'the login stays');
@@ -257,6 +306,59 @@ test('set up, sign out, sign in with a code; the administrator resets it; set up
       const logins = s.requestBodies().filter((r) => r.url.endsWith('/api/v1/auth/login')).map((r) => JSON.parse(r.body));
       assert.equal(logins.at(-3).totp, undefined, 'the first try sends no code');
       assert.match(logins.at(-1).totp, /^\d{6}$/);
+    });
+
+    await step('totp-sign-in-recovery-code', async () => {
+      const { page } = s;
+      const signInWithCode = async (code) => {
+        await page.click('#topbar button:has-text("Sign out")');
+        await s.waitForRoute('/login');
+        await s.signIn(doctor.login, doctor.password, { expectRoute: null });
+        await page.locator('#login-totp').waitFor();
+        await page.fill('#login-totp', code);
+        await page.click('#main form button[type="submit"]');
+      };
+      // Typed from paper, in capitals: a lost phone.
+      await signInWithCode(recoveryCodes[0].toUpperCase());
+      await s.waitForRoute('/home');
+      await s.goto('/password');
+      assert.match(await page.locator('#recovery-codes-left').innerText(), /^9 recovery codes left\.$/);
+
+      // Each code signs in once.
+      await signInWithCode(recoveryCodes[0]);
+      await page.locator('#login-totp-error:not([hidden])').waitFor();
+      assert.match(await page.locator('#login-totp-error').innerText(), /This code is wrong or has been used already/);
+      // Neither six digits nor a recovery code: said beside the field, without asking the server.
+      const tries = () => s.requests.filter((r) => r.url.endsWith('/api/v1/auth/login')).length;
+      const before = tries();
+      await page.fill('#login-totp', 'abc');
+      await page.click('#main form button[type="submit"]');
+      assert.match(await page.locator('#login-totp-error').innerText(), /or a recovery code of 10 letters and digits/);
+      assert.equal(tries(), before);
+      await page.fill('#login-totp', recoveryCodes[1]);
+      await page.click('#main form button[type="submit"]');
+      await s.waitForRoute('/home');
+
+      // A new set with the app's code: shown once, the old codes no longer count.
+      await s.goto('/password');
+      assert.match(await page.locator('#recovery-codes-left').innerText(), /^8 recovery codes left\.$/);
+      const answer = page.waitForResponse((r) => r.url().endsWith('/api/v1/me/totp/recovery-codes'));
+      await page.fill('#recovery-renew-code', await authenticator.code());
+      await page.click('form[data-form-id="recovery-renew"] button[type="submit"]');
+      await s.waitForNotice(/New recovery codes are made; the old ones no longer work/);
+      const fresh = await seeRecoveryCodes(s, await json(await answer, 200));
+      assert.ok(fresh.every((c) => !recoveryCodes.includes(c)));
+      await page.click('#recovery-codes-done');
+      assert.match(await page.locator('#recovery-codes-left').innerText(), /^10 recovery codes left\.$/);
+      const old = await apiContext();
+      try {
+        const refused = await old.post('/api/v1/auth/login', { data: { login: doctor.login, password: doctor.password, totp: recoveryCodes[2] } });
+        assert.equal(refused.status(), 401);
+        assert.equal((await refused.json()).error.code, 'invalid_totp');
+      } finally {
+        await old.dispose();
+      }
+      recoveryCodes = fresh;
     });
 
     await admin.step('totp-admin-reset', async () => {
@@ -288,9 +390,8 @@ test('set up, sign out, sign in with a code; the administrator resets it; set up
       await s.goto('/password');
       assert.match(await page.locator('#totp-status').innerText(), /Off/);
       authenticator = await startEnrolment(s);
-      await page.fill('#totp-confirm-code', await authenticator.code());
-      await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
-      await s.waitForNotice(/The second factor is on/);
+      await confirmAndSeeRecoveryCodes(s, authenticator);
+      await page.click('#recovery-codes-done');
 
       await page.fill('#totp-remove-code', authenticator.wrongCode());
       await page.click('form[data-form-id="totp-remove"] button[type="submit"]');
@@ -356,10 +457,11 @@ test('a role that requires a second factor sends its holders to enrolment, at si
     await page.locator('#main h1', { hasText: 'Password and second factor' }).waitFor();
 
     const app = await startEnrolment(s);
-    await page.fill('#totp-confirm-code', await app.code());
-    await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
+    // The recovery codes first, then on to everything else.
+    await confirmAndSeeRecoveryCodes(s, app, /The second factor is on, and palreg is open to you/);
+    assert.match(await page.locator('#recovery-codes-done').innerText(), /I have saved them: continue/);
+    await page.click('#recovery-codes-done');
     await s.waitForRoute('/home');
-    await s.waitForNotice(/The second factor is on, and palreg is open to you/);
     assert.ok((await page.locator('#nav').innerText()).includes('Find a patient'), 'the whole menu is back');
     await s.goto('/patients');
     assert.equal(await s.heading(), 'Find a patient');

@@ -18,7 +18,7 @@ function changed() {
 
 /**
  * The signed-in user (`GET /me`: id, login, full_name, roles, permissions, institution, `totp`
- * {enabled, required}, `totp_enrolment_required`) or null.
+ * {enabled, required, recovery_codes_left}, `totp_enrolment_required`) or null.
  */
 export function currentUser() {
   return user;

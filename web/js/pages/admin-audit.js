@@ -21,6 +21,7 @@ const KNOWN_ACTIONS = [
   'me.totp.enrol',
   'me.totp.confirm',
   'me.totp.remove',
+  'me.totp.recovery_codes',
   'keys.public_key',
   'keys.create',
   'keys.grant',

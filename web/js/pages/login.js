@@ -1,5 +1,6 @@
 // Authorization: sign in with login and password, and for an account with a second factor the
-// code of its authenticator app (asked for once the server answers `totp_required`).
+// code of its authenticator app or one of its recovery codes, in the same field (asked for once
+// the server answers `totp_required`).
 
 import { registerPage } from '../router.js';
 import { h } from '../dom.js';
@@ -8,6 +9,21 @@ import { createForm, totpField } from '../forms.js';
 import { errorMessage } from '../api.js';
 import { notice, pageHeading } from '../ui.js';
 import { currentUser, routeAfterSignIn, signIn, takeExpiredNotice } from '../session.js';
+
+/** A recovery code as shown (`xxxxx-xxxxx`), in any case, with or without the dash. */
+const RECOVERY_CODE = /^[a-z2-9]{5}-?[a-z2-9]{5}$/i;
+
+/** The second factor at sign-in: the app's 6 digits, or a recovery code (letters too). */
+function signInCodeField() {
+  return totpField({
+    name: 'totp',
+    label: t('login.totp'),
+    hint: t('login.totp_hint'),
+    inputmode: 'text',
+    width: 'medium',
+    validate: (value) => (/^\d{6}$/.test(value) || RECOVERY_CODE.test(value) ? null : t('login.totp_rules')),
+  });
+}
 
 registerPage({
   route: '/login',
@@ -27,7 +43,7 @@ registerPage({
         fields: [
           { name: 'login', label: t('login.login'), required: true, autocomplete: 'username', spellcheck: 'false', maxLength: 64, value: login },
           { name: 'password', label: t('login.password'), type: 'password', required: true, autocomplete: 'current-password', value: password },
-          ...(withCode ? [totpField({ name: 'totp', hint: t('login.totp_hint') })] : []),
+          ...(withCode ? [signInCodeField()] : []),
         ],
         submitLabel: t('login.submit'),
         pendingLabel: t('login.pending'),
@@ -43,6 +59,7 @@ registerPage({
         },
       });
       form.field('login')?.setAttribute('autocapitalize', 'none');
+      form.field('totp')?.setAttribute('autocapitalize', 'none');
       return form;
     }
 

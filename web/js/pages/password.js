@@ -5,7 +5,10 @@
 // The second factor is an authenticator app whose time-based codes signing in asks for as well.
 // Setting it up takes two steps, so that a secret that never reached the phone locks nobody out:
 // the server makes a secret, shown once (as a QR code and as text), and the app's first code
-// turns it on. Turning it off takes a current code, and is refused while a role requires it.
+// turns it on. Turning it on also makes ten one-time recovery codes, shown this once (to copy,
+// download or print): each signs in once in place of the app's code, for a lost phone. The page
+// says how many are left and makes a new set with a current code. Turning the second factor off
+// takes a current code, and is refused while a role requires it.
 // While a role requires a second factor the user lacks, this is the only page the client shows
 // (router.js), with the second factor first.
 
@@ -63,6 +66,67 @@ function passwordSection() {
 /** A base32 secret in groups of four characters, as authenticator apps take it typed by hand. */
 function groupedSecret(secret) {
   return (secret.match(/.{1,4}/g) ?? []).join(' ');
+}
+
+/** Recovery codes left at or below which the page asks for a new set. */
+const FEW_RECOVERY_CODES = 3;
+
+/** The recovery codes as a text file: a title, the account, the date, one code a line. */
+function recoveryCodesText(codes) {
+  const user = currentUser();
+  const lines = [
+    t('totp.recovery.file_title', { login: user?.login ?? '' }),
+    new Date().toISOString().slice(0, 10),
+    '',
+    ...codes,
+    '',
+    t('totp.recovery.file_hint'),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+/**
+ * The recovery codes just made, shown this once with a "save them now" warning, a copy and a
+ * download button; `done` leaves the page.
+ */
+function recoveryCodesPanel(codes, { done, doneLabel }) {
+  const text = recoveryCodesText(codes);
+  const status = h('p', { class: 'hint', id: 'recovery-codes-copied', role: 'status' });
+  async function copy() {
+    try {
+      await navigator.clipboard.writeText(text);
+      status.textContent = t('totp.recovery.copied');
+    } catch {
+      status.textContent = t('totp.recovery.copy_failed');
+    }
+  }
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));
+  const login = currentUser()?.login ?? 'account';
+  return h(
+    'div',
+    { class: 'recovery-codes-panel', id: 'recovery-codes-panel' },
+    notice('warning', t('totp.recovery.save_now')),
+    h('p', {}, t('totp.recovery.about')),
+    h('ol', { class: 'recovery-codes', id: 'recovery-codes' }, codes.map((code) => h('li', {}, h('code', {}, code)))),
+    h(
+      'p',
+      { class: 'actions' },
+      button(t('totp.recovery.copy'), copy, { id: 'recovery-codes-copy' }),
+      ' ',
+      h(
+        'a',
+        { href: url, download: `palreg-recovery-codes-${login}.txt`, class: 'btn btn-secondary', id: 'recovery-codes-download' },
+        t('totp.recovery.download'),
+      ),
+      ' ',
+      button(doneLabel, () => {
+        URL.revokeObjectURL(url);
+        done();
+      }, { variant: 'primary', id: 'recovery-codes-done' }),
+    ),
+    status,
+  );
 }
 
 function statusLine(totp) {
@@ -129,17 +193,18 @@ function secondFactorSection(ctx) {
       errorFields: { invalid_totp: 'code' },
       async onSubmit(values) {
         const required = mustEnrol(currentUser());
-        await post('/me/totp/confirm', { code: values.code });
-        if (required) {
-          // Everything else opens now: on to the home page with its full menu.
-          await refreshUser();
-          flash('success', t('totp.enabled_required_done'));
-          ctx.navigate(HOME);
-          return;
-        }
-        await reload(notice('success', t('totp.enabled')));
-        announce(t('totp.enabled'));
-        heading.focus();
+        const answer = await post('/me/totp/confirm', { code: values.code });
+        await refreshUser();
+        if (!currentUser()) return;
+        // The recovery codes first (shown only now); then, when a role required the second
+        // factor, on to the home page with its full menu.
+        const message = t(required ? 'totp.enabled_required_done' : 'totp.enabled');
+        drawCodes(answer.recovery_codes, {
+          message: notice('success', message),
+          done: required ? () => ctx.navigate(HOME) : () => draw(),
+          doneLabel: t(required ? 'totp.recovery.done_continue' : 'totp.recovery.done'),
+        });
+        announce(`${message} ${t('totp.recovery.save_now')}`);
       },
     });
     replace(
@@ -163,6 +228,47 @@ function secondFactorSection(ctx) {
     );
     heading.focus();
     announce(t('totp.step_scan'));
+  }
+
+  /** The recovery codes just made, this once, and nothing else until they are saved. */
+  function drawCodes(codes, { message = null, done, doneLabel = t('totp.recovery.done') }) {
+    replace(section, heading, message, h('h3', {}, t('totp.recovery.title')), recoveryCodesPanel(codes, { done, doneLabel }));
+    heading.focus();
+  }
+
+  /** How many recovery codes are left, and a new set with a current code. */
+  function recoverySection(totp) {
+    const left = totp?.recovery_codes_left ?? 0;
+    const form = createForm({
+      id: 'recovery-renew',
+      fields: [totpField({ hint: t('totp.code_hint') })],
+      submitLabel: t('totp.recovery.renew'),
+      errorFields: { invalid_totp: 'code' },
+      async onSubmit(values) {
+        let answer;
+        try {
+          answer = await post('/me/totp/recovery-codes', { code: values.code });
+        } catch (err) {
+          // Turned off elsewhere meanwhile: show the account as it is now.
+          if (err.status === 404) {
+            await reload(notice('info', errorMessage(err)));
+            return;
+          }
+          throw err;
+        }
+        await refreshUser();
+        if (!currentUser()) return;
+        drawCodes(answer.recovery_codes, { message: notice('success', t('totp.recovery.renewed')), done: () => draw() });
+        announce(`${t('totp.recovery.renewed')} ${t('totp.recovery.save_now')}`);
+      },
+    });
+    return [
+      h('h3', {}, t('totp.recovery.title')),
+      h('p', { id: 'recovery-codes-left' }, t('totp.recovery.left', { count: left })),
+      left <= FEW_RECOVERY_CODES ? notice('warning', t('totp.recovery.few', { count: left })) : null,
+      h('p', {}, t('totp.recovery.renew_text')),
+      form.element,
+    ];
   }
 
   function drawOn(message) {
@@ -195,7 +301,15 @@ function secondFactorSection(ctx) {
       });
       body = [h('h3', {}, t('totp.remove_title')), h('p', {}, t('totp.remove_text')), form.element];
     }
-    replace(section, heading, message, statusLine(totp), h('p', { class: 'hint' }, t('totp.lost_phone')), body);
+    replace(
+      section,
+      heading,
+      message,
+      statusLine(totp),
+      h('p', { class: 'hint' }, t('totp.lost_phone')),
+      recoverySection(totp),
+      body,
+    );
   }
 
   draw();
