@@ -57,7 +57,8 @@ pub enum Command {
         /// Read the password from this file (else PALREG_PASSWORD, else a prompt).
         #[arg(long)]
         password_file: Option<PathBuf>,
-        /// The authenticator app's current code, for an account with a second factor (else
+        /// The authenticator app's current code, or one of the account's recovery codes
+        /// (`xxxxx-xxxxx`, each signs in once), for an account with a second factor (else
         /// PALREG_TOTP, else a prompt when the server asks for one).
         #[arg(long, env = "PALREG_TOTP", hide_env_values = true)]
         totp: Option<String>,
@@ -350,7 +351,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             let anonymous = ctx.anonymous()?;
             let api = match anonymous.login(login, &password, totp.as_deref()) {
                 Err(e) if totp.is_none() && e.api_code() == Some("totp_required") => {
-                    let code = config::secret("PALREG_TOTP", None, "Authenticator code: ")?;
+                    let code = config::secret(
+                        "PALREG_TOTP",
+                        None,
+                        "Authenticator code (or a recovery code): ",
+                    )?;
                     anonymous.login(login, &password, Some(&code))?
                 }
                 other => other?,

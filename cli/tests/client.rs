@@ -386,3 +386,52 @@ fn the_binary_signs_in_and_keeps_the_token_private() {
     assert!(logout.status.success());
     assert!(!run(&["whoami"]).status.success(), "signed out");
 }
+
+/// An account with a second factor signs in with `login --totp` given one of its recovery codes
+/// (a lost phone), once.
+#[test]
+fn the_binary_signs_in_with_a_recovery_code_once() {
+    use palreg_server::totp;
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H4", "Hospice four");
+    app.create_user(&admin, "olga", &["user"], Some(institution));
+    let token = app.login("olga", PASSWORD);
+    let started = app.post("/api/v1/me/totp", Some(&token), &serde_json::json!({}));
+    let secret = totp::base32_decode(started.body["secret"].as_str().unwrap()).unwrap();
+    let step = totp::step_at(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let confirmed = app.post(
+        "/api/v1/me/totp/confirm",
+        Some(&token),
+        &serde_json::json!({"code": totp::code(&secret, step)}),
+    );
+    assert_eq!(confirmed.status, 200, "{:?}", confirmed.body);
+    let code = confirmed.body["recovery_codes"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let login = |code: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"))
+            .args(["login", "--login", "olga", "--totp", code])
+            .env("PALREG_CLIENT_DIR", dir.path())
+            .env("PALREG_SERVER", &app.base)
+            .env("PALREG_PASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    };
+    let first = login(&code);
+    assert!(first.status.success(), "{first:?}");
+    let again = login(&code);
+    assert!(!again.status.success(), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("invalid_totp"),
+        "{again:?}"
+    );
+}
