@@ -57,8 +57,10 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
-/// Reads the audit log. Reading it is itself recorded. An institution's administrator gets the
-/// entries of its institution's accounts only; a region-wide administrator gets every entry.
+/// Reads the audit log. Reading it is itself recorded.
+///
+/// An institution's administrator gets the entries of its institution's accounts only; a
+/// region-wide administrator gets every entry.
 #[utoipa::path(
     tag = "admin",
     params(AuditQuery),
