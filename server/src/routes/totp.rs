@@ -89,12 +89,20 @@ pub struct TotpCode {
     pub code: String,
 }
 
-pub fn status(conn: &mut DbConn, user_id: i64) -> ApiResult<TotpStatus> {
-    let second_factor = SecondFactor {
-        enabled: enrolments::find(conn, user_id)?.is_some_and(|e| e.confirmed()),
+/// Stores a new set of recovery codes of a confirmed second factor (any earlier set goes), and
+/// answers the status: on, with exactly these codes left.
+fn store_recovery_codes(
+    conn: &mut DbConn,
+    user_id: i64,
+    hashes: &[String],
+    now: chrono::NaiveDateTime,
+) -> ApiResult<TotpStatus> {
+    enrolments::replace_recovery_codes(conn, user_id, hashes, now)?;
+    Ok(TotpStatus {
+        enabled: true,
         required: enrolments::required_for(conn, user_id)?,
-    };
-    TotpStatus::of(conn, user_id, second_factor)
+        recovery_codes_left: hashes.len() as i64,
+    })
 }
 
 /// A new set of recovery codes: as shown to the user, and as hashed for the database.
@@ -266,8 +274,7 @@ pub async fn confirm(
             .ok_or_else(invalid_code)?;
         let now = models::now();
         enrolments::confirm(conn, user_id, step, now)?;
-        enrolments::replace_recovery_codes(conn, user_id, &hashes, now)?;
-        status(conn, user_id)
+        store_recovery_codes(conn, user_id, &hashes, now)
     })
     .await?;
     Ok(web::Json(TotpRecoveryCodes {
@@ -312,8 +319,7 @@ pub async fn renew_recovery_codes(
         if !enrolments::use_step(conn, user_id, step)? {
             return Err(invalid_code());
         }
-        enrolments::replace_recovery_codes(conn, user_id, &hashes, now)?;
-        status(conn, user_id)
+        store_recovery_codes(conn, user_id, &hashes, now)
     })
     .await?;
     Ok(web::Json(TotpRecoveryCodes {
