@@ -163,6 +163,23 @@ impl Principal {
         }
     }
 
+    /// 403 unless the caller holds the permission and belongs to no institution. Roles and
+    /// reference books are shared by every institution of the region: an institution's
+    /// administrator changing them would change what every other institution's staff may do
+    /// and what the ministry's reports count.
+    pub fn require_region_wide(&self, permission: Permission) -> Result<(), ApiError> {
+        self.require(permission)?;
+        match self.institution_id {
+            None => Ok(()),
+            Some(_) => Err(ApiError::Forbidden {
+                code: "region_wide_only",
+                message: "roles and reference books are shared by the whole region: only a \
+                          region-wide administrator (one without an institution) changes them"
+                    .into(),
+            }),
+        }
+    }
+
     /// An audit entry with this caller as the actor.
     pub fn audit(&self, action: &str, object_type: &str, object_id: Option<String>) -> NewEntry {
         NewEntry {

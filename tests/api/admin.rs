@@ -27,6 +27,20 @@ fn world(backend: Backend) -> World {
     }
 }
 
+/// A role as `GET /api/v1/admin/roles` lists it to `token`.
+fn role(app: &TestApp, token: &str, name: &str) -> Value {
+    let roles = app.get("/api/v1/admin/roles", Some(token));
+    assert_eq!(roles.status, 200, "{:?}", roles.body);
+    roles
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no role {name}"))
+        .clone()
+}
+
 /// Every administration route, with a body where it takes one.
 fn admin_routes() -> Vec<(&'static str, &'static str, Value)> {
     let role = json!({"name": "x", "permissions": []});
@@ -265,6 +279,134 @@ fn institution_administrators_manage_their_own_institution_only(backend: Backend
     let s = app.get(&format!("/api/v1/admin/users/{stranger}"), Some(&w.admin));
     assert_eq!(s.body["full_name"], "Test stranger");
     assert_eq!(s.body["active"], true);
+
+    // Roles and reference books are the whole region's: an institution's administrator reads
+    // them and changes none of them.
+    let admin_role = role(app, &local, "admin")["id"].clone();
+    let ministry_role = role(app, &local, "ministry")["id"].clone();
+    assert_eq!(
+        app.get("/api/v1/refs/medicaments", Some(&local)).status,
+        200
+    );
+    let region_only = [
+        (
+            "POST",
+            "/api/v1/admin/roles".to_string(),
+            json!({"name": "mine", "permissions": []}),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/admin/roles/{ministry_role}"),
+            json!({"permissions": ["summary_reporting", "administration"]}),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/admin/roles/{admin_role}"),
+            json!({"require_totp": false}),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/admin/roles/{ministry_role}"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            "/api/v1/refs/districts".to_string(),
+            json!({"code": "D9", "name": "D9"}),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/refs/institutions/{other}"),
+            json!({"code": "H2", "name": "Renamed"}),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/refs/institutions/{other}"),
+            Value::Null,
+        ),
+    ];
+    for (method, path, body) in &region_only {
+        let r = call(app, method, path, Some(&local), body);
+        assert_eq!(
+            (r.status, r.error_code()),
+            (403, "region_wide_only"),
+            "{method} {path}: {:?}",
+            r.body
+        );
+    }
+    assert_eq!(
+        role(app, &w.admin, "ministry")["permissions"],
+        json!(["summary_reporting"])
+    );
+    let renamed = app.get(
+        &format!("/api/v1/refs/institutions/{other}"),
+        Some(&w.admin),
+    );
+    assert_eq!(renamed.body["name"], "Hospice 2");
+    // The region-wide administrator still changes them.
+    let r = app.post(
+        "/api/v1/refs/districts",
+        Some(&w.admin),
+        &json!({"code": "D9", "name": "D9"}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+/// Nobody gives a role whose permissions it does not hold itself.
+fn administrators_give_only_what_they_hold(backend: Backend) {
+    let w = world(backend);
+    let app = &w.app;
+    let r = app.post(
+        "/api/v1/admin/roles",
+        Some(&w.admin),
+        &json!({"name": "auditor", "permissions": ["administration"]}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let aud_id = app.create_user(&w.admin, "aud", &["auditor"], Some(w.inst));
+    let aud = app.login("aud", PASSWORD);
+    // Not itself an administrator of everything…
+    let r = app.put(
+        &format!("/api/v1/admin/users/{aud_id}"),
+        Some(&aud),
+        &json!({"roles": ["admin"]}),
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (403, "role_beyond_own"),
+        "{:?}",
+        r.body
+    );
+    // …nor a clinician maker.
+    let r = app.post(
+        "/api/v1/admin/users",
+        Some(&aud),
+        &json!({"login": "doc", "full_name": "D", "password": PASSWORD, "roles": ["user"], "institution_id": w.inst}),
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (403, "role_beyond_own"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        app.get("/api/v1/admin/users", Some(&w.admin))
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["login"] == "doc")
+            .count(),
+        0
+    );
+    let me = app.get(&format!("/api/v1/admin/users/{aud_id}"), Some(&w.admin));
+    assert_eq!(me.body["roles"], json!(["auditor"]));
+    // What it holds, it gives.
+    let r = app.post(
+        "/api/v1/admin/users",
+        Some(&aud),
+        &json!({"login": "aud2", "full_name": "A", "password": PASSWORD, "roles": ["auditor"], "institution_id": w.inst}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }
 
 fn roles_are_data(backend: Backend) {
@@ -288,22 +430,8 @@ fn roles_are_data(backend: Backend) {
             "summary_reporting"
         ]
     );
-    let roles = app.get("/api/v1/admin/roles", Some(&w.admin));
-    let admin_role = roles
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "admin")
-        .unwrap()
-        .clone();
-    let user_role = roles
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "user")
-        .unwrap();
+    let admin_role = role(app, &w.admin, "admin");
+    let user_role = role(app, &w.admin, "user");
     assert_eq!(
         user_role["permissions"],
         json!(["medical_records", "patients", "reporting"])
@@ -378,5 +506,6 @@ on_both_backends!(
     role_matrix_refuses_everyone_but_administrators,
     administrator_registers_edits_and_lists_users,
     institution_administrators_manage_their_own_institution_only,
+    administrators_give_only_what_they_hold,
     roles_are_data,
 );

@@ -4,7 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN, PASSWORD, Session, apiAs, createDistrict, launchBrowser, unique } from './harness.mjs';
+import { ADMIN, PASSWORD, Session, apiAs, createDistrict, createInstitution, createUser, launchBrowser, unique, withSession } from './harness.mjs';
 
 let browser;
 let session;
@@ -281,6 +281,30 @@ test('roles: create a role, change its permissions, delete it; a held role is no
   assert.match(await alert.innerText(), /Users hold this role, so it cannot be deleted/);
   await session.screenshot('en-admin-role-in-use');
 }));
+
+test("an institution's administrator reads roles and reference books but changes neither", async () => {
+  const own = await createInstitution(api);
+  const local = await createUser(api, { roles: ['admin'], institution_id: own.id });
+  const roles = await (await api.get('/api/v1/admin/roles')).json();
+  const clinicianRole = roles.find((r) => r.name === 'user');
+  await withSession(browser, { name: 'institution-admin-region-books' }, async (s) => {
+    const { page } = s;
+    await s.signIn(local.login, local.password);
+    await s.goto('/admin/roles');
+    assert.match(await page.locator('#main .notice').innerText(), /only a region-wide administrator/);
+    assert.equal(await page.locator('#main a:has-text("New role")').count(), 0);
+    await s.goto(`/admin/roles/${clinicianRole.id}`);
+    assert.equal(await page.locator('#main form').count(), 0);
+    assert.equal(await page.locator('#main button:has-text("Delete role")').count(), 0);
+    assert.match(await page.locator('#main').innerText(), /Patients/);
+    await s.goto('/admin/refs/institutions');
+    assert.match(await page.locator('#main .notice').innerText(), /only a region-wide administrator/);
+    assert.equal(await page.locator('#main a:has-text("Add an entry")').count(), 0);
+    await s.goto(`/admin/refs/institutions/${own.id}`);
+    assert.equal(await page.locator('#main form').count(), 0);
+    assert.equal(await page.locator('#main button:has-text("Deactivate")').count(), 0);
+  });
+});
 
 test('audit log: filters, and keyset paging to older entries', () => step('audit-log-filters-and-keyset-paging-to-o', async () => {
   const { page } = session;

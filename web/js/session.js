@@ -24,6 +24,14 @@ export function currentUser() {
   return user;
 }
 
+/**
+ * Whether the signed-in user belongs to no institution: only such an administrator changes
+ * what every institution shares (roles, reference books).
+ */
+export function regionWide() {
+  return Boolean(user) && !user.institution;
+}
+
 /** Whether the signed-in user holds `permission`. */
 export function can(permission) {
   return Boolean(user?.permissions.includes(permission));

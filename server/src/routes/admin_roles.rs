@@ -130,6 +130,9 @@ pub async fn list_roles(
 }
 
 /// Creates a role.
+///
+/// Region-wide administrators only (403 `region_wide_only` for an institution's administrator):
+/// roles are shared by every institution.
 #[utoipa::path(
     tag = "admin",
     request_body = RoleRequest,
@@ -141,7 +144,7 @@ pub async fn create_role(
     principal: Principal,
     body: web::Json<RoleRequest>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Permission::Administration)?;
+    principal.require_region_wide(Permission::Administration)?;
     let body = body.into_inner();
     let name = Code::parse(&body.name)?.into_inner();
     let description = parse_description(&body.description)?;
@@ -171,6 +174,8 @@ pub async fn create_role(
 }
 
 /// Changes a role's description or permissions.
+///
+/// Region-wide administrators only (403 `region_wide_only`).
 #[utoipa::path(
     tag = "admin",
     params(("id" = i64, Path)),
@@ -184,7 +189,7 @@ pub async fn update_role(
     path: web::Path<i64>,
     body: web::Json<RoleUpdateRequest>,
 ) -> ApiResult<web::Json<RoleView>> {
-    principal.require(Permission::Administration)?;
+    principal.require_region_wide(Permission::Administration)?;
     let id = path.into_inner();
     let body = body.into_inner();
     let description = body
@@ -224,6 +229,8 @@ pub async fn update_role(
 }
 
 /// Deletes a role that no user holds (409 otherwise).
+///
+/// Region-wide administrators only (403 `region_wide_only`).
 #[utoipa::path(
     tag = "admin",
     params(("id" = i64, Path)),
@@ -235,7 +242,7 @@ pub async fn delete_role(
     principal: Principal,
     path: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Permission::Administration)?;
+    principal.require_region_wide(Permission::Administration)?;
     let id = path.into_inner();
     let entry = principal.audit("admin.role.delete", "role", Some(id.to_string()));
     audited(&state, entry, move |conn, _| {

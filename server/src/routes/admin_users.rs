@@ -116,8 +116,10 @@ fn find_in_scope(conn: &mut DbConn, admin: &Principal, id: i64) -> ApiResult<use
     }
 }
 
-/// Role ids for names; every name must exist and at least one is required.
-fn resolve_roles(conn: &mut DbConn, names: &[String]) -> ApiResult<Vec<i64>> {
+/// Role ids for names; every name must exist and at least one is required, and the
+/// administrator must hold every permission the roles grant: nobody hands out more than it has
+/// (an `administration`-only account could otherwise make itself, or a colleague, `admin`).
+fn resolve_roles(conn: &mut DbConn, admin: &Principal, names: &[String]) -> ApiResult<Vec<i64>> {
     if names.is_empty() {
         return Err(ApiError::unprocessable(
             "role_required",
@@ -131,7 +133,18 @@ fn resolve_roles(conn: &mut DbConn, names: &[String]) -> ApiResult<Vec<i64>> {
             format!("there is no role `{missing}`"),
         ));
     }
-    Ok(found.into_iter().map(|(id, _)| id).collect())
+    let ids: Vec<i64> = found.into_iter().map(|(id, _)| id).collect();
+    for (role_id, permission) in rbac::role_permission_names(conn)? {
+        if ids.contains(&role_id) && !admin.permissions.contains(&permission) {
+            return Err(ApiError::Forbidden {
+                code: "role_beyond_own",
+                message: format!(
+                    "a role that grants `{permission}` is given only by an administrator who holds it"
+                ),
+            });
+        }
+    }
+    Ok(ids)
 }
 
 /// Checks that the institution exists, and that the administrator may place users there.
@@ -228,7 +241,7 @@ pub async fn create_user(
     );
     let view = audited(&state, entry, move |conn, entry| {
         check_institution(conn, &principal, body.institution_id)?;
-        let role_ids = resolve_roles(conn, &body.roles)?;
+        let role_ids = resolve_roles(conn, &principal, &body.roles)?;
         let now = models::now();
         let id = users::insert(
             conn,
@@ -353,7 +366,7 @@ pub async fn update_user(
         };
         users::update(conn, id, &changes)?;
         if let Some(roles) = &body.roles {
-            let role_ids = resolve_roles(conn, roles)?;
+            let role_ids = resolve_roles(conn, &principal, roles)?;
             users::set_roles(conn, id, &role_ids)?;
         }
         if new_hash.is_some() {

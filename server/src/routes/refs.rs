@@ -348,7 +348,10 @@ async fn remove<B: Book>(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Adds an entry (`administration`).
+/// Adds an entry (`administration`, region-wide administrators only).
+///
+/// The books are shared by every institution: an institution's administrator gets 403
+/// `region_wide_only`.
 #[utoipa::path(
     tag = "refs",
     params(("book" = String, Path)),
@@ -362,11 +365,11 @@ pub async fn create_entry(
     path: web::Path<String>,
     body: web::Json<serde_json::Value>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Permission::Administration)?;
+    principal.require_region_wide(Permission::Administration)?;
     with_book!(path.as_str(), B => create::<B>(state, principal, body.into_inner()).await)
 }
 
-/// Replaces an entry (`administration`); `"active": false` deactivates it.
+/// Replaces an entry (`administration`, region-wide); `"active": false` deactivates it.
 #[utoipa::path(
     tag = "refs",
     params(("book" = String, Path), ("id" = i64, Path)),
@@ -380,12 +383,12 @@ pub async fn update_entry(
     path: web::Path<(String, i64)>,
     body: web::Json<serde_json::Value>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Permission::Administration)?;
+    principal.require_region_wide(Permission::Administration)?;
     let (book, id) = path.into_inner();
     with_book!(book.as_str(), B => update::<B>(state, principal, id, body.into_inner()).await)
 }
 
-/// Deletes an entry nothing refers to (`administration`); 409 `in_use` otherwise.
+/// Deletes an entry nothing refers to (`administration`, region-wide); 409 `in_use` otherwise.
 #[utoipa::path(
     tag = "refs",
     params(("book" = String, Path), ("id" = i64, Path)),
@@ -397,7 +400,7 @@ pub async fn delete_entry(
     principal: Principal,
     path: web::Path<(String, i64)>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Permission::Administration)?;
+    principal.require_region_wide(Permission::Administration)?;
     let (book, id) = path.into_inner();
     with_book!(book.as_str(), B => remove::<B>(state, principal, id).await)
 }

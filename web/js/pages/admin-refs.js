@@ -10,6 +10,7 @@ import { createForm } from '../forms.js';
 import { badge, button, confirmDialog, dataTable, flash, linkButton, notice, pageHeading } from '../ui.js';
 import { BOOKS, invalidateBook, loadBook, refName, refOptions } from '../refs.js';
 import { bookTitle } from '../labels.js';
+import { regionWide } from '../session.js';
 
 const BASE = '/admin/refs';
 /** The order of the book tabs: the ones administrators change most first. */
@@ -173,9 +174,10 @@ async function renderBook(ctx) {
       'div',
       { class: 'section-header' },
       h('h2', {}, bookTitle(book)),
-      linkButton(`#${BASE}/${book}/new`, t('refs.add'), { variant: 'primary' }),
+      regionWide() ? linkButton(`#${BASE}/${book}/new`, t('refs.add'), { variant: 'primary' }) : null,
     ),
     h('p', { class: 'hint' }, t(`refs.books.${book}.about`)),
+    regionWide() ? null : notice('info', t('refs.region_only')),
     filters.element,
     count,
     results,
@@ -262,6 +264,10 @@ async function renderNew(ctx) {
   const title = t('refs.new_title', { book: bookTitle(book) });
   ctx.setTitle(title);
   ctx.root.append(backLink(book), pageHeading(title));
+  if (!regionWide()) {
+    ctx.root.append(notice('info', t('refs.region_only')));
+    return;
+  }
   const districts = book === 'institutions' ? await loadBook('districts', { signal: ctx.signal }) : [];
   const form = createForm({
     id: `ref-new-${book}`,
@@ -289,6 +295,12 @@ async function renderEdit(ctx) {
   ]);
   const title = t('refs.edit_title', { code: entry.code });
   ctx.setTitle(`${title} · ${bookTitle(book)}`);
+  const heading = pageHeading(title, ' ', entry.active ? badge(t('refs.status.active'), 'ok') : badge(t('refs.status.inactive'), 'muted'));
+  const lead = h('p', { class: 'lead' }, bookTitle(book), ' · ', refName(entry));
+  if (!regionWide()) {
+    ctx.root.append(heading, lead, notice('info', t('refs.region_only')));
+    return;
+  }
   const form = createForm({
     id: `ref-edit-${book}`,
     fields: entryFields(book, entry, districts),
@@ -341,8 +353,8 @@ async function renderEdit(ctx) {
     : button(t('refs.activate'), () => setActive(true), { variant: 'primary' });
   const deleteButton = button(t('refs.delete'), remove, { variant: 'danger' });
   ctx.root.append(
-    pageHeading(title, ' ', entry.active ? badge(t('refs.status.active'), 'ok') : badge(t('refs.status.inactive'), 'muted')),
-    h('p', { class: 'lead' }, bookTitle(book), ' · ', refName(entry)),
+    heading,
+    lead,
     h('section', { class: 'card', 'aria-labelledby': 'ref-edit-h' }, h('h2', { id: 'ref-edit-h' }, t('refs.edit_section')), form.element),
     h(
       'section',

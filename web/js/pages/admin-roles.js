@@ -9,6 +9,7 @@ import { del, errorMessage, get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { badge, button, confirmDialog, dataTable, flash, linkButton, notice, pageHeader } from '../ui.js';
 import { permissionDescription, permissionName, roleDescription, roleName, sortRoles } from '../labels.js';
+import { regionWide } from '../session.js';
 
 const LIST = '/admin/roles';
 const CODE_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -49,11 +50,13 @@ async function load(ctx) {
 }
 
 async function renderList(ctx) {
-  ctx.root.append(pageHeader(t('roles.list.title'), [linkButton(`#${LIST}/new`, t('roles.list.new'), { variant: 'primary' })]));
+  const editable = regionWide();
+  ctx.root.append(pageHeader(t('roles.list.title'), editable ? [linkButton(`#${LIST}/new`, t('roles.list.new'), { variant: 'primary' })] : []));
   const { roles, permissions, holders } = await load(ctx);
   const sorted = sortRoles(roles);
   ctx.root.append(
     h('p', { class: 'lead' }, t('roles.list.intro')),
+    editable ? null : notice('info', t('roles.region_only')),
     dataTable({
       caption: t('roles.list.caption'),
       rows: sorted,
@@ -90,6 +93,10 @@ async function renderList(ctx) {
 
 async function renderNew(ctx) {
   ctx.root.append(backLink(), pageHeader(t('roles.new.title')));
+  if (!regionWide()) {
+    ctx.root.append(notice('info', t('roles.region_only')));
+    return;
+  }
   const permissions = await get('/admin/permissions', { signal: ctx.signal });
   const form = createForm({
     id: 'role-new',
@@ -130,6 +137,16 @@ async function renderEdit(ctx) {
   }
   const heading = t('roles.edit.heading', { name: roleName(role.name) });
   ctx.setTitle(heading);
+  const holderCount = holders.get(role.name) ?? 0;
+  if (!regionWide()) {
+    ctx.root.append(
+      pageHeader(heading),
+      h('p', { class: 'lead' }, t('roles.edit.code', { name: role.name }), ' · ', t('roles.edit.holders', { count: holderCount })),
+      notice('info', t('roles.region_only')),
+      h('ul', { class: 'inline-list' }, role.permissions.map((p) => h('li', {}, permissionName(p)))),
+    );
+    return;
+  }
   const locked = role.name === LOCKED.role;
   const form = createForm({
     id: 'role-edit',
@@ -155,7 +172,6 @@ async function renderEdit(ctx) {
     },
   });
 
-  const holderCount = holders.get(role.name) ?? 0;
   const deletion = h('div', { class: 'form-alert' });
   async function remove() {
     const ok = await confirmDialog({
