@@ -170,6 +170,40 @@ fn deregistration_and_a_new_key_pair_drop_envelopes(backend: Backend) {
     );
     let b = app.login(&c.b.login, PASSWORD);
     assert_eq!(app.get("/api/v1/me/envelopes", Some(&b)).body, json!([]));
+
+    // An edit naming a's own institution keeps its envelopes.
+    let r = app.put(
+        &format!("/api/v1/admin/users/{}", c.a.id),
+        Some(&admin),
+        &json!({"full_name": "Anna Petrova", "institution_id": c.institution_id}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        app.get("/api/v1/me/envelopes", Some(&c.a.token))
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // a moves to another institution: it leaves H1's key behind, as a departed user does.
+    let h2 = app.create_institution(&admin, "H2", "Hospice 2");
+    let r = app.put(
+        &format!("/api/v1/admin/users/{}", c.a.id),
+        Some(&admin),
+        &json!({"institution_id": h2}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let a = app.login(&c.a.login, PASSWORD);
+    assert_eq!(app.get("/api/v1/me/envelopes", Some(&a)).body, json!([]));
+    // Back in H1, it holds nothing until a colleague grants it again.
+    app.put(
+        &format!("/api/v1/admin/users/{}", c.a.id),
+        Some(&admin),
+        &json!({"institution_id": c.institution_id}),
+    );
+    let a = app.login(&c.a.login, PASSWORD);
+    assert_eq!(app.get("/api/v1/me/envelopes", Some(&a)).body, json!([]));
 }
 
 /// Registers Орлова Нина in `c`: her pseudonym and id.

@@ -349,9 +349,15 @@ pub async fn update_user(
         .to_string(),
     );
     let view = audited(&state, entry, move |conn, _| {
-        find_in_scope(conn, &principal, id)?;
+        let before = find_in_scope(conn, &principal, id)?;
         if let Some(inst) = body.institution_id {
             check_institution(conn, &principal, inst)?;
+            if inst != before.institution_id {
+                // The envelopes are the old institution's key: a user who moves leaves it
+                // behind, as one who is de-registered does (the old institution's Keys page no
+                // longer lists the user, so nobody there would know to rotate it away).
+                crate::db::models::keys::delete_envelopes_of(conn, id)?;
+            }
         }
         let now = models::now();
         let unlock = new_hash.is_some() || body.active == Some(true);

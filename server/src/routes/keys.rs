@@ -155,8 +155,11 @@ pub async fn my_envelopes(
     principal: Principal,
 ) -> ApiResult<web::Json<Vec<EnvelopeView>>> {
     principal.require(Permission::Patients)?;
-    let user_id = principal.user_id;
-    let list = db(&state, move |conn| Ok(keys::envelopes_for(conn, user_id)?)).await?;
+    let (user_id, institution_id) = (principal.user_id, principal.institution_id);
+    let list = db(&state, move |conn| {
+        Ok(keys::envelopes_for(conn, user_id, institution_id)?)
+    })
+    .await?;
     Ok(web::Json(
         list.into_iter()
             .map(|e| EnvelopeView {

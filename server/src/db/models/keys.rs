@@ -122,9 +122,18 @@ pub fn envelopes_of_institution(
         .load(conn)
 }
 
-pub fn envelopes_for(conn: &mut DbConn, recipient_id: i64) -> QueryResult<Vec<Envelope>> {
+/// The envelopes made for a user under its institution's keys (none for a region-wide user).
+pub fn envelopes_for(
+    conn: &mut DbConn,
+    recipient_id: i64,
+    institution_id: Option<i64>,
+) -> QueryResult<Vec<Envelope>> {
+    let Some(institution_id) = institution_id else {
+        return Ok(Vec::new());
+    };
     key_envelopes::table
         .filter(key_envelopes::recipient_id.eq(recipient_id))
+        .filter(key_envelopes::institution_id.eq(institution_id))
         .select(Envelope::as_select())
         .order((
             key_envelopes::institution_id.asc(),
