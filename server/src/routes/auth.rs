@@ -130,7 +130,11 @@ pub async fn login(
         totp: code,
     } = body.into_inner();
     let login = login.trim().to_lowercase();
-    if login.is_empty() || login.len() > 64 || password.len() > 1024 {
+    if login.is_empty()
+        || login.len() > 64
+        || login.chars().any(char::is_control)
+        || password.len() > 1024
+    {
         return Err(invalid_credentials());
     }
     let attempt = NewEntry {
@@ -264,6 +268,12 @@ pub async fn login(
     };
     let sid = session_id.clone();
     audited(&state, entry, move |conn, entry| {
+        // The password was checked against the account of a moment ago: a reset or a
+        // de-registration since then (an administrator shutting a stolen account) wins.
+        let current = users::find(conn, user.id)?;
+        if current.password_hash != user.password_hash || !current.active {
+            return Err(invalid_credentials());
+        }
         // Two sign-ins racing with one code: only the first gets it.
         let used = match &accepted {
             Some(Accepted::Step(step)) => totp::use_step(conn, user_id, *step)?,

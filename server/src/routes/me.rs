@@ -93,6 +93,7 @@ pub struct ChangePasswordRequest {
         (status = 400, description = "Weak new password", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "Wrong current password", body = ErrorBody),
+        (status = 409, description = "The password was changed meanwhile (`password_changed`)", body = ErrorBody),
     )
 )]
 #[put("/api/v1/me/password")]
@@ -111,6 +112,7 @@ pub async fn change_password(
         Ok(users::find(conn, user_id)?.password_hash)
     })
     .await?;
+    let checked = stored.clone();
     let new_hash = web::block(move || {
         if !password::verify(&stored, &current_password) {
             return Ok(None);
@@ -132,6 +134,14 @@ pub async fn change_password(
         });
     };
     audited(&state, entry, move |conn, _| {
+        // Checked against the password of a moment ago: if it has changed since (an
+        // administrator's reset of a stolen account), this change must not undo that one.
+        if users::find(conn, user_id)?.password_hash != checked {
+            return Err(ApiError::conflict(
+                "password_changed",
+                "the password was changed meanwhile; sign in again",
+            ));
+        }
         let now = models::now();
         users::update(
             conn,
