@@ -1,6 +1,6 @@
 //! Parsed inputs: every value that comes from a request becomes one of these before it is used.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
 use crate::error::ApiError;
 
@@ -122,6 +122,34 @@ fn collapse_spaces(raw: &str) -> String {
 /// date somewhere on Earth now (the easternmost zone is UTC+14).
 pub fn latest_calendar_date(now_utc: NaiveDateTime) -> NaiveDate {
     (now_utc + chrono::Duration::hours(14)).date()
+}
+
+/// The earliest year of a date the register takes (a period asked for, a prescription, an
+/// observation): nothing in it is older than its oldest patient's birth year. chrono reads
+/// dates thousands of years before Christ, which PostgreSQL cannot store or compare.
+pub const EARLIEST_YEAR: i32 = 1900;
+
+/// 400 `invalid_dates` for a date before [`EARLIEST_YEAR`].
+pub fn check_date(field: &str, date: NaiveDate) -> Result<(), ApiError> {
+    if date.year() < EARLIEST_YEAR {
+        return Err(ApiError::bad_request(
+            "invalid_dates",
+            format!("{field}: the register's dates start in {EARLIEST_YEAR}"),
+        ));
+    }
+    Ok(())
+}
+
+/// 400 `invalid_filter` for a text filter that no stored value can equal: longer than 200
+/// characters, or holding a control character (PostgreSQL refuses a NUL in any text).
+pub fn check_filter_text(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().count() > 200 || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_filter",
+            format!("{field}: at most 200 characters, no control characters"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

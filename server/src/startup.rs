@@ -147,7 +147,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .limit(routes::patients::IMPORT_BODY_LIMIT)
                         .error_handler(json_error_handler),
                 )
-                .route(web::post().to(routes::patients::import_patients)),
+                .route(web::post().to(routes::patients::import_patients))
+                // Another method gets the JSON 404 every other unknown route gets, not an
+                // empty 405.
+                .default_service(web::to(not_found)),
         )
         .service(routes::patients::create_patient)
         .service(routes::patients::get_patient)

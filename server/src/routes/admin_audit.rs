@@ -75,6 +75,22 @@ pub async fn list_audit(
     principal.require(Permission::Administration)?;
     let q = query.into_inner();
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    for (field, value) in [
+        ("actor", &q.actor),
+        ("action", &q.action),
+        ("object_type", &q.object_type),
+        ("object_id", &q.object_id),
+        ("outcome", &q.outcome),
+    ] {
+        if let Some(value) = value {
+            crate::domain::check_filter_text(field, value)?;
+        }
+    }
+    for (field, at) in [("from", q.from), ("to", q.to)] {
+        if let Some(at) = at {
+            crate::domain::check_date(field, at.date())?;
+        }
+    }
     let filter = AuditFilter {
         actor_login: q.actor,
         action: q.action,

@@ -59,7 +59,7 @@ pub struct ObservationView {
     pub created_at: NaiveDateTime,
 }
 
-fn bad(code: &'static str, message: &str) -> ApiError {
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, message)
 }
 
@@ -101,6 +101,27 @@ fn to_view(o: observations::Observation) -> ObservationView {
     }
 }
 
+/// The most needs an observation adds or removes (a record lists at most as many).
+const MAX_NEEDS_CHANGED: usize = 100;
+
+/// Each need named once, in one list only, and not too many of them.
+fn check_needs(added: &[i64], removed: &[i64]) -> ApiResult<()> {
+    if added.len() + removed.len() > MAX_NEEDS_CHANGED {
+        return Err(bad(
+            "invalid_needs",
+            format!("an observation changes at most {MAX_NEEDS_CHANGED} needs"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !added.iter().chain(removed).all(|n| seen.insert(*n)) {
+        return Err(bad(
+            "invalid_needs",
+            "each need is named once: added or removed, not twice and not both",
+        ));
+    }
+    Ok(())
+}
+
 /// Records an observation; needs added or removed change the patient's record (a new version).
 #[utoipa::path(
     tag = "medical records",
@@ -119,6 +140,7 @@ pub async fn create_observation(
     let institution_id = institution_of(&principal)?;
     let patient_id = path.into_inner();
     let body = body.into_inner();
+    crate::domain::check_date("observed_on", body.observed_on)?;
     if body.observed_on > crate::domain::latest_calendar_date(models::now()) {
         return Err(bad(
             "invalid_dates",
@@ -134,20 +156,17 @@ pub async fn create_observation(
     if body.ecog.is_some_and(|e| !(0..=5).contains(&e)) {
         return Err(bad("invalid_ecog", "the ECOG status is between 0 and 5"));
     }
-    if body
-        .needs_added
-        .iter()
-        .any(|n| body.needs_removed.contains(n))
-    {
-        return Err(bad(
-            "invalid_needs",
-            "a need cannot be both added and removed",
-        ));
-    }
+    check_needs(&body.needs_added, &body.needs_removed)?;
     let note_version = match &body.note {
         Some(note) => {
-            if note.note_ref.is_empty() || note.note_ref.len() > 128 {
-                return Err(bad("invalid_note", "note_ref has 1 to 128 characters"));
+            if note.note_ref.is_empty()
+                || note.note_ref.len() > 128
+                || note.note_ref.chars().any(char::is_control)
+            {
+                return Err(bad(
+                    "invalid_note",
+                    "note_ref has 1 to 128 characters, none of them control characters",
+                ));
             }
             Some(sealed_under(note)?)
         }
@@ -163,13 +182,18 @@ pub async fn create_observation(
         if let Some(v) = note_version {
             require_current_key(conn, institution_id, v)?;
         }
-        for id in body.needs_added.iter().chain(&body.needs_removed) {
-            refs::need::find(conn, *id).map_err(|e| match e {
-                diesel::result::Error::NotFound => {
-                    ApiError::unprocessable("unknown_need", "no such need")
-                }
-                other => other.into(),
-            })?;
+        let named: Vec<i64> = body
+            .needs_added
+            .iter()
+            .chain(&body.needs_removed)
+            .copied()
+            .collect();
+        let known = refs::need::find_many(conn, &named)?;
+        if let Some(unknown) = named.iter().find(|id| !known.iter().any(|n| n.id == **id)) {
+            return Err(ApiError::unprocessable(
+                "unknown_need",
+                format!("there is no need {unknown}"),
+            ));
         }
         let now = models::now();
         let added = serde_json::to_string(&body.needs_added).map_err(ApiError::internal)?;

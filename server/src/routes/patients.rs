@@ -931,6 +931,25 @@ fn search_filter(body: &PatientSearchRequest) -> ApiResult<PatientFilter> {
     {
         return Err(bad("invalid_sex", "sex is M, F or U"));
     }
+    if let Some(status) = &body.status {
+        crate::domain::check_filter_text("status", status)?;
+    }
+    if let Some(block) = &body.icd10_block {
+        crate::domain::check_filter_text("icd10_block", block)?;
+    }
+    for age in [body.age_from, body.age_to].into_iter().flatten() {
+        if !(0..=150).contains(&age) {
+            return Err(bad("invalid_age", "an age is between 0 and 150"));
+        }
+    }
+    for (field, date) in [
+        ("registered_from", body.registered_from),
+        ("registered_to", body.registered_to),
+    ] {
+        if let Some(date) = date {
+            crate::domain::check_date(field, date)?;
+        }
+    }
     let this_year = models::now().date().year();
     Ok(PatientFilter {
         token_groups: groups.into_values().collect(),

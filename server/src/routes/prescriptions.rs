@@ -196,6 +196,7 @@ fn parse_fields(input: &PrescriptionInput, latest: NaiveDate) -> ApiResult<Presc
     if !ROUTES.contains(&input.route.as_str()) {
         return Err(bad("invalid_route", "unknown route of administration"));
     }
+    crate::domain::check_date("prescribed_on", input.prescribed_on)?;
     if input.prescribed_on > latest {
         return Err(bad(
             "invalid_dates",
@@ -560,6 +561,11 @@ pub fn filter_of(req: &PrescriptionSearchRequest) -> ApiResult<PrescriptionFilte
             "invalid_status",
             "status is active, completed or cancelled",
         ));
+    }
+    for (field, date) in [("from", req.from), ("to", req.to)] {
+        if let Some(date) = date {
+            crate::domain::check_date(field, date)?;
+        }
     }
     if let (Some(from), Some(to)) = (req.from, req.to)
         && from > to

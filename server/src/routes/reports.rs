@@ -69,7 +69,11 @@ fn locale(lang: Option<&str>) -> ApiResult<reports::Locale> {
     }
 }
 
+/// The most institutions one summary names.
+const MAX_SUMMARY_INSTITUTIONS: usize = 1000;
+
 fn check_period(from: NaiveDate, to: NaiveDate) -> ApiResult<()> {
+    crate::domain::check_date("from", from)?;
     if from > to {
         return Err(ApiError::bad_request(
             "invalid_dates",
@@ -386,6 +390,18 @@ async fn summary(
                 )
             })?,
     };
+    // Each institution once (in the order first named), and not more than a region has.
+    let mut named = std::collections::HashSet::new();
+    let requested: Vec<i64> = requested
+        .into_iter()
+        .filter(|id| named.insert(*id))
+        .collect();
+    if requested.len() > MAX_SUMMARY_INSTITUTIONS {
+        return Err(ApiError::bad_request(
+            "invalid_institutions",
+            format!("a summary covers at most {MAX_SUMMARY_INSTITUTIONS} institutions"),
+        ));
+    }
     let k = state.settings.small_cell_k;
     let (from, to) = (q.from, q.to);
     let who = principal.clone();

@@ -311,7 +311,7 @@ pub fn update_if_version(
                 record,
                 patients::passport.eq(envelope),
                 patients::passport_key_version.eq(key_version),
-                patients::version.eq(expected + 1),
+                patients::version.eq(expected.saturating_add(1)),
                 patients::updated_by.eq(by),
                 patients::updated_at.eq(at),
             ))
@@ -319,7 +319,7 @@ pub fn update_if_version(
         None => diesel::update(target)
             .set((
                 record,
-                patients::version.eq(expected + 1),
+                patients::version.eq(expected.saturating_add(1)),
                 patients::updated_by.eq(by),
                 patients::updated_at.eq(at),
             ))
@@ -597,7 +597,7 @@ pub fn touch(
             .filter(patients::version.eq(expected)),
     )
     .set((
-        patients::version.eq(expected + 1),
+        patients::version.eq(expected.saturating_add(1)),
         patients::updated_by.eq(by),
         patients::updated_at.eq(at),
     ))

@@ -131,7 +131,7 @@ pub fn update_if_version(
     )
     .set((
         fields,
-        prescriptions::version.eq(expected + 1),
+        prescriptions::version.eq(expected.saturating_add(1)),
         prescriptions::updated_by.eq(by),
         prescriptions::updated_at.eq(at),
     ))
@@ -161,7 +161,7 @@ pub fn set_status_if_version(
     .set((
         prescriptions::status.eq(status),
         prescriptions::cancel_reason.eq(reason),
-        prescriptions::version.eq(expected + 1),
+        prescriptions::version.eq(expected.saturating_add(1)),
         prescriptions::updated_by.eq(by),
         prescriptions::updated_at.eq(at),
     ))

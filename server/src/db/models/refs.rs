@@ -62,7 +62,7 @@ macro_rules! ref_book {
             /// The entries among `ids` (missing ones are simply absent).
             pub fn find_many(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<$row>> {
                 t::$table
-                    .filter(t::id.eq_any(ids))
+                    .filter(crate::db::in_list::in_list(t::id, ids.to_vec()))
                     .select($row::as_select())
                     .load(conn)
             }
