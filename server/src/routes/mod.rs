@@ -32,13 +32,30 @@ where
     read_on(state.pool.clone(), f).await
 }
 
-/// Runs a report's reads on a connection of the reports' own pool, off the async workers.
+/// Runs a report's reads on a connection of the reports' own pool, off the async workers, in
+/// one read-only snapshot: a report's tables are counted from the same state of the register
+/// (a patient registered while it runs is in all of them or in none), so that its totals and
+/// its breakdowns agree and the small-cell suppression reasons over numbers that add up.
 pub async fn report_db<T, F>(state: &web::Data<AppState>, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
     F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
 {
-    read_on(state.reports.clone(), f).await
+    read_on(state.reports.clone(), |conn| {
+        use diesel::Connection;
+        conn.transaction(|conn| {
+            if let DbConn::Pg(pg) = conn {
+                // READ COMMITTED, PostgreSQL's default, takes a new snapshot per statement.
+                // (SQLite's deferred transaction reads from one snapshot from its first read.)
+                diesel::connection::SimpleConnection::batch_execute(
+                    pg,
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                )?;
+            }
+            f(conn)
+        })
+    })
+    .await
 }
 
 async fn read_on<T, F>(pool: db::Pool, f: F) -> ApiResult<T>
