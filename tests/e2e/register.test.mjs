@@ -1,7 +1,8 @@
 // The encrypted register through the browser: two clinicians of one institution make their key
 // pairs, the first creates the institution key and grants it to the second after comparing
-// fingerprints; the second then registers, finds and edits a patient. No name ever leaves the
-// browser in clear.
+// fingerprints (computed in the browser: a server that lies about one is caught, nothing is
+// granted); the second then registers, finds and edits a patient (fields of the passport the
+// form does not show survive the edit). No name ever leaves the browser in clear.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,6 +37,20 @@ after(async () => {
   }
 });
 
+/** A fingerprint the server may claim, in the format of real ones (six groups of five digits). */
+const FORGED = '11111 22222 33333 44444 55555 66666';
+
+/** The patient's passport as the browser of `s` opens it (from the server, with the held keys). */
+function openedPassport(s, pid) {
+  return s.page.evaluate(async (id) => {
+    const { get } = await import('/js/api.js');
+    const { openInstitutionKeys } = await import('/js/keystore.js');
+    const { openPassport } = await import('/js/passports.js');
+    const me = await get('/me');
+    return openPassport(await openInstitutionKeys(me), await get(`/patients/${id}`), me.institution.id);
+  }, pid);
+}
+
 async function createKey(s) {
   await s.goto('/keys');
   await s.page.fill('#key-create-passphrase', PASSPHRASE);
@@ -62,6 +77,28 @@ test('keys: create key pairs, the institution key, compare fingerprints and gran
   assert.notEqual(fp1, fp2);
   await s2.waitForNotice(/Ask a colleague/);
   await s2.screenshot('en-keys-waiting');
+
+  // A server that lies: it lists clinician 2's key beside a fingerprint that is not that key's
+  // (here the fingerprint is altered in transit). The page shows the fingerprint of the key
+  // itself, flags the difference, and refuses to grant: no confirmation, no envelope sent.
+  const members = '**/api/v1/institutions/*/members';
+  await s1.page.route(members, async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    for (const m of body.members) if (m.login === c2.login) m.fingerprint = FORGED;
+    await route.fulfill({ response, json: body });
+  });
+  await s1.goto('/home');
+  await s1.goto('/keys');
+  const row = s1.page.locator('#main table.waiting tbody tr', { hasText: c2.login });
+  assert.equal((await row.locator('code.fingerprint').innerText()).trim(), fp2, "the key's own fingerprint, not the server's");
+  assert.match(await row.innerText(), /Differs from the server's fingerprint/);
+  await s1.screenshot('en-keys-fingerprint-mismatch');
+  await row.locator(`button[data-login="${c2.login}"]`).click();
+  assert.match(await s1.waitForNotice(/not given to anyone/), new RegExp(`for Gromov Pavel Andreevich \\(${c2.login}\\) does not have the fingerprint`));
+  assert.equal(await s1.page.locator('dialog.dialog').count(), 0, 'no confirmation was offered');
+  assert.deepEqual(s1.requests.filter((r) => r.method === 'POST' && r.url.includes('/envelopes')), [], 'no envelope was sent');
+  await s1.page.unroute(members);
 
   await s1.goto('/home');
   await s1.goto('/keys');
@@ -141,6 +178,23 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   const id = (await page.evaluate(() => window.location.hash)).split('/').pop();
   patientId = id;
 
+  // Another client wrote fields of the passport format the form does not show: an edit through
+  // the form must keep them.
+  const EXTRA = {
+    identity_document: { kind: 'паспорт РФ', series: '8605', number: '123456' },
+    contact_person: { name: 'Ёлкин Семён', relation: 'сын', phone: '+7 921 555-66-77' },
+  };
+  await page.evaluate(async ({ pid, extra }) => {
+    const { get, put } = await import('/js/api.js');
+    const { openInstitutionKeys } = await import('/js/keystore.js');
+    const { openPassport, sealPassport } = await import('/js/passports.js');
+    const me = await get('/me');
+    const keys = await openInstitutionKeys(me);
+    const p = await get(`/patients/${pid}`);
+    const passport = { ...openPassport(keys, p, me.institution.id), ...extra };
+    await put(`/patients/${pid}`, { version: p.version, record: p.record, ...sealPassport(keys.get(p.passport_key_version), passport, p.pseudonym, me.institution.id) });
+  }, { pid: id, extra: EXTRA });
+
   await s2.goto('/patients');
   await page.fill('#patient-search-surname', 'елкина-сидорова');
   await page.click('#main form[data-form-id="patient-search"] button[type="submit"]');
@@ -166,9 +220,12 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   await page.click(`#main form[data-form-id="patient-${id}"] button[type="submit"]`);
   await s2.waitForNotice(/Changes saved/);
   assert.equal(await page.inputValue(`#patient-${id}-phone`), '+7 921 000-11-22');
-  assert.equal(await page.locator('#main table.history tbody tr').count(), 2);
-  assert.match(await page.locator('#main table.history tbody tr').first().innerText(), /^2\s+\d\d?\/\d\d?\/\d{2,4}, .*Gromov Pavel Andreevich.*Passport changed/);
+  assert.equal(await page.locator('#main table.history tbody tr').count(), 3);
+  assert.match(await page.locator('#main table.history tbody tr').first().innerText(), /^3\s+\d\d?\/\d\d?\/\d{2,4}, .*Gromov Pavel Andreevich.*Passport changed/);
   await s2.screenshot('en-patients-edit');
+  const edited = await openedPassport(s2, id);
+  assert.equal(edited.phone, '+7 921 000-11-22');
+  assert.deepEqual({ identity_document: edited.identity_document, contact_person: edited.contact_person }, EXTRA, 'fields the form does not show survived');
 
   // Someone else saved meanwhile: a stale version is refused with a clear message.
   await page.evaluate(async (pid) => {
@@ -182,7 +239,18 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   await s2.screenshot('en-patients-stale');
   await page.click('#patient-reload');
   await s2.waitForRoute(`/patients/${id}`);
-  assert.equal(await page.locator('#main table.history tbody tr').count(), 3);
+  assert.equal(await page.locator('#main table.history tbody tr').count(), 4);
+
+  // A change of the record alone leaves the passport as it was: it is not sealed again.
+  const puts = () => s2.requests.filter((r) => r.method === 'PUT' && r.url.endsWith(`/api/v1/patients/${id}`));
+  const sentBefore = puts().length;
+  await page.fill(`#patient-${id}-registered_on`, '2024-05-06');
+  await page.click(`#main form[data-form-id="patient-${id}"] button[type="submit"]`);
+  await s2.waitForNotice(/Changes saved/);
+  const sent = puts().slice(sentBefore);
+  assert.equal(sent.length, 1);
+  assert.equal('passport' in JSON.parse(sent[0].body), false, 'the unchanged passport was not sent');
+  assert.deepEqual((await openedPassport(s2, id)).contact_person, EXTRA.contact_person);
 
   // The same pages in Russian (the unlocked key stays in memory across the switch).
   await page.click('#topbar button[lang="ru"]');
@@ -200,7 +268,7 @@ test('patients: register, find by surname typed in lower case without Ё, open a
   await page.click('#topbar button[lang="en"]');
 
   for (const s of [s1, s2]) {
-    s.assertNothingSent('Ёлкина', 'Сидорова', 'Агриппина', 'Тимофеевна', 'елкина', 'ЕЛКИНА', 'Петрозаводск', PATIENT.snils, '1941-02-17', '000-11-22', PASSPHRASE);
+    s.assertNothingSent('Ёлкина', 'Сидорова', 'Агриппина', 'Тимофеевна', 'елкина', 'ЕЛКИНА', 'Петрозаводск', PATIENT.snils, '1941-02-17', '000-11-22', 'Ёлкин Семён', '555-66-77', PASSPHRASE);
   }
 }));
 

@@ -6,7 +6,10 @@
 // cancelled with its button and continued. Each run re-seals the observation notes after the
 // passports. Afterwards every patient and note opens under the newest version, every patient is
 // found by its new blind indexes, a colleague opens them, and no name or note ever left the
-// browser in clear.
+// browser in clear. Before all that, a server that lies about a holder's fingerprint stops the
+// rotation before anything is written. At the end, a clinician not granted the newest version is
+// told to ask for it when saving a patient, then forgets the passphrase: a new key pair replaces
+// the stored one and a holder grants every version again.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +30,10 @@ const PATIENTS = [
   ['Кукушкина', 'Зоя', '1955-07-27'],
   ['Скворцов', 'Лука', '1943-10-02'],
 ];
-const NAMES = PATIENTS.flatMap(([s, f]) => [s, f]);
+// Registered (and refused) by a clinician who does not hold the newest key version.
+const LATE = ['Зябликова', 'Нина', '1961-03-03'];
+const NAMES = [...PATIENTS, LATE].flatMap(([s, f]) => [s, f]);
+const NEW_PASSPHRASE = 'a brand new passphrase 7';
 // Observation notes (patient index -> text), sealed before the first rotation.
 const NOTES = [
   [5, 'Сын Пётр навещает по средам; ключ у соседки Таисии'],
@@ -64,7 +70,7 @@ before(async () => {
 after(async () => {
   try {
     for (const s of [sA, sB, sC]) s?.assertClean();
-    for (const s of [sA, sB, sC]) s?.assertNothingSent(...NAMES, ...NOTE_TEXTS, PASSPHRASE);
+    for (const s of [sA, sB, sC]) s?.assertNothingSent(...NAMES, ...NOTE_TEXTS, PASSPHRASE, NEW_PASSPHRASE);
   } finally {
     await sA?.close();
     await sB?.close();
@@ -119,6 +125,28 @@ async function holdWritesAfter(page, pass) {
   return seen;
 }
 
+/** Serves the members list with the fingerprint of `login` replaced: a server that lies about it. */
+async function forgeFingerprint(page, login) {
+  await page.route('**/api/v1/institutions/*/members', async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    for (const m of body.members) if (m.login === login) m.fingerprint = '11111 22222 33333 44444 55555 66666';
+    await route.fulfill({ response, json: body });
+  });
+}
+
+/** Fills the New Patient form with `[surname, firstName, dob]` and submits it. */
+async function submitNewPatient(s, [surname, firstName, dob]) {
+  const { page } = s;
+  await s.goto('/patients/new');
+  await page.fill('#patient-new-surname', surname);
+  await page.fill('#patient-new-first_name', firstName);
+  await page.fill('#patient-new-date_of_birth', dob);
+  await page.selectOption('#patient-new-sex', 'F');
+  await page.selectOption('#patient-new-diagnosis_id', { index: 1 });
+  await page.click('#main form[data-form-id="patient-new"] button[type="submit"]');
+}
+
 async function progress(page) {
   const bar = page.locator('#rotation-progress');
   return { value: Number(await bar.getAttribute('value')), max: Number(await bar.getAttribute('max')), text: (await page.locator('#rotation-count').innerText()).trim() };
@@ -138,14 +166,8 @@ test('setup: keys, a grant, and patients (one through the form, the rest through
   await sA.waitForNotice(/now holds the institution key/);
 
   const { page } = sA;
-  const [surname, firstName, dob] = PATIENTS[0];
-  await sA.goto('/patients/new');
-  await page.fill('#patient-new-surname', surname);
-  await page.fill('#patient-new-first_name', firstName);
-  await page.fill('#patient-new-date_of_birth', dob);
-  await page.selectOption('#patient-new-sex', 'F');
-  await page.selectOption('#patient-new-diagnosis_id', { index: 1 });
-  await page.click('#main form[data-form-id="patient-new"] button[type="submit"]');
+  const [surname] = PATIENTS[0];
+  await submitNewPatient(sA, PATIENTS[0]);
   await sA.waitForRoute(/^\/patients\/\d+$/);
   ids.set(surname, Number((await page.evaluate(() => window.location.hash)).split('/').pop()));
 
@@ -200,6 +222,21 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   const colleagueFp = before.members.find((m) => m.login === colleague.login).fingerprint;
   assert.equal((await page.locator(`#main table.holders code[data-login="${colleague.login}"]`).innerText()).trim(), colleagueFp);
   await sA.screenshot('en-keys-rotation-holders');
+
+  // The server lies about the colleague's fingerprint: the rotation stops before anything is
+  // written, and says whose key failed.
+  await forgeFingerprint(page, colleague.login);
+  await sA.goto('/home');
+  await sA.goto('/keys');
+  const mark = sA.requests.length;
+  await page.click('#rotate-key');
+  await page.locator('dialog.dialog .btn-danger').click();
+  await sA.waitForNotice(new RegExp(`for Sergeev Oleg Ivanovich \\(${colleague.login}\\) does not have the fingerprint`));
+  assert.deepEqual(sA.requests.slice(mark).filter((r) => r.method !== 'GET'), [], 'nothing was written');
+  assert.equal((await members()).current_version, 1, 'no key version was made');
+  await page.unroute('**/api/v1/institutions/*/members');
+  await sA.goto('/home');
+  await sA.goto('/keys');
 
   const seen = await holdWritesAfter(page, 4);
   await page.click('#rotate-key');
@@ -372,4 +409,73 @@ test('rotation in Russian: cancelled with its button, continued, finished; the c
   assert.equal(surname, PATIENTS[NOTES[0][0]][0]);
   const note = pb.locator('#main table.observations tbody tr .note-text');
   assert.equal((await note.innerText()).trim(), NOTES[0][1]);
+}));
+
+test('after a rotation, a clinician without the newest key version is told to ask for it, not to reload', () => sC.step('rotation-not-granted', async () => {
+  // Version 4 goes to the administrator alone (a rotation with no other holder listed): the
+  // newcomer holds 1 to 3, and the server refuses passports sealed under 3 (409 stale_key_version).
+  await sA.goto('/home');
+  await sA.page.evaluate(async () => {
+    const { get } = await import('/js/api.js');
+    const { loadCrypto } = await import('/js/crypto.js');
+    const { unlockedPair } = await import('/js/keystore.js');
+    const { createNextVersion } = await import('/js/rotation.js');
+    const me = await get('/me');
+    const info = await get(`/institutions/${me.institution.id}/members`);
+    await createNextVersion({ wasm: await loadCrypto(), user: me, pair: unlockedPair(me.id), members: info, holders: [] });
+  });
+  assert.equal((await members()).current_version, 4);
+
+  const { page } = sC;
+  await submitNewPatient(sC, LATE);
+  const said = await sC.waitForNotice(/rotated and you do not hold the new version/);
+  assert.doesNotMatch(said, /Reload/);
+  assert.equal(await page.getAttribute('#patient-go-to-keys', 'href'), '#/keys');
+  await sC.screenshot('en-patients-new-key-rotated');
+
+  // The same on a patient's page when the passport changes.
+  const id = ids.get(PATIENTS[1][0]);
+  await sC.goto(`/patients/${id}`);
+  await page.fill(`#patient-${id}-address`, 'г. Кондопога, ул. Новая, д. 1');
+  await page.click(`#main form[data-form-id="patient-${id}"] button[type="submit"]`);
+  await sC.waitForNotice(/rotated and you do not hold the new version/);
+  await page.click('#patient-go-to-keys');
+  await sC.waitForRoute('/keys');
+  await sC.waitForNotice(/Ask a colleague who holds the key/);
+  sC.assertNothingSent('Кондопога');
+}));
+
+test('a forgotten passphrase: a new key pair replaces the stored one, and a holder grants every version again', () => sC.step('rotation-forgotten-passphrase', async () => {
+  const oldFp = (await members()).members.find((x) => x.login === newcomer.login).fingerprint;
+  // A new tab: the key is no longer unlocked, its file is stored, the passphrase is forgotten.
+  const page = await sC.reopenTab();
+  await sC.goto('/keys');
+  await page.locator('#key-unlock-passphrase').waitFor();
+  await page.click('#key-new-pair');
+  const dialog = page.locator('dialog.dialog');
+  await dialog.waitFor();
+  assert.match(await dialog.innerText(), /names stay unreadable for you until a colleague who holds the institution key grants it to you again/);
+  await sC.screenshot('en-keys-new-pair-confirm', { fullPage: false });
+  await dialog.locator('.btn-danger').click();
+  await page.fill('#key-replace-passphrase', NEW_PASSPHRASE);
+  await page.fill('#key-replace-passphrase_repeat', NEW_PASSPHRASE);
+  await page.click('#main form[data-form-id="key-replace"] button[type="submit"]');
+  await page.locator('#my-fingerprint').waitFor();
+  const fp = (await page.locator('#my-fingerprint').innerText()).trim();
+  assert.notEqual(fp, oldFp);
+  await page.locator('#main dd', { hasText: 'Waiting for a colleague to grant it' }).waitFor();
+  const me = (await members()).members.find((x) => x.login === newcomer.login);
+  assert.equal(me.fingerprint, fp, 'the new key is published');
+  assert.deepEqual(me.holds, [], 'the envelopes of the old key are gone');
+
+  await sA.goto('/home');
+  await sA.goto('/keys');
+  assert.equal((await sA.page.locator(`#main table.waiting code[data-login="${newcomer.login}"]`).innerText()).trim(), fp);
+  await sA.page.click(`#main table.waiting button[data-login="${newcomer.login}"]`);
+  await sA.page.locator('dialog.dialog .btn-primary').click();
+  await sA.waitForNotice(/now holds the institution key/);
+  assert.deepEqual((await members()).members.find((x) => x.login === newcomer.login).holds, [1, 2, 3, 4]);
+  const [surname, firstName] = PATIENTS[0];
+  await sC.goto(`/patients/${ids.get(surname)}`);
+  assert.equal(await sC.heading(), `${surname} ${firstName}`);
 }));

@@ -2,7 +2,8 @@
 // request gets 401, the sign-in page says why, and after signing in the same page comes back
 // with what had been typed (passwords excepted). Fields marked `data-sensitive` (patient data in
 // clear, on later pages) are kept in memory only, never in browser storage, and a draft is never
-// shown to another user.
+// shown to another user. When another user signs in from another tab, this tab's session ends
+// (its unlocked keys forgotten) as soon as it reads the account again.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -149,6 +150,42 @@ test('a draft is never shown to another user who signs in at the same computer',
     await s.signIn(ADMIN.login, ADMIN.password, { expectRoute: '/home' });
     await s.goto('/admin/users/new');
     assert.equal(await s.page.inputValue('#user-new-login'), '', 'nothing comes back for the first user either');
+  });
+});
+
+test('someone else signs in from another tab: this tab ends its session and forgets the unlocked key', async () => {
+  await withSession(browser, { name: 'other-user-other-tab' }, async (s) => {
+    await s.signIn(clinician.login, clinician.password);
+    // A key pair unlocked in this tab's memory (made in WASM as the Keys page makes it).
+    const id = await s.page.evaluate(async () => {
+      const { get } = await import('/js/api.js');
+      const { loadCrypto } = await import('/js/crypto.js');
+      const { setUnlocked } = await import('/js/keystore.js');
+      const me = await get('/me');
+      setUnlocked(me.id, (await loadCrypto()).UserKeyPair.generate());
+      return me.id;
+    });
+
+    // Another tab of the same browser signs out and the administrator signs in: the cookie,
+    // shared by both tabs, is now the administrator's.
+    const other = await s.context.newPage();
+    s.watch(other);
+    await other.goto('/#/home');
+    await other.click('#topbar button:has-text("Sign out")');
+    await other.fill('#login-login', ADMIN.login);
+    await other.fill('#login-password', ADMIN.password);
+    await other.click('#main form button[type="submit"]');
+    await other.waitForFunction(() => document.getElementById('main')?.dataset.route === '/home');
+    await other.close();
+
+    // This tab still shows the clinician; a page that reads the account again (GET /me) finds
+    // someone else, and ends the clinician's session here.
+    await s.page.evaluate(() => {
+      window.location.hash = '#/password';
+    });
+    await s.waitForRoute('/login');
+    assert.equal(await s.page.locator('#nav').isHidden(), true);
+    assert.equal(await s.page.evaluate(async (uid) => (await import('/js/keystore.js')).unlockedPair(uid) === null, id), true, 'the key is forgotten');
   });
 });
 

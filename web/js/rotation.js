@@ -10,6 +10,7 @@
 
 import { ApiError, get, post, put } from './api.js';
 import { openInstitutionKey, openInstitutionKeys } from './keystore.js';
+import { trustedFingerprint } from './members.js';
 import { NOTE_PURPOSE, openPassport, sealPassport } from './passports.js';
 
 /** Patients or notes fetched per page while re-encrypting. */
@@ -22,16 +23,19 @@ const ATTEMPTS = 4;
 /**
  * Creates key version `members.current_version + 1`: generated in WASM, wrapped to me and stored,
  * then wrapped to each other holder of the current version (`holders`, as the user saw them).
- * Resolves to the new version. The generated key never leaves WASM memory.
+ * Resolves to the new version. The generated key never leaves WASM memory. Every holder's public
+ * key is checked against its fingerprint first (members.js): one that fails throws
+ * MemberKeyError naming the holder, before anything is written.
  */
 export async function createNextVersion({ wasm, user, pair, members, holders }) {
   const institutionId = user.institution.id;
   const version = members.current_version + 1;
+  const others = holders.filter((m) => m.user_id !== user.id);
+  for (const m of others) trustedFingerprint(wasm, m);
   const key = wasm.InstitutionKey.generate(version);
   try {
     await post(`/institutions/${institutionId}/keys`, { version, envelope: key.wrapFor(pair.publicKey, user.id, institutionId) });
-    for (const m of holders) {
-      if (m.user_id === user.id) continue;
+    for (const m of others) {
       await post(`/institutions/${institutionId}/keys/${version}/envelopes`, { recipient_id: m.user_id, envelope: key.wrapFor(m.public_key, m.user_id, institutionId) });
     }
   } finally {

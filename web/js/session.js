@@ -55,7 +55,11 @@ export async function restoreSession() {
  */
 export async function refreshUser({ signal } = {}) {
   const fresh = await get('/me', { signal });
-  if (user && fresh.id === user.id) {
+  if (user && (fresh.id !== user.id || fresh.institution?.id !== user.institution?.id)) {
+    // The cookie now belongs to someone else (signed in from another tab) or to another
+    // institution: nothing of this user's may stay (unlocked keys, kept forms). Sign in again.
+    endLocally();
+  } else if (user) {
     user = fresh;
     changed();
   }

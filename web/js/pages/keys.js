@@ -2,7 +2,10 @@
 // protects it with a passphrase (the wrapped key file is kept in this browser and offered as a
 // download) and publishes the public key. Later visits unlock it with the passphrase, or import
 // a key file. The institution key is created once, by the first clinician; colleagues who
-// published a key wait until a holder grants it, after comparing fingerprints aloud.
+// published a key wait until a holder grants it, after comparing fingerprints aloud: the
+// fingerprints shown are computed here from the public keys a grant wraps to (members.js). A
+// clinician who forgot the passphrase makes a new key pair in place of the stored one and is
+// granted again.
 //
 // An administrator who holds the current key rotates it (rotation.js): after seeing the holders
 // and their fingerprints, a new version is wrapped to each of them, every passport is
@@ -15,9 +18,10 @@ import { h } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
-import { announce, button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
+import { announce, badge, button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
 import { openInstitutionKeys, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
+import { MemberKeyError, checkMemberKey, trustedFingerprint } from '../members.js';
 import { createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
 
 const MIN_PASSPHRASE = 10;
@@ -50,13 +54,14 @@ registerPage({
 
     /**
      * Publishes the key unless the server has it already. Replacing another published key drops
-     * my envelopes (colleagues must grant the institution key again): that needs a confirmation.
+     * my envelopes (colleagues must grant the institution key again): that needs a confirmation,
+     * unless the user gave it already (`confirmed`: a new pair for a forgotten passphrase).
      * Resolves to false when the user declines.
      */
-    async function publish(pair, { fresh = false } = {}) {
+    async function publish(pair, { fresh = false, confirmed = false } = {}) {
       const current = fresh ? null : await publishedKey();
       if (current === pair.publicKey) return true;
-      if (current) {
+      if (current && !confirmed) {
         const ok = await confirmDialog({
           title: t('keys.replace_title'),
           message: t('keys.replace_confirm'),
@@ -67,6 +72,71 @@ registerPage({
       }
       await put('/me/public-key', { public_key: pair.publicKey });
       return true;
+    }
+
+    /**
+     * The form that makes a key pair: generated in WASM, protected by the passphrase, published,
+     * and kept in this browser in place of any stored key file. `replacing`: the user has agreed
+     * already to lose access to the institution key (a forgotten passphrase), so publishing asks
+     * no more.
+     */
+    function keyPairForm(id, { replacing = false } = {}) {
+      return createForm({
+        id,
+        fields: [
+          { name: 'passphrase', label: t('keys.passphrase'), type: 'password', required: true, minLength: MIN_PASSPHRASE, autocomplete: 'new-password', hint: t('keys.passphrase_hint', { count: MIN_PASSPHRASE }) },
+          {
+            name: 'passphrase_repeat',
+            label: t('keys.passphrase_repeat'),
+            type: 'password',
+            required: true,
+            autocomplete: 'new-password',
+            validate: (value, values) => (value !== values.passphrase ? t('keys.passphrases_differ') : null),
+          },
+        ],
+        submitLabel: t('keys.create'),
+        async onSubmit(values) {
+          const pair = wasm.UserKeyPair.generate();
+          const json = pair.exportKeyFile(values.passphrase);
+          if (!(await publish(pair, { confirmed: replacing }))) {
+            pair.free();
+            return;
+          }
+          await storeKeyFile(user.login, json);
+          keyFile = json;
+          setUnlocked(user.id, pair);
+          justCreated = true;
+          await draw();
+        },
+      });
+    }
+
+    /**
+     * A forgotten passphrase cannot be recovered: the way out is a new key pair in place of the
+     * stored one, and a colleague's grant again. Its form appears only after a confirmation that
+     * says what it costs.
+     */
+    function forgottenSection() {
+      const start = h('p', {});
+      start.append(
+        button(
+          t('keys.new_pair'),
+          async () => {
+            const ok = await confirmDialog({
+              title: t('keys.new_pair_title'),
+              message: t('keys.new_pair_confirm'),
+              confirmLabel: t('keys.new_pair_button'),
+              danger: true,
+            });
+            if (!ok) return;
+            const form = keyPairForm('key-replace', { replacing: true });
+            start.replaceWith(form.element);
+            form.field('passphrase')?.focus();
+          },
+          { variant: 'danger', id: 'key-new-pair' },
+        ),
+      );
+      return h('section', { id: 'key-forgotten' }, h('h2', {}, t('keys.forgot_title')), h('p', {}, t('keys.forgot_intro')), start);
     }
 
     function passphraseForms() {
@@ -92,36 +162,9 @@ registerPage({
             await draw();
           },
         });
-        nodes.push(h('section', {}, h('h2', {}, t('keys.unlock_title')), unlock.element));
+        nodes.push(h('section', {}, h('h2', {}, t('keys.unlock_title')), unlock.element), forgottenSection());
       } else {
-        const create = createForm({
-          id: 'key-create',
-          fields: [
-            { name: 'passphrase', label: t('keys.passphrase'), type: 'password', required: true, minLength: MIN_PASSPHRASE, autocomplete: 'new-password', hint: t('keys.passphrase_hint', { count: MIN_PASSPHRASE }) },
-            {
-              name: 'passphrase_repeat',
-              label: t('keys.passphrase_repeat'),
-              type: 'password',
-              required: true,
-              autocomplete: 'new-password',
-              validate: (value, values) => (value !== values.passphrase ? t('keys.passphrases_differ') : null),
-            },
-          ],
-          submitLabel: t('keys.create'),
-          async onSubmit(values) {
-            const pair = wasm.UserKeyPair.generate();
-            const json = pair.exportKeyFile(values.passphrase);
-            if (!(await publish(pair))) {
-              pair.free();
-              return;
-            }
-            await storeKeyFile(user.login, json);
-            keyFile = json;
-            setUnlocked(user.id, pair);
-            justCreated = true;
-            await draw();
-          },
-        });
+        const create = keyPairForm('key-create');
         nodes.push(h('section', {}, h('h2', {}, t('keys.create_title')), h('p', {}, t('keys.create_intro')), create.element));
       }
       let fileText = null;
@@ -222,7 +265,7 @@ registerPage({
           className: 'waiting',
           columns: [
             { label: t('keys.colleague'), rowHeader: true, render: (m) => `${m.full_name} (${m.login})` },
-            { label: t('keys.fingerprint'), render: (m) => h('code', { class: 'fingerprint', dataset: { login: m.login } }, m.fingerprint) },
+            { label: t('keys.fingerprint'), render: fingerprintCell },
             {
               label: t('keys.actions'),
               render: (m) =>
@@ -239,6 +282,17 @@ registerPage({
       return nodes;
     }
 
+    /**
+     * A colleague's fingerprint as computed here from the public key the server gives (never the
+     * server's own `fingerprint`), marked when the server's differs or the key does not parse.
+     */
+    function fingerprintCell(m) {
+      const { fingerprint, problem } = checkMemberKey(wasm, m);
+      const code = fingerprint ? h('code', { class: 'fingerprint', dataset: { login: m.login } }, fingerprint) : null;
+      if (!problem) return code;
+      return [code, ' ', badge(problem === 'mismatch' ? t('keys.fingerprint_mismatch') : t('keys.fingerprint_unreadable'), 'danger')];
+    }
+
     /** Who holds the current version, and (for an administrator holding it) the rotate button. */
     function rotationSection(info, iHold, pair) {
       const version = info.current_version;
@@ -251,7 +305,7 @@ registerPage({
           className: 'holders',
           columns: [
             { label: t('keys.colleague'), rowHeader: true, render: (m) => `${m.full_name} (${m.login})` },
-            { label: t('keys.fingerprint'), render: (m) => h('code', { class: 'fingerprint', dataset: { login: m.login } }, m.fingerprint) },
+            { label: t('keys.fingerprint'), render: fingerprintCell },
           ],
           rows: holders,
         }),
@@ -356,9 +410,17 @@ registerPage({
     }
 
     async function grant(member, version, institutionId) {
+      // The fingerprint read out is that of the key the envelopes are wrapped to, computed here.
+      let fingerprint;
+      try {
+        fingerprint = trustedFingerprint(wasm, member);
+      } catch (err) {
+        await draw(null, err);
+        return;
+      }
       const ok = await confirmDialog({
         title: t('keys.grant_title', { name: member.full_name }),
-        message: t('keys.grant_confirm', { fingerprint: member.fingerprint }),
+        message: t('keys.grant_confirm', { fingerprint }),
         confirmLabel: t('keys.grant_confirm_button'),
       });
       if (!ok) return;
@@ -384,7 +446,8 @@ registerPage({
       if (message) nodes.push(notice('success', message));
       if (error) {
         const { errorMessage } = await import('../api.js');
-        nodes.push(notice('error', errorMessage(error)));
+        // A colleague's key that failed its check is said as such (no console error: expected).
+        nodes.push(notice('error', error instanceof MemberKeyError ? error.message : errorMessage(error)));
       }
       if (!pair) {
         nodes.push(...passphraseForms());

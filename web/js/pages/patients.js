@@ -98,10 +98,19 @@ async function patientFields(ctx, { passport = {}, record = null } = {}) {
   return { fields, sections, diagnoses };
 }
 
-function split(values) {
+/**
+ * The passport and the record of the form's values. The passport starts from `stored` (the
+ * opened passport, on the edit page) with the form's fields laid over it: fields of the format
+ * this form does not show (`identity_document`, `contact_person`, client-crypto passport.rs)
+ * survive an edit. A field the form shows and the user emptied is left out.
+ */
+function split(values, stored = {}) {
   // The passport document of client-crypto: sex is `male`/`female`, empty optional fields left out.
-  const passport = {};
-  for (const name of PASSPORT_FIELDS) if (values[name]) passport[name] = values[name];
+  const passport = { ...stored };
+  for (const name of PASSPORT_FIELDS) {
+    if (values[name]) passport[name] = values[name];
+    else delete passport[name];
+  }
   passport.sex = PASSPORT_SEX[values.sex];
   const record = {
     sex: values.sex,
@@ -123,6 +132,22 @@ const canonical = (p) => JSON.stringify(Object.keys(p).sort().map((k) => [k, p[k
 
 const fullName = (p) => [p.surname, p.first_name, p.patronymic].filter(Boolean).join(' ');
 
+/**
+ * Says why a save was refused with 409 `stale_key_version`: the passport was sealed under a key
+ * version that is no longer the current one. Holding a newer version by now (granted since the
+ * page opened), reloading is enough; otherwise it cannot help: the key was rotated and a holder
+ * must grant me the new version, on the Keys page.
+ */
+async function showStaleKey(ctx, key, form) {
+  const newest = await openInstitutionKey(ctx.user).catch(() => null);
+  if (newest && newest.version > key.version) {
+    form.setFormError(t('errors.stale_key_version'));
+    return;
+  }
+  form.setFormError(t('patients.key_rotated'));
+  form.element.querySelector('.form-alert .notice-body')?.append(h('p', {}, linkButton('#/keys', t('patients.go_to_keys'), { variant: 'primary', id: 'patient-go-to-keys' })));
+}
+
 registerPage({
   route: '/patients/new',
   titleKey: 'patients.new.title',
@@ -141,11 +166,20 @@ registerPage({
       sections,
       submitLabel: t('patients.new.submit'),
       errorFields: { invalid_sex: 'sex', invalid_birth_year: 'date_of_birth', inactive_diagnosis: 'diagnosis_id', inactive_care_form: 'care_form_id' },
-      async onSubmit(values) {
+      async onSubmit(values, f) {
         const { passport, record } = split(values);
         const pseudonym = wasm.newPseudonym();
         const sealed = key.sealPassport(JSON.stringify(passport), pseudonym, institutionId);
-        const created = await post('/patients', { pseudonym, passport: sealed, blind_indexes: blindIndexes(key, passport), record });
+        let created;
+        try {
+          created = await post('/patients', { pseudonym, passport: sealed, blind_indexes: blindIndexes(key, passport), record });
+        } catch (err) {
+          if (err instanceof ApiError && err.code === 'stale_key_version') {
+            await showStaleKey(ctx, key, f);
+            return;
+          }
+          throw err;
+        }
         flash('success', t('patients.new.created'));
         ctx.navigate(`/patients/${created.id}`);
       },
@@ -291,7 +325,7 @@ registerPage({
       submitLabel: t('common.save'),
       errorFields: { invalid_sex: 'sex', invalid_birth_year: 'date_of_birth', inactive_diagnosis: 'diagnosis_id', invalid_dates: 'registered_on' },
       async onSubmit(values, f) {
-        const { passport: next, record } = split(values);
+        const { passport: next, record } = split(values, passport);
         const body = { version, record };
         if (canonical(next) !== before) {
           body.passport = key.sealPassport(JSON.stringify(next), patient.pseudonym, institutionId);
@@ -303,6 +337,10 @@ registerPage({
           if (err instanceof ApiError && err.code === 'stale_version') {
             f.setFormError(t('errors.stale_version'));
             f.element.querySelector('.form-alert .notice-body')?.append(button(t('patients.edit.reload'), () => ctx.navigate(`/patients/${patient.id}`, { replace: true }), { id: 'patient-reload' }));
+            return;
+          }
+          if (err instanceof ApiError && err.code === 'stale_key_version') {
+            await showStaleKey(ctx, key, f);
             return;
           }
           throw err;
