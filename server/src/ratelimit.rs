@@ -40,9 +40,42 @@ impl RateLimiter {
     }
 }
 
+/// The key a client's address is limited under: an IPv4 address, or the /64 network of an
+/// IPv6 address. One IPv6 client is handed a whole /64 and may send from any address in it:
+/// keyed by the full address, it would get a fresh limit with each.
+pub fn client_key(addr: Option<&str>) -> String {
+    match addr.and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(network))
+            }
+        },
+        Some(v4) => v4.to_string(),
+        None => addr.unwrap_or("unknown").to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_network() {
+        assert_eq!(
+            client_key(Some("2001:db8:1:2:aaaa::1")),
+            client_key(Some("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_eq!(client_key(Some("2001:db8:1:2::7")), "2001:db8:1:2::/64");
+        assert_ne!(
+            client_key(Some("2001:db8:1:2::1")),
+            client_key(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_key(Some("::ffff:10.0.0.1")), "10.0.0.1");
+        assert_eq!(client_key(Some("10.0.0.1")), "10.0.0.1");
+        assert_eq!(client_key(None), "unknown");
+    }
 
     #[test]
     fn limits_per_key() {

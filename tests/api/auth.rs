@@ -131,6 +131,67 @@ fn five_wrong_passwords_lock_the_account(backend: Backend) {
     app.login("doctor", "a-new-password-2");
 }
 
+/// Attempts are counted before they are checked: a burst of guesses gets five checked, however
+/// the requests interleave, and a session does not license guessing the password either.
+fn guesses_count_before_they_are_checked(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice 1");
+    app.create_user(&admin, "doctor", &["user"], Some(inst));
+    app.create_user(&admin, "nurse", &["user"], Some(inst));
+    let app = &app;
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let guesses: Vec<_> = (0..16)
+            .map(|i| {
+                s.spawn(move || {
+                    app.post(
+                        "/api/v1/auth/login",
+                        None,
+                        &json!({"login": "doctor", "password": format!("guess-number-{i}")}),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        11,
+        "{statuses:?}"
+    );
+
+    let nurse = app.login("nurse", PASSWORD);
+    for _ in 0..5 {
+        let wrong = app.put(
+            "/api/v1/me/password",
+            Some(&nurse),
+            &json!({"current_password": "a-guess-at-it", "new_password": "brand-new-password"}),
+        );
+        assert_eq!(wrong.error_code(), "wrong_password", "{:?}", wrong.body);
+    }
+    let locked = app.put(
+        "/api/v1/me/password",
+        Some(&nurse),
+        &json!({"current_password": PASSWORD, "new_password": "brand-new-password"}),
+    );
+    assert_eq!(
+        (locked.status, locked.error_code()),
+        (429, "account_locked")
+    );
+    let r = app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "nurse", "password": PASSWORD}),
+    );
+    assert_eq!(r.status, 429);
+}
+
 fn a_failure_streak_is_reset_by_success(backend: Backend) {
     let app = spawn_app(backend);
     for _ in 0..4 {
@@ -375,6 +436,7 @@ on_both_backends!(
     anonymous_and_forged_tokens_are_refused,
     wrong_password_and_unknown_login_look_alike,
     five_wrong_passwords_lock_the_account,
+    guesses_count_before_they_are_checked,
     a_failure_streak_is_reset_by_success,
     logout_revokes_the_token_at_once,
     password_change_ends_every_session,

@@ -59,31 +59,68 @@ enum Accepted {
     RecoveryCode(String),
 }
 
-/// Counts a wrong password or code against the account (which locks after the configured
-/// number in a row) and audits it.
-pub async fn count_failure(
+/// Counts an attempt on an account before its password or code is checked
+/// ([`users::count_attempt`]): `Ok(locks)` when it may be checked (`locks`: this attempt is the
+/// one that locks the account, said in the audit entry if it is refused); 429 `account_locked`,
+/// audited as `entry` refused, while the account is locked. A right password or code then
+/// clears the count.
+pub async fn count_attempt(
     state: &web::Data<AppState>,
-    mut entry: NewEntry,
+    entry: &NewEntry,
     user_id: i64,
     now: chrono::NaiveDateTime,
-) -> ApiResult<()> {
-    entry.actor_id = Some(user_id);
+) -> ApiResult<bool> {
     let threshold = state.settings.lockout_threshold;
     let lock_until =
         now + Duration::from_std(state.settings.lockout_duration).map_err(ApiError::internal)?;
-    let locked_now = audited(state, entry, move |conn, entry| {
-        let user = users::find(conn, user_id)?;
-        let locked = users::record_failed_login(conn, &user, threshold, lock_until)?;
-        if locked {
-            entry.details = Some(r#"{"locked":true}"#.into());
-        }
-        Ok(locked)
+    let writer = state.clone();
+    let attempt = web::block(move || -> ApiResult<users::Attempt> {
+        use diesel::Connection;
+        let mut conn = crate::db::write_conn(&writer.pool, writer.write_gate.as_deref())
+            .map_err(ApiError::internal)?;
+        Ok(conn
+            .transaction(|conn| users::count_attempt(conn, user_id, now, threshold, lock_until))?)
     })
-    .await?;
-    if locked_now {
+    .await??;
+    match attempt {
+        users::Attempt::Counted { locks } => Ok(locks),
+        users::Attempt::Locked(until) => {
+            let refused = NewEntry {
+                actor_id: Some(user_id),
+                outcome: "account_locked".into(),
+                ..entry.clone()
+            };
+            audit_only(state, refused).await?;
+            Err(account_locked(until, now))
+        }
+    }
+}
+
+/// Forgets the attempts counted against the account (a right code outside a sign-in).
+pub async fn clear_attempts(state: &web::Data<AppState>, user_id: i64) -> ApiResult<()> {
+    let writer = state.clone();
+    web::block(move || -> ApiResult<()> {
+        let mut conn = crate::db::write_conn(&writer.pool, writer.write_gate.as_deref())
+            .map_err(ApiError::internal)?;
+        users::clear_failures(&mut conn, user_id)?;
+        Ok(())
+    })
+    .await?
+}
+
+/// Audits a refused attempt that [`count_attempt`] counted.
+pub async fn refuse_attempt(
+    state: &web::Data<AppState>,
+    mut entry: NewEntry,
+    user_id: i64,
+    locks: bool,
+) -> ApiResult<()> {
+    entry.actor_id = Some(user_id);
+    if locks {
+        entry.details = Some(r#"{"locked":true}"#.into());
         tracing::warn!(user_id, "account locked after repeated failures");
     }
-    Ok(())
+    audit_only(state, entry).await
 }
 
 /// 429 for an account locked until `until`.
@@ -116,7 +153,7 @@ pub async fn login(
     let addr = client_addr(&req);
     if let Err(wait) = state
         .login_limiter
-        .check(addr.as_deref().unwrap_or("unknown"))
+        .check(&crate::ratelimit::client_key(addr.as_deref()))
     {
         return Err(ApiError::TooManyRequests {
             code: "rate_limited",
@@ -173,17 +210,11 @@ pub async fn login(
     .await?;
 
     let now = models::now();
-    let user = match user {
-        Some(user) if user.locked_until.is_some_and(|until| until > now) => {
-            let entry = NewEntry {
-                actor_id: Some(user.id),
-                outcome: "account_locked".into(),
-                ..attempt
-            };
-            audit_only(&state, entry).await?;
-            return Err(account_locked(user.locked_until.unwrap_or(now), now));
-        }
-        other => other,
+    // An active account's attempt is counted before its password is checked (see
+    // `count_attempt`); unknown and de-registered logins have nothing to count.
+    let locks = match &user {
+        Some(user) if user.active => Some(count_attempt(&state, &attempt, user.id, now).await?),
+        _ => None,
     };
 
     let verified = {
@@ -205,9 +236,9 @@ pub async fn login(
                 outcome: "invalid_credentials".into(),
                 ..attempt
             };
-            match user.filter(|u| u.active) {
-                Some(user) => count_failure(&state, entry, user.id, now).await?,
-                None => audit_only(&state, entry).await?,
+            match (user.filter(|u| u.active), locks) {
+                (Some(user), Some(locks)) => refuse_attempt(&state, entry, user.id, locks).await?,
+                _ => audit_only(&state, entry).await?,
             }
             return Err(invalid_credentials());
         }
@@ -253,7 +284,7 @@ pub async fn login(
                 .into(),
                 ..attempt
             };
-            count_failure(&state, entry, user_id, now).await?;
+            refuse_attempt(&state, entry, user_id, locks.unwrap_or(false)).await?;
             return Err(invalid_totp());
         }
     }

@@ -94,6 +94,7 @@ pub struct ChangePasswordRequest {
         (status = 401, body = ErrorBody),
         (status = 403, description = "Wrong current password", body = ErrorBody),
         (status = 409, description = "The password was changed meanwhile (`password_changed`)", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords: the account is locked for a while", body = ErrorBody),
     )
 )]
 #[put("/api/v1/me/password")]
@@ -108,6 +109,10 @@ pub async fn change_password(
     } = body.into_inner();
     let new_password = NewPassword::parse(&new_password)?;
     let user_id = principal.user_id;
+    let entry = principal.audit("me.password", "user", Some(user_id.to_string()));
+    // A session is not a licence to guess the password: each try counts toward the lockout,
+    // as at sign-in, and a locked account changes nothing.
+    let locks = crate::routes::auth::count_attempt(&state, &entry, user_id, models::now()).await?;
     let stored = db(&state, move |conn| {
         Ok(users::find(conn, user_id)?.password_hash)
     })
@@ -121,13 +126,12 @@ pub async fn change_password(
     })
     .await?
     .map_err(ApiError::internal)?;
-    let entry = principal.audit("me.password", "user", Some(user_id.to_string()));
     let Some(new_hash) = new_hash else {
         let refused = crate::db::models::audit::NewEntry {
             outcome: "wrong_password".into(),
             ..entry
         };
-        crate::routes::audit_only(&state, refused).await?;
+        crate::routes::auth::refuse_attempt(&state, refused, user_id, locks).await?;
         return Err(ApiError::Forbidden {
             code: "wrong_password",
             message: "the current password is wrong".into(),
@@ -148,6 +152,7 @@ pub async fn change_password(
             user_id,
             &users::UserChanges {
                 password_hash: Some(new_hash),
+                failed_logins: Some(0),
                 updated_at: Some(now),
                 ..Default::default()
             },

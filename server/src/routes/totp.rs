@@ -22,7 +22,7 @@ use crate::db::models::sessions::SecondFactor;
 use crate::db::models::totp::Enrolment;
 use crate::db::models::{self, totp as enrolments, users};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::auth::{account_locked, count_failure};
+use crate::routes::auth::{account_locked, clear_attempts, count_attempt, refuse_attempt};
 use crate::routes::{audit_only, audited, db};
 use crate::secrets;
 use crate::state::AppState;
@@ -176,8 +176,9 @@ async fn refuse<T>(
     Err(refusal)
 }
 
-/// The step of the authenticator's current `code` for a confirmed enrolment. A wrong code
-/// counts toward the account's lockout, as at sign-in.
+/// The step of the authenticator's current `code` for a confirmed enrolment. The attempt counts
+/// toward the account's lockout before the code is checked, as at sign-in; a right code clears
+/// the count.
 async fn check_code(
     state: &web::Data<AppState>,
     entry: &NewEntry,
@@ -187,14 +188,16 @@ async fn check_code(
     now: chrono::NaiveDateTime,
 ) -> ApiResult<i64> {
     let secret = open_secret(&state.totp_key, user_id, &enrolment.sealed_secret)?;
+    let locks = count_attempt(state, entry, user_id, now).await?;
     if let Some(step) = totp::accept(&secret, code, unix_now(), enrolment.last_step) {
+        clear_attempts(state, user_id).await?;
         return Ok(step);
     }
     let refused = NewEntry {
         outcome: "invalid_totp".into(),
         ..entry.clone()
     };
-    count_failure(state, refused, user_id, now).await?;
+    refuse_attempt(state, refused, user_id, locks).await?;
     Err(invalid_code())
 }
 

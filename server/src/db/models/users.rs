@@ -117,22 +117,71 @@ pub fn role_names(conn: &mut DbConn, user_ids: &[i64]) -> QueryResult<Vec<(i64, 
         .load(conn)
 }
 
-/// Counts a wrong password; locks the account once `threshold` failures are in a row.
-pub fn record_failed_login(
+/// What counting an attempt on an account found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The account is locked until then: the attempt must not be checked.
+    Locked(NaiveDateTime),
+    /// Counted; `locks` when it is the one that locks the account (it is still checked: a
+    /// right password or code clears the count and the lock).
+    Counted { locks: bool },
+}
+
+/// Counts an attempt (a password or a code about to be checked) against the account *before*
+/// it is checked, in one statement: concurrent guesses are counted one after another by the
+/// database, so that once `threshold` are counted the rest find the account locked, however
+/// many arrive at once. The count goes back to 0 on success ([`record_successful_login`],
+/// [`clear_failures`]) and when it locks the account.
+pub fn count_attempt(
     conn: &mut DbConn,
-    user: &User,
+    user_id: i64,
+    now: NaiveDateTime,
     threshold: u32,
     lock_until: NaiveDateTime,
-) -> QueryResult<bool> {
-    let failures = user.failed_logins.saturating_add(1);
-    let locks = u32::try_from(failures).unwrap_or(u32::MAX) >= threshold;
-    let changes = UserChanges {
-        failed_logins: Some(if locks { 0 } else { failures }),
-        locked_until: locks.then_some(Some(lock_until)),
-        ..Default::default()
+) -> QueryResult<Attempt> {
+    let counted: Option<i32> = diesel::update(
+        users::table.find(user_id).filter(
+            users::locked_until
+                .is_null()
+                .or(users::locked_until.le(now)),
+        ),
+    )
+    .set(users::failed_logins.eq(users::failed_logins + 1))
+    .returning(users::failed_logins)
+    .get_result(conn)
+    .optional()?;
+    let Some(failures) = counted else {
+        let until: Option<NaiveDateTime> = users::table
+            .find(user_id)
+            .select(users::locked_until)
+            .first(conn)?;
+        return Ok(Attempt::Locked(until.unwrap_or(now)));
     };
-    update(conn, user.id, &changes)?;
-    Ok(locks)
+    let locks = u32::try_from(failures).unwrap_or(u32::MAX) >= threshold;
+    if locks {
+        update(
+            conn,
+            user_id,
+            &UserChanges {
+                failed_logins: Some(0),
+                locked_until: Some(Some(lock_until)),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(Attempt::Counted { locks })
+}
+
+/// Forgets the attempts counted so far (a right password or code).
+pub fn clear_failures(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
+    update(
+        conn,
+        user_id,
+        &UserChanges {
+            failed_logins: Some(0),
+            ..Default::default()
+        },
+    )
 }
 
 pub fn record_successful_login(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
