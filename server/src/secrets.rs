@@ -16,11 +16,31 @@ pub fn random_hex<const N: usize>() -> anyhow::Result<String> {
     Ok(hex::encode(random_bytes::<N>()?))
 }
 
-/// Writes a file readable by its owner only, creating its folder.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
+/// Creates a folder (and its parents) that only its owner may enter (0700), as the data
+/// directory must be: it holds the database and the server's secrets. A folder that exists
+/// keeps its mode.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
     }
+    builder.create(path)
+}
+
+/// Writes a new file readable by its owner only (0600), creating its folder; never replaces a
+/// file. The contents are written to a temporary file, flushed to disk and only then linked
+/// under `path`: a crash leaves either no file or the whole one, never an empty key that the
+/// next start would take for the key.
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp-{}", random_hex::<8>()?));
+    let temporary = std::path::PathBuf::from(name);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -28,11 +48,13 @@ pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-    file.write_all(contents)?;
-    Ok(())
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| fs::hard_link(&temporary, path));
+    let _ = fs::remove_file(&temporary);
+    linked.map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))
 }
 
 /// Reads the secret at `path`, or generates it with `make` and keeps it there.
@@ -41,6 +63,10 @@ pub fn load_or_create(
     make: impl FnOnce() -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<Vec<u8>> {
     match fs::read(path) {
+        Ok(bytes) if bytes.is_empty() => Err(anyhow::anyhow!(
+            "{} is empty (cut short by a crash?): restore it from a backup of the data directory",
+            path.display()
+        )),
         Ok(bytes) => Ok(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let bytes = make()?;

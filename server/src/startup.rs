@@ -68,7 +68,7 @@ fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
 
 /// The report-signing key, generated once into the data directory.
 pub fn report_signing_key(settings: &Settings) -> anyhow::Result<palreg_reports::ReportSigningKey> {
-    std::fs::create_dir_all(&settings.data_dir)?;
+    crate::secrets::create_private_dir(&settings.data_dir)?;
     let path = settings.data_dir.join("report-signing.key");
     palreg_reports::ReportSigningKey::load_or_generate(&path)
         .map_err(|e| anyhow::anyhow!("report signing key {}: {e}", path.display()))
@@ -76,7 +76,7 @@ pub fn report_signing_key(settings: &Settings) -> anyhow::Result<palreg_reports:
 
 /// The key that seals second-factor secrets, generated once into the data directory.
 pub fn totp_key(settings: &Settings) -> anyhow::Result<crate::totp::TotpKey> {
-    std::fs::create_dir_all(&settings.data_dir)?;
+    crate::secrets::create_private_dir(&settings.data_dir)?;
     crate::totp::TotpKey::load_or_create(&settings.data_dir.join("totp.key"))
 }
 

@@ -215,6 +215,49 @@ fn a_wrong_database_url_is_refused_at_start() {
     );
 }
 
+/// The permission bits others than the owner have on `path`.
+#[cfg(unix)]
+fn others_may(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    meta.permissions().mode() & 0o077
+}
+
+/// A new data directory, database, WAL and generated secrets are the server account's alone;
+/// a secret cut short by a crash is refused, not taken for the key.
+#[cfg(unix)]
+#[test]
+fn the_database_and_the_secrets_are_the_owners_alone() {
+    let db = TestDatabase::new(Backend::Sqlite);
+    let root = db.dir.path().to_path_buf();
+    let (data, file) = (root.join("new/data"), root.join("new/db/palreg.db"));
+    let url = format!("sqlite://{}", file.display());
+    let (data_dir, db_url) = (data.clone(), url.clone());
+    let app = spawn_with(Backend::Sqlite, db, move |s| {
+        s.data_dir = Some(data_dir);
+        s.database_url = db_url;
+        s.jwt_secret = None;
+    });
+    app.admin_token();
+    for path in [
+        data.clone(),
+        file.parent().unwrap().to_path_buf(),
+        file.clone(),
+        root.join("new/db/palreg.db-wal"),
+        data.join("jwt.key"),
+        data.join("totp.key"),
+    ] {
+        assert_eq!(others_may(&path), 0, "{} is private", path.display());
+    }
+    // Stopped, its directory kept.
+    let _kept = stop(app);
+    std::fs::write(data.join("jwt.key"), b"").unwrap();
+    let mut args = test_settings(&url, &data);
+    args.jwt_secret = None;
+    let err = build_in_system(args).unwrap_err();
+    assert!(err.contains("jwt.key is empty"), "{err}");
+}
+
 #[test]
 fn tls_is_on_by_default_with_a_generated_certificate() {
     let db = TestDatabase::new(Backend::Sqlite);

@@ -43,7 +43,7 @@ impl DatabaseLock {
             source,
         };
         if let Some(parent) = lock.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            crate::secrets::create_private_dir(parent).map_err(io)?;
         }
         let file = OpenOptions::new()
             .create(true)
