@@ -174,12 +174,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Audit(AuditCommand::Verify) => {
             let pool = open_database(&settings)?;
             let mut conn = pool.get()?;
-            match audit::verify(&mut conn)? {
-                Ok(count) => {
+            // One snapshot: a server appending meanwhile would otherwise move the head past
+            // the last entry read, and an intact log would be reported broken.
+            let verified = crate::db::in_snapshot(&mut conn, |conn| {
+                Ok::<_, diesel::result::Error>((audit::verify(conn)?, audit::head(conn)?))
+            })?;
+            match verified {
+                (Ok(count), (seq, hash)) => {
+                    // The chain shows any entry edited or deleted, unless whoever changed it
+                    // also recomputed every hash after it: the last entry's hash, kept away
+                    // from this database, catches that too.
                     println!("audit log intact: {count} entries");
+                    println!("last entry {seq}: {hash}");
                     Ok(0)
                 }
-                Err(broken) => {
+                (Err(broken), _) => {
                     eprintln!("audit log BROKEN: {broken}");
                     Ok(1)
                 }

@@ -41,21 +41,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
 {
-    read_on(state.reports.clone(), |conn| {
-        use diesel::Connection;
-        conn.transaction(|conn| {
-            if let DbConn::Pg(pg) = conn {
-                // READ COMMITTED, PostgreSQL's default, takes a new snapshot per statement.
-                // (SQLite's deferred transaction reads from one snapshot from its first read.)
-                diesel::connection::SimpleConnection::batch_execute(
-                    pg,
-                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-                )?;
-            }
-            f(conn)
-        })
-    })
-    .await
+    read_on(state.reports.clone(), |conn| db::in_snapshot(conn, f)).await
 }
 
 async fn read_on<T, F>(pool: db::Pool, f: F) -> ApiResult<T>
