@@ -47,10 +47,74 @@ fn is_stress_mark(c: char) -> bool {
     matches!(c, '\u{0300}' | '\u{0301}')
 }
 
-/// A name (surname, first name, patronymic): NFKC, Unicode default case folding, NFKC again;
-/// `ё` → `е`; every hyphen or dash → `-` with no spaces around it and no repeats; apostrophes
-/// and stress marks dropped; runs of white space → one space; trimmed (of spaces and
-/// hyphens). Control characters and an empty result are refused.
+/// The vowels a stress mark is written over (lower case: the marks are stripped after case
+/// folding). Only over these is a mark dropped even where Unicode has a precomposed letter
+/// (`ѐ`, `ѝ`): the acute of Macedonian `ѓ`, `ќ` or of Latin `é` belongs to the letter.
+fn is_cyrillic_vowel(c: char) -> bool {
+    matches!(
+        c,
+        'а' | 'е' | 'и' | 'о' | 'у' | 'ы' | 'э' | 'ю' | 'я' | 'і' | 'є'
+    )
+}
+
+/// Unicode format characters (general category Cf, Unicode 16.0): soft hyphen, zero-width
+/// space and joiners, bidirectional marks, a byte-order mark pasted mid-text... Invisible, so
+/// a name copied from a web page or a word processor would otherwise index differently from
+/// the same name typed. Written out here rather than taken from a crate so that the WASM
+/// build and the native one cannot disagree through a dependency's Unicode version.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Drops the stress marks over Cyrillic vowels in the decomposed form, then recomposes (NFC).
+/// Needed because NFKC composes `е` + grave into `ѐ` (and `и` + grave into `ѝ`), which the
+/// character filter of [`name_round`] would otherwise keep. Other marks, and stress marks over
+/// other letters, are left for the usual steps, so a name without a stressed vowel comes out
+/// as it went in (NFC of an NFKC string is itself).
+fn strip_vowel_stress(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut base = None;
+    for c in value.nfd() {
+        if unicode_normalization::char::canonical_combining_class(c) == 0 {
+            base = Some(c);
+        } else if is_stress_mark(c) && base.is_some_and(is_cyrillic_vowel) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.nfc().collect()
+}
+
+/// A name (surname, first name, patronymic): format characters (Unicode category Cf: soft
+/// hyphen, zero-width space, joiners, a stray BOM) dropped; NFKC, Unicode default case
+/// folding, NFKC again; stress marks over Cyrillic vowels dropped in the decomposed form
+/// (so `ѐ` → `е`) and the rest recomposed; `ё` → `е`; every hyphen or dash → `-` with no
+/// spaces around it and no repeats; apostrophes and other stress marks dropped; runs of white
+/// space → one space; trimmed (of spaces and hyphens). Control characters and an empty result
+/// are refused.
 ///
 /// The steps repeat until the name no longer changes, so that normalizing a normalized name
 /// changes nothing: dropping a character can bring two combining marks together that NFKC
@@ -80,8 +144,11 @@ pub fn name(value: &str) -> Result<String, CryptoError> {
 
 /// One round of [`name`].
 fn name_round(value: &str) -> Result<String, CryptoError> {
-    let nfkc: String = value.nfkc().collect();
+    // Format characters go first, so that composition sees the letters they separated.
+    let visible: String = value.chars().filter(|&c| !is_format(c)).collect();
+    let nfkc: String = visible.nfkc().collect();
     let folded: String = caseless::default_case_fold_str(&nfkc).nfkc().collect();
+    let folded = strip_vowel_stress(&folded);
     let mut out = String::with_capacity(folded.len());
     let mut pending_space = false;
     for c in folded.chars() {
@@ -92,7 +159,7 @@ fn name_round(value: &str) -> Result<String, CryptoError> {
                 }
                 pending_space = false;
             }
-            c if is_apostrophe(c) || is_stress_mark(c) => {}
+            c if is_apostrophe(c) || is_stress_mark(c) || is_format(c) => {}
             c if c.is_whitespace() => pending_space = true,
             c if c.is_control() => return Err(invalid("name", "contains a control character")),
             c => {
@@ -265,6 +332,21 @@ mod tests {
             ("Е\u{308}жиков", "ежиков"),
             ("и\u{306}", "й"),
             ("-Петров-", "петров"),
+            // Invisible format characters pasted with a name.
+            ("Ива\u{00AD}нова", "иванова"),
+            ("Ива\u{200B}нова", "иванова"),
+            ("Ива\u{200C}но\u{200D}ва", "иванова"),
+            ("Ива\u{FEFF}нова", "иванова"),
+            ("\u{200E}Иванова\u{2060}", "иванова"),
+            // A stress mark that NFKC composes with е or и into ѐ or ѝ.
+            ("Сѐмина", "семина"),
+            ("Се\u{0300}мина", "семина"),
+            ("СЕ\u{0300}МИНА", "семина"),
+            ("Ѝванова", "иванова"),
+            ("Е\u{308}\u{301}лкина", "елкина"),
+            // Marks that are part of a letter stay.
+            ("José", "josé"),
+            ("Ѓорѓиевска", "ѓорѓиевска"),
         ];
         for (input, want) in cases {
             assert_eq!(name(input).unwrap(), want, "{input:?}");
@@ -272,6 +354,10 @@ mod tests {
         assert!(name("   ").is_err());
         assert!(name(" - ' ").is_err());
         assert!(name("Ив\u{0}ан").is_err());
+        assert!(
+            name("\u{00AD}\u{200B}").is_err(),
+            "only invisible characters"
+        );
     }
 
     #[test]
@@ -353,6 +439,31 @@ mod tests {
             prop_assert_eq!(name(&s.to_uppercase()).unwrap(), name(&s.to_lowercase()).unwrap());
             prop_assert_eq!(name(&spaced).unwrap(), name(&s).unwrap());
             prop_assert_eq!(name(&s.replace('ё', "е").replace('Ё', "Е")).unwrap(), name(&s).unwrap());
+        }
+
+        /// An invisible format character anywhere, or a stress mark over any vowel, changes
+        /// nothing; and the result still normalizes to itself.
+        #[test]
+        fn format_characters_and_stress_marks_do_not_matter(
+            s in "[а-яёА-ЯЁ]{1,12}( [а-яёА-ЯЁ]{1,12}){0,2}",
+            at in any::<prop::sample::Index>(),
+            invisible in prop::sample::select(vec!['\u{00AD}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}']),
+            mark in prop::sample::select(vec!['\u{0300}', '\u{0301}']),
+        ) {
+            let want = name(&s).unwrap();
+            let mut chars: Vec<char> = s.chars().collect();
+            chars.insert(at.index(chars.len() + 1), invisible);
+            let hidden: String = chars.iter().collect();
+            prop_assert_eq!(name(&hidden).unwrap(), want.clone());
+            let stressed: String = s
+                .chars()
+                .flat_map(|c| {
+                    let over_vowel = is_cyrillic_vowel(c.to_lowercase().next().unwrap_or(c));
+                    std::iter::once(c).chain(over_vowel.then_some(mark))
+                })
+                .collect();
+            prop_assert_eq!(name(&stressed).unwrap(), want.clone());
+            prop_assert_eq!(name(&want).unwrap(), want);
         }
 
         #[test]
