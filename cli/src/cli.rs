@@ -82,8 +82,13 @@ pub enum Command {
         #[arg(long, default_value_t = import::MAX_BATCH)]
         batch_size: usize,
     },
-    /// Export your institution's register, decrypted, to CSV.
-    Export { file: PathBuf },
+    /// Export your institution's register, decrypted, to CSV (a new file: see --force).
+    Export {
+        file: PathBuf,
+        /// Replace FILE if it exists (otherwise the export refuses to touch it).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -460,8 +465,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 ));
             }
         }
-        Command::Export { file } => {
-            let n = export::run(&ctx.clinic()?, file)?;
+        Command::Export { file, force } => {
+            let n = export::run(&ctx.clinic()?, file, *force)?;
             writeln!(out, "exported {n} patients to {}", file.display())?;
         }
     }
@@ -472,7 +477,11 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
     let api = ctx.signed_in()?;
     match command {
         KeysCommand::Init => {
-            let passphrase = ctx.passphrase()?;
+            let passphrase = config::new_secret(
+                "PALREG_KEY_PASSPHRASE",
+                ctx.cli.passphrase_file.as_deref(),
+                "New key passphrase: ",
+            )?;
             let fp = keys::init(&api, &ctx.key_file(), &passphrase)?;
             writeln!(out, "key file written to {}", ctx.key_file().display())?;
             writeln!(out, "your fingerprint: {fp}")?;
@@ -601,14 +610,18 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
         }
         PatientCommand::Edit { id, fields } => {
             let (patient, passport) = patients::show(&clinic, *id)?;
+            // The whole line is parsed (the record's rules span columns), but only the given
+            // fields are laid over the opened passport: see `row::overlay_passport`.
+            let given = fields.columns();
             let mut cells: BTreeMap<&'static str, String> = COLUMNS
                 .iter()
                 .copied()
                 .zip(row::to_cells(&passport, &patient.record, &books))
                 .collect();
-            cells.extend(fields.columns());
+            cells.extend(given.clone());
             let row = parse_fields(cells, &books)?;
-            let changed = (row.passport != passport).then_some(&row.passport);
+            let edited = row::overlay_passport(&passport, &row.passport, given.keys().copied());
+            let changed = (edited != passport).then_some(&edited);
             let saved = patients::edit(&clinic, *id, patient.version, changed, row.record)?;
             writeln!(out, "patient {id} saved (version {})", saved.version)?;
         }
@@ -681,8 +694,10 @@ fn search_query(a: &SearchArgs, books: &Books) -> Result<Query> {
             filters.insert(k.into(), json!(v));
         }
     }
+    if let Some(block) = &a.icd10_block {
+        filters.insert("icd10_block".into(), json!(crate::refs::icd10_code(block)));
+    }
     for (k, v) in [
-        ("icd10_block", &a.icd10_block),
         ("status", &a.status),
         ("sex", &a.sex),
         ("registered_from", &a.registered_from),

@@ -16,13 +16,25 @@ pub fn client_dir() -> PathBuf {
     home.join(".config").join("palreg")
 }
 
-/// Writes a file readable by its owner only (created with mode 0600 on Unix).
+/// Writes a file readable by its owner only (created with mode 0600 on Unix), replacing one
+/// that exists.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_private_with(path, bytes, true)
+}
+
+/// As [`write_private`], but fails with [`std::io::ErrorKind::AlreadyExists`] when `path`
+/// exists and `replace` is false. The check is the open itself (`create_new`), so no file
+/// that appears meanwhile is overwritten either.
+pub fn write_private_with(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    if replace {
+        options.write(true).create(true).truncate(true);
+    } else {
+        options.write(true).create_new(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -70,12 +82,95 @@ pub fn forget_session(dir: &Path) -> Result<()> {
 
 /// A secret from, in order: an environment variable, a file (first line), a prompt.
 pub fn secret(env: &str, file: Option<&Path>, prompt: &str) -> Result<String> {
+    match given_secret(env, file)? {
+        Some(value) => Ok(value),
+        None => ask(prompt),
+    }
+}
+
+/// A new secret (one that will protect something from now on): as [`secret`], but a prompted
+/// one is asked twice, since a typo nobody sees would lock its owner out for good.
+pub fn new_secret(env: &str, file: Option<&Path>, prompt: &str) -> Result<String> {
+    match given_secret(env, file)? {
+        Some(value) => Ok(value),
+        None => typed_twice(prompt, ask),
+    }
+}
+
+/// The secret from the environment or a file, if either gives one.
+fn given_secret(env: &str, file: Option<&Path>) -> Result<Option<String>> {
     if let Ok(value) = std::env::var(env) {
-        return Ok(value);
+        return Ok(Some(value));
     }
     if let Some(file) = file {
         let text = std::fs::read_to_string(file)?;
-        return Ok(text.lines().next().unwrap_or("").to_string());
+        return Ok(Some(text.lines().next().unwrap_or("").to_string()));
     }
+    Ok(None)
+}
+
+fn ask(prompt: &str) -> Result<String> {
     rpassword::prompt_password(prompt).map_err(|e| Error::usage(format!("{prompt}{e}")))
+}
+
+/// Asks for a secret, then for it again; refuses two that differ.
+fn typed_twice(prompt: &str, mut ask: impl FnMut(&str) -> Result<String>) -> Result<String> {
+    let first = ask(prompt)?;
+    let again = ask(&format!(
+        "{} (again): ",
+        prompt.trim_end().trim_end_matches(':')
+    ))?;
+    if first != again {
+        return Err(Error::usage(
+            "the two entries differ; nothing was changed: run the command again",
+        ));
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(list: &[&str]) -> impl FnMut(&str) -> Result<String> {
+        let mut list: Vec<String> = list.iter().rev().map(|s| s.to_string()).collect();
+        move |_| Ok(list.pop().unwrap_or_default())
+    }
+
+    #[test]
+    fn a_new_secret_typed_twice_alike_is_taken() {
+        let got = typed_twice("Key passphrase: ", answers(&["horse", "horse"])).unwrap();
+        assert_eq!(got, "horse");
+    }
+
+    #[test]
+    fn a_new_secret_typed_twice_differently_is_refused() {
+        let err = typed_twice("Key passphrase: ", answers(&["horse", "hrose"])).unwrap_err();
+        assert!(err.to_string().contains("differ"), "{err}");
+    }
+
+    #[test]
+    fn the_second_prompt_says_again() {
+        let mut prompts = Vec::new();
+        let _ = typed_twice("Key passphrase: ", |p: &str| {
+            prompts.push(p.to_string());
+            Ok("x".to_string())
+        });
+        assert_eq!(prompts, ["Key passphrase: ", "Key passphrase (again): "]);
+    }
+
+    #[test]
+    fn an_existing_file_is_kept_unless_replacing_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("register.csv");
+        std::fs::write(&path, "before").unwrap();
+        let err = write_private_with(&path, b"after", false).unwrap_err();
+        assert!(
+            matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::AlreadyExists),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "before");
+        write_private_with(&path, b"after", true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after");
+    }
 }

@@ -39,11 +39,13 @@ pub struct BadLine {
 
 /// Reads every line. Unknown or missing required columns fail the whole file.
 pub fn read(bytes: &[u8]) -> Result<(Vec<Line>, Vec<BadLine>)> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Error::usage(format!(
-            "the file is not UTF-8 (at byte {})",
-            e.valid_up_to()
-        ))
+    // Excel's plain "CSV" is Windows-1251 on a Russian system: say how to save it right, since
+    // a byte offset tells a clinic's user nothing.
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        Error::usage(
+            "the file seems not to be UTF-8 (perhaps Windows-1251, Excel's plain \"CSV\"): \
+             in Excel, save it again as \"CSV UTF-8 (Comma delimited)\" and import that file",
+        )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
@@ -55,12 +57,7 @@ pub fn read(bytes: &[u8]) -> Result<(Vec<Line>, Vec<BadLine>)> {
         .iter()
         .map(|h| h.trim().to_lowercase())
         .collect();
-    if let Some(unknown) = header.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
-        return Err(Error::usage(format!(
-            "line 1: unknown column {unknown:?}; the columns are {}",
-            COLUMNS.join(",")
-        )));
-    }
+    check_header(&header)?;
     for required in [
         "surname",
         "first_name",
@@ -113,6 +110,39 @@ pub fn read(bytes: &[u8]) -> Result<(Vec<Line>, Vec<BadLine>)> {
     Ok((lines, bad))
 }
 
+/// Refuses a first line that is not a header row, without echoing its cells: in a file that
+/// starts with a patient they are a surname, a date of birth... which must not reach a
+/// terminal, a log or a support ticket.
+fn check_header(header: &[String]) -> Result<()> {
+    let known = |h: &String| COLUMNS.contains(&h.as_str());
+    if !header.iter().any(known) {
+        return Err(Error::usage(format!(
+            "line 1 is not a header row: the file must start with a line naming its columns, \
+             e.g. {}",
+            COLUMNS.join(",")
+        )));
+    }
+    if let Some((i, unknown)) = header.iter().enumerate().find(|(_, h)| !known(h)) {
+        // A misspelt column name is worth showing; anything that does not look like one might
+        // be a patient's data and is shown only by its position.
+        let looks_like_a_name = !unknown.is_empty()
+            && unknown.len() <= 40
+            && unknown
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let what = if looks_like_a_name {
+            format!("{unknown:?}")
+        } else {
+            format!("(cell {})", i + 1)
+        };
+        return Err(Error::usage(format!(
+            "line 1: unknown column {what}; the columns are {}",
+            COLUMNS.join(",")
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,8 +153,45 @@ mod tests {
         assert_eq!(detect_separator("a,b,c\n"), b',');
     }
 
+    fn message(bytes: &[u8]) -> String {
+        match read(bytes) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("read {:?}", String::from_utf8_lossy(bytes)),
+        }
+    }
+
     #[test]
     fn unknown_columns_are_refused() {
-        assert!(read(b"surname,nickname\n").is_err());
+        let m = message(b"surname,nickname\n");
+        assert!(m.contains("unknown column \"nickname\""), "{m}");
+    }
+
+    #[test]
+    fn a_file_without_a_header_row_is_refused_without_echoing_it() {
+        let data = "Иванова,Анна,,1948-03-12,Ж,,,,,C50,registered,2025-02-01,,,,,\n";
+        let m = message(data.as_bytes());
+        assert!(m.contains("not a header row"), "{m}");
+        assert!(m.contains("surname,first_name"), "lists the columns: {m}");
+        assert!(
+            !m.to_lowercase().contains("иванова") && !m.contains("1948"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_data_cell_among_known_columns_is_named_by_position_only() {
+        let m = message("surname,Анна\n".as_bytes());
+        assert!(m.contains("(cell 2)") && !m.contains("анна"), "{m}");
+    }
+
+    #[test]
+    fn a_windows_1251_file_is_told_to_be_saved_as_utf8() {
+        // "Фамилия" in Windows-1251.
+        let m = message(b"\xd4\xe0\xec\xe8\xeb\xe8\xff;first_name\n");
+        assert!(
+            m.contains("not to be UTF-8") && m.contains("CSV UTF-8"),
+            "{m}"
+        );
+        assert!(!m.contains("byte"), "{m}");
     }
 }

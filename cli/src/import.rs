@@ -290,12 +290,15 @@ fn send_batch(
                 journal.pending.clear();
                 journal.save(journal_file)?;
             }
-            Err(e @ Error::Api { .. }) => {
+            // A 4xx is the server's refusal: the transaction did not commit.
+            Err(e @ Error::Api { status, .. }) if (400..500).contains(&status) => {
                 journal.pending.clear();
                 journal.save(journal_file)?;
                 return Err(e);
             }
-            // No answer: the batch may or may not be written; the journal keeps it pending.
+            // No answer, or a 5xx (a proxy's 502/504 may come after the server committed): the
+            // batch may or may not be written; the journal keeps it pending, and the next run
+            // looks its pseudonyms up before sending anything (`recover_pending`).
             Err(e) => return Err(e),
         }
     }

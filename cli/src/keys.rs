@@ -112,20 +112,33 @@ pub fn grant(
 
 /// Opens the caller's envelope of the institution's newest key version it holds.
 pub fn institution_key(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<InstitutionKey> {
+    institution_keys(api, me, pair)?.pop().ok_or_else(no_key)
+}
+
+fn no_key() -> Error {
+    Error::usage(
+        "you hold no institution key yet: `keys bootstrap` (first user) or ask a colleague to `keys grant` it",
+    )
+}
+
+/// Opens every key version of the institution the caller holds, oldest first: during a key
+/// rotation some passports are still sealed under an older version than the newest one.
+pub fn institution_keys(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<Vec<InstitutionKey>> {
     let institution_id = institution_of(me)?;
-    let envelope = api
+    let mut envelopes: Vec<_> = api
         .envelopes()?
         .into_iter()
         .filter(|e| e.institution_id == institution_id)
-        .max_by_key(|e| e.key_version)
-        .ok_or_else(|| {
-            Error::usage(
-                "you hold no institution key yet: `keys bootstrap` (first user) or ask a colleague to `keys grant` it",
-            )
-        })?;
-    let version = u32::try_from(envelope.key_version)
-        .map_err(|_| Error::usage("bad key version from the server"))?;
-    Ok(pair.open_key_envelope(&envelope.envelope, me.id, institution_id, version)?)
+        .collect();
+    envelopes.sort_by_key(|e| e.key_version);
+    envelopes
+        .iter()
+        .map(|envelope| {
+            let version = u32::try_from(envelope.key_version)
+                .map_err(|_| Error::usage("bad key version from the server"))?;
+            Ok(pair.open_key_envelope(&envelope.envelope, me.id, institution_id, version)?)
+        })
+        .collect()
 }
 
 /// A signed-in clinician holding the institution key: what every patient command needs.
@@ -133,7 +146,8 @@ pub struct Clinic {
     pub api: Api,
     pub me: Me,
     pub institution_id: i64,
-    pub key: InstitutionKey,
+    /// Every version held, oldest first; never empty.
+    keys: Vec<InstitutionKey>,
     pub bits: BlindIndexBits,
 }
 
@@ -141,16 +155,35 @@ impl Clinic {
     pub fn open(api: Api, pair: &UserKeyPair, bits: u8) -> Result<Clinic> {
         let me = api.me()?;
         let institution_id = institution_of(&me)?;
-        let key = institution_key(&api, &me, pair)?;
+        let keys = institution_keys(&api, &me, pair)?;
+        if keys.is_empty() {
+            return Err(no_key());
+        }
         let bits = BlindIndexBits::new(bits)
             .map_err(|e| Error::usage(format!("blind-index bits: {e}")))?;
         Ok(Clinic {
             api,
             me,
             institution_id,
-            key,
+            keys,
             bits,
         })
+    }
+
+    /// The newest key version held: what new and edited passports are sealed under.
+    pub fn key(&self) -> &InstitutionKey {
+        // `open` refuses a clinician who holds none.
+        &self.keys[self.keys.len() - 1]
+    }
+
+    /// Every key version held, oldest first.
+    pub fn keys(&self) -> &[InstitutionKey] {
+        &self.keys
+    }
+
+    /// The held key of `version`, if any.
+    pub fn key_of_version(&self, version: u32) -> Option<&InstitutionKey> {
+        self.keys.iter().find(|k| k.version() == version)
     }
 }
 

@@ -1,7 +1,9 @@
 //! Patients as a clinician sees them: passports sealed and opened here, blind-index tokens
 //! computed here, candidates of a search filtered here.
 
-use client_crypto::{BlindIndexField, Passport, Pseudonym, normalize};
+use client_crypto::{
+    BlindIndexBits, BlindIndexField, InstitutionKey, Passport, Pseudonym, normalize,
+};
 use serde_json::{Value, json};
 
 use crate::api::{NewPatient, PatientView, Record};
@@ -9,9 +11,9 @@ use crate::error::{Error, Result};
 use crate::keys::Clinic;
 
 /// The blind-index tokens stored with a passport (surname, date of birth, surname + birth
-/// year, SNILS and policy number when present).
+/// year, SNILS and policy number when present), under the newest key version held.
 pub fn tokens(clinic: &Clinic, p: &Passport) -> Result<Vec<String>> {
-    let (key, bits) = (&clinic.key, clinic.bits);
+    let (key, bits) = (clinic.key(), clinic.bits);
     let mut out = vec![
         key.blind_index(BlindIndexField::Surname, &p.surname, bits)?
             .to_token(),
@@ -46,19 +48,28 @@ pub fn seal(
     Ok(NewPatient {
         pseudonym: pseudonym.as_str().to_string(),
         passport: clinic
-            .key
+            .key()
             .seal_passport(passport, pseudonym, clinic.institution_id)?,
         blind_indexes: tokens(clinic, passport)?,
         record,
     })
 }
 
-/// Opens a patient's passport.
+/// Opens a patient's passport with the key version it is sealed under (during a rotation,
+/// not every passport is under the newest one yet).
 pub fn open(clinic: &Clinic, patient: &PatientView) -> Result<Passport> {
     let pseudonym = Pseudonym::parse(&patient.pseudonym)?;
-    Ok(clinic
-        .key
-        .open_passport(&patient.passport, &pseudonym, clinic.institution_id)?)
+    let version = u32::try_from(patient.passport_key_version).ok();
+    let key = version
+        .and_then(|v| clinic.key_of_version(v))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "patient {} is sealed under institution key version {}, which you do not hold: \
+                 ask a colleague who holds it to grant it to you",
+                patient.id, patient.passport_key_version
+            ))
+        })?;
+    Ok(key.open_passport(&patient.passport, &pseudonym, clinic.institution_id)?)
 }
 
 /// Registers one patient; returns its id.
@@ -89,11 +100,11 @@ pub fn edit(
     if let Some(p) = passport {
         let patient = clinic.api.patient(id)?;
         let pseudonym = Pseudonym::parse(&patient.pseudonym)?;
-        body["passport"] = json!(
-            clinic
-                .key
-                .seal_passport(p, &pseudonym, clinic.institution_id)?
-        );
+        body["passport"] = json!(clinic.key().seal_passport(
+            p,
+            &pseudonym,
+            clinic.institution_id
+        )?);
         body["blind_indexes"] = json!(tokens(clinic, p)?);
     }
     clinic
@@ -106,6 +117,11 @@ pub fn edit(
             other => other,
         })
 }
+
+/// The newest key versions a search sends tokens for: a query has at most four tokens per
+/// version and the server takes at most 64. Passports are re-sealed under the newest version
+/// by a rotation, so only the last few versions ever hold any.
+const MAX_SEARCH_VERSIONS: usize = 16;
 
 /// What to look for. Identifying values become blind-index tokens (never sent in clear);
 /// `filters` are the server's ordinary record filters (diagnosis_id, status, ...).
@@ -120,9 +136,31 @@ pub struct Query {
 }
 
 impl Query {
+    /// The search request. Tokens are computed under every key version held, since during a
+    /// rotation a patient's stored tokens are those of its passport's version; the server
+    /// matches any token of a field.
     fn request(&self, clinic: &Clinic) -> Result<Value> {
-        let (key, bits) = (&clinic.key, clinic.bits);
         let mut tokens = Vec::new();
+        for key in clinic.keys().iter().rev().take(MAX_SEARCH_VERSIONS) {
+            self.tokens_under(key, clinic.bits, &mut tokens)?;
+        }
+        let mut request = Value::Object(self.filters.clone());
+        if let (None, Some(y)) = (&self.surname, self.birth_year) {
+            // No token for a year alone: the record's birth year is a server filter (as an age band).
+            let age = crate::dates::today().0 - y;
+            request["age_from"] = json!(age);
+            request["age_to"] = json!(age);
+        }
+        request["blind_indexes"] = json!(tokens);
+        Ok(request)
+    }
+
+    fn tokens_under(
+        &self,
+        key: &InstitutionKey,
+        bits: BlindIndexBits,
+        tokens: &mut Vec<String>,
+    ) -> Result<()> {
         match (&self.surname, self.birth_year) {
             (Some(s), Some(y)) => tokens.push(
                 key.blind_index_surname_birth_year(s, &format!("{y:04}"), bits)?
@@ -134,13 +172,6 @@ impl Query {
             ),
             _ => {}
         }
-        let mut request = Value::Object(self.filters.clone());
-        if let (None, Some(y)) = (&self.surname, self.birth_year) {
-            // No token for a year alone: the record's birth year is a server filter (as an age band).
-            let age = crate::dates::today().0 - y;
-            request["age_from"] = json!(age);
-            request["age_to"] = json!(age);
-        }
         for (field, value) in [
             (BlindIndexField::DateOfBirth, &self.date_of_birth),
             (BlindIndexField::Snils, &self.snils),
@@ -150,8 +181,7 @@ impl Query {
                 tokens.push(key.blind_index(field, v, bits)?.to_token());
             }
         }
-        request["blind_indexes"] = json!(tokens);
-        Ok(request)
+        Ok(())
     }
 
     /// Whether an opened passport truly matches (drops blind-index false positives).

@@ -206,6 +206,34 @@ pub fn parse(cells: &dyn Cells, books: &Books, today: &str) -> Result<Row, Vec<C
     Ok(Row { passport, record })
 }
 
+/// The passport an edit saves: `opened` with the passport columns named in `given` taken from
+/// `parsed`. The fields no column carries (notes, identity document, contact person: typed in
+/// the browser) and the columns not given stay exactly as they were, so an edit never loses
+/// them, and an edit of the record alone leaves the passport equal (and so not sealed again).
+pub fn overlay_passport<'a>(
+    opened: &Passport,
+    parsed: &Passport,
+    given: impl IntoIterator<Item = &'a str>,
+) -> Passport {
+    let mut out = opened.clone();
+    for column in given {
+        match column {
+            "surname" => out.surname.clone_from(&parsed.surname),
+            "first_name" => out.first_name.clone_from(&parsed.first_name),
+            "patronymic" => out.patronymic.clone_from(&parsed.patronymic),
+            "date_of_birth" => out.date_of_birth.clone_from(&parsed.date_of_birth),
+            "sex" => out.sex = parsed.sex,
+            "snils" => out.snils.clone_from(&parsed.snils),
+            "policy_number" => out.policy_number.clone_from(&parsed.policy_number),
+            "phone" => out.phone.clone_from(&parsed.phone),
+            "address" => out.address.clone_from(&parsed.address),
+            // The record's columns.
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The cells of a patient in [`COLUMNS`] order (the export's line).
 pub fn to_cells(passport: &Passport, record: &Record, books: &Books) -> Vec<String> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -235,4 +263,59 @@ pub fn to_cells(passport: &Passport, record: &Record, books: &Books) -> Vec<Stri
             .collect::<Vec<_>>()
             .join("|"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use client_crypto::{ContactPerson, IdentityDocument};
+
+    use super::*;
+
+    fn from_the_browser() -> Passport {
+        let mut p = Passport::new("Иванова", "Анна", "1948-03-12", Sex::Female);
+        p.phone = Some("+7 900 111-22-33".into());
+        p.notes = Some("ключ у соседки".into());
+        p.identity_document = Some(IdentityDocument {
+            kind: "паспорт РФ".into(),
+            series: Some("8600".into()),
+            number: "123456".into(),
+            issued_by: None,
+            issued_on: None,
+        });
+        p.contact_person = Some(ContactPerson {
+            name: "Иванов Пётр".into(),
+            relation: Some("сын".into()),
+            phone: None,
+        });
+        p
+    }
+
+    #[test]
+    fn an_edit_keeps_the_fields_no_column_carries() {
+        let opened = from_the_browser();
+        let mut parsed = Passport::new("Петрова", "Анна", "1948-03-12", Sex::Female);
+        parsed.phone = None;
+        let edited = overlay_passport(&opened, &parsed, ["surname", "status"]);
+        assert_eq!(edited.surname, "Петрова");
+        assert_eq!(edited.phone, opened.phone, "a column not given stays");
+        assert_eq!(edited.notes, opened.notes);
+        assert!(edited.identity_document == opened.identity_document);
+        assert!(edited.contact_person == opened.contact_person);
+    }
+
+    #[test]
+    fn an_edit_of_the_record_alone_leaves_the_passport_equal() {
+        let opened = from_the_browser();
+        let parsed = Passport::new("Иванова", "Анна", "1948-03-12", Sex::Female);
+        assert!(overlay_passport(&opened, &parsed, ["status", "discharged_on"]) == opened);
+    }
+
+    #[test]
+    fn a_given_empty_optional_column_clears_it() {
+        let opened = from_the_browser();
+        let parsed = Passport::new("Иванова", "Анна", "1948-03-12", Sex::Female);
+        let edited = overlay_passport(&opened, &parsed, ["phone"]);
+        assert_eq!(edited.phone, None);
+        assert_eq!(edited.notes, opened.notes);
+    }
 }

@@ -76,6 +76,38 @@ impl Transport for LoseImportAnswer {
     }
 }
 
+/// A proxy in front of the server that answers the `n`-th import call (0-based) with a 5xx:
+/// after passing the batch on (a 502 or 504 once the server has committed it) or without
+/// passing it on (a 503).
+struct ProxyFailsImport {
+    inner: UreqTransport,
+    seen: AtomicUsize,
+    fail: usize,
+    status: u16,
+    passed_on: bool,
+}
+
+impl Transport for ProxyFailsImport {
+    fn send(&self, request: &Request<'_>) -> palreg_client::Result<Response> {
+        let failing = request.url.ends_with("/api/v1/patients/import")
+            && self.seen.fetch_add(1, Ordering::SeqCst) == self.fail;
+        if !failing {
+            return self.inner.send(request);
+        }
+        if self.passed_on {
+            self.inner.send(request)?;
+        }
+        Ok(Response {
+            status: self.status,
+            body: format!("<html><body>{} from the proxy</body></html>", self.status),
+        })
+    }
+}
+
+fn journal_of(csv: &Path) -> import::Journal {
+    serde_json::from_str(&std::fs::read_to_string(import::journal_path(csv)).unwrap()).unwrap()
+}
+
 fn total(clinic: &Clinic) -> i64 {
     clinic
         .api
@@ -231,11 +263,25 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
 
     // Export round trip: the exported passports and records equal the imported ones.
     let out = csv_dir.path().join("export.csv");
-    assert_eq!(export::run(&boris, &out).unwrap(), GOOD_ROWS);
+    assert_eq!(export::run(&boris, &out, false).unwrap(), GOOD_ROWS);
     assert_eq!(
         canonical(&parsed(&out, &books), &books),
         canonical(&parsed(&example(), &books), &books)
     );
+
+    // An existing file is not overwritten without --force.
+    std::fs::write(&out, "another register").unwrap();
+    let refused = export::run(&boris, &out, false).unwrap_err().to_string();
+    assert!(refused.contains("--force"), "{refused}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "another register");
+    assert_eq!(export::run(&boris, &out, true).unwrap(), GOOD_ROWS);
+    assert_eq!(parsed(&out, &books).len(), GOOD_ROWS);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "a replaced export is private too");
+    }
 
     // Nothing identifying went over the wire.
     let bodies = recorder.bodies();
@@ -434,4 +480,294 @@ fn the_binary_signs_in_with_a_recovery_code_once() {
         String::from_utf8_lossy(&again.stderr).contains("invalid_totp"),
         "{again:?}"
     );
+}
+
+#[test]
+fn a_proxy_5xx_keeps_the_batch_pending_and_the_resume_does_not_duplicate() {
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H5", "Hospice five");
+    app.create_user(&admin, "zoya", &["user"], Some(institution));
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("zoya.json");
+    let csv = dir.path().join("register.csv");
+    std::fs::copy(example(), &csv).unwrap();
+    let options = import::Options {
+        batch_size: 2,
+        progress: false,
+    };
+    let clinic_behind = |proxy: ProxyFailsImport| {
+        let api = signed_in(&app, "zoya", Arc::new(proxy));
+        let pair = keys::load(&key_file, PASSPHRASE).unwrap();
+        Clinic::open(api, &pair, 8).unwrap()
+    };
+    // A proxy that fails the first import it sees with `status`, after passing it on or not.
+    let failing = |status, passed_on| ProxyFailsImport {
+        inner: transport(&app),
+        seen: AtomicUsize::new(0),
+        fail: 1,
+        status,
+        passed_on,
+    };
+    let setup = signed_in(&app, "zoya", Arc::new(transport(&app)));
+    keys::init(&setup, &key_file, PASSPHRASE).unwrap();
+    keys::bootstrap(&setup, &keys::load(&key_file, PASSPHRASE).unwrap()).unwrap();
+
+    // Act: the second batch is committed, but the proxy answers 502.
+    let clinic = clinic_behind(failing(502, true));
+    let failed = import::run(&clinic, &csv, &options);
+
+    // Assert: the run stops, and the journal still holds the batch as pending.
+    assert!(
+        matches!(failed, Err(Error::Api { status: 502, .. })),
+        "{failed:?}"
+    );
+    assert_eq!(total(&clinic), 4);
+    let journal = journal_of(&csv);
+    assert_eq!((journal.done.len(), journal.pending.len()), (2, 2));
+
+    // A re-run finds that batch on the server; then a 503 stops it before the server saw the
+    // next-but-one batch.
+    let clinic = clinic_behind(failing(503, false));
+    let failed = import::run(&clinic, &csv, &options);
+    assert!(
+        matches!(failed, Err(Error::Api { status: 503, .. })),
+        "{failed:?}"
+    );
+    assert_eq!(total(&clinic), 6, "the 502 batch was not sent again");
+    let journal = journal_of(&csv);
+    assert_eq!((journal.done.len(), journal.pending.len()), (6, 1));
+
+    // The last run finds the 503 batch absent and sends it.
+    let clinic = clinic_behind(ProxyFailsImport {
+        inner: transport(&app),
+        seen: AtomicUsize::new(0),
+        fail: usize::MAX,
+        status: 500,
+        passed_on: false,
+    });
+    let resumed = import::run(&clinic, &csv, &options).unwrap();
+    assert_eq!(
+        (resumed.recovered, resumed.already_done, resumed.imported),
+        (0, 6, 1)
+    );
+    assert_eq!(total(&clinic), GOOD_ROWS as i64, "nothing duplicated");
+    assert!(journal_of(&csv).pending.is_empty());
+}
+
+/// The binary's `patient edit` against a passport written with the fields only the browser
+/// has (notes, identity document, contact person).
+#[test]
+fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
+    use client_crypto::{ContactPerson, IdentityDocument};
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H6", "Hospice six");
+    app.create_user(&admin, "dina", &["user"], Some(institution));
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.json");
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"))
+            .args(args)
+            .env("PALREG_CLIENT_DIR", dir.path())
+            .env("PALREG_SERVER", &app.base)
+            .env("PALREG_PASSWORD", PASSWORD)
+            .env("PALREG_KEY_PASSPHRASE", PASSPHRASE)
+            .env("PALREG_KEY_FILE", &key_file)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    run(&["login", "--login", "dina"]);
+    run(&["keys", "init"]);
+    run(&["keys", "bootstrap"]);
+    // Typed on a Russian keyboard: a Cyrillic С in the diagnosis code.
+    let added = run(&[
+        "patient",
+        "add",
+        "--surname",
+        "Лебедева",
+        "--first-name",
+        "Нина",
+        "--dob",
+        "01.02.1940",
+        "--sex",
+        "Ж",
+        "--diagnosis",
+        "С50",
+        "--phone",
+        "+7 900 111-22-33",
+    ]);
+    let id: i64 = added
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{added}"));
+
+    // The browser adds what the CLI has no flag for.
+    let api = signed_in(&app, "dina", Arc::new(transport(&app)));
+    let pair = keys::load(&key_file, PASSPHRASE).unwrap();
+    let clinic = Clinic::open(api, &pair, keys::default_bits(10_000)).unwrap();
+    let books = Books::load(&clinic.api).unwrap();
+    let (patient, mut passport) = patients::show(&clinic, id).unwrap();
+    assert_eq!(books.diagnoses.code(patient.record.diagnosis_id), "C50");
+    passport.notes = Some("ключ у соседки".into());
+    passport.identity_document = Some(IdentityDocument {
+        kind: "паспорт РФ".into(),
+        series: Some("8600".into()),
+        number: "123456".into(),
+        issued_by: None,
+        issued_on: None,
+    });
+    passport.contact_person = Some(ContactPerson {
+        name: "Лебедев Пётр".into(),
+        relation: Some("сын".into()),
+        phone: None,
+    });
+    patients::edit(
+        &clinic,
+        id,
+        patient.version,
+        Some(&passport),
+        patient.record.clone(),
+    )
+    .unwrap();
+    let (before, browser_passport) = patients::show(&clinic, id).unwrap();
+
+    // Act: a change of status only.
+    let today = palreg_client::dates::today_iso();
+    run(&[
+        "patient",
+        "edit",
+        &id.to_string(),
+        "--status",
+        "discharged",
+        "--discharged-on",
+        &today,
+    ]);
+
+    // Assert: the record changed; the passport was not even sealed again.
+    let (after, opened) = patients::show(&clinic, id).unwrap();
+    assert_eq!(after.record.status, "discharged");
+    assert!(after.version > before.version);
+    assert_eq!(
+        after.passport, before.passport,
+        "the passport is not re-sealed"
+    );
+    assert!(opened == browser_passport);
+
+    // Act: a change of the phone.
+    run(&[
+        "patient",
+        "edit",
+        &id.to_string(),
+        "--phone",
+        "+7 900 999-88-77",
+    ]);
+
+    // Assert: the phone changed, everything else of the passport stayed.
+    let (_, opened) = patients::show(&clinic, id).unwrap();
+    assert_eq!(opened.phone.as_deref(), Some("+7 900 999-88-77"));
+    let mut expected = browser_passport.clone();
+    expected.phone = opened.phone.clone();
+    assert!(
+        opened == expected,
+        "notes, document and contact person are kept"
+    );
+    assert_eq!(opened.notes.as_deref(), Some("ключ у соседки"));
+}
+
+/// Passports still under the older version during an unfinished rotation open and are found.
+#[test]
+fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H7", "Hospice seven");
+    app.create_user(&admin, "rita", &["user", "admin"], Some(institution));
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("rita.json");
+    let api = signed_in(&app, "rita", Arc::new(transport(&app)));
+    keys::init(&api, &key_file, PASSPHRASE).unwrap();
+    let pair = keys::load(&key_file, PASSPHRASE).unwrap();
+    keys::bootstrap(&api, &pair).unwrap();
+    let v1 = Clinic::open(api.clone(), &pair, 8).unwrap();
+    let books = Books::load(&api).unwrap();
+    let old = row::parse(
+        &Cells(&[
+            ("surname", "Орлова"),
+            ("first_name", "Ирина"),
+            ("date_of_birth", "1966-06-16"),
+            ("sex", "F"),
+            ("diagnosis", "C50"),
+            ("status", "registered"),
+            ("registered_on", "2025-07-07"),
+        ]),
+        &books,
+        "2100-01-01",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let old_id = patients::add(&v1, &old.passport, old.record.clone()).unwrap();
+
+    // A rotation starts: version 2, wrapped to rita; the old passport is not re-sealed yet.
+    let me = api.me().unwrap();
+    let v2_key = client_crypto::InstitutionKey::generate(2).unwrap();
+    let envelope = v2_key
+        .wrap_for(pair.public_key(), me.id, institution)
+        .unwrap();
+    let _: serde_json::Value = api
+        .post(
+            &format!("/api/v1/institutions/{institution}/keys"),
+            &serde_json::json!({"version": 2, "envelope": envelope}),
+        )
+        .unwrap();
+    let clinic = Clinic::open(api, &pair, 8).unwrap();
+    assert_eq!(clinic.key().version(), 2);
+    let new_id = patients::add(&clinic, &old.passport, old.record.clone()).unwrap();
+
+    // Show, search and export reach both.
+    let (patient, passport) = patients::show(&clinic, old_id).unwrap();
+    assert_eq!(patient.passport_key_version, 1);
+    assert_eq!(passport.surname, "Орлова");
+    let found = patients::search(
+        &clinic,
+        &Query {
+            surname: Some("орлова".into()),
+            ..Query::default()
+        },
+    )
+    .unwrap();
+    let ids: BTreeSet<i64> = found.matches.iter().map(|(p, _)| p.id).collect();
+    assert_eq!(ids, [old_id, new_id].into_iter().collect());
+    let out = dir.path().join("export.csv");
+    assert_eq!(export::run(&clinic, &out, false).unwrap(), 2);
+
+    // An edit of the passport seals it under the newest version.
+    patients::edit(
+        &clinic,
+        old_id,
+        patient.version,
+        Some(&passport),
+        patient.record,
+    )
+    .unwrap();
+    assert_eq!(
+        patients::show(&clinic, old_id)
+            .unwrap()
+            .0
+            .passport_key_version,
+        2
+    );
+}
+
+/// Cells of one line, by column.
+struct Cells<'a>(&'a [(&'a str, &'a str)]);
+
+impl row::Cells for Cells<'_> {
+    fn cell(&self, column: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map_or("", |(_, v)| v)
+    }
 }
