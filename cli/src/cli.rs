@@ -151,9 +151,78 @@ pub struct PatientFields {
     /// A need code; repeat for several.
     #[arg(long = "need")]
     pub needs: Vec<String>,
+    /// Ask for the identifying fields not given (surname, names, date of birth, SNILS, policy,
+    /// phone, address) on the terminal, one per line (an empty line skips one), instead of
+    /// taking them as arguments.
+    #[arg(long)]
+    pub ask: bool,
+}
+
+/// The passport's columns and how a prompt names them. Given as arguments they stay in the
+/// shell's history and are shown to every local account in the process list; `--ask` takes
+/// them from the terminal instead.
+const IDENTIFYING: [(&str, &str); 8] = [
+    ("surname", "Surname"),
+    ("first_name", "First name"),
+    ("patronymic", "Patronymic"),
+    ("date_of_birth", "Date of birth"),
+    ("snils", "SNILS"),
+    ("policy_number", "Policy number"),
+    ("phone", "Phone"),
+    ("address", "Address"),
+];
+
+/// With `ask`, reads each identifying column of `columns` not already given from `input` (an
+/// empty answer leaves it out); without, warns once on `err` when any is given as an argument.
+fn identifying_fields(
+    given: &mut BTreeMap<&'static str, String>,
+    columns: &[&'static str],
+    ask: bool,
+    input: &mut dyn std::io::BufRead,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let asked = IDENTIFYING.iter().filter(|(c, _)| columns.contains(c));
+    if !ask {
+        if asked.clone().any(|(c, _)| given.contains_key(c)) {
+            writeln!(
+                err,
+                "note: identifying values given as arguments stay in your shell's history and \
+                 show in the process list; --ask takes them from the terminal"
+            )?;
+        }
+        return Ok(());
+    }
+    for (column, label) in asked {
+        if given.contains_key(column) {
+            continue;
+        }
+        write!(err, "{label}: ")?;
+        err.flush()?;
+        let mut line = String::new();
+        input.read_line(&mut line)?;
+        let answer = line.trim();
+        if !answer.is_empty() {
+            given.insert(column, answer.to_string());
+        }
+    }
+    Ok(())
 }
 
 impl PatientFields {
+    /// The columns given as arguments and, with `--ask`, at the terminal.
+    fn given(&self) -> Result<BTreeMap<&'static str, String>> {
+        let mut given = self.columns();
+        let all: Vec<_> = IDENTIFYING.iter().map(|(c, _)| *c).collect();
+        identifying_fields(
+            &mut given,
+            &all,
+            self.ask,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stderr(),
+        )?;
+        Ok(given)
+    }
+
     /// The flags given, by CSV column.
     fn columns(&self) -> BTreeMap<&'static str, String> {
         let mut m = BTreeMap::new();
@@ -203,8 +272,12 @@ pub enum PatientCommand {
     Search(SearchArgs),
 }
 
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, Clone)]
 pub struct SearchArgs {
+    /// Ask for the surname, date of birth, SNILS and policy not given, on the terminal (see
+    /// `patient add --ask`).
+    #[arg(long)]
+    pub ask: bool,
     #[arg(long)]
     pub surname: Option<String>,
     #[arg(long)]
@@ -595,7 +668,7 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
     let books = Books::load(&clinic.api)?;
     match command {
         PatientCommand::Add(fields) => {
-            let mut cells = fields.columns();
+            let mut cells = fields.given()?;
             cells.entry("status").or_insert_with(|| "registered".into());
             cells
                 .entry("registered_on")
@@ -612,7 +685,7 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
             let (patient, passport) = patients::show(&clinic, *id)?;
             // The whole line is parsed (the record's rules span columns), but only the given
             // fields are laid over the opened passport: see `row::overlay_passport`.
-            let given = fields.columns();
+            let given = fields.given()?;
             let mut cells: BTreeMap<&'static str, String> = COLUMNS
                 .iter()
                 .copied()
@@ -626,7 +699,30 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
             writeln!(out, "patient {id} saved (version {})", saved.version)?;
         }
         PatientCommand::Search(args) => {
-            let query = search_query(args, &books)?;
+            let mut given: BTreeMap<&'static str, String> = [
+                ("surname", &args.surname),
+                ("date_of_birth", &args.dob),
+                ("snils", &args.snils),
+                ("policy_number", &args.policy),
+            ]
+            .into_iter()
+            .filter_map(|(c, v)| v.clone().map(|v| (c, v)))
+            .collect();
+            identifying_fields(
+                &mut given,
+                &["surname", "date_of_birth", "snils", "policy_number"],
+                args.ask,
+                &mut std::io::stdin().lock(),
+                &mut std::io::stderr(),
+            )?;
+            let args = SearchArgs {
+                surname: given.remove("surname"),
+                dob: given.remove("date_of_birth"),
+                snils: given.remove("snils"),
+                policy: given.remove("policy_number"),
+                ..args.clone()
+            };
+            let query = search_query(&args, &books)?;
             let found = patients::search(&clinic, &query)?;
             writeln!(
                 out,
@@ -742,4 +838,42 @@ fn print_patient(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asked_fields_come_from_the_terminal_and_arguments_are_warned_about() {
+        let all: Vec<_> = IDENTIFYING.iter().map(|(c, _)| *c).collect();
+        // Asked: every identifying field not given, in order; an empty line skips one.
+        let mut given = BTreeMap::from([("first_name", "Нина".to_string())]);
+        let mut input = "Лебедева\n\n01.02.1940\n112-233-445 95\n\n\n\n".as_bytes();
+        let mut err = Vec::new();
+        identifying_fields(&mut given, &all, true, &mut input, &mut err).unwrap();
+        assert_eq!(given["surname"], "Лебедева");
+        assert_eq!(given["first_name"], "Нина");
+        assert_eq!(given["date_of_birth"], "01.02.1940");
+        assert_eq!(given["snils"], "112-233-445 95");
+        assert!(!given.contains_key("patronymic") && !given.contains_key("phone"));
+        let prompts = String::from_utf8(err).unwrap();
+        assert!(
+            prompts.starts_with("Surname: Patronymic: Date of birth: "),
+            "{prompts}"
+        );
+        assert!(
+            !prompts.contains("First name"),
+            "a given field is not asked"
+        );
+
+        // Given as arguments: kept, with a note; nothing identifying given: no note.
+        let mut err = Vec::new();
+        identifying_fields(&mut given, &all, false, &mut "".as_bytes(), &mut err).unwrap();
+        assert!(String::from_utf8(err).unwrap().contains("--ask"));
+        let mut status_only = BTreeMap::from([("status", "discharged".to_string())]);
+        let mut err = Vec::new();
+        identifying_fields(&mut status_only, &all, false, &mut "".as_bytes(), &mut err).unwrap();
+        assert!(err.is_empty());
+    }
 }

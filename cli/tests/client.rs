@@ -605,6 +605,36 @@ fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("{added}"));
 
+    // The surname typed at the terminal, not given as an argument.
+    let mut search = std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"))
+        .args(["patient", "search", "--ask"])
+        .env("PALREG_CLIENT_DIR", dir.path())
+        .env("PALREG_SERVER", &app.base)
+        .env("PALREG_KEY_PASSPHRASE", PASSPHRASE)
+        .env("PALREG_KEY_FILE", &key_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut search.stdin.take().unwrap(),
+        "Лебедева\n\n\n\n".as_bytes(),
+    )
+    .unwrap();
+    let found = search.wait_with_output().unwrap();
+    assert!(found.status.success(), "{found:?}");
+    let listed = String::from_utf8(found.stdout).unwrap();
+    assert!(
+        listed.contains(&id.to_string()) && listed.contains("Лебедева"),
+        "{listed}"
+    );
+    assert!(
+        String::from_utf8(found.stderr)
+            .unwrap()
+            .contains("Surname: ")
+    );
+
     // The browser adds what the CLI has no flag for.
     let api = signed_in(&app, "dina", Arc::new(transport(&app)));
     let pair = keys::load(&key_file, PASSPHRASE).unwrap();
