@@ -152,7 +152,30 @@ pub fn summarize(input: &SummaryInput, k: u64) -> SuppressedSummary {
 
     link_population_totals(&mut system, &register, &[&icd, &age_sex.table, &care]);
 
-    let hidden = suppress_system(&system.values, &system.lines, k);
+    // An institution with fewer than k patients in the period is hidden whole, zeros and all:
+    // beside one "<k" per table its zeros would say what its few patients have (one patient:
+    // the diagnosis, age band, care form and needs of that person).
+    let mut forced = Vec::new();
+    for (c, institution) in insts.iter().enumerate() {
+        let population = institution.on_register_at_start + institution.newly_registered;
+        if population > 0 && population < k {
+            let tables = [
+                &register,
+                &icd,
+                &age_sex.table,
+                &care,
+                &needs,
+                &med_patients,
+            ];
+            for table in tables {
+                forced.extend(table.cells.iter().map(|row| row[c]));
+                forced.extend(table.column_totals.get(c).copied());
+            }
+            forced.extend(age_sex.column_margins(c));
+        }
+    }
+
+    let hidden = suppress_system(&system.values, &system.lines, k, &forced);
     let values = &system.values;
 
     let register_table = register.resolve(values, &hidden);
@@ -209,7 +232,13 @@ fn add_flow_identities(system: &mut TableSystem, register: &TableIndex) {
         let v = |r: usize| system.values[cells[r]];
         // Rows: start, end, new, discharged, deceased.
         if v(0) + v(2) == v(1) + v(3) + v(4) {
-            system.add_line(cells);
+            system.add_equation(vec![
+                (cells[0], 1),
+                (cells[2], 1),
+                (cells[1], -1),
+                (cells[3], -1),
+                (cells[4], -1),
+            ]);
         }
     }
 }
@@ -233,6 +262,30 @@ fn link_population_totals(system: &mut TableSystem, register: &TableIndex, table
     let mut overall = vec![register.row_totals[0], register.row_totals[1]];
     overall.extend(tables.iter().filter_map(|t| t.grand_total));
     groups.push(overall);
+
+    // The breakdowns count everyone on the register at some time in the period: those on it at
+    // the start and those registered during it. Where a table's total is that sum, a reader
+    // can write `start + new = total` (and work out a hidden start from a shown total and new).
+    let mut sums: Vec<(usize, usize, Vec<usize>)> = (0..columns)
+        .map(|c| {
+            let totals = tables
+                .iter()
+                .filter_map(|t| t.column_totals.get(c).copied());
+            (register.cells[0][c], register.cells[2][c], totals.collect())
+        })
+        .collect();
+    sums.push((
+        register.row_totals[0],
+        register.row_totals[2],
+        tables.iter().filter_map(|t| t.grand_total).collect(),
+    ));
+    for (start, new, totals) in sums {
+        for total in totals {
+            if system.values[start] + system.values[new] == system.values[total] {
+                system.add_equation(vec![(start, 1), (new, 1), (total, -1)]);
+            }
+        }
+    }
 
     for cells in groups {
         let mut by_value: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
@@ -302,6 +355,14 @@ struct AgeSexIndex {
 impl AgeSexIndex {
     fn row(band: usize, sex: usize) -> usize {
         band * Sex::ALL.len() + sex
+    }
+
+    /// The band and sex margins of institution `c`.
+    fn column_margins(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        self.band_totals
+            .iter()
+            .chain(&self.sex_totals)
+            .map(move |totals| totals[c])
     }
 
     fn build(system: &mut TableSystem, insts: &[InstitutionCounts]) -> Self {

@@ -324,3 +324,91 @@ fn an_institution_without_patients_in_the_period_renders_with_zero_totals() {
     let pdf = summary_pdf(&meta(Locale::En, &["Empty"]), &summary).expect("renders");
     assert!(pages(&pdf).concat().contains("Empty"));
 }
+
+/// One institution's counts: the register movement, and everyone in one ICD-10 block, one age
+/// band and sex, one care form.
+fn simple(name: &str, register: [u64; 5], block: &str) -> InstitutionCounts {
+    let [start, end, new, discharged, deceased] = register;
+    let population = start + new;
+    let mut age_sex = BTreeMap::new();
+    age_sex.insert(AgeBand::ALL[4], BTreeMap::from([(Sex::Female, population)]));
+    InstitutionCounts {
+        institution: name.to_string(),
+        on_register_at_start: start,
+        on_register_at_end: end,
+        newly_registered: new,
+        discharged,
+        deceased,
+        icd10_blocks: map(&[(block, population)]),
+        age_sex,
+        care_forms: map(&[("home", population)]),
+        needs: map(&[("pain relief", population)]),
+        medicaments: Vec::new(),
+    }
+}
+
+/// The breakdowns count everyone on the register in the period, `start + new`: a hidden start
+/// beside a shown number of new patients and a shown breakdown total would be their difference.
+#[test]
+fn a_hidden_start_is_not_the_breakdown_total_minus_the_new() {
+    let input = SummaryInput {
+        institutions: vec![
+            simple("A", [3, 6, 10, 0, 7], "C50-C50"),
+            simple("B", [20, 25, 10, 5, 0], "C50-C50"),
+        ],
+    };
+    let s = summarize(&input, 5);
+    let start = &s.register[0];
+    let new = &s.register[2];
+    assert!(start.by_institution[0].is_suppressed(), "3 is small");
+    let totals = s.icd10_blocks.totals.as_ref().unwrap();
+    let care = s.care_forms.totals.as_ref().unwrap();
+    let age = s.age_sex.totals.as_ref().unwrap();
+    let shown_total = [totals, care, age]
+        .iter()
+        .any(|t| !t.by_institution[0].is_suppressed());
+    assert!(
+        new.by_institution[0].is_suppressed() || !shown_total,
+        "start of A = total − new: {s:#?}"
+    );
+}
+
+/// An institution with fewer than k patients in the period is hidden whole: its zeros would
+/// otherwise say what its one patient has.
+#[test]
+fn an_institution_with_fewer_than_k_patients_is_hidden_whole() {
+    let mut alone = simple("Tiny", [0, 1, 1, 0, 0], "C50-C50");
+    alone.icd10_blocks.insert("I20-I25".into(), 0);
+    let big = |name| {
+        let mut b = simple(name, [30, 40, 20, 5, 5], "I20-I25");
+        b.icd10_blocks.insert("C50-C50".into(), 0);
+        b
+    };
+    let input = SummaryInput {
+        institutions: vec![alone, big("Big 1"), big("Big 2")],
+    };
+    let s = summarize(&input, 5);
+    let column = |t: &palreg_reports::CountTable| {
+        t.rows
+            .iter()
+            .chain(&t.totals)
+            .map(|r| r.by_institution[0])
+            .collect::<Vec<_>>()
+    };
+    for (what, cells) in [
+        ("icd", column(&s.icd10_blocks)),
+        ("age and sex", column(&s.age_sex)),
+        ("care", column(&s.care_forms)),
+        ("needs", column(&s.needs)),
+    ] {
+        assert!(
+            cells.iter().all(|c| c.is_suppressed()),
+            "{what}: the tiny institution shows {cells:?}"
+        );
+    }
+    assert!(
+        s.register
+            .iter()
+            .all(|r| r.by_institution[0].is_suppressed())
+    );
+}

@@ -133,3 +133,110 @@ proptest! {
         }
     }
 }
+
+/// The hidden cells of a suppressed table that its published numbers determine, by Gaussian
+/// elimination over the rationals (f64; the tables are tiny) on its row, column and grand
+/// total equations: independent of the crate's own check, which works modulo a prime.
+fn determined(rows: &[Vec<u64>], t: &palreg_reports::suppress::SuppressedTable) -> Vec<String> {
+    let width = rows[0].len();
+    // Every published number: interior cells, row totals, column totals, grand total.
+    let mut cells: Vec<(String, Cell)> = Vec::new();
+    for (r, row) in t.cells.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            cells.push((format!("cell {r},{c}"), *cell));
+        }
+    }
+    let row_total = |r: usize| rows.len() * width + r;
+    let column_total = |c: usize| rows.len() * width + rows.len() + c;
+    let grand = rows.len() * width + rows.len() + width;
+    for (r, cell) in t.row_totals.iter().enumerate() {
+        cells.push((format!("row total {r}"), *cell));
+    }
+    for (c, cell) in t.column_totals.iter().enumerate() {
+        cells.push((format!("column total {c}"), *cell));
+    }
+    cells.push(("grand total".into(), t.grand_total));
+    let mut equations: Vec<Vec<(usize, f64)>> = Vec::new();
+    for r in 0..rows.len() {
+        let mut e: Vec<_> = (0..width).map(|c| (r * width + c, 1.0)).collect();
+        e.push((row_total(r), -1.0));
+        equations.push(e);
+    }
+    for c in 0..width {
+        let mut e: Vec<_> = (0..rows.len()).map(|r| (r * width + c, 1.0)).collect();
+        e.push((column_total(c), -1.0));
+        equations.push(e);
+    }
+    let mut e: Vec<_> = (0..rows.len()).map(|r| (row_total(r), 1.0)).collect();
+    e.push((grand, -1.0));
+    equations.push(e);
+    let unknowns: Vec<usize> = (0..cells.len())
+        .filter(|&i| cells[i].1.is_suppressed())
+        .collect();
+    let mut m: Vec<Vec<f64>> = equations
+        .iter()
+        .map(|e| {
+            let mut row = vec![0.0; unknowns.len()];
+            for &(i, a) in e {
+                if let Ok(u) = unknowns.binary_search(&i) {
+                    row[u] += a;
+                }
+            }
+            row
+        })
+        .collect();
+    let mut pivots = Vec::new();
+    let mut next = 0;
+    for col in 0..unknowns.len() {
+        let Some(p) = (next..m.len()).find(|&r| m[r][col].abs() > 1e-9) else {
+            continue;
+        };
+        m.swap(next, p);
+        let scale = m[next][col];
+        for v in m[next].iter_mut() {
+            *v /= scale;
+        }
+        let pivot = m[next].clone();
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != next && row[col].abs() > 1e-9 {
+                let f = row[col];
+                for (v, p) in row.iter_mut().zip(&pivot) {
+                    *v -= f * p;
+                }
+            }
+        }
+        pivots.push((next, col));
+        next += 1;
+    }
+    pivots
+        .into_iter()
+        .filter(|&(r, _)| m[r].iter().filter(|v| v.abs() > 1e-9).count() == 1)
+        .map(|(_, col)| cells[unknowns[col]].0.clone())
+        .collect()
+}
+
+/// Two lines with two hidden cells each can pin one down together (the reviewer's example:
+/// column 3 and the zeros of C and D give B3 = 3). No hidden cell may be determined.
+#[test]
+fn hidden_cells_are_not_determined_by_equations_taken_together() {
+    let rows = vec![
+        vec![1, 2, 10],
+        vec![2, 1, 3],
+        vec![0, 0, 2],
+        vec![0, 0, 3],
+        vec![10, 10, 10],
+    ];
+    let t = suppress_table(&rows, 5);
+    assert_eq!(determined(&rows, &t), Vec::<String>::new(), "{t:#?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn no_hidden_cell_is_determined_by_the_table(rows in table(), k in 2u64..8) {
+        let t = suppress_table(&rows, k);
+        let found = determined(&rows, &t);
+        prop_assert!(found.is_empty(), "determined: {:?} in {:?}", found, t);
+    }
+}
