@@ -444,6 +444,108 @@ fn the_summary_is_suppressed_and_scoped(backend: Backend) {
     );
 }
 
+/// Each patient counts once: a death after a discharge is not a second outflow of the
+/// register, and a patient prescribed two medicaments the report names alike (one Russian
+/// name, one unit) is one patient of that row.
+fn the_summary_counts_each_patient_once(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "HC");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(patient(
+            &app,
+            &c,
+            &format!("Выписанная{i}"),
+            1940 + i,
+            "deceased",
+            json!({"discharged_on": "2026-03-10", "deceased_on": "2026-05-20"}),
+        ));
+    }
+    let treated: Vec<i64> = (0..5)
+        .map(|i| {
+            patient(
+                &app,
+                &c,
+                &format!("Лечимая{i}"),
+                1950 + i,
+                "registered",
+                json!({}),
+            )
+        })
+        .collect();
+    let mut meds = Vec::new();
+    for (code, name) in [
+        ("MS-1", "Morphine sulfate"),
+        ("MH-1", "Morphine hydrochloride"),
+    ] {
+        let r = app.post(
+            "/api/v1/refs/medicaments",
+            Some(&admin),
+            &json!({"code": code, "name": name, "name_ru": "Морфин", "inn": "morphine", "atc": "N02AA01", "dosage_form": "tablet", "strength": "10 mg", "unit": "tablet", "controlled": true}),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        meds.push(r.body["id"].as_i64().unwrap());
+    }
+    for pid in &treated {
+        for med in &meds {
+            let r = app.post(
+                "/api/v1/prescriptions",
+                Some(&c.a.token),
+                &json!({"patient_id": pid, "prescribed_on": "2026-02-01", "medicament_id": med, "dose": 10, "dose_unit": "mg", "route": "oral", "frequency": "утром", "quantity": 10, "start_on": "2026-02-01"}),
+            );
+            assert_eq!(r.status, 201, "{:?}", r.body);
+        }
+    }
+    let summary = |query: &str| {
+        let r = app.get(
+            &format!(
+                "/api/v1/reports/summary.json?{query}&institutions={}",
+                c.institution_id
+            ),
+            Some(&admin),
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["summary"].clone()
+    };
+    let register = |summary: &Value| -> Vec<Value> {
+        let rows: BTreeMap<String, Value> = summary["register"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let key = row["key"].as_str().unwrap().to_string();
+                (key, row["by_institution"][0].clone())
+            })
+            .collect();
+        [
+            "on_register_at_start",
+            "on_register_at_end",
+            "discharged",
+            "deceased",
+        ]
+        .iter()
+        .map(|k| rows[*k].clone())
+        .collect()
+    };
+    // April to June: the five left the register on March 10th; their deaths are no outflow.
+    let spring = register(&summary("from=2026-04-01&to=2026-06-30"));
+    assert_eq!(spring, [json!(5), json!(5), json!(0), json!(0)]);
+    // March to May: five discharged, none deceased (start + new = end + outflow).
+    let march = register(&summary("from=2026-03-01&to=2026-05-31"));
+    assert_eq!(march, [json!(10), json!(5), json!(5), json!(0)]);
+    // In Russian both medicaments are «Морфин» in tablets: one row, five patients.
+    let russian = summary("from=2026-01-01&to=2026-06-30&lang=ru");
+    let rows: Vec<&Value> = russian["controlled_medicaments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["medicament"] == "Морфин")
+        .collect();
+    assert_eq!(rows.len(), 1, "{russian:#}");
+    assert_eq!(rows[0]["patients_total"], 5, "{:#}", rows[0]);
+}
+
 fn the_same_report_asked_twice_is_issued_twice(backend: Backend) {
     let app = spawn_app(backend);
     let admin = app.admin_token();
@@ -485,5 +587,6 @@ fn the_same_report_asked_twice_is_issued_twice(backend: Backend) {
 on_both_backends!(
     the_prescription_report_matches_the_data,
     the_summary_is_suppressed_and_scoped,
+    the_summary_counts_each_patient_once,
     the_same_report_asked_twice_is_issued_twice
 );

@@ -238,7 +238,7 @@ fn report_queries(
     aggregates::by_need(conn, ids, from, to)?;
     t[4] = s.elapsed();
     let s = Instant::now();
-    aggregates::medicament_needs(conn, ids, from, to)?;
+    aggregates::medicament_needs(conn, ids, from, to, &|name, _| name.to_string())?;
     t[5] = s.elapsed();
     Ok(t)
 }

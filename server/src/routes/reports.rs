@@ -343,7 +343,10 @@ fn summary_input(
             *c.needs.entry(localized(locale, need, need_ru)).or_default() += n.unsigned_abs();
         }
     }
-    for row in aggregates::medicament_needs(conn, &ids, from, to)? {
+    let key = |name: &str, name_ru: Option<&str>| {
+        localized(locale, name.to_string(), name_ru.map(str::to_string))
+    };
+    for row in aggregates::medicament_needs(conn, &ids, from, to, &key)? {
         if let Some(c) = counts.get_mut(&row.institution_id) {
             c.medicaments.push(reports::MedicamentNeed {
                 medicament: localized(locale, row.name, row.name_ru),

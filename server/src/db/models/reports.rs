@@ -169,8 +169,23 @@ pub fn movement(
                     ),
             )),
             count(when!(patients::registered_on.between(from, to))),
-            count(when!(patients::discharged_on.between(from, to))),
-            count(when!(patients::deceased_on.between(from, to))),
+            // A patient leaves the register once, at the first of discharge and death (a death
+            // after a discharge is not an outflow of the register; on one day, it is the
+            // death), so that start + new = end + discharged + deceased.
+            count(when!(
+                patients::discharged_on.between(from, to).and(
+                    patients::deceased_on
+                        .is_null()
+                        .or(patients::deceased_on.gt(patients::discharged_on)),
+                )
+            )),
+            count(when!(
+                patients::deceased_on.between(from, to).and(
+                    patients::discharged_on
+                        .is_null()
+                        .or(patients::discharged_on.ge(patients::deceased_on)),
+                )
+            )),
         ))
         .load(conn)?;
     let mut out: Vec<(i64, Movement)> = institutions
@@ -324,15 +339,16 @@ pub struct MedicamentNeedRow {
 /// [`medicament_sums_sqlite`]; PostgreSQL: the date index), aggregated by medicament id —
 /// narrow sort keys — and named afterwards from the book: grouping the prescriptions by the
 /// medicament's name columns made the database sort every prescription of the period by wide
-/// text keys (on PostgreSQL spilling to disk), twice the time of the aggregate itself. When
-/// two entries of the book share name, Russian name, unit and the controlled flag (so a
-/// patient prescribed both is one patient of one report row), the grouping by name is kept
-/// for its exact count.
+/// text keys (on PostgreSQL spilling to disk), twice the time of the aggregate itself.
+/// Medicaments the report names alike (`key`: the name in the report's language; and the
+/// unit) are one row of it, so they are counted together, a patient prescribed two of them
+/// once.
 pub fn medicament_needs(
     conn: &mut DbConn,
     institutions: &[i64],
     from: NaiveDate,
     to: NaiveDate,
+    key: &dyn Fn(&str, Option<&str>) -> String,
 ) -> QueryResult<Vec<MedicamentNeedRow>> {
     let sums: MedicamentSums = match conn {
         DbConn::Sqlite(c) => medicament_sums_sqlite(c, institutions, from, to)?,
@@ -355,25 +371,54 @@ pub fn medicament_needs(
             .into_iter()
             .map(|m| (m.id, (m.name, m.name_ru, m.unit, m.controlled)))
             .collect();
-    let mut distinct = BTreeSet::new();
-    if !book.values().all(|named| distinct.insert(named)) {
-        return medicament_needs_by_name(conn, institutions, from, to);
+    // The report adds up the rows it names alike (the name as `key` gives it, and the unit):
+    // a patient prescribed two of them is one patient of that row, so those medicaments are
+    // counted together.
+    let mut alike: BTreeMap<(String, &str), Vec<i64>> = BTreeMap::new();
+    for (id, (name, name_ru, unit, _)) in &book {
+        alike
+            .entry((key(name, name_ru.as_deref()), unit.as_str()))
+            .or_default()
+            .push(*id);
     }
-    Ok(sums
-        .into_iter()
-        .filter_map(|(institution_id, medicament_id, quantity, patients)| {
-            let (name, name_ru, unit, controlled) = book.get(&medicament_id)?.clone();
-            Some(MedicamentNeedRow {
-                institution_id,
-                name,
-                name_ru,
-                unit,
-                controlled,
-                quantity,
-                patients,
-            })
-        })
-        .collect())
+    let mut rows = Vec::new();
+    for ids in alike.values() {
+        let Some((name, name_ru, unit, _)) = book.get(&ids[0]).cloned() else {
+            continue;
+        };
+        let controlled = ids.iter().any(|id| book.get(id).is_some_and(|m| m.3));
+        let row = |(institution_id, quantity, patients)| MedicamentNeedRow {
+            institution_id,
+            name: name.clone(),
+            name_ru: name_ru.clone(),
+            unit: unit.clone(),
+            controlled,
+            quantity,
+            patients,
+        };
+        if let [id] = ids.as_slice() {
+            rows.extend(
+                sums.iter()
+                    .filter(|s| s.1 == *id)
+                    .map(|&(inst, _, quantity, patients)| row((inst, quantity, patients))),
+            );
+        } else {
+            let together: Vec<(i64, Option<f64>, i64)> = prescriptions::table
+                .filter(prescriptions::institution_id.eq_any(institutions))
+                .filter(prescriptions::medicament_id.eq_any(ids))
+                .filter(prescriptions::prescribed_on.between(from, to))
+                .filter(prescriptions::status.ne("cancelled"))
+                .group_by(prescriptions::institution_id)
+                .select((
+                    prescriptions::institution_id,
+                    sum(prescriptions::quantity),
+                    count(prescriptions::patient_id).aggregate_distinct(),
+                ))
+                .load(conn)?;
+            rows.extend(together.into_iter().map(row));
+        }
+    }
+    Ok(rows)
 }
 
 /// Per (institution, medicament): the quantity and the distinct patients.
@@ -428,37 +473,6 @@ fn medicament_sums_sqlite(
         .into_iter()
         .map(|s| (s.institution_id, s.medicament_id, s.quantity, s.patients))
         .collect())
-}
-
-/// [`medicament_needs`] grouped by the medicament's name columns in SQL.
-fn medicament_needs_by_name(
-    conn: &mut DbConn,
-    institutions: &[i64],
-    from: NaiveDate,
-    to: NaiveDate,
-) -> QueryResult<Vec<MedicamentNeedRow>> {
-    prescriptions::table
-        .inner_join(medicaments::table)
-        .filter(prescriptions::institution_id.eq_any(institutions))
-        .filter(prescriptions::prescribed_on.between(from, to))
-        .filter(prescriptions::status.ne("cancelled"))
-        .group_by((
-            prescriptions::institution_id,
-            medicaments::name,
-            medicaments::name_ru,
-            medicaments::unit,
-            medicaments::controlled,
-        ))
-        .select((
-            prescriptions::institution_id,
-            medicaments::name,
-            medicaments::name_ru,
-            medicaments::unit,
-            medicaments::controlled,
-            sum(prescriptions::quantity),
-            count(prescriptions::patient_id).aggregate_distinct(),
-        ))
-        .load(conn)
 }
 
 /// A report the server produced and signed.
@@ -567,7 +581,7 @@ mod tests {
         by_birth_year_sex(&mut conn, &institutions, from, to).unwrap();
         by_care_form(&mut conn, &institutions, from, to).unwrap();
         by_need(&mut conn, &institutions, from, to).unwrap();
-        medicament_needs(&mut conn, &institutions, from, to).unwrap();
+        medicament_needs(&mut conn, &institutions, from, to, &|name, _| name.into()).unwrap();
         let statements = std::mem::take(&mut *sent.lock().unwrap());
 
         let mut checked = 0;
