@@ -462,15 +462,30 @@ fn the_summary_counts_each_patient_once(backend: Backend) {
             json!({"discharged_on": "2026-03-10", "deceased_on": "2026-05-20"}),
         ));
     }
+    // Two entries of the needs book named alike in Russian; each treated patient has both.
+    let mut oxygen = Vec::new();
+    for (code, name) in [
+        ("o2_home", "Home oxygen"),
+        ("o2_concentrator", "Oxygen concentrator at home"),
+    ] {
+        let r = app.post(
+            "/api/v1/refs/needs",
+            Some(&admin),
+            &json!({"code": code, "name": name, "name_ru": "Кислород на дому", "kind": "equipment"}),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        oxygen.push(r.body["id"].as_i64().unwrap());
+    }
     let treated: Vec<i64> = (0..5)
         .map(|i| {
+            let needs = json!({ "needs": oxygen });
             patient(
                 &app,
                 &c,
                 &format!("Лечимая{i}"),
                 1950 + i,
                 "registered",
-                json!({}),
+                needs,
             )
         })
         .collect();
@@ -544,6 +559,14 @@ fn the_summary_counts_each_patient_once(backend: Backend) {
         .collect();
     assert_eq!(rows.len(), 1, "{russian:#}");
     assert_eq!(rows[0]["patients_total"], 5, "{:#}", rows[0]);
+    let oxygen: Vec<&Value> = russian["needs"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["key"] == "Кислород на дому")
+        .collect();
+    assert_eq!(oxygen.len(), 1, "{russian:#}");
+    assert_eq!(oxygen[0]["total"], 5, "{:#}", oxygen[0]);
 }
 
 fn the_same_report_asked_twice_is_issued_twice(backend: Backend) {

@@ -235,7 +235,7 @@ fn report_queries(
     aggregates::by_care_form(conn, ids, from, to)?;
     t[3] = s.elapsed();
     let s = Instant::now();
-    aggregates::by_need(conn, ids, from, to)?;
+    aggregates::by_need(conn, ids, from, to, &|name, _| name.to_string())?;
     t[4] = s.elapsed();
     let s = Instant::now();
     aggregates::medicament_needs(conn, ids, from, to, &|name, _| name.to_string())?;

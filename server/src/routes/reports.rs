@@ -338,14 +338,14 @@ fn summary_input(
             *c.care_forms.entry(form).or_default() += n.unsigned_abs();
         }
     }
-    for (id, need, need_ru, n) in aggregates::by_need(conn, &ids, from, to)? {
+    let key = |name: &str, name_ru: Option<&str>| {
+        localized(locale, name.to_string(), name_ru.map(str::to_string))
+    };
+    for (id, need, need_ru, n) in aggregates::by_need(conn, &ids, from, to, &key)? {
         if let Some(c) = counts.get_mut(&id) {
             *c.needs.entry(localized(locale, need, need_ru)).or_default() += n.unsigned_abs();
         }
     }
-    let key = |name: &str, name_ru: Option<&str>| {
-        localized(locale, name.to_string(), name_ru.map(str::to_string))
-    };
     for row in aggregates::medicament_needs(conn, &ids, from, to, &key)? {
         if let Some(c) = counts.get_mut(&row.institution_id) {
             c.medicaments.push(reports::MedicamentNeed {

@@ -289,13 +289,16 @@ pub fn by_care_form(
 }
 
 /// Patients in the period having each need, by (institution, need name, Russian name).
-/// Counted by need id and named afterwards, as [`by_care_form`].
+/// Counted by need id and named afterwards, as [`by_care_form`]. Needs the report names alike
+/// (`key`: the name in the report's language) are one row of it, so they are counted
+/// together: a patient having two of them is one patient of that row.
 #[allow(clippy::type_complexity)]
 pub fn by_need(
     conn: &mut DbConn,
     institutions: &[i64],
     from: NaiveDate,
     to: NaiveDate,
+    key: &dyn Fn(&str, Option<&str>) -> String,
 ) -> QueryResult<Vec<(i64, String, Option<String>, i64)>> {
     let counts: Vec<(i64, i64, i64)> = in_period!(institutions, from, to)
         .inner_join(patient_needs::table)
@@ -311,13 +314,41 @@ pub fn by_need(
             .into_iter()
             .map(|need| (need.id, need))
             .collect();
-    Ok(counts
-        .into_iter()
-        .filter_map(|(institution_id, need, n)| {
-            let need = book.get(&need)?;
-            Some((institution_id, need.name.clone(), need.name_ru.clone(), n))
-        })
-        .collect())
+    let mut alike: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for need in book.values() {
+        alike
+            .entry(key(&need.name, need.name_ru.as_deref()))
+            .or_default()
+            .push(need.id);
+    }
+    let mut rows = Vec::new();
+    for ids in alike.values() {
+        let Some(need) = book.get(&ids[0]) else {
+            continue;
+        };
+        let named =
+            |(institution_id, n)| (institution_id, need.name.clone(), need.name_ru.clone(), n);
+        if let [id] = ids.as_slice() {
+            rows.extend(
+                counts
+                    .iter()
+                    .filter(|c| c.1 == *id)
+                    .map(|&(institution_id, _, n)| named((institution_id, n))),
+            );
+        } else {
+            let together: Vec<(i64, i64)> = in_period!(institutions, from, to)
+                .inner_join(patient_needs::table)
+                .filter(patient_needs::need_id.eq_any(ids))
+                .group_by(patients::institution_id)
+                .select((
+                    patients::institution_id,
+                    count(patients::id).aggregate_distinct(),
+                ))
+                .load(conn)?;
+            rows.extend(together.into_iter().map(named));
+        }
+    }
+    Ok(rows)
 }
 
 /// One medicament's need in one institution over a period.
@@ -580,7 +611,7 @@ mod tests {
         by_icd10_block(&mut conn, &institutions, from, to).unwrap();
         by_birth_year_sex(&mut conn, &institutions, from, to).unwrap();
         by_care_form(&mut conn, &institutions, from, to).unwrap();
-        by_need(&mut conn, &institutions, from, to).unwrap();
+        by_need(&mut conn, &institutions, from, to, &|name, _| name.into()).unwrap();
         medicament_needs(&mut conn, &institutions, from, to, &|name, _| name.into()).unwrap();
         let statements = std::mem::take(&mut *sent.lock().unwrap());
 
