@@ -232,6 +232,29 @@ async fn cache_policy(
     Ok(response)
 }
 
+/// Says, at start, which of `paths` other local accounts may read or enter: a database or a
+/// data directory made before palreg created them for their owner alone (0600 and 0700) keeps
+/// its mode, and holds password hashes, sealed second-factor secrets and the audit log.
+fn warn_if_readable_by_others(paths: &[&std::path::Path]) {
+    #[cfg(unix)]
+    for path in paths {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            let private = if meta.is_dir() { "700" } else { "600" };
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "readable by other local accounts: chmod {private} {} (and its -wal and -shm files)",
+                path.display()
+            );
+        }
+    }
+}
+
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
@@ -253,6 +276,9 @@ impl Application {
             db::DatabaseUrl::Postgres(_) => None,
         };
         let pool = prepare_database(&settings)?;
+        if let db::DatabaseUrl::Sqlite(path) = &settings.database_url {
+            warn_if_readable_by_others(&[path.as_path(), settings.data_dir.as_path()]);
+        }
         let secret = jwt_secret(&settings)?;
         let report_key = report_signing_key(&settings)?;
         let totp_key = totp_key(&settings)?;

@@ -251,6 +251,19 @@ fn the_database_and_the_secrets_are_the_owners_alone() {
     }
     // Stopped, its directory kept.
     let _kept = stop(app);
+    // A database made readable by others (as before palreg made it private) is said at start.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut args = test_settings(&url, &data);
+    args.jwt_secret = None;
+    build_in_system(args).unwrap();
+    let log = palreg_tests::captured_log();
+    assert!(
+        log.contains("readable by other local accounts") && log.contains("chmod 600"),
+        "{log}"
+    );
     std::fs::write(data.join("jwt.key"), b"").unwrap();
     let mut args = test_settings(&url, &data);
     args.jwt_secret = None;
