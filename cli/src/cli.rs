@@ -636,8 +636,13 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
                 let _ = std::io::stdin().lock().read_line(&mut answer);
                 matches!(answer.trim(), "y" | "Y" | "yes" | "д" | "да")
             };
-            let v = keys::grant(&api, &pair, user, &mut confirm)?;
-            writeln!(out, "granted key version {v} to {user}")?;
+            let versions = keys::grant(&api, &pair, user, &mut confirm)?;
+            let listed: Vec<String> = versions.iter().map(u32::to_string).collect();
+            match listed.as_slice() {
+                [] => writeln!(out, "{user} already holds every key version you hold")?,
+                [one] => writeln!(out, "granted key version {one} to {user}")?,
+                many => writeln!(out, "granted key versions {} to {user}", many.join(", "))?,
+            }
         }
     }
     Ok(())

@@ -75,14 +75,17 @@ pub fn member(members: &Members, login: &str) -> Result<Member> {
         .ok_or_else(|| Error::usage(format!("{login} is no member of your institution")))
 }
 
-/// Grants the current institution key to colleague `login`, after `confirm` has accepted the
-/// colleague's fingerprint (computed here from the public key, not taken from the server).
+/// Grants colleague `login` every institution key version the caller holds and the colleague
+/// does not (during a rotation older passports are still sealed under an older version), after
+/// `confirm` has accepted the colleague's fingerprint (computed here from the public key, not
+/// taken from the server; a server listing another fingerprint for that key is refused).
+/// Returns the versions granted, oldest first.
 pub fn grant(
     api: &Api,
     pair: &UserKeyPair,
     login: &str,
     confirm: &mut dyn FnMut(&Member, &Fingerprint) -> bool,
-) -> Result<u32> {
+) -> Result<Vec<u32>> {
     let me = api.me()?;
     let institution_id = institution_of(&me)?;
     let members = api.members(institution_id)?;
@@ -94,20 +97,42 @@ pub fn grant(
     let public =
         PublicKey::parse(public).map_err(|e| Error::usage(format!("{login}'s public key: {e}")))?;
     let fingerprint = public.fingerprint();
+    if colleague
+        .fingerprint
+        .as_deref()
+        .is_some_and(|listed| listed != fingerprint.to_string())
+    {
+        return Err(Error::usage(format!(
+            "the server lists another fingerprint for {login}'s key than the key has: \
+             nothing granted; tell your administrator"
+        )));
+    }
     if !confirm(&colleague, &fingerprint) {
         return Err(Error::usage(
             "not granted: the fingerprint was not confirmed",
         ));
     }
-    let key = institution_key(api, &me, pair)?;
-    api.post::<Value>(
-        &format!(
-            "/api/v1/institutions/{institution_id}/keys/{}/envelopes",
-            key.version()
-        ),
-        &json!({"recipient_id": colleague.user_id, "envelope": key.wrap_for(&public, colleague.user_id, institution_id)?}),
-    )?;
-    Ok(key.version())
+    let held = institution_keys(api, &me, pair)?;
+    if held.is_empty() {
+        return Err(no_key());
+    }
+    let mut granted = Vec::new();
+    for key in held {
+        let version = key.version();
+        if colleague
+            .holds
+            .iter()
+            .any(|v| u32::try_from(*v).ok() == Some(version))
+        {
+            continue;
+        }
+        api.post::<Value>(
+            &format!("/api/v1/institutions/{institution_id}/keys/{version}/envelopes"),
+            &json!({"recipient_id": colleague.user_id, "envelope": key.wrap_for(&public, colleague.user_id, institution_id)?}),
+        )?;
+        granted.push(version);
+    }
+    Ok(granted)
 }
 
 /// Opens the caller's envelope of the institution's newest key version it holds.

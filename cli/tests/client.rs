@@ -104,6 +104,25 @@ impl Transport for ProxyFailsImport {
     }
 }
 
+/// A compromised server: it lists its own fingerprint for every member's key.
+struct ForgesFingerprints {
+    inner: UreqTransport,
+}
+
+impl Transport for ForgesFingerprints {
+    fn send(&self, request: &Request<'_>) -> palreg_client::Result<Response> {
+        let mut response = self.inner.send(request)?;
+        if request.url.ends_with("/members") {
+            let mut members: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+            for m in members["members"].as_array_mut().unwrap() {
+                m["fingerprint"] = "00000000".into();
+            }
+            response.body = members.to_string();
+        }
+        Ok(response)
+    }
+}
+
 fn journal_of(csv: &Path) -> import::Journal {
     serde_json::from_str(&std::fs::read_to_string(import::journal_path(csv)).unwrap()).unwrap()
 }
@@ -150,18 +169,30 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
         keys::bootstrap(&a, &a_keys).is_err(),
         "bootstrap happens once"
     );
+    let forged = signed_in(
+        &app,
+        "anna",
+        Arc::new(ForgesFingerprints {
+            inner: transport(&app),
+        }),
+    );
+    let refused = keys::grant(&forged, &a_keys, "boris", &mut |_, _| true);
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("another fingerprint")),
+        "a key whose listed fingerprint differs is not granted: {refused:?}"
+    );
     let refused = keys::grant(&a, &a_keys, "boris", &mut |_, _| false);
     assert!(
         refused.is_err(),
         "an unconfirmed fingerprint grants nothing"
     );
     let mut shown = None;
-    let version = keys::grant(&a, &a_keys, "boris", &mut |member, fp| {
+    let versions = keys::grant(&a, &a_keys, "boris", &mut |member, fp| {
         shown = Some((member.login.clone(), fp.clone()));
         true
     })
     .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(versions, [1]);
     assert_eq!(shown, Some(("boris".to_string(), b_fp.clone())));
     let members = a.members(institution).unwrap();
     assert!(members.members.iter().all(|m| m.holds == vec![1]));
@@ -771,6 +802,21 @@ fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
     assert_eq!(ids, [old_id, new_id].into_iter().collect());
     let out = dir.path().join("export.csv");
     assert_eq!(export::run(&clinic, &out, false).unwrap(), 2);
+
+    // A colleague joining mid-rotation is granted both versions: the old passport opens.
+    app.create_user(&admin, "sveta", &["user"], Some(institution));
+    let sveta_api = signed_in(&app, "sveta", Arc::new(transport(&app)));
+    let sveta_file = dir.path().join("sveta.json");
+    keys::init(&sveta_api, &sveta_file, PASSPHRASE).unwrap();
+    let granted = keys::grant(&clinic.api, &pair, "sveta", &mut |_, _| true).unwrap();
+    assert_eq!(granted, [1, 2]);
+    assert_eq!(
+        keys::grant(&clinic.api, &pair, "sveta", &mut |_, _| true).unwrap(),
+        Vec::<u32>::new(),
+        "nothing left to grant"
+    );
+    let sveta = Clinic::open(sveta_api, &keys::load(&sveta_file, PASSPHRASE).unwrap(), 8).unwrap();
+    assert_eq!(patients::show(&sveta, old_id).unwrap().1.surname, "Орлова");
 
     // An edit of the passport seals it under the newest version.
     patients::edit(
