@@ -324,6 +324,14 @@ registerPage({
 
     async function rotate(info, holders, pair) {
       const next = info.current_version + 1;
+      // A holder whose key fails its check is said before anything is asked (createNextVersion
+      // checks again before writing).
+      try {
+        for (const m of holders) if (m.user_id !== user.id) trustedFingerprint(wasm, m);
+      } catch (err) {
+        await draw(null, err);
+        return;
+      }
       const ok = await confirmDialog({
         title: t('keys.rotate_title', { version: next }),
         message: t('keys.rotate_confirm', { version: next, count: holders.length }),
