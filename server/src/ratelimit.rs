@@ -4,6 +4,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Addresses remembered before the expired ones are dropped.
+const MAX_KEYS: usize = 10_000;
+
 pub struct RateLimiter {
     limit: u32,
     window: Duration,
@@ -23,9 +26,14 @@ impl RateLimiter {
     pub fn check(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() > 10_000 {
+        if buckets.len() > MAX_KEYS {
             let window = self.window;
             buckets.retain(|_, (start, _)| now.duration_since(*start) < window);
+            // Still full of live windows (many addresses at once): start over rather than
+            // scan them all again on every attempt. Their counts are lost, as on a restart.
+            if buckets.len() > MAX_KEYS / 2 {
+                buckets.clear();
+            }
         }
         let entry = buckets.entry(key.to_string()).or_insert((now, 0));
         if now.duration_since(entry.0) >= self.window {
@@ -60,6 +68,20 @@ pub fn client_key(addr: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_addresses_at_once_do_not_make_every_attempt_scan_them() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(60));
+        for i in 0..=MAX_KEYS {
+            limiter
+                .check(&format!("10.0.{}.{}", i / 256, i % 256))
+                .unwrap();
+        }
+        let kept = || limiter.buckets.lock().unwrap().len();
+        assert_eq!(kept(), MAX_KEYS + 1);
+        limiter.check("192.0.2.1").unwrap();
+        assert!(kept() <= 1, "started over: {}", kept());
+    }
 
     #[test]
     fn an_ipv6_client_is_limited_by_its_network() {
