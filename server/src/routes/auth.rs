@@ -11,7 +11,7 @@ use crate::db::models::{self, audit::NewEntry, sessions, totp, users};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::password;
 use crate::routes::totp::open_secret;
-use crate::routes::{audit_only, audited, db};
+use crate::routes::{audit_only, audited, db, write};
 use crate::secrets;
 use crate::state::AppState;
 
@@ -73,15 +73,12 @@ pub async fn count_attempt(
     let threshold = state.settings.lockout_threshold;
     let lock_until =
         now + Duration::from_std(state.settings.lockout_duration).map_err(ApiError::internal)?;
-    let writer = state.clone();
-    let attempt = web::block(move || -> ApiResult<users::Attempt> {
-        use diesel::Connection;
-        let mut conn = crate::db::write_conn(&writer.pool, writer.write_gate.as_deref())
-            .map_err(ApiError::internal)?;
-        Ok(conn
-            .transaction(|conn| users::count_attempt(conn, user_id, now, threshold, lock_until))?)
+    let attempt = write(state, move |conn| {
+        Ok(users::count_attempt(
+            conn, user_id, now, threshold, lock_until,
+        )?)
     })
-    .await??;
+    .await?;
     match attempt {
         users::Attempt::Counted { locks } => Ok(locks),
         users::Attempt::Locked(until) => {
@@ -94,18 +91,6 @@ pub async fn count_attempt(
             Err(account_locked(until, now))
         }
     }
-}
-
-/// Forgets the attempts counted against the account (a right code outside a sign-in).
-pub async fn clear_attempts(state: &web::Data<AppState>, user_id: i64) -> ApiResult<()> {
-    let writer = state.clone();
-    web::block(move || -> ApiResult<()> {
-        let mut conn = crate::db::write_conn(&writer.pool, writer.write_gate.as_deref())
-            .map_err(ApiError::internal)?;
-        users::clear_failures(&mut conn, user_id)?;
-        Ok(())
-    })
-    .await?
 }
 
 /// Audits a refused attempt that [`count_attempt`] counted.

@@ -67,19 +67,16 @@ where
 {
     let state = state.clone();
     web::block(move || {
-        use diesel::Connection;
-        let mut conn =
-            db::write_conn(&state.pool, state.write_gate.as_deref()).map_err(ApiError::internal)?;
         let attempt = entry.clone();
-        let result = conn.transaction::<T, ApiError, _>(|conn| {
+        // The write turn is given back before a refusal is queued: the queue's leader takes
+        // it itself.
+        let result = in_write_transaction(&state, |conn| {
             let place = audit::reserve(conn)?;
             let mut entry = entry;
             let value = change(conn, &mut entry)?;
             audit::complete(conn, place, entry)?;
             Ok(value)
         });
-        // The queue's leader takes the write turn itself.
-        drop(conn);
         if let Err(err) = &result {
             let refusal = NewEntry {
                 outcome: err.code().to_string(),
@@ -92,6 +89,29 @@ where
         result
     })
     .await?
+}
+
+/// Runs a write that has no audit entry of its own (counting a sign-in attempt: the attempt's
+/// own entry follows it) in one transaction, off the async workers.
+pub async fn write<T, F>(state: &web::Data<AppState>, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
+{
+    let state = state.clone();
+    web::block(move || in_write_transaction(&state, f)).await?
+}
+
+/// Runs `f` in one transaction on the connection to write with (on SQLite after waiting for
+/// this process's write turn, which is given back on return).
+fn in_write_transaction<T>(
+    state: &AppState,
+    f: impl FnOnce(&mut DbConn) -> ApiResult<T>,
+) -> ApiResult<T> {
+    use diesel::Connection;
+    let mut conn =
+        db::write_conn(&state.pool, state.write_gate.as_deref()).map_err(ApiError::internal)?;
+    conn.transaction(f)
 }
 
 /// What an audited read is, for its entry in the audit log (the actor is the caller, once

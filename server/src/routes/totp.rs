@@ -22,8 +22,8 @@ use crate::db::models::sessions::SecondFactor;
 use crate::db::models::totp::Enrolment;
 use crate::db::models::{self, totp as enrolments, users};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::auth::{account_locked, clear_attempts, count_attempt, refuse_attempt};
-use crate::routes::{audit_only, audited, db};
+use crate::routes::auth::{account_locked, count_attempt, refuse_attempt};
+use crate::routes::{audit_only, audited, db, write};
 use crate::secrets;
 use crate::state::AppState;
 use crate::totp::{self, TotpKey};
@@ -190,7 +190,8 @@ async fn check_code(
     let secret = open_secret(&state.totp_key, user_id, &enrolment.sealed_secret)?;
     let locks = count_attempt(state, entry, user_id, now).await?;
     if let Some(step) = totp::accept(&secret, code, unix_now(), enrolment.last_step) {
-        clear_attempts(state, user_id).await?;
+        // A right code forgets the attempts counted so far.
+        write(state, move |conn| Ok(users::clear_failures(conn, user_id)?)).await?;
         return Ok(step);
     }
     let refused = NewEntry {
