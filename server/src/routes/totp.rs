@@ -310,13 +310,11 @@ pub async fn renew_recovery_codes(
     let code = body.into_inner().code;
     let entry = principal.audit("me.totp.recovery_codes", "user", Some(user_id.to_string()));
     let now = models::now();
-    let (enrolment, _, locked_until) = before_change(&state, user_id).await?;
+    let (enrolment, _, _) = before_change(&state, user_id).await?;
     let Some(enrolment) = enrolment.filter(|e| e.confirmed()) else {
         return refuse(&state, entry, ApiError::NotFound).await;
     };
-    if let Some(until) = locked_until.filter(|until| *until > now) {
-        return refuse(&state, entry, account_locked(until, now)).await;
-    }
+    // A locked account is refused (429) where the code is counted.
     let step = check_code(&state, &entry, user_id, &enrolment, &code, now).await?;
     let (recovery_codes, hashes) = fresh_recovery_codes(&state.totp_key, user_id)?;
     let status = audited(&state, entry, move |conn, _| {
