@@ -140,6 +140,16 @@ pub fn check_date(field: &str, date: NaiveDate) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// [`check_date`] for each date given among a request's optional ones.
+pub fn check_dates(dates: &[(&str, Option<NaiveDate>)]) -> Result<(), ApiError> {
+    for (field, date) in dates {
+        if let Some(date) = date {
+            check_date(field, *date)?;
+        }
+    }
+    Ok(())
+}
+
 /// 400 `invalid_filter` for a text filter that no stored value can equal: longer than 200
 /// characters, or holding a control character (PostgreSQL refuses a NUL in any text).
 pub fn check_filter_text(field: &str, value: &str) -> Result<(), ApiError> {

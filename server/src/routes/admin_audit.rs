@@ -86,11 +86,10 @@ pub async fn list_audit(
             crate::domain::check_filter_text(field, value)?;
         }
     }
-    for (field, at) in [("from", q.from), ("to", q.to)] {
-        if let Some(at) = at {
-            crate::domain::check_date(field, at.date())?;
-        }
-    }
+    crate::domain::check_dates(&[
+        ("from", q.from.map(|at| at.date())),
+        ("to", q.to.map(|at| at.date())),
+    ])?;
     let filter = AuditFilter {
         actor_login: q.actor,
         action: q.action,

@@ -942,14 +942,10 @@ fn search_filter(body: &PatientSearchRequest) -> ApiResult<PatientFilter> {
             return Err(bad("invalid_age", "an age is between 0 and 150"));
         }
     }
-    for (field, date) in [
+    crate::domain::check_dates(&[
         ("registered_from", body.registered_from),
         ("registered_to", body.registered_to),
-    ] {
-        if let Some(date) = date {
-            crate::domain::check_date(field, date)?;
-        }
-    }
+    ])?;
     let this_year = models::now().date().year();
     Ok(PatientFilter {
         token_groups: groups.into_values().collect(),

@@ -562,11 +562,7 @@ pub fn filter_of(req: &PrescriptionSearchRequest) -> ApiResult<PrescriptionFilte
             "status is active, completed or cancelled",
         ));
     }
-    for (field, date) in [("from", req.from), ("to", req.to)] {
-        if let Some(date) = date {
-            crate::domain::check_date(field, date)?;
-        }
-    }
+    crate::domain::check_dates(&[("from", req.from), ("to", req.to)])?;
     if let (Some(from), Some(to)) = (req.from, req.to)
         && from > to
     {
