@@ -30,6 +30,18 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
+/// Creates a new, empty file only its owner may read or write (0600); fails if `path` exists.
+pub fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
 /// Writes a new file readable by its owner only (0600), creating its folder; never replaces a
 /// file. The contents are written to a temporary file, flushed to disk and only then linked
 /// under `path`: a crash leaves either no file or the whole one, never an empty key that the
@@ -41,14 +53,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".tmp-{}", random_hex::<8>()?));
     let temporary = std::path::PathBuf::from(name);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = options.open(&temporary).and_then(|mut file| {
+    let written = create_private_file(&temporary).and_then(|mut file| {
         file.write_all(contents)?;
         file.sync_all()
     });
