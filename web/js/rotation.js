@@ -21,6 +21,16 @@ const PARALLEL = 3;
 const ATTEMPTS = 4;
 
 /**
+ * The holders other than me, each public key checked against its fingerprint (members.js):
+ * throws MemberKeyError naming the first that fails.
+ */
+export function checkedHolders(wasm, user, holders) {
+  const others = holders.filter((m) => m.user_id !== user.id);
+  for (const m of others) trustedFingerprint(wasm, m);
+  return others;
+}
+
+/**
  * Creates key version `members.current_version + 1`: generated in WASM, wrapped to me and stored,
  * then wrapped to each other holder of the current version (`holders`, as the user saw them).
  * Resolves to the new version. The generated key never leaves WASM memory. Every holder's public
@@ -30,8 +40,7 @@ const ATTEMPTS = 4;
 export async function createNextVersion({ wasm, user, pair, members, holders }) {
   const institutionId = user.institution.id;
   const version = members.current_version + 1;
-  const others = holders.filter((m) => m.user_id !== user.id);
-  for (const m of others) trustedFingerprint(wasm, m);
+  const others = checkedHolders(wasm, user, holders);
   const key = wasm.InstitutionKey.generate(version);
   try {
     await post(`/institutions/${institutionId}/keys`, { version, envelope: key.wrapFor(pair.publicKey, user.id, institutionId) });

@@ -22,7 +22,7 @@ import { announce, badge, button, confirmDialog, dataTable, facts, notice, pageH
 import { loadCrypto } from '../crypto.js';
 import { openInstitutionKeys, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
 import { MemberKeyError, checkMemberKey, trustedFingerprint } from '../members.js';
-import { createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
+import { checkedHolders, createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
 
 const MIN_PASSPHRASE = 10;
 
@@ -327,7 +327,7 @@ registerPage({
       // A holder whose key fails its check is said before anything is asked (createNextVersion
       // checks again before writing).
       try {
-        for (const m of holders) if (m.user_id !== user.id) trustedFingerprint(wasm, m);
+        checkedHolders(wasm, user, holders);
       } catch (err) {
         await draw(null, err);
         return;
