@@ -123,6 +123,19 @@ impl Transport for ForgesFingerprints {
     }
 }
 
+/// The palreg-client binary as a clinician runs it against the test server: its own folder,
+/// the password, the key file and its passphrase given in the environment.
+fn client(app: &TestApp, dir: &Path, key_file: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"));
+    command
+        .env("PALREG_CLIENT_DIR", dir)
+        .env("PALREG_SERVER", &app.base)
+        .env("PALREG_PASSWORD", PASSWORD)
+        .env("PALREG_KEY_PASSPHRASE", PASSPHRASE)
+        .env("PALREG_KEY_FILE", key_file);
+    command
+}
+
 fn journal_of(csv: &Path) -> import::Journal {
     serde_json::from_str(&std::fs::read_to_string(import::journal_path(csv)).unwrap()).unwrap()
 }
@@ -407,13 +420,8 @@ fn the_binary_signs_in_and_keeps_the_token_private() {
     app.create_user(&admin, "galina", &["user"], Some(institution));
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"))
+        client(&app, dir.path(), &dir.path().join("key.json"))
             .args(args)
-            .env("PALREG_CLIENT_DIR", dir.path())
-            .env("PALREG_SERVER", &app.base)
-            .env("PALREG_PASSWORD", PASSWORD)
-            .env("PALREG_KEY_PASSPHRASE", PASSPHRASE)
-            .env("PALREG_KEY_FILE", dir.path().join("key.json"))
             .output()
             .unwrap()
     };
@@ -495,11 +503,8 @@ fn the_binary_signs_in_with_a_recovery_code_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let login = |code: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"))
+        client(&app, dir.path(), &dir.path().join("key.json"))
             .args(["login", "--login", "olga", "--totp", code])
-            .env("PALREG_CLIENT_DIR", dir.path())
-            .env("PALREG_SERVER", &app.base)
-            .env("PALREG_PASSWORD", PASSWORD)
             .output()
             .unwrap()
     };
@@ -598,13 +603,8 @@ fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key.json");
     let run = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"))
+        let output = client(&app, dir.path(), &key_file)
             .args(args)
-            .env("PALREG_CLIENT_DIR", dir.path())
-            .env("PALREG_SERVER", &app.base)
-            .env("PALREG_PASSWORD", PASSWORD)
-            .env("PALREG_KEY_PASSPHRASE", PASSPHRASE)
-            .env("PALREG_KEY_FILE", &key_file)
             .output()
             .unwrap();
         assert!(output.status.success(), "{args:?}: {output:?}");
@@ -637,12 +637,8 @@ fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
         .unwrap_or_else(|| panic!("{added}"));
 
     // The surname typed at the terminal, not given as an argument.
-    let mut search = std::process::Command::new(env!("CARGO_BIN_EXE_palreg-client"))
+    let mut search = client(&app, dir.path(), &key_file)
         .args(["patient", "search", "--ask"])
-        .env("PALREG_CLIENT_DIR", dir.path())
-        .env("PALREG_SERVER", &app.base)
-        .env("PALREG_KEY_PASSPHRASE", PASSPHRASE)
-        .env("PALREG_KEY_FILE", &key_file)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
