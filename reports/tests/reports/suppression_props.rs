@@ -242,8 +242,8 @@ proptest! {
 }
 
 /// A large region of small institutions (50, most counts small): every small count is hidden
-/// and the exact-disclosure step finishes (41 ms in a release build here:
-/// `cargo test -p palreg-reports --release --test reports -- large_region`).
+/// and the exact-disclosure step finishes. (Its cost at the register's size is for the summary
+/// benchmark, `palreg-bench --bin summary`, to measure.)
 #[test]
 fn a_large_region_of_small_institutions() {
     use palreg_reports::{AgeBand, Sex};
