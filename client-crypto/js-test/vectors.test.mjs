@@ -142,8 +142,9 @@ test("ids must be safe integers; raw keys are not reachable from JavaScript", ()
   // The handles' whole JavaScript surface: nothing that returns key bytes.
   const surface = (obj) =>
     Object.getOwnPropertyNames(Object.getPrototypeOf(obj)).filter((n) => !n.startsWith("__")).sort();
-  assert.deepEqual(surface(k), ["blindIndex", "blindIndexSurnameBirthYear", "constructor", "free", "openNote",
-    "openPassport", "openPassportBytes", "sealNote", "sealPassport", "version", "wrapFor"]);
+  assert.deepEqual(surface(k), ["blindIndex", "blindIndexSurnameBirthYear", "constructor", "fingerprint", "free",
+    "linkTo", "openNote", "openPassport", "openPassportBytes", "sealNote", "sealPassport", "verifyLink", "version",
+    "wrapFor"]);
   assert.deepEqual(surface(aliceKeys), ["constructor", "exportKeyFile", "fingerprint", "free", "openKeyEnvelope",
     "publicKey"]);
   assert.equal(wasm.BareAesGcm, undefined, "bench baselines must not be in web/pkg");
@@ -165,4 +166,20 @@ test("a wrong passphrase is a clear error and a fresh key file round-trips", () 
   assert.equal(opened.openNote(sealed, "observation", pseudonym, 3, "r1"), "текст");
   throwsCode(assert, () => back.openKeyEnvelope(env, 10, 3, 1), "decryption_failed", "other user id");
   for (const h of [pair, back, inst, opened]) h.free();
+});
+
+test("institution key fingerprints and key chain links match the vectors", () => {
+  for (const k of vectors.institution_keys) {
+    if (!institutionKeys.has(k.name)) continue;
+    assert.equal(key(k.name).fingerprint(k.institution_id), k.fingerprint);
+  }
+  assert.ok(vectors.key_chain.length > 0);
+  for (const l of vectors.key_chain) {
+    assert.equal(key(l.from).linkTo(key(l.to), l.institution_id), l.link);
+    assert.equal(key(l.from).verifyLink(key(l.to), l.institution_id, l.link), true);
+    for (const other of vectors.key_chain.filter((o) => o.to !== l.to)) {
+      assert.equal(key(l.from).verifyLink(key(l.to), l.institution_id, other.link), false);
+    }
+  }
+  assert.throws(() => key("inst7-v3").verifyLink(key("inst7-v4"), 7, "AAAA"), /invalid_length/);
 });

@@ -19,6 +19,8 @@ pub enum Format {
     PublicKey,
     /// A blind-index token.
     BlindIndex,
+    /// A key chain link (see [`crate::key_chain`]).
+    KeyChainLink,
 }
 
 impl fmt::Display for Format {
@@ -30,6 +32,7 @@ impl fmt::Display for Format {
             Format::KeyFile => "key file",
             Format::PublicKey => "public key",
             Format::BlindIndex => "blind index",
+            Format::KeyChainLink => "key chain link",
         })
     }
 }

@@ -70,15 +70,7 @@ impl PublicKey {
     pub fn fingerprint(&self) -> Fingerprint {
         let mut input = Binding::new(FINGERPRINT_DOMAIN);
         input.raw(&self.encoded_bytes());
-        let digest = Sha256::digest(input.as_slice());
-        let groups: Vec<String> = digest[..30]
-            .chunks_exact(5)
-            .map(|chunk| {
-                let n = chunk.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-                format!("{:05}", n % 100_000)
-            })
-            .collect();
-        Fingerprint(groups.join(" "))
+        Fingerprint::from_digest(&Sha256::digest(input.as_slice()).into())
     }
 
     pub(crate) fn to_dalek(self) -> x25519_dalek::PublicKey {
@@ -119,6 +111,18 @@ impl std::str::FromStr for PublicKey {
 pub struct Fingerprint(String);
 
 impl Fingerprint {
+    /// The first 30 bytes of a SHA-256 digest, as six groups of five digits.
+    pub(crate) fn from_digest(digest: &[u8; 32]) -> Fingerprint {
+        let groups: Vec<String> = digest[..30]
+            .chunks_exact(5)
+            .map(|chunk| {
+                let n = chunk.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+                format!("{:05}", n % 100_000)
+            })
+            .collect();
+        Fingerprint(groups.join(" "))
+    }
+
     /// The six groups of five digits separated by single spaces.
     pub fn as_str(&self) -> &str {
         &self.0

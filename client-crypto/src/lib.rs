@@ -6,6 +6,7 @@ pub mod blind_index;
 mod encoding;
 mod error;
 pub mod institution_key;
+pub mod key_chain;
 pub mod key_envelope;
 pub mod key_file;
 pub mod keypair;

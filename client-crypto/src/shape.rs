@@ -46,6 +46,11 @@ pub fn check_key_envelope(envelope: &str) -> Result<KeyEnvelopeInfo, ShapeError>
     key_envelope::check(envelope)
 }
 
+/// A key chain link (see [`crate::key_chain`]): base64url of exactly 32 bytes.
+pub fn check_key_chain_link(link: &str) -> Result<(), ShapeError> {
+    crate::key_chain::check_link(link).map(|_| ())
+}
+
 /// What a public key's check reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKeyInfo {

@@ -232,9 +232,23 @@ fn generate() -> Value {
     let keys: Vec<Value> = KEYS
         .iter()
         .map(|k| {
+            let key = det::institution_key(k.key_version, fixed(k.bytes_label));
             json!({
                 "name": k.name, "institution_id": k.institution_id, "key_version": k.key_version,
                 "key_hex": hex(&fixed(k.bytes_label)),
+                "fingerprint": key.fingerprint(k.institution_id).to_string(),
+            })
+        })
+        .collect();
+    let chain_from = det::institution_key(3, fixed(KEYS[0].bytes_label));
+    let key_chain: Vec<Value> = [KEYS[1].name, KEYS[2].name]
+        .iter()
+        .map(|to| {
+            let spec = KEYS.iter().find(|k| k.name == *to).unwrap();
+            let next = det::institution_key(spec.key_version, fixed(spec.bytes_label));
+            json!({
+                "institution_id": 7, "from": KEYS[0].name, "to": to,
+                "link": chain_from.link_to(&next, 7).unwrap(),
             })
         })
         .collect();
@@ -440,6 +454,7 @@ fn generate() -> Value {
         "users": users,
         "institution_keys": keys,
         "key_envelopes": envelopes,
+        "key_chain": key_chain,
         "passports": passports,
         "notes": notes,
         "blind_indexes": blind_indexes,
@@ -1042,6 +1057,36 @@ fn key_envelopes() {
         )
         .unwrap();
         assert_eq!(rewrapped, s(e, "envelope"));
+    }
+}
+
+#[test]
+fn key_chain_links_and_fingerprints() {
+    let v = load();
+    for k in items(&v, "institution_keys") {
+        let key = key_from(&v, s(k, "name"));
+        assert_eq!(
+            key.fingerprint(i(k, "institution_id")).to_string(),
+            s(k, "fingerprint")
+        );
+    }
+    let links = items(&v, "key_chain");
+    assert!(!links.is_empty());
+    for l in links {
+        let (from, to) = (key_from(&v, s(l, "from")), key_from(&v, s(l, "to")));
+        shape::check_key_chain_link(s(l, "link")).unwrap();
+        assert_eq!(
+            from.link_to(&to, i(l, "institution_id")).unwrap(),
+            s(l, "link")
+        );
+        from.verify_link(&to, i(l, "institution_id"), s(l, "link"))
+            .unwrap();
+        for other in links.iter().filter(|o| o["to"] != l["to"]) {
+            assert_eq!(
+                from.verify_link(&to, i(l, "institution_id"), s(other, "link")),
+                Err(CryptoError::DecryptionFailed)
+            );
+        }
     }
 }
 

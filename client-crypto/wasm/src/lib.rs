@@ -328,6 +328,42 @@ impl InstitutionKey {
             )
             .map_err(js_error)
     }
+
+    /// The link that vouches for `next` (this version + 1), made with this key: stored with
+    /// the new version when rotating (client-crypto `key_chain`).
+    #[wasm_bindgen(js_name = linkTo)]
+    pub fn link_to(&self, next: &InstitutionKey, institution_id: f64) -> Result<String, JsError> {
+        self.0
+            .link_to(&next.0, id("institution_id", institution_id)?)
+            .map_err(js_error)
+    }
+
+    /// Whether `link` was made with this key for `next` (this version + 1). A malformed link
+    /// throws; a well-formed one that does not verify gives false.
+    #[wasm_bindgen(js_name = verifyLink)]
+    pub fn verify_link(
+        &self,
+        next: &InstitutionKey,
+        institution_id: f64,
+        link: &str,
+    ) -> Result<bool, JsError> {
+        match self
+            .0
+            .verify_link(&next.0, id("institution_id", institution_id)?, link)
+        {
+            Ok(()) => Ok(true),
+            Err(cc::CryptoError::DecryptionFailed) => Ok(false),
+            Err(e) => Err(js_error(e)),
+        }
+    }
+
+    /// The fingerprint of this key version for the institution: what colleagues compare.
+    pub fn fingerprint(&self, institution_id: f64) -> Result<String, JsError> {
+        Ok(self
+            .0
+            .fingerprint(id("institution_id", institution_id)?)
+            .to_string())
+    }
 }
 
 /// A user's key pair held inside WASM memory. Only its public key, and its private key
