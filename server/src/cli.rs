@@ -42,6 +42,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Institution key versions (the keys themselves never reach the server).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Checks a report against its detached signature, offline: exits 0 when the file is
     /// exactly what this server (or the holder of `--public-key`) signed.
     VerifyReport {
@@ -84,6 +87,22 @@ pub enum UserCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Withdraws an institution's newest key version and every envelope of it: for a version
+    /// the clients refuse (its link does not verify: it was planted, not rotated) or a rotation
+    /// made by mistake. Refused while any passport or note is sealed under it. The version
+    /// before it becomes the current one again.
+    Withdraw {
+        /// The institution's code.
+        #[arg(long)]
+        institution: String,
+        /// The version to withdraw: the newest one.
+        #[arg(long)]
+        version: i32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Checks the hash chain; exits non-zero naming the first bad entry.
     Verify,
@@ -103,6 +122,17 @@ fn audited_by_cli<T>(
     user_id: i64,
     change: impl FnOnce(&mut DbConn) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
+    audited_change_by_cli(conn, action, ("user", user_id.to_string()), change)
+}
+
+/// Runs a change from the command line with its audit entry (actor `cli`, the object given),
+/// in one transaction.
+fn audited_change_by_cli<T>(
+    conn: &mut DbConn,
+    action: &str,
+    (object_type, object_id): (&str, String),
+    change: impl FnOnce(&mut DbConn) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     conn.transaction::<_, anyhow::Error, _>(|conn| {
         let place = audit::reserve(conn)?;
         let value = change(conn)?;
@@ -112,8 +142,8 @@ fn audited_by_cli<T>(
             audit::NewEntry {
                 actor_login: Some("cli".into()),
                 action: action.into(),
-                object_type: "user".into(),
-                object_id: Some(user_id.to_string()),
+                object_type: object_type.into(),
+                object_id: Some(object_id),
                 outcome: "ok".into(),
                 ..Default::default()
             },
@@ -136,6 +166,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::User(cmd) => user(settings, cmd),
+        Command::Keys(KeysCommand::Withdraw {
+            institution,
+            version,
+        }) => withdraw_key_version(&settings, &institution, version),
         Command::Backup { file } => {
             crate::backup::backup(&settings.database_url, &file)?;
             Ok(0)
@@ -241,6 +275,38 @@ fn serve(settings: Settings) -> anyhow::Result<i32> {
         app.run_until_stopped().await?;
         Ok(0)
     })
+}
+
+fn withdraw_key_version(
+    settings: &Settings,
+    institution: &str,
+    version: i32,
+) -> anyhow::Result<i32> {
+    let pool = open_database(settings)?;
+    let mut conn = pool.get()?;
+    let institution_id = refs::institution::find_by_code(&mut conn, institution)?
+        .ok_or_else(|| anyhow::anyhow!("no institution with code {institution}"))?
+        .id;
+    let object = ("institution_key", format!("{institution_id}/{version}"));
+    let envelopes = audited_change_by_cli(&mut conn, "keys.withdraw", object, |conn| {
+        match models::keys::withdraw_newest(conn, institution_id, version)? {
+            models::keys::Withdrawal::Done { envelopes } => Ok(envelopes),
+            models::keys::Withdrawal::NotNewest(newest) => Err(anyhow::anyhow!(
+                "version {version} is not the newest key version of {institution} (that is {})",
+                newest.map_or_else(|| "none".to_string(), |v| v.to_string())
+            )),
+            models::keys::Withdrawal::InUse { passports, notes } => Err(anyhow::anyhow!(
+                "{passports} passport(s) and {notes} note(s) are sealed under version {version}: \
+                     it cannot be withdrawn without losing them"
+            )),
+        }
+    })?;
+    println!(
+        "key version {version} of {institution} withdrawn with its {envelopes} envelope(s); \
+         version {} is the current one",
+        version - 1
+    );
+    Ok(0)
 }
 
 fn user(settings: Settings, cmd: UserCommand) -> anyhow::Result<i32> {

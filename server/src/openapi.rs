@@ -44,6 +44,7 @@ use crate::routes;
         routes::keys::members,
         routes::keys::create_key_version,
         routes::keys::grant,
+        routes::keys::add_link,
         routes::patients::search_patients,
         routes::patients::import_patients,
         routes::patients::create_patient,

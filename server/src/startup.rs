@@ -139,6 +139,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(routes::keys::members)
         .service(routes::keys::create_key_version)
         .service(routes::keys::grant)
+        .service(routes::keys::add_link)
         .service(routes::patients::search_patients)
         .service(
             web::resource("/api/v1/patients/import")

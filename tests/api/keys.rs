@@ -105,7 +105,7 @@ fn colleagues_grant_the_institution_key(backend: Backend) {
     let r = app.post(
         &format!("/api/v1/institutions/{}/keys", c.institution_id),
         Some(&c.a.token),
-        &json!({"version": 2, "envelope": v2.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap()}),
+        &json!({"version": 2, "envelope": v2.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap(), "link": c.key.link_to(&v2, c.institution_id).unwrap()}),
     );
     assert_eq!(r.status, 403);
 }
@@ -206,6 +206,95 @@ fn deregistration_and_a_new_key_pair_drop_envelopes(backend: Backend) {
     assert_eq!(app.get("/api/v1/me/envelopes", Some(&a)).body, json!([]));
 }
 
+/// A version whose link does not verify (planted by someone without the current key, or a
+/// rotation gone wrong) is refused by every client; the operator withdraws it with
+/// `palreg keys withdraw`, which takes only the newest version and only while nothing is
+/// sealed under it.
+fn a_planted_key_version_is_withdrawn(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    register_orlova(&app, &c);
+    let withdraw = |version: &str| {
+        app.db.palreg(&[
+            "keys",
+            "withdraw",
+            "--institution",
+            "H1",
+            "--version",
+            version,
+        ])
+    };
+    let refused = withdraw("1").unwrap_err();
+    assert!(refused.contains("1 passport(s)"), "{refused}");
+    app.put(
+        &format!("/api/v1/admin/users/{}", c.a.id),
+        Some(&admin),
+        &json!({"roles": ["user", "admin"]}),
+    );
+    let planted = InstitutionKey::generate(2).unwrap();
+    let unrelated = InstitutionKey::generate(1).unwrap();
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys", c.institution_id),
+        Some(&c.a.token),
+        &json!({"version": 2, "envelope": planted.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap(), "link": unrelated.link_to(&planted, c.institution_id).unwrap()}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys/2/envelopes", c.institution_id),
+        Some(&c.a.token),
+        &json!({"recipient_id": c.b.id, "envelope": planted.wrap_for(c.b.keys.public_key(), c.b.id, c.institution_id).unwrap()}),
+    );
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    // What b's client finds: version 2 does not follow from version 1.
+    let held = [
+        c.b.open_key(&app, c.institution_id, 1),
+        c.b.open_key(&app, c.institution_id, 2),
+    ];
+    let envelopes = app.get("/api/v1/me/envelopes", Some(&c.b.token)).body;
+    let (trusted, why) = client_crypto::key_chain::trusted_prefix(&held, c.institution_id, |v| {
+        envelopes
+            .as_array()?
+            .iter()
+            .find(|e| e["key_version"] == v)?["link"]
+            .as_str()
+    });
+    assert_eq!(
+        (trusted, why),
+        (1, Some(client_crypto::key_chain::Untrusted::BadLink))
+    );
+
+    let refused = withdraw("1").unwrap_err();
+    assert!(refused.contains("not the newest"), "{refused}");
+    let refused = app
+        .db
+        .palreg(&["keys", "withdraw", "--institution", "H9", "--version", "2"])
+        .unwrap_err();
+    assert!(refused.contains("no institution"), "{refused}");
+    assert_eq!(withdraw("2"), Ok(0));
+    let members = app.get(
+        &format!("/api/v1/institutions/{}/members", c.institution_id),
+        Some(&c.a.token),
+    );
+    assert_eq!(members.body["current_version"], 1);
+    for token in [&c.a.token, &c.b.token] {
+        let mine = app.get("/api/v1/me/envelopes", Some(token)).body;
+        assert!(
+            mine.as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["key_version"] == 1),
+            "{mine}"
+        );
+    }
+    let audit = app.get("/api/v1/admin/audit?action=keys.withdraw", Some(&admin));
+    assert_eq!(
+        audit.body["items"][0]["object_id"],
+        format!("{}/2", c.institution_id)
+    );
+    assert_eq!(app.cli(&["audit", "verify"]), 0);
+}
+
 /// Registers Орлова Нина in `c`: her pseudonym and id.
 fn register_orlova(app: &TestApp, c: &Clinic) -> (client_crypto::Pseudonym, i64) {
     let (pseudonym, body) = c.new_patient(
@@ -228,10 +317,133 @@ fn rotate_as_admin(app: &TestApp, admin: &str, c: &Clinic) -> InstitutionKey {
     let r = app.post(
         &format!("/api/v1/institutions/{}/keys", c.institution_id),
         Some(&c.a.token),
-        &json!({"version": 2, "envelope": v2.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap()}),
+        &json!({"version": 2, "envelope": v2.wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id).unwrap(), "link": c.key.link_to(&v2, c.institution_id).unwrap()}),
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
     v2
+}
+
+/// Every version after the first comes with its link to the one before it, made by the holder
+/// who rotated; the server stores it, hands it out with the envelopes, and never replaces it.
+/// A client checks the chain before it seals anything under a version (client-crypto
+/// `key_chain`), so a version planted without the previous key is found out.
+fn key_versions_carry_their_link(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    let other = clinic(&app, &admin, "H2");
+    app.put(
+        &format!("/api/v1/admin/users/{}", c.a.id),
+        Some(&admin),
+        &json!({"roles": ["user", "admin"]}),
+    );
+    let keys_path = format!("/api/v1/institutions/{}/keys", c.institution_id);
+    let v2 = InstitutionKey::generate(2).unwrap();
+    let envelope = v2
+        .wrap_for(c.a.keys.public_key(), c.a.id, c.institution_id)
+        .unwrap();
+    let link = c.key.link_to(&v2, c.institution_id).unwrap();
+    // Refused before anything is written: no link, a malformed one, or one for version 1.
+    for (body, code) in [
+        (json!({"version": 2, "envelope": envelope}), "link_required"),
+        (
+            json!({"version": 2, "envelope": envelope, "link": "AAAA"}),
+            "invalid_length",
+        ),
+        (
+            json!({"version": 2, "envelope": envelope, "link": "Ольга"}),
+            "invalid_encoding",
+        ),
+    ] {
+        let r = app.post(&keys_path, Some(&c.a.token), &body);
+        assert_eq!((r.status, r.error_code()), (400, code), "{body}");
+    }
+    let r = app.post(
+        &format!("/api/v1/institutions/{}/keys", other.institution_id),
+        Some(&other.a.token),
+        &json!({"version": 1, "envelope": envelope, "link": link}),
+    );
+    assert_eq!((r.status, r.error_code()), (400, "unexpected_link"));
+    let members = format!("/api/v1/institutions/{}/members", c.institution_id);
+    assert_eq!(
+        app.get(&members, Some(&c.a.token)).body["current_version"],
+        1
+    );
+
+    let r = app.post(
+        &keys_path,
+        Some(&c.a.token),
+        &json!({"version": 2, "envelope": envelope, "link": link}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["link"], link.as_str());
+    let versions = app.get(&members, Some(&c.a.token)).body["versions"].clone();
+    assert_eq!(versions[0]["link"], json!(null));
+    assert_eq!(versions[1]["link"], link.as_str());
+    // The envelopes carry their version's link: what a client checks with the key it opens.
+    let mine = app.get("/api/v1/me/envelopes", Some(&c.a.token)).body;
+    let links: Vec<_> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["key_version"].clone(), e["link"].clone()))
+        .collect();
+    assert_eq!(
+        links,
+        [(json!(1), json!(null)), (json!(2), json!(link.as_str()))]
+    );
+    let opened = c.a.open_key(&app, c.institution_id, 2);
+    c.key
+        .verify_link(&opened, c.institution_id, mine[1]["link"].as_str().unwrap())
+        .unwrap();
+
+    // A link, once stored, stays: not even a holder of both versions replaces it.
+    let link_path = format!("{keys_path}/2/link");
+    let forged = InstitutionKey::generate(1)
+        .unwrap()
+        .link_to(&v2, c.institution_id)
+        .unwrap();
+    let r = app.put(&link_path, Some(&c.a.token), &json!({"link": forged}));
+    assert_eq!((r.status, r.error_code()), (409, "already_linked"));
+    // A version made before links were kept: only a holder of it and of the one before it
+    // may add its link, and only once.
+    app.raw_sql(&format!(
+        "UPDATE institution_keys SET link = NULL WHERE institution_id = {} AND version = 2",
+        c.institution_id
+    ));
+    let r = app.put(&link_path, Some(&c.b.token), &json!({"link": link}));
+    assert_eq!((r.status, r.error_code()), (409, "not_a_key_holder"));
+    for (path, token) in [
+        (format!("{keys_path}/1/link"), &c.a.token),
+        (format!("{keys_path}/3/link"), &c.a.token),
+        (link_path.clone(), &other.a.token),
+        (
+            format!("/api/v1/institutions/{}/keys/2/link", other.institution_id),
+            &c.a.token,
+        ),
+    ] {
+        let r = app.put(&path, Some(token), &json!({"link": link}));
+        assert_eq!(r.status, 404, "{path}: {:?}", r.body);
+    }
+    let r = app.put(&link_path, Some(&c.a.token), &json!({"link": "AAAA"}));
+    assert_eq!(r.status, 400);
+    let r = app.put(&link_path, Some(&c.a.token), &json!({"link": link}));
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = app.put(&link_path, Some(&c.a.token), &json!({"link": forged}));
+    assert_eq!((r.status, r.error_code()), (409, "already_linked"));
+    assert_eq!(
+        app.get(&members, Some(&c.a.token)).body["versions"][1]["link"],
+        link.as_str()
+    );
+    let audit = app.get("/api/v1/admin/audit?action=keys.link", Some(&admin));
+    assert_eq!(audit.status, 200, "{:?}", audit.body);
+    assert!(
+        audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["object_id"] == format!("{}/2", c.institution_id))
+    );
 }
 
 fn administrators_rotate_the_key(backend: Backend) {
@@ -519,4 +731,6 @@ on_both_backends!(
     deregistration_and_a_new_key_pair_drop_envelopes,
     administrators_rotate_the_key,
     a_rotation_reseals_observation_notes,
+    key_versions_carry_their_link,
+    a_planted_key_version_is_withdrawn,
 );

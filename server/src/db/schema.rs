@@ -201,6 +201,7 @@ diesel::table! {
         version -> Integer,
         created_by -> BigInt,
         created_at -> Timestamp,
+        link -> Nullable<Text>,
     }
 }
 

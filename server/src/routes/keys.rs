@@ -39,6 +39,10 @@ pub struct EnvelopeView {
     pub envelope: String,
     pub granted_by: i64,
     pub granted_at: NaiveDateTime,
+    /// The link of this key version to the one before it (client-crypto `key_chain`), which
+    /// a client checks before it seals anything under this version; null for version 1 and
+    /// for versions made before links were kept.
+    pub link: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -46,6 +50,8 @@ pub struct KeyVersionView {
     pub version: i32,
     pub created_by: i64,
     pub created_at: NaiveDateTime,
+    /// See [`EnvelopeView::link`].
+    pub link: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -80,6 +86,17 @@ pub struct NewKeyVersionRequest {
     pub version: i32,
     /// The new key wrapped to the caller's own public key.
     pub envelope: String,
+    /// Required from version 2 on, refused for version 1: the link that vouches for the new
+    /// version, made with the current one (client-crypto `InstitutionKey::link_to`).
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// The link of the version, made with the version before it.
+    pub link: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -162,12 +179,13 @@ pub async fn my_envelopes(
     .await?;
     Ok(web::Json(
         list.into_iter()
-            .map(|e| EnvelopeView {
+            .map(|(e, link)| EnvelopeView {
                 institution_id: e.institution_id,
                 key_version: e.key_version,
                 envelope: e.envelope,
                 granted_by: e.granted_by,
                 granted_at: e.granted_at,
+                link,
             })
             .collect(),
     ))
@@ -226,6 +244,7 @@ pub async fn members(
                     version: v.version,
                     created_by: v.created_by,
                     created_at: v.created_at,
+                    link: v.link,
                 })
                 .collect(),
             members,
@@ -257,6 +276,22 @@ pub async fn create_key_version(
     let institution_id = own_institution(&principal, path.into_inner())?;
     let body = body.into_inner();
     shape::check_key_envelope(&body.envelope).map_err(shape_error)?;
+    match (&body.link, body.version) {
+        (None, 2..) => {
+            return Err(ApiError::bad_request(
+                "link_required",
+                "a new key version comes with its link to the current one",
+            ));
+        }
+        (Some(_), ..=1) => {
+            return Err(ApiError::bad_request(
+                "unexpected_link",
+                "the first key version has nothing to link to",
+            ));
+        }
+        (Some(link), _) => shape::check_key_chain_link(link).map_err(shape_error)?,
+        (None, _) => {}
+    }
     let action = if body.version == 1 {
         "keys.create"
     } else {
@@ -297,7 +332,14 @@ pub async fn create_key_version(
             }
         }
         let now = models::now();
-        keys::insert_version(conn, institution_id, body.version, principal.user_id, now)?;
+        keys::insert_version(
+            conn,
+            institution_id,
+            body.version,
+            principal.user_id,
+            now,
+            body.link.as_deref(),
+        )?;
         keys::put_envelope(
             conn,
             institution_id,
@@ -311,6 +353,7 @@ pub async fn create_key_version(
             version: body.version,
             created_by: principal.user_id,
             created_at: now,
+            link: body.link,
         })
     })
     .await?;
@@ -370,6 +413,57 @@ pub async fn grant(
             principal.user_id,
             models::now(),
         )?;
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Adds the link of a key version made before links were kept: the caller, a holder of this
+/// version and of the one before it, vouches for it after comparing its fingerprint with the
+/// colleague who made it. A version that has a link keeps it (409 `already_linked`).
+#[utoipa::path(
+    tag = "keys",
+    params(("id" = i64, Path), ("version" = i32, Path)),
+    request_body = LinkRequest,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+#[put("/api/v1/institutions/{id}/keys/{version}/link")]
+pub async fn add_link(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(i64, i32)>,
+    body: web::Json<LinkRequest>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Patients)?;
+    let (institution_id, version) = path.into_inner();
+    let institution_id = own_institution(&principal, institution_id)?;
+    let link = body.into_inner().link;
+    shape::check_key_chain_link(&link).map_err(shape_error)?;
+    let entry = principal.audit(
+        "keys.link",
+        "institution_key",
+        Some(format!("{institution_id}/{version}")),
+    );
+    audited(&state, entry, move |conn, _| {
+        let versions = keys::versions(conn, institution_id)?;
+        if version < 2 || !versions.iter().any(|v| v.version == version) {
+            return Err(ApiError::NotFound);
+        }
+        for held in [version - 1, version] {
+            if !keys::holds(conn, principal.user_id, institution_id, held)? {
+                return Err(ApiError::conflict(
+                    "not_a_key_holder",
+                    "only a holder of this version and of the one before it can link them",
+                ));
+            }
+        }
+        if !keys::add_link(conn, institution_id, version, &link)? {
+            return Err(ApiError::conflict(
+                "already_linked",
+                "this key version has its link already",
+            ));
+        }
         Ok(())
     })
     .await?;

@@ -14,6 +14,9 @@ pub struct KeyVersion {
     pub version: i32,
     pub created_by: i64,
     pub created_at: NaiveDateTime,
+    /// The link to the version before it (client-crypto `key_chain`); `None` for version 1 and
+    /// for versions made before links were kept.
+    pub link: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Debug, Clone)]
@@ -100,6 +103,7 @@ pub fn insert_version(
     version: i32,
     created_by: i64,
     at: NaiveDateTime,
+    link: Option<&str>,
 ) -> QueryResult<usize> {
     diesel::insert_into(institution_keys::table)
         .values((
@@ -107,8 +111,28 @@ pub fn insert_version(
             institution_keys::version.eq(version),
             institution_keys::created_by.eq(created_by),
             institution_keys::created_at.eq(at),
+            institution_keys::link.eq(link),
         ))
         .execute(conn)
+}
+
+/// Adds the link of a version that has none; false when it has one already (or no such
+/// version): a link, once stored, is never replaced.
+pub fn add_link(
+    conn: &mut DbConn,
+    institution_id: i64,
+    version: i32,
+    link: &str,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        institution_keys::table
+            .filter(institution_keys::institution_id.eq(institution_id))
+            .filter(institution_keys::version.eq(version))
+            .filter(institution_keys::link.is_null()),
+    )
+    .set(institution_keys::link.eq(link))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Every envelope of an institution (to show who holds which version).
@@ -122,19 +146,25 @@ pub fn envelopes_of_institution(
         .load(conn)
 }
 
-/// The envelopes made for a user under its institution's keys (none for a region-wide user).
+/// The envelopes made for a user under its institution's keys (none for a region-wide user),
+/// each with its version's link.
 pub fn envelopes_for(
     conn: &mut DbConn,
     recipient_id: i64,
     institution_id: Option<i64>,
-) -> QueryResult<Vec<Envelope>> {
+) -> QueryResult<Vec<(Envelope, Option<String>)>> {
     let Some(institution_id) = institution_id else {
         return Ok(Vec::new());
     };
     key_envelopes::table
+        .inner_join(
+            institution_keys::table.on(institution_keys::institution_id
+                .eq(key_envelopes::institution_id)
+                .and(institution_keys::version.eq(key_envelopes::key_version))),
+        )
         .filter(key_envelopes::recipient_id.eq(recipient_id))
         .filter(key_envelopes::institution_id.eq(institution_id))
-        .select(Envelope::as_select())
+        .select((Envelope::as_select(), institution_keys::link))
         .order((
             key_envelopes::institution_id.asc(),
             key_envelopes::key_version.asc(),
@@ -185,6 +215,57 @@ pub fn put_envelope(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// What [`withdraw_newest`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// Withdrawn, with this many envelopes.
+    Done { envelopes: usize },
+    /// Not the newest version (the newest is given; `None`: the institution has none).
+    NotNewest(Option<i32>),
+    /// Passports or notes are sealed under it: withdrawing it would lose them.
+    InUse { passports: i64, notes: i64 },
+}
+
+/// Withdraws the newest key version of an institution and its envelopes, when nothing is
+/// sealed under it (the operator's remedy for a planted version; see `palreg keys withdraw`).
+pub fn withdraw_newest(
+    conn: &mut DbConn,
+    institution_id: i64,
+    version: i32,
+) -> QueryResult<Withdrawal> {
+    use crate::db::schema::{observations, patients};
+    let newest = current_version(conn, institution_id)?;
+    if newest != Some(version) {
+        return Ok(Withdrawal::NotNewest(newest));
+    }
+    let passports: i64 = patients::table
+        .filter(patients::institution_id.eq(institution_id))
+        .filter(patients::passport_key_version.ge(version))
+        .count()
+        .get_result(conn)?;
+    let notes: i64 = observations::table
+        .filter(observations::institution_id.eq(institution_id))
+        .filter(observations::note_key_version.ge(version))
+        .count()
+        .get_result(conn)?;
+    if passports > 0 || notes > 0 {
+        return Ok(Withdrawal::InUse { passports, notes });
+    }
+    let envelopes = diesel::delete(
+        key_envelopes::table
+            .filter(key_envelopes::institution_id.eq(institution_id))
+            .filter(key_envelopes::key_version.eq(version)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        institution_keys::table
+            .filter(institution_keys::institution_id.eq(institution_id))
+            .filter(institution_keys::version.eq(version)),
+    )
+    .execute(conn)?;
+    Ok(Withdrawal::Done { envelopes })
 }
 
 /// Deletes every envelope of a user (de-registration, or a new key pair).

@@ -1,0 +1,1 @@
+ALTER TABLE institution_keys DROP COLUMN link;
