@@ -190,6 +190,7 @@ impl Principal {
             object_id,
             outcome: "ok".into(),
             client_addr: self.client_addr.clone(),
+            institution_id: self.institution_id,
             ..Default::default()
         }
     }

@@ -239,6 +239,75 @@ fn an_institution_administrator_reads_its_own_institution_only(backend: Backend)
         3,
         "sign-in, refusal, failed sign-in"
     );
+
+    // Entries stay with the institution they were made in: doc1 moves to H2, and H1's
+    // administrator still reads what doc1 did in H1, not what it does in H2; H2's reads the
+    // reverse.
+    let r = app.put(
+        &format!("/api/v1/admin/users/{}", user_id(&app, &admin, "doc1")),
+        Some(&admin),
+        &json!({"institution_id": h2}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    app.create_user(&admin, "boss2", &["admin"], Some(h2));
+    let boss2 = app.login("boss2", PASSWORD);
+    let doc1 = app.login("doc1", PASSWORD);
+    let search = app.post("/api/v1/patients/search", Some(&doc1), &json!({}));
+    assert_eq!(search.status, 200, "{:?}", search.body);
+    let entries = |token: &str| -> Vec<(String, Option<i64>)> {
+        app.get("/api/v1/admin/audit?limit=500&actor=doc1", Some(token))
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap().to_string(),
+                    e["institution_id"].as_i64(),
+                )
+            })
+            .collect()
+    };
+    let in_h1 = entries(&boss1);
+    assert_eq!(in_h1, [("auth.login".to_string(), Some(h1))], "{in_h1:?}");
+    let in_h2 = entries(&boss2);
+    assert_eq!(
+        in_h2,
+        [
+            ("patients.search".to_string(), Some(h2)),
+            ("auth.login".to_string(), Some(h2))
+        ],
+        "{in_h2:?}"
+    );
+    assert_eq!(entries(&admin).len(), 3);
+    assert_eq!(
+        audit_verify(&app),
+        0,
+        "the institution is part of the chain"
+    );
+    // It cannot be moved: the hash covers it.
+    app.raw_sql(&format!(
+        "UPDATE audit_log SET institution_id = {h2} WHERE actor_login = 'doc1' AND institution_id = {h1}"
+    ));
+    assert_ne!(audit_verify(&app), 0);
+    // An entry made before entries named their institution is read by the accounts the
+    // institution has now (what the viewer did before).
+    app.raw_sql("UPDATE audit_log SET institution_id = NULL WHERE actor_login = 'doc2'");
+    assert_eq!(logins(&boss2, "&actor=doc2").len(), 3);
+    assert!(logins(&boss1, "&actor=doc2").is_empty());
+}
+
+fn user_id(app: &TestApp, admin: &str, login: &str) -> i64 {
+    let users = app.get("/api/v1/admin/users", Some(admin)).body;
+    users
+        .as_array()
+        .or_else(|| users["items"].as_array())
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == login)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
 }
 
 on_both_backends!(

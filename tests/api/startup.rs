@@ -470,8 +470,20 @@ fn the_audit_rowid_migration_keeps_the_chain(backend: Backend) {
             include_str!("../../migrations/postgres/2026-11-30-000011_audit_rowid/down.sql")
         }
     };
+    // Back to the log as it was before 000011: the later migration of the same table first.
+    let later = match backend {
+        Backend::Sqlite => {
+            include_str!("../../migrations/sqlite/2026-11-30-000013_audit_institution/down.sql")
+        }
+        Backend::Postgres => {
+            include_str!("../../migrations/postgres/2026-11-30-000013_audit_institution/down.sql")
+        }
+    };
+    app.raw_sql(later);
     app.raw_sql(down);
-    app.raw_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261130000011'");
+    app.raw_sql(
+        "DELETE FROM __diesel_schema_migrations WHERE version IN ('20261130000011', '20261130000013')",
+    );
     let before = app.query_texts(count);
     assert!(
         app.query_texts(indexes)

@@ -83,6 +83,8 @@ pub fn audit_append(conn: &mut DbConn, times: usize) -> Latencies {
             outcome: "ok".into(),
             client_addr: None,
             details: None,
+            // As a clinician's read: an entry of an institution (hashed with it).
+            institution_id: Some(1),
         };
         let t = Instant::now();
         let r = conn.transaction::<_, diesel::result::Error, _>(|c| audit::append(c, entry));

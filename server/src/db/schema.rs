@@ -170,6 +170,7 @@ diesel::table! {
         details -> Nullable<Text>,
         prev_hash -> Text,
         hash -> Text,
+        institution_id -> Nullable<BigInt>,
     }
 }
 

@@ -1,7 +1,9 @@
 //! The audit log (`administration`): filters and keyset paging, newest first. A region-wide
-//! administrator reads the whole log; an institution's administrator reads what the accounts
-//! of its institution did, as it manages only those accounts (another institution's staff,
-//! their addresses and what they opened are not its business).
+//! administrator reads the whole log; an institution's administrator reads what was done in its
+//! institution, as it manages only that institution's accounts (another institution's staff,
+//! their addresses and what they opened are not its business). Each entry names the
+//! institution its account belonged to when it was made, so a colleague who moves on leaves
+//! its past entries with the institution where it made them.
 
 use actix_web::{get, web};
 use chrono::NaiveDateTime;
@@ -46,6 +48,10 @@ pub struct AuditEntryView {
     pub outcome: String,
     pub client_addr: Option<String>,
     pub details: Option<String>,
+    /// The institution the entry was made in: the acting account's at the time (absent for
+    /// region-wide accounts, the command line, unknown logins and entries older than this
+    /// field).
+    pub institution_id: Option<i64>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -59,8 +65,9 @@ pub struct AuditPage {
 
 /// Reads the audit log. Reading it is itself recorded.
 ///
-/// An institution's administrator gets the entries of its institution's accounts only; a
-/// region-wide administrator gets every entry.
+/// An institution's administrator gets the entries made in its institution only (for entries
+/// older than `institution_id`: those of the accounts it has now); a region-wide administrator
+/// gets every entry.
 #[utoipa::path(
     tag = "admin",
     params(AuditQuery),
@@ -99,7 +106,7 @@ pub async fn list_audit(
         from: q.from,
         to: q.to,
         before_seq: q.before,
-        actors_of_institution: principal.institution_id,
+        institution: principal.institution_id,
     };
     let entry = principal.audit("admin.audit.read", "audit_log", None);
     let rows = audited(&state, entry, move |conn, _| {
@@ -122,6 +129,7 @@ pub async fn list_audit(
             outcome: r.outcome,
             client_addr: r.client_addr,
             details: r.details,
+            institution_id: r.institution_id,
             prev_hash: r.prev_hash,
             hash: r.hash,
         })

@@ -159,7 +159,7 @@ pub async fn login(
     {
         return Err(invalid_credentials());
     }
-    let attempt = NewEntry {
+    let mut attempt = NewEntry {
         actor_login: Some(login.clone()),
         action: "auth.login".into(),
         object_type: "session".into(),
@@ -193,6 +193,8 @@ pub async fn login(
         Ok((user, enrolment, known))
     })
     .await?;
+    // The account's attempts count where the account belongs (unknown logins nowhere).
+    attempt.institution_id = user.as_ref().and_then(|u| u.institution_id);
 
     let now = models::now();
     // An active account's attempt is counted before its password is checked (see

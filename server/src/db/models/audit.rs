@@ -26,6 +26,10 @@ pub struct AuditRow {
     pub details: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// The institution the entry was made in (the acting account's at the time); `None` for
+    /// region-wide accounts, the command line, unknown logins and entries older than this
+    /// column.
+    pub institution_id: Option<i64>,
 }
 
 /// What is recorded, before it gets its place in the chain.
@@ -40,11 +44,14 @@ pub struct NewEntry {
     pub outcome: String,
     pub client_addr: Option<String>,
     pub details: Option<String>,
+    pub institution_id: Option<i64>,
 }
 
 /// The chain hash of an entry: SHA-256 over the previous hash and the entry's fields, as a
 /// JSON array (unambiguous, and stable across both backends since times are kept to the
-/// microsecond).
+/// microsecond). The institution is the array's eleventh element when the entry has one;
+/// entries without one (all of those written before the column existed) keep the ten-element
+/// form they were hashed with.
 pub fn entry_hash(row: &AuditRow) -> String {
     // The array written straight from the fields: the same bytes as building a
     // `serde_json::Value` and printing it (a unit test holds the two together), at a fraction
@@ -63,7 +70,13 @@ pub fn entry_hash(row: &AuditRow) -> String {
         &row.details,
     );
     // Writing plain values into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut canonical, &fields);
+    let _ = match row.institution_id {
+        None => serde_json::to_writer(&mut canonical, &fields),
+        Some(institution) => {
+            let (a, b, c, d, e, f, g, h, i, j) = fields;
+            serde_json::to_writer(&mut canonical, &(a, b, c, d, e, f, g, h, i, j, institution))
+        }
+    };
     let mut hasher = Sha256::new();
     hasher.update(row.prev_hash.as_bytes());
     hasher.update(b"\n");
@@ -197,7 +210,8 @@ mod head {
             let row = self.row;
             out.push_sql(
                 "INSERT INTO audit_log (seq, at, actor_id, actor_login, action, object_type, \
-                 object_id, outcome, client_addr, details, prev_hash, hash) VALUES (",
+                 object_id, outcome, client_addr, details, prev_hash, hash, institution_id) \
+                 VALUES (",
             );
             out.push_bind_param::<BigInt, i64>(&row.seq)?;
             out.push_sql(", ");
@@ -222,6 +236,8 @@ mod head {
             out.push_bind_param::<Text, String>(&row.prev_hash)?;
             out.push_sql(", ");
             out.push_bind_param::<Text, String>(&row.hash)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<BigInt>, Option<i64>>(&row.institution_id)?;
             out.push_sql(")");
             Ok(())
         }
@@ -250,6 +266,7 @@ fn insert_chained(
         details: entry.details,
         prev_hash,
         hash: String::new(),
+        institution_id: entry.institution_id,
     };
     row.hash = entry_hash(&row);
     head::Insert { row: &row }.execute(conn)?;
@@ -302,10 +319,11 @@ pub struct AuditFilter {
     pub to: Option<NaiveDateTime>,
     /// Keyset paging: only entries older than this sequence number.
     pub before_seq: Option<i64>,
-    /// Only entries made by the accounts of this institution (as they now stand): what an
-    /// institution's administrator may see. Entries without an account (sign-ins of unknown
-    /// logins, the seeding) are not among them.
-    pub actors_of_institution: Option<i64>,
+    /// Only entries made in this institution: what an institution's administrator may see.
+    /// An entry that names its institution counts by it; an older one, made before entries
+    /// named it, counts when its account belongs to the institution now. Entries without an
+    /// account or institution (sign-ins of unknown logins, the seeding) are not among them.
+    pub institution: Option<i64>,
 }
 
 /// Newest first, at most `limit` entries.
@@ -335,14 +353,18 @@ pub fn list(conn: &mut DbConn, filter: &AuditFilter, limit: i64) -> QueryResult<
     if let Some(v) = filter.before_seq {
         query = query.filter(audit_log::seq.lt(v));
     }
-    if let Some(institution) = filter.actors_of_institution {
+    if let Some(institution) = filter.institution {
         use crate::db::schema::users;
         query = query.filter(
-            audit_log::actor_id.eq_any(
-                users::table
-                    .filter(users::institution_id.eq(institution))
-                    .select(users::id.nullable()),
-            ),
+            audit_log::institution_id
+                .eq(institution)
+                .or(audit_log::institution_id.is_null().and(
+                    audit_log::actor_id.eq_any(
+                        users::table
+                            .filter(users::institution_id.eq(institution))
+                            .select(users::id.nullable()),
+                    ),
+                )),
         );
     }
     query.order(audit_log::seq.desc()).limit(limit).load(conn)
@@ -425,7 +447,11 @@ mod tests {
     /// The chain's hash as first written: a `serde_json::Value` printed, chrono's formatting.
     /// Entries already in a log were hashed this way, so `entry_hash` must keep its bytes.
     fn reference_hash(row: &AuditRow) -> String {
-        let canonical = serde_json::json!([
+        hash_of(row, &reference_array(row))
+    }
+
+    fn reference_array(row: &AuditRow) -> serde_json::Value {
+        serde_json::json!([
             row.seq,
             row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
             row.actor_id,
@@ -436,7 +462,10 @@ mod tests {
             row.outcome,
             row.client_addr,
             row.details,
-        ]);
+        ])
+    }
+
+    fn hash_of(row: &AuditRow, canonical: &serde_json::Value) -> String {
         let mut hasher = Sha256::new();
         hasher.update(row.prev_hash.as_bytes());
         hasher.update(b"\n");
@@ -484,8 +513,22 @@ mod tests {
                     details: text.clone(),
                     prev_hash: GENESIS_HASH.into(),
                     hash: String::new(),
+                    institution_id: None,
                 };
                 assert_eq!(entry_hash(&row), reference_hash(&row), "{row:?}");
+                // With an institution, the same array with one more element: it is hashed,
+                // and no other entry's bytes are the same.
+                let with = AuditRow {
+                    institution_id: Some(i64::from(j as u8) - 1),
+                    ..row.clone()
+                };
+                let mut reference = reference_array(&row);
+                reference
+                    .as_array_mut()
+                    .unwrap()
+                    .push(with.institution_id.into());
+                assert_eq!(entry_hash(&with), hash_of(&row, &reference));
+                assert_ne!(entry_hash(&with), entry_hash(&row));
                 checked += 1;
             }
         }
