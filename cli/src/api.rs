@@ -38,6 +38,10 @@ pub struct Envelope {
     pub institution_id: i64,
     pub key_version: i32,
     pub envelope: String,
+    /// The link of this key version to the one before it (client-crypto `key_chain`): null
+    /// for version 1 and for versions made before links were kept.
+    #[serde(default)]
+    pub link: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -51,9 +55,21 @@ pub struct Member {
 }
 
 #[derive(Deserialize, Debug, Clone)]
+pub struct KeyVersion {
+    pub version: i32,
+    pub created_by: i64,
+    /// See [`Envelope::link`].
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
 pub struct Members {
     pub institution_id: i64,
     pub current_version: Option<i32>,
+    /// The institution's key versions, as the server lists them.
+    #[serde(default)]
+    pub versions: Vec<KeyVersion>,
     pub members: Vec<Member>,
     pub passports_pending_rotation: i64,
     /// Observation notes still under an older key version (re-sealed by the browser's rotation).

@@ -95,15 +95,29 @@ pub enum Command {
 pub enum KeysCommand {
     /// Make a key pair, write the key file, publish the public key.
     Init,
-    /// Members, their fingerprints, who holds which key version.
+    /// Members, their fingerprints, who holds which key version; the fingerprint of each key
+    /// version you hold and whether its key chain vouches for it.
     Status,
     /// Create the institution's first key (once per institution).
     Bootstrap,
-    /// Give the institution key to a colleague, after comparing fingerprints.
+    /// Give the institution key to a colleague, after comparing fingerprints (only versions
+    /// whose key chain verifies are given).
     Grant {
         #[arg(long)]
         user: String,
         /// Do not ask to confirm the fingerprint (scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Vouch for a key version made before versions were linked: shows its fingerprint to
+    /// compare with the colleague who made it; with --yes, stores its link (made with the
+    /// version before it).
+    Link {
+        /// The version to link to the one before it.
+        #[arg(long)]
+        version: u32,
+        /// The fingerprint shown has been compared with the colleague who made the version,
+        /// and matches.
         #[arg(long)]
         yes: bool,
     },
@@ -539,7 +553,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
         }
         Command::Export { file, force } => {
-            let n = export::run(&ctx.clinic()?, file, *force)?;
+            let clinic = ctx.clinic()?;
+            warn_untrusted(&clinic);
+            let n = export::run(&clinic, file, *force)?;
             writeln!(out, "exported {n} patients to {}", file.display())?;
         }
     }
@@ -609,6 +625,18 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
                     m.notes_pending_rotation
                 )?;
             }
+            let key_file = ctx.key_file();
+            if !key_file.exists() {
+                writeln!(
+                    out,
+                    "your key versions: no key file at {} (keys init)",
+                    key_file.display()
+                )?;
+                return Ok(());
+            }
+            let me = api.me()?;
+            let held = keys::institution_keys(&api, &me, &ctx.key_pair()?)?;
+            print_key_chain(out, &held)?;
         }
         KeysCommand::Bootstrap => {
             let v = keys::bootstrap(&api, &ctx.key_pair()?)?;
@@ -636,16 +664,123 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
                 let _ = std::io::stdin().lock().read_line(&mut answer);
                 matches!(answer.trim(), "y" | "Y" | "yes" | "д" | "да")
             };
-            let versions = keys::grant(&api, &pair, user, &mut confirm)?;
-            let listed: Vec<String> = versions.iter().map(u32::to_string).collect();
-            match listed.as_slice() {
-                [] => writeln!(out, "{user} already holds every key version you hold")?,
+            let granted = keys::grant(&api, &pair, user, &mut confirm)?;
+            match granted.versions.as_slice() {
+                [] => writeln!(
+                    out,
+                    "{user} already holds every trusted key version you hold"
+                )?,
                 [one] => writeln!(out, "granted key version {one} to {user}")?,
-                many => writeln!(out, "granted key versions {} to {user}", many.join(", "))?,
+                many => writeln!(out, "granted key versions {} to {user}", list(many))?,
+            }
+            if let (false, Some(distrust)) = (granted.skipped.is_empty(), granted.distrust) {
+                writeln!(
+                    out,
+                    "not granted: key version{} {} ({}): {}. Do not use {}: tell your administrator.",
+                    if granted.skipped.len() == 1 { "" } else { "s" },
+                    list(&granted.skipped),
+                    distrust.reason.code(),
+                    distrust.why(),
+                    if granted.skipped.len() == 1 {
+                        "it"
+                    } else {
+                        "them"
+                    },
+                )?;
+            }
+        }
+        KeysCommand::Link { version, yes } => {
+            let linked = keys::link(&api, &ctx.key_pair()?, *version, *yes)?;
+            let (keys::Linked::Unconfirmed(fp) | keys::Linked::Stored(fp)) = &linked;
+            writeln!(
+                out,
+                "institution key version {version} has the fingerprint\n  {fp}"
+            )?;
+            if let keys::Linked::Stored(_) = linked {
+                writeln!(
+                    out,
+                    "version {version} linked to version {}: it is trusted from now on",
+                    version - 1
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "Compare it with the colleague who made version {version} (their \
+                     `palreg-client keys status` or the browser's Keys page shows it).\n\
+                     If it matches, run `palreg-client keys link --version {version} --yes`; if it \
+                     does not, do not use version {version}: tell your administrator."
+                )?;
+                return Err(Error::usage(format!(
+                    "version {version} not linked: add --yes once the fingerprint is compared"
+                )));
             }
         }
     }
     Ok(())
+}
+
+/// `1, 2, 3`.
+fn list(versions: &[u32]) -> String {
+    versions
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The fingerprint of each key version held and how far the key chain vouches for it.
+fn print_key_chain(out: &mut dyn Write, held: &keys::HeldKeys) -> Result<()> {
+    use keys::VersionTrust;
+    let states = held.states();
+    if states.is_empty() {
+        writeln!(out, "your key versions: none held yet")?;
+        return Ok(());
+    }
+    writeln!(out, "your key versions:")?;
+    for (key, state) in &states {
+        let v = key.version();
+        let trust = match state {
+            VersionTrust::FirstUse => format!(
+                "trusted on first use (the oldest you hold: compare this fingerprint with a \
+                 colleague who holds version {v})"
+            ),
+            VersionTrust::Linked => format!("trusted: linked to version {}", v - 1),
+            VersionTrust::Untrusted(reason) => format!("NOT TRUSTED ({})", reason.code()),
+            VersionTrust::AfterUntrusted(first) => {
+                format!("NOT TRUSTED: follows version {first}, which is not trusted")
+            }
+        };
+        writeln!(
+            out,
+            "  version {v:<4} {:<36} {trust}",
+            key.fingerprint(held.institution_id).to_string()
+        )?;
+    }
+    if let Some(distrust) = held.distrust() {
+        writeln!(
+            out,
+            "key chain: {}. Versions not trusted only open passports: nothing is sealed, searched or \
+             granted with them, and new passports cannot be saved until this is resolved. \
+             Do not use version {}: tell your administrator.",
+            distrust.why(),
+            distrust.version
+        )?;
+    }
+    Ok(())
+}
+
+/// Warns on stderr when the newest key version held is not trusted: it opens passports, and
+/// nothing else.
+fn warn_untrusted(clinic: &Clinic) {
+    if let Some(d) = clinic.held().distrust() {
+        eprintln!(
+            "warning: institution key version {} is not trusted ({}): {}. It is used only to \
+             open passports. Do not use it: tell your administrator (`keys status` shows the key chain).",
+            d.newest,
+            d.reason.code(),
+            d.why()
+        );
+    }
 }
 
 struct Map(BTreeMap<&'static str, String>);
@@ -673,6 +808,8 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
     let books = Books::load(&clinic.api)?;
     match command {
         PatientCommand::Add(fields) => {
+            // Refused before anything is asked when there is no key to seal under.
+            clinic.key()?;
             let mut cells = fields.given()?;
             cells.entry("status").or_insert_with(|| "registered".into());
             cells
@@ -683,10 +820,12 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
             writeln!(out, "patient {id} registered")?;
         }
         PatientCommand::Show { id } => {
+            warn_untrusted(&clinic);
             let (patient, passport) = patients::show(&clinic, *id)?;
             print_patient(out, &patient, &passport, &books)?;
         }
         PatientCommand::Edit { id, fields } => {
+            warn_untrusted(&clinic);
             let (patient, passport) = patients::show(&clinic, *id)?;
             // The whole line is parsed (the record's rules span columns), but only the given
             // fields are laid over the opened passport: see `row::overlay_passport`.
@@ -704,6 +843,7 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
             writeln!(out, "patient {id} saved (version {})", saved.version)?;
         }
         PatientCommand::Search(args) => {
+            warn_untrusted(&clinic);
             let mut given: BTreeMap<&'static str, String> = [
                 ("surname", &args.surname),
                 ("date_of_birth", &args.dob),

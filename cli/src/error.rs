@@ -13,6 +13,10 @@ pub enum Error {
         code: String,
         message: String,
     },
+    /// The newest institution key version held is not vouched for by the key chain: nothing is
+    /// sealed under it (it may have been planted on the server).
+    #[error("{0}")]
+    UntrustedKey(crate::keys::Distrust),
     /// The server could not be reached, or TLS failed.
     #[error("cannot reach the server: {0}")]
     Http(String),

@@ -137,6 +137,9 @@ struct Good {
 
 /// Imports `csv` into the clinic's register. Bad lines are reported, not sent.
 pub fn run(clinic: &Clinic, csv: &Path, options: &Options) -> Result<Report> {
+    // Every line is sealed under it: refused before anything is read or sent when the key
+    // chain does not vouch for the newest version held.
+    clinic.key()?;
     let batch_size = options.batch_size.clamp(1, MAX_BATCH);
     let bytes = std::fs::read(csv)?;
     let file_sha256 = hex::encode(Sha256::digest(&bytes));

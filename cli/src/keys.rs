@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use client_crypto::key_chain::{self, Untrusted};
 use client_crypto::{BlindIndexBits, Fingerprint, InstitutionKey, PublicKey, UserKeyPair};
 use serde_json::{Value, json};
 
@@ -75,17 +76,29 @@ pub fn member(members: &Members, login: &str) -> Result<Member> {
         .ok_or_else(|| Error::usage(format!("{login} is no member of your institution")))
 }
 
-/// Grants colleague `login` every institution key version the caller holds and the colleague
-/// does not (during a rotation older passports are still sealed under an older version), after
-/// `confirm` has accepted the colleague's fingerprint (computed here from the public key, not
-/// taken from the server; a server listing another fingerprint for that key is refused).
-/// Returns the versions granted, oldest first.
+/// What `grant` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    /// The versions granted, oldest first.
+    pub versions: Vec<u32>,
+    /// The versions held, not held by the colleague, and not granted because the key chain
+    /// does not vouch for them (granting a planted key would spread it), oldest first.
+    pub skipped: Vec<u32>,
+    /// Why the chain stops, when it does.
+    pub distrust: Option<Distrust>,
+}
+
+/// Grants colleague `login` every trusted institution key version the caller holds and the
+/// colleague does not (during a rotation older passports are still sealed under an older
+/// version), after `confirm` has accepted the colleague's fingerprint (computed here from the
+/// public key, not taken from the server; a server listing another fingerprint for that key is
+/// refused). Versions the key chain does not vouch for are never granted (see [`HeldKeys`]).
 pub fn grant(
     api: &Api,
     pair: &UserKeyPair,
     login: &str,
     confirm: &mut dyn FnMut(&Member, &Fingerprint) -> bool,
-) -> Result<Vec<u32>> {
+) -> Result<Granted> {
     let me = api.me()?;
     let institution_id = institution_of(&me)?;
     let members = api.members(institution_id)?;
@@ -113,31 +126,37 @@ pub fn grant(
         ));
     }
     let held = institution_keys(api, &me, pair)?;
-    if held.is_empty() {
+    if held.all().is_empty() {
         return Err(no_key());
     }
-    let mut granted = Vec::new();
-    for key in held {
-        let version = key.version();
-        if colleague
+    let holds = |version: u32| {
+        colleague
             .holds
             .iter()
             .any(|v| u32::try_from(*v).ok() == Some(version))
-        {
+    };
+    let mut granted = Granted {
+        versions: Vec::new(),
+        skipped: held
+            .untrusted()
+            .iter()
+            .map(InstitutionKey::version)
+            .filter(|v| !holds(*v))
+            .collect(),
+        distrust: held.distrust(),
+    };
+    for key in held.trusted() {
+        let version = key.version();
+        if holds(version) {
             continue;
         }
         api.post::<Value>(
             &format!("/api/v1/institutions/{institution_id}/keys/{version}/envelopes"),
             &json!({"recipient_id": colleague.user_id, "envelope": key.wrap_for(&public, colleague.user_id, institution_id)?}),
         )?;
-        granted.push(version);
+        granted.versions.push(version);
     }
     Ok(granted)
-}
-
-/// Opens the caller's envelope of the institution's newest key version it holds.
-pub fn institution_key(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<InstitutionKey> {
-    institution_keys(api, me, pair)?.pop().ok_or_else(no_key)
 }
 
 fn no_key() -> Error {
@@ -146,9 +165,182 @@ fn no_key() -> Error {
     )
 }
 
-/// Opens every key version of the institution the caller holds, oldest first: during a key
-/// rotation some passports are still sealed under an older version than the newest one.
-pub fn institution_keys(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<Vec<InstitutionKey>> {
+/// Why the key chain does not vouch for the newest versions the caller holds: the first held
+/// version it stops at, and the newest held (which every later one follows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Distrust {
+    /// The first held version that is not trusted.
+    pub version: u32,
+    /// Why not.
+    pub reason: Untrusted,
+    /// The newest version held: what sealing would use.
+    pub newest: u32,
+}
+
+impl Distrust {
+    /// Why [`Self::version`] is not trusted, in a sentence that names the version before it.
+    pub fn why(&self) -> String {
+        let (v, before) = (self.version, self.version.saturating_sub(1));
+        match self.reason {
+            Untrusted::BadLink => format!(
+                "the link of version {v} does not verify under version {before}: it was not made \
+                 by a holder of version {before}, and the key may have been planted on the server"
+            ),
+            Untrusted::NoLink => format!(
+                "the server has no link for version {v} (a version made before links were kept: \
+                 a holder of versions {before} and {v} adds it with `keys link --version {v}` after \
+                 comparing its fingerprint with the colleague who made it)"
+            ),
+            Untrusted::Gap => format!(
+                "you do not hold version {before}, so nothing vouches for version {v} (ask a \
+                 holder to grant you version {before})"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Distrust {
+    /// The refusal to seal under [`Self::newest`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "institution key version {} is not trusted ({}): ",
+            self.newest,
+            self.reason.code()
+        )?;
+        if self.newest != self.version {
+            write!(
+                f,
+                "it follows version {}, which is not trusted: ",
+                self.version
+            )?;
+        }
+        write!(
+            f,
+            "{}. Nothing was sealed or saved. Do not use version {}: tell your administrator.",
+            self.why(),
+            self.newest
+        )
+    }
+}
+
+/// How far the key chain vouches for one held version (see `client_crypto::key_chain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionTrust {
+    /// The oldest version held: nothing before it vouches for it; its fingerprint is what
+    /// colleagues compare.
+    FirstUse,
+    /// Its link verifies under the (trusted) version before it.
+    Linked,
+    /// The first version the chain stops at, and why.
+    Untrusted(Untrusted),
+    /// It follows an untrusted version (this one).
+    AfterUntrusted(u32),
+}
+
+impl VersionTrust {
+    pub fn is_trusted(&self) -> bool {
+        matches!(self, VersionTrust::FirstUse | VersionTrust::Linked)
+    }
+}
+
+/// The institution key versions the caller holds, oldest first, with their links and how far
+/// the key chain vouches for them. Anybody can wrap a key to the caller's public key, so a
+/// version is trusted only when its chain from the oldest version held verifies
+/// (`client_crypto::key_chain::trusted_prefix`). Every version held may open passports; only
+/// trusted ones may seal them or compute blind-index tokens, and nothing is sealed while the
+/// newest held is untrusted.
+pub struct HeldKeys {
+    pub institution_id: i64,
+    keys: Vec<InstitutionKey>,
+    links: Vec<Option<String>>,
+    trusted: usize,
+    reason: Option<Untrusted>,
+}
+
+impl HeldKeys {
+    fn new(institution_id: i64, keys: Vec<InstitutionKey>, links: Vec<Option<String>>) -> Self {
+        let (trusted, reason) = key_chain::trusted_prefix(&keys, institution_id, |version| {
+            keys.iter()
+                .position(|k| k.version() == version)
+                .and_then(|i| links[i].as_deref())
+        });
+        HeldKeys {
+            institution_id,
+            keys,
+            links,
+            trusted,
+            reason,
+        }
+    }
+
+    /// Every version held, oldest first: for opening passports only.
+    pub fn all(&self) -> &[InstitutionKey] {
+        &self.keys
+    }
+
+    /// The versions the chain vouches for, oldest first: for sealing and blind-index tokens.
+    pub fn trusted(&self) -> &[InstitutionKey] {
+        &self.keys[..self.trusted]
+    }
+
+    /// The versions held that the chain does not vouch for, oldest first.
+    pub fn untrusted(&self) -> &[InstitutionKey] {
+        &self.keys[self.trusted..]
+    }
+
+    /// The held key of `version`, if any (trusted or not).
+    pub fn get(&self, version: u32) -> Option<&InstitutionKey> {
+        self.keys.iter().find(|k| k.version() == version)
+    }
+
+    /// The server's link of a held `version`.
+    pub fn link_of(&self, version: u32) -> Option<&str> {
+        let i = self.keys.iter().position(|k| k.version() == version)?;
+        self.links[i].as_deref()
+    }
+
+    /// Where the chain stops, if it does.
+    pub fn distrust(&self) -> Option<Distrust> {
+        let reason = self.reason?;
+        Some(Distrust {
+            version: self.keys[self.trusted].version(),
+            reason,
+            newest: self.keys.last()?.version(),
+        })
+    }
+
+    /// The trust state of each version held, oldest first.
+    pub fn states(&self) -> Vec<(&InstitutionKey, VersionTrust)> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let state = match (i, self.reason) {
+                    (0, _) => VersionTrust::FirstUse,
+                    (i, _) if i < self.trusted => VersionTrust::Linked,
+                    (i, Some(reason)) if i == self.trusted => VersionTrust::Untrusted(reason),
+                    _ => VersionTrust::AfterUntrusted(self.keys[self.trusted].version()),
+                };
+                (key, state)
+            })
+            .collect()
+    }
+
+    /// The key new and edited passports are sealed under: the newest version held, refused
+    /// (naming the version and why) when the chain does not vouch for it.
+    pub fn sealing_key(&self) -> Result<&InstitutionKey> {
+        if let Some(distrust) = self.distrust() {
+            return Err(Error::UntrustedKey(distrust));
+        }
+        self.keys.last().ok_or_else(no_key)
+    }
+}
+
+/// Opens every key version of the institution the caller holds, oldest first (during a key
+/// rotation some passports are still sealed under an older version than the newest one), and
+/// checks their key chain.
+pub fn institution_keys(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<HeldKeys> {
     let institution_id = institution_of(me)?;
     let mut envelopes: Vec<_> = api
         .envelopes()?
@@ -156,14 +348,83 @@ pub fn institution_keys(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<Vec<In
         .filter(|e| e.institution_id == institution_id)
         .collect();
     envelopes.sort_by_key(|e| e.key_version);
-    envelopes
-        .iter()
-        .map(|envelope| {
-            let version = u32::try_from(envelope.key_version)
-                .map_err(|_| Error::usage("bad key version from the server"))?;
-            Ok(pair.open_key_envelope(&envelope.envelope, me.id, institution_id, version)?)
-        })
-        .collect()
+    let mut keys = Vec::with_capacity(envelopes.len());
+    let mut links = Vec::with_capacity(envelopes.len());
+    for envelope in envelopes {
+        let version = u32::try_from(envelope.key_version)
+            .map_err(|_| Error::usage("bad key version from the server"))?;
+        keys.push(pair.open_key_envelope(&envelope.envelope, me.id, institution_id, version)?);
+        links.push(envelope.link);
+    }
+    Ok(HeldKeys::new(institution_id, keys, links))
+}
+
+/// What `link` did or would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Linked {
+    /// Not linked: `confirmed` was false. The fingerprint to compare with the colleague who
+    /// made the version.
+    Unconfirmed(Fingerprint),
+    /// The link was stored; the version's fingerprint.
+    Stored(Fingerprint),
+}
+
+/// Adds the missing link of `version`, a version made before links were kept, made with the
+/// version before it, once the caller has `confirmed` that `version`'s fingerprint is the one
+/// the colleague who made it sees. Refused when the caller does not hold both versions, when
+/// the version before is itself not trusted, and when the version has a link already.
+pub fn link(api: &Api, pair: &UserKeyPair, version: u32, confirmed: bool) -> Result<Linked> {
+    let me = api.me()?;
+    let held = institution_keys(api, &me, pair)?;
+    let institution_id = held.institution_id;
+    if version < 2 {
+        return Err(Error::usage(
+            "version 1 has nothing before it to link to: it is trusted on first use",
+        ));
+    }
+    let before = version - 1;
+    let Some(next) = held.get(version) else {
+        return Err(Error::usage(format!(
+            "you do not hold institution key version {version}"
+        )));
+    };
+    let Some(previous) = held.get(before) else {
+        return Err(Error::usage(format!(
+            "you do not hold institution key version {before}: only a holder of versions \
+             {before} and {version} can link them"
+        )));
+    };
+    if let Some(existing) = held.link_of(version) {
+        return Err(Error::usage(
+            match previous.verify_link(next, institution_id, existing) {
+                Ok(()) => format!("version {version} is linked already; nothing to do"),
+                Err(_) => format!(
+                    "version {version} has a link already, and it does not verify under version \
+                     {before}: do not use version {version}; tell your administrator"
+                ),
+            },
+        ));
+    }
+    if let Some((_, state)) = held
+        .states()
+        .into_iter()
+        .find(|(k, _)| k.version() == before)
+        && !state.is_trusted()
+    {
+        return Err(Error::usage(format!(
+            "version {before} is not trusted itself: link it first (`keys link --version {before}`), \
+             or tell your administrator"
+        )));
+    }
+    let fingerprint = next.fingerprint(institution_id);
+    if !confirmed {
+        return Ok(Linked::Unconfirmed(fingerprint));
+    }
+    api.put::<Value>(
+        &format!("/api/v1/institutions/{institution_id}/keys/{version}/link"),
+        &json!({"link": previous.link_to(next, institution_id)?}),
+    )?;
+    Ok(Linked::Stored(fingerprint))
 }
 
 /// A signed-in clinician holding the institution key: what every patient command needs.
@@ -172,7 +433,7 @@ pub struct Clinic {
     pub me: Me,
     pub institution_id: i64,
     /// Every version held, oldest first; never empty.
-    keys: Vec<InstitutionKey>,
+    held: HeldKeys,
     pub bits: BlindIndexBits,
 }
 
@@ -180,8 +441,8 @@ impl Clinic {
     pub fn open(api: Api, pair: &UserKeyPair, bits: u8) -> Result<Clinic> {
         let me = api.me()?;
         let institution_id = institution_of(&me)?;
-        let keys = institution_keys(&api, &me, pair)?;
-        if keys.is_empty() {
+        let held = institution_keys(&api, &me, pair)?;
+        if held.all().is_empty() {
             return Err(no_key());
         }
         let bits = BlindIndexBits::new(bits)
@@ -190,25 +451,38 @@ impl Clinic {
             api,
             me,
             institution_id,
-            keys,
+            held,
             bits,
         })
     }
 
-    /// The newest key version held: what new and edited passports are sealed under.
-    pub fn key(&self) -> &InstitutionKey {
-        // `open` refuses a clinician who holds none.
-        &self.keys[self.keys.len() - 1]
+    /// The key new and edited passports are sealed under, and their blind-index tokens
+    /// computed with: the newest version held, or an error naming it and why when the key
+    /// chain does not vouch for it (never seal under a planted key).
+    pub fn key(&self) -> Result<&InstitutionKey> {
+        self.held.sealing_key()
     }
 
-    /// Every key version held, oldest first.
+    /// Every key version held, oldest first: for opening passports, never for sealing.
     pub fn keys(&self) -> &[InstitutionKey] {
-        &self.keys
+        self.held.all()
     }
 
-    /// The held key of `version`, if any.
+    /// The key versions the chain vouches for, oldest first: the only ones a search computes
+    /// blind-index tokens under (a token under a planted key would hand the planter a
+    /// dictionary-attackable digest of the value).
+    pub fn token_keys(&self) -> &[InstitutionKey] {
+        self.held.trusted()
+    }
+
+    /// The held key of `version`, if any, trusted or not: for opening a passport.
     pub fn key_of_version(&self, version: u32) -> Option<&InstitutionKey> {
-        self.keys.iter().find(|k| k.version() == version)
+        self.held.get(version)
+    }
+
+    /// The versions held and their key chain.
+    pub fn held(&self) -> &HeldKeys {
+        &self.held
     }
 }
 
@@ -218,4 +492,89 @@ pub fn default_bits(expected_patients: u64) -> u8 {
     client_crypto::recommend_bits(expected_patients, &[])
         .map(|r| r.recommended())
         .unwrap_or(12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(versions: &[u32]) -> Vec<InstitutionKey> {
+        versions
+            .iter()
+            .map(|v| InstitutionKey::generate(*v).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn only_the_vouched_for_prefix_seals_and_computes_tokens() {
+        let keys = chain(&[1, 2, 3]);
+        let link = |i: usize| Some(keys[i - 1].link_to(&keys[i], 9).unwrap());
+        let versions = |ks: &[InstitutionKey]| ks.iter().map(|k| k.version()).collect::<Vec<_>>();
+
+        // A sound chain: everything trusted, sealing under the newest.
+        let held = HeldKeys::new(9, chain_copy(&keys), vec![None, link(1), link(2)]);
+        assert_eq!(versions(held.trusted()), [1, 2, 3]);
+        assert_eq!(held.sealing_key().unwrap().version(), 3);
+        assert!(held.distrust().is_none());
+        let states: Vec<_> = held.states().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            states,
+            [
+                VersionTrust::FirstUse,
+                VersionTrust::Linked,
+                VersionTrust::Linked
+            ]
+        );
+
+        // Version 2 without a link: 2 and 3 only open, nothing is sealed.
+        let held = HeldKeys::new(9, chain_copy(&keys), vec![None, None, link(2)]);
+        assert_eq!(versions(held.trusted()), [1]);
+        assert_eq!(versions(held.untrusted()), [2, 3]);
+        assert_eq!(versions(held.all()), [1, 2, 3]);
+        let distrust = held.distrust().unwrap();
+        assert_eq!(
+            (distrust.version, distrust.newest, distrust.reason),
+            (2, 3, Untrusted::NoLink)
+        );
+        let refused = held.sealing_key().unwrap_err().to_string();
+        assert!(
+            refused.contains("version 3 is not trusted (key_chain_missing)")
+                && refused.contains("follows version 2")
+                && refused.contains("tell your administrator"),
+            "{refused}"
+        );
+        let states: Vec<_> = held.states().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            states,
+            [
+                VersionTrust::FirstUse,
+                VersionTrust::Untrusted(Untrusted::NoLink),
+                VersionTrust::AfterUntrusted(2)
+            ]
+        );
+
+        // Version 2 not held: 3 has nothing to vouch for it.
+        let gap = vec![chain_copy(&keys).remove(0), chain_copy(&keys).remove(2)];
+        let held = HeldKeys::new(9, gap, vec![None, link(2)]);
+        assert_eq!(versions(held.trusted()), [1]);
+        assert_eq!(held.distrust().unwrap().reason, Untrusted::Gap);
+        assert!(matches!(held.sealing_key(), Err(Error::UntrustedKey(_))));
+
+        // Nothing held: nothing to seal under.
+        let held = HeldKeys::new(9, Vec::new(), Vec::new());
+        assert!(held.distrust().is_none() && held.states().is_empty());
+        assert!(matches!(held.sealing_key(), Err(Error::Usage(_))));
+    }
+
+    /// The same keys again (an institution key is not `Clone`): wrapped and opened.
+    fn chain_copy(keys: &[InstitutionKey]) -> Vec<InstitutionKey> {
+        let pair = UserKeyPair::generate().unwrap();
+        keys.iter()
+            .map(|k| {
+                let envelope = k.wrap_for(pair.public_key(), 1, 9).unwrap();
+                pair.open_key_envelope(&envelope, 1, 9, k.version())
+                    .unwrap()
+            })
+            .collect()
+    }
 }

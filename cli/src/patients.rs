@@ -11,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::keys::Clinic;
 
 /// The blind-index tokens stored with a passport (surname, date of birth, surname + birth
-/// year, SNILS and policy number when present), under the newest key version held.
+/// year, SNILS and policy number when present), under the key passports are sealed under (an
+/// error when the key chain does not vouch for the newest version held).
 pub fn tokens(clinic: &Clinic, p: &Passport) -> Result<Vec<String>> {
-    let (key, bits) = (clinic.key(), clinic.bits);
+    let (key, bits) = (clinic.key()?, clinic.bits);
     let mut out = vec![
         key.blind_index(BlindIndexField::Surname, &p.surname, bits)?
             .to_token(),
@@ -48,7 +49,7 @@ pub fn seal(
     Ok(NewPatient {
         pseudonym: pseudonym.as_str().to_string(),
         passport: clinic
-            .key()
+            .key()?
             .seal_passport(passport, pseudonym, clinic.institution_id)?,
         blind_indexes: tokens(clinic, passport)?,
         record,
@@ -100,7 +101,7 @@ pub fn edit(
     if let Some(p) = passport {
         let patient = clinic.api.patient(id)?;
         let pseudonym = Pseudonym::parse(&patient.pseudonym)?;
-        body["passport"] = json!(clinic.key().seal_passport(
+        body["passport"] = json!(clinic.key()?.seal_passport(
             p,
             &pseudonym,
             clinic.institution_id
@@ -136,12 +137,13 @@ pub struct Query {
 }
 
 impl Query {
-    /// The search request. Tokens are computed under every key version held, since during a
-    /// rotation a patient's stored tokens are those of its passport's version; the server
-    /// matches any token of a field.
+    /// The search request. Tokens are computed under every trusted key version held, since
+    /// during a rotation a patient's stored tokens are those of its passport's version; the
+    /// server matches any token of a field. Never under a version the key chain does not vouch
+    /// for: whoever planted it could test guesses of the values against its tokens.
     fn request(&self, clinic: &Clinic) -> Result<Value> {
         let mut tokens = Vec::new();
-        for key in clinic.keys().iter().rev().take(MAX_SEARCH_VERSIONS) {
+        for key in clinic.token_keys().iter().rev().take(MAX_SEARCH_VERSIONS) {
             self.tokens_under(key, clinic.bits, &mut tokens)?;
         }
         let mut request = Value::Object(self.filters.clone());

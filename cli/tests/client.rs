@@ -1,12 +1,15 @@
 //! The client against a real server (SQLite): keys, CSV import with a bad-line report,
-//! resume after a lost answer, search with false positives dropped, export round trip, and
-//! no identifying value in any request body.
+//! resume after a lost answer, search with false positives dropped, export round trip, no
+//! identifying value in any request body, and the key chain (a planted key version seals,
+//! searches and is granted nothing).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use client_crypto::key_chain::Untrusted;
+use client_crypto::{BlindIndexBits, BlindIndexField, InstitutionKey, UserKeyPair};
 use palreg_client::api::Api;
 use palreg_client::http::{Recording, Request, Response, Transport, Trust, UreqTransport};
 use palreg_client::keys::{self, Clinic};
@@ -200,12 +203,12 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
         "an unconfirmed fingerprint grants nothing"
     );
     let mut shown = None;
-    let versions = keys::grant(&a, &a_keys, "boris", &mut |member, fp| {
+    let granted = keys::grant(&a, &a_keys, "boris", &mut |member, fp| {
         shown = Some((member.login.clone(), fp.clone()));
         true
     })
     .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!((granted.versions, granted.skipped), (vec![1], vec![]));
     assert_eq!(shown, Some(("boris".to_string(), b_fp.clone())));
     let members = a.members(institution).unwrap();
     assert!(members.members.iter().all(|m| m.holds == vec![1]));
@@ -766,20 +769,11 @@ fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
     .unwrap_or_else(|e| panic!("{e:?}"));
     let old_id = patients::add(&v1, &old.passport, old.record.clone()).unwrap();
 
-    // A rotation starts: version 2, wrapped to rita; the old passport is not re-sealed yet.
-    let me = api.me().unwrap();
-    let v2_key = client_crypto::InstitutionKey::generate(2).unwrap();
-    let envelope = v2_key
-        .wrap_for(pair.public_key(), me.id, institution)
-        .unwrap();
-    let _: serde_json::Value = api
-        .post(
-            &format!("/api/v1/institutions/{institution}/keys"),
-            &serde_json::json!({"version": 2, "envelope": envelope}),
-        )
-        .unwrap();
+    // A rotation starts: version 2, linked to version 1 and wrapped to rita; the old passport
+    // is not re-sealed yet.
+    rotate(&api, &pair, v1.key().unwrap());
     let clinic = Clinic::open(api, &pair, 8).unwrap();
-    assert_eq!(clinic.key().version(), 2);
+    assert_eq!(clinic.key().unwrap().version(), 2);
     let new_id = patients::add(&clinic, &old.passport, old.record.clone()).unwrap();
 
     // Show, search and export reach both.
@@ -805,9 +799,11 @@ fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
     let sveta_file = dir.path().join("sveta.json");
     keys::init(&sveta_api, &sveta_file, PASSPHRASE).unwrap();
     let granted = keys::grant(&clinic.api, &pair, "sveta", &mut |_, _| true).unwrap();
-    assert_eq!(granted, [1, 2]);
+    assert_eq!((granted.versions, granted.skipped), (vec![1, 2], vec![]));
     assert_eq!(
-        keys::grant(&clinic.api, &pair, "sveta", &mut |_, _| true).unwrap(),
+        keys::grant(&clinic.api, &pair, "sveta", &mut |_, _| true)
+            .unwrap()
+            .versions,
         Vec::<u32>::new(),
         "nothing left to grant"
     );
@@ -842,4 +838,354 @@ impl row::Cells for Cells<'_> {
             .find(|(c, _)| *c == column)
             .map_or("", |(_, v)| v)
     }
+}
+
+/// The binary run in `dir` (its client folder, with `key.json` the key file).
+fn run_client(app: &TestApp, dir: &Path, args: &[&str]) -> std::process::Output {
+    client(app, dir, &dir.join("key.json"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A clinician allowed to rotate keys, using the binary in a folder of its own: signed in, key
+/// pair made, the institution's first key version created. Returns the institution, the
+/// folder, a signed-in API client of the same account and the key pair.
+fn binary_clinician(
+    app: &TestApp,
+    code: &str,
+    login: &str,
+) -> (i64, tempfile::TempDir, Api, UserKeyPair) {
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, code, &format!("Hospice {code}"));
+    app.create_user(&admin, login, &["user", "admin"], Some(institution));
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["login", "--login", login][..],
+        &["keys", "init"],
+        &["keys", "bootstrap"],
+    ] {
+        let output = run_client(app, dir.path(), args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+    }
+    let api = signed_in(app, login, Arc::new(transport(app)));
+    let pair = keys::load(&dir.path().join("key.json"), PASSPHRASE).unwrap();
+    (institution, dir, api, pair)
+}
+
+/// The key versions the account of `api` holds.
+fn held(api: &Api, pair: &UserKeyPair) -> keys::HeldKeys {
+    keys::institution_keys(api, &api.me().unwrap(), pair).unwrap()
+}
+
+/// Creates the next key version after `linked_by`'s through the API, wrapped to the caller,
+/// with its link made by `linked_by`: the current version for a genuine rotation, another key
+/// for a planted one (a well-formed link the server cannot tell from a good one).
+fn rotate(api: &Api, pair: &UserKeyPair, linked_by: &InstitutionKey) -> InstitutionKey {
+    let me = api.me().unwrap();
+    let institution = me.institution.as_ref().unwrap().id;
+    let next = InstitutionKey::generate(linked_by.version() + 1).unwrap();
+    let _: serde_json::Value = api
+        .post(
+            &format!("/api/v1/institutions/{institution}/keys"),
+            &serde_json::json!({
+                "version": next.version(),
+                "envelope": next.wrap_for(pair.public_key(), me.id, institution).unwrap(),
+                "link": linked_by.link_to(&next, institution).unwrap(),
+            }),
+        )
+        .unwrap();
+    next
+}
+
+/// `patient add` of a patient with this surname, identifying values as arguments.
+fn add_patient(surname: &str) -> [&str; 12] {
+    [
+        "patient",
+        "add",
+        "--surname",
+        surname,
+        "--first-name",
+        "Нина",
+        "--dob",
+        "01.02.1940",
+        "--sex",
+        "Ж",
+        "--diagnosis",
+        "C50",
+    ]
+}
+
+/// The id `patient add` printed (`patient 12 registered`).
+fn added_id(output: &std::process::Output) -> i64 {
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{output:?}"))
+}
+
+/// The line of `keys status` about a held key version.
+fn status_line(status: &str, version: u32) -> &str {
+    status
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("version {version} ")))
+        .unwrap_or_else(|| panic!("no version {version} in {status}"))
+}
+
+fn patients_on_server(api: &Api) -> i64 {
+    api.search(&serde_json::json!({"limit": 1})).unwrap().total
+}
+
+/// A rotation made as it should be (version 2 linked by version 1): both versions are
+/// trusted, and new passports are sealed under version 2.
+#[test]
+fn the_binary_trusts_a_linked_rotation_and_seals_under_it() {
+    let app = spawn_app(Backend::Sqlite);
+    let (institution, dir, api, pair) = binary_clinician(&app, "H8", "lena");
+    let run = |args: &[&str]| run_client(&app, dir.path(), args);
+    let old = run(&add_patient("Лебедева"));
+    assert!(old.status.success(), "{old:?}");
+
+    // Act: the rotation, through the API.
+    let v2 = rotate(&api, &pair, held(&api, &pair).get(1).unwrap());
+
+    // Assert: `keys status` shows each version's fingerprint, both trusted.
+    let status = run(&["keys", "status"]);
+    assert!(status.status.success(), "{status:?}");
+    let text = String::from_utf8(status.stdout).unwrap();
+    let v1_fingerprint = held(&api, &pair).get(1).unwrap().fingerprint(institution);
+    let line = status_line(&text, 1);
+    assert!(
+        line.contains(v1_fingerprint.as_str()) && line.contains("trusted on first use"),
+        "{text}"
+    );
+    let line = status_line(&text, 2);
+    assert!(
+        line.contains(v2.fingerprint(institution).as_str())
+            && line.contains("trusted: linked to version 1"),
+        "{text}"
+    );
+    assert!(!text.contains("NOT TRUSTED"), "{text}");
+
+    // `add` seals under version 2; the search finds both patients.
+    let add = run(&add_patient("Лебедева"));
+    assert!(add.status.success(), "{add:?}");
+    let new = api.patient(added_id(&add)).unwrap();
+    assert_eq!(new.passport_key_version, 2);
+    assert_eq!(api.patient(added_id(&old)).unwrap().passport_key_version, 1);
+    let found = run(&["patient", "search", "--surname", "Лебедева"]);
+    assert!(
+        String::from_utf8_lossy(&found.stdout).contains("2 found"),
+        "{found:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&found.stderr).contains("warning"),
+        "{found:?}"
+    );
+}
+
+/// A key version planted by whoever can write to the server's database (here: a version 2
+/// wrapped to the clinician, with a well-formed link made by a key that is not version 1):
+/// nothing is sealed under it, no token is computed with it, it is not granted, and the
+/// patients under version 1 are still found.
+#[test]
+fn a_planted_key_version_seals_nothing_searches_nothing_and_is_not_granted() {
+    let app = spawn_app(Backend::Sqlite);
+    let (institution, dir, api, pair) = binary_clinician(&app, "H9", "mila");
+    let run = |args: &[&str]| run_client(&app, dir.path(), args);
+    let old = run(&add_patient("Лебедева"));
+    assert!(old.status.success(), "{old:?}");
+    let old_id = added_id(&old);
+    let admin = app.admin_token();
+    app.create_user(&admin, "nika", &["user"], Some(institution));
+    let nika = signed_in(&app, "nika", Arc::new(transport(&app)));
+    keys::init(&nika, &dir.path().join("nika.json"), PASSPHRASE).unwrap();
+
+    // Arrange: the attack.
+    let stranger = InstitutionKey::generate(1).unwrap();
+    let planted = rotate(&api, &pair, &stranger);
+    let before = patients_on_server(&api);
+
+    // Act + assert: `add` refuses, naming the version and the reason; nothing reaches the server.
+    let add = run(&add_patient("Орлова"));
+    assert!(!add.status.success(), "{add:?}");
+    let error = String::from_utf8_lossy(&add.stderr);
+    for expected in [
+        "version 2",
+        "key_chain_broken",
+        "does not verify under version 1",
+        "Do not use version 2",
+        "tell your administrator",
+    ] {
+        assert!(error.contains(expected), "{expected:?} in {error}");
+    }
+    assert_eq!(patients_on_server(&api), before, "no patient created");
+
+    // Import refuses before it reads the file or writes a journal.
+    let csv = dir.path().join("register.csv");
+    std::fs::copy(example(), &csv).unwrap();
+    let import = run(&["import", csv.to_str().unwrap()]);
+    assert!(!import.status.success(), "{import:?}");
+    assert!(String::from_utf8_lossy(&import.stderr).contains("key_chain_broken"));
+    assert!(!import::journal_path(&csv).exists());
+    assert_eq!(patients_on_server(&api), before);
+
+    // An edit that would re-seal the passport refuses; one of the record only goes through.
+    let id = old_id.to_string();
+    let edit = run(&["patient", "edit", &id, "--phone", "+7 900 111-22-33"]);
+    assert!(!edit.status.success(), "{edit:?}");
+    assert!(String::from_utf8_lossy(&edit.stderr).contains("key_chain_broken"));
+    let today = palreg_client::dates::today_iso();
+    let edit = run(&[
+        "patient",
+        "edit",
+        &id,
+        "--status",
+        "discharged",
+        "--discharged-on",
+        &today,
+    ]);
+    assert!(edit.status.success(), "{edit:?}");
+    assert_eq!(api.patient(old_id).unwrap().passport_key_version, 1);
+
+    // The search still finds the patient under version 1, with a warning.
+    let found = run(&["patient", "search", "--surname", "Лебедева"]);
+    assert!(found.status.success(), "{found:?}");
+    let listed = String::from_utf8_lossy(&found.stdout);
+    assert!(
+        listed.contains("Лебедева Нина") && listed.contains("1 found"),
+        "{listed}"
+    );
+    assert!(String::from_utf8_lossy(&found.stderr).contains("version 2 is not trusted"));
+
+    // Its tokens are version 1's only.
+    let recorder = Arc::new(Recording::new(transport(&app)));
+    let bits = keys::default_bits(10_000);
+    let clinic = Clinic::open(signed_in(&app, "mila", recorder.clone()), &pair, bits).unwrap();
+    assert_eq!(clinic.keys().len(), 2, "both open passports");
+    let trusted: Vec<u32> = clinic.token_keys().iter().map(|k| k.version()).collect();
+    assert_eq!(trusted, [1]);
+    assert!(
+        matches!(clinic.key(), Err(Error::UntrustedKey(d))
+            if (d.version, d.newest, d.reason) == (2, 2, Untrusted::BadLink)),
+        "sealing is refused"
+    );
+    let query = Query {
+        surname: Some("Лебедева".into()),
+        ..Query::default()
+    };
+    assert_eq!(patients::search(&clinic, &query).unwrap().matches.len(), 1);
+    let token = |key: &InstitutionKey| {
+        key.blind_index(
+            BlindIndexField::Surname,
+            "Лебедева",
+            BlindIndexBits::new(bits).unwrap(),
+        )
+        .unwrap()
+        .to_token()
+    };
+    let sent: Vec<serde_json::Value> = recorder
+        .bodies()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .filter_map(|b| b.get("blind_indexes").cloned())
+        .collect();
+    let v1 = held(&api, &pair);
+    let v1 = v1.get(1).unwrap();
+    assert_eq!(sent, [serde_json::json!([token(v1)])]);
+    assert_ne!(token(v1), token(&planted));
+
+    // `keys status` names the planted version as untrusted.
+    let status = run(&["keys", "status"]);
+    assert!(status.status.success(), "{status:?}");
+    let text = String::from_utf8(status.stdout).unwrap();
+    let line = status_line(&text, 2);
+    assert!(
+        line.contains(planted.fingerprint(institution).as_str())
+            && line.contains("NOT TRUSTED (key_chain_broken)"),
+        "{text}"
+    );
+    assert!(status_line(&text, 1).contains("trusted on first use"));
+
+    // `keys grant` gives version 1 only, and says why not version 2.
+    let grant = run(&["keys", "grant", "--user", "nika", "--yes"]);
+    assert!(grant.status.success(), "{grant:?}");
+    let said = String::from_utf8_lossy(&grant.stdout);
+    assert!(
+        said.contains("granted key version 1 to nika")
+            && said.contains("not granted: key version 2 (key_chain_broken)"),
+        "{said}"
+    );
+    let members = api.members(institution).unwrap();
+    let nika = members.members.iter().find(|m| m.login == "nika").unwrap();
+    assert_eq!(nika.holds, [1]);
+}
+
+/// A version made before links were kept (link NULL, set here in the database since the API
+/// makes none any more): `keys link` shows its fingerprint and stores nothing without
+/// `--yes`, links it with `--yes`, and never twice.
+#[test]
+fn keys_link_vouches_for_a_legacy_version_once_confirmed() {
+    let app = spawn_app(Backend::Sqlite);
+    let (institution, dir, api, pair) = binary_clinician(&app, "H10", "ksenia");
+    let run = |args: &[&str]| run_client(&app, dir.path(), args);
+    let v2 = rotate(&api, &pair, held(&api, &pair).get(1).unwrap());
+    app.raw_sql(&format!(
+        "UPDATE institution_keys SET link = NULL WHERE institution_id = {institution} AND version = 2"
+    ));
+    let stored_link = || {
+        app.query_texts(&format!(
+            "SELECT COALESCE(link, '') AS t FROM institution_keys \
+             WHERE institution_id = {institution} AND version = 2"
+        ))
+    };
+    assert_eq!(stored_link(), [""]);
+
+    // Not linked: nothing is sealed under it, and the refusal says what to do.
+    let add = run(&add_patient("Лебедева"));
+    assert!(!add.status.success(), "{add:?}");
+    let error = String::from_utf8_lossy(&add.stderr);
+    assert!(
+        error.contains("key_chain_missing") && error.contains("keys link --version 2"),
+        "{error}"
+    );
+
+    // Without --yes: the fingerprint to compare, nothing stored, a failure.
+    let unconfirmed = run(&["keys", "link", "--version", "2"]);
+    assert!(!unconfirmed.status.success(), "{unconfirmed:?}");
+    let shown = String::from_utf8_lossy(&unconfirmed.stdout);
+    assert!(
+        shown.contains(v2.fingerprint(institution).as_str()) && shown.contains("Compare"),
+        "{shown}"
+    );
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    assert_eq!(stored_link(), [""]);
+
+    // Versions that cannot be linked.
+    for version in ["1", "3"] {
+        let refused = run(&["keys", "link", "--version", version, "--yes"]);
+        assert!(!refused.status.success(), "{version}: {refused:?}");
+    }
+    assert_eq!(stored_link(), [""]);
+
+    // Confirmed: linked with version 1, trusted, sealed under.
+    let linked = run(&["keys", "link", "--version", "2", "--yes"]);
+    assert!(linked.status.success(), "{linked:?}");
+    assert!(String::from_utf8_lossy(&linked.stdout).contains("linked to version 1"));
+    let link = stored_link().remove(0);
+    let keys = held(&api, &pair);
+    keys.get(1)
+        .unwrap()
+        .verify_link(&v2, institution, &link)
+        .unwrap();
+    let add = run(&add_patient("Лебедева"));
+    assert!(add.status.success(), "{add:?}");
+    assert_eq!(api.patient(added_id(&add)).unwrap().passport_key_version, 2);
+
+    // A link, once there, is not made again.
+    let again = run(&["keys", "link", "--version", "2", "--yes"]);
+    assert!(!again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("linked already"));
+    assert_eq!(stored_link(), [link]);
 }
