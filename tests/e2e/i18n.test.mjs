@@ -38,6 +38,7 @@ const SERVER_CODES = [
   'not_a_key_holder', 'no_public_key', 'invalid_blind_index', 'invalid_pseudonym', 'no_institution',
   'invalid_sex', 'invalid_birth_year', 'invalid_dates', 'invalid_status', 'invalid_needs',
   'inactive_diagnosis', 'inactive_care_form', 'unknown_status', 'invalid_limit', 'version_mismatch',
+  'link_required', 'unexpected_link', 'already_linked',
   // Prescriptions and reports (pages prescriptions.js, reports.js).
   'invalid_dose', 'invalid_quantity', 'invalid_route', 'invalid_field', 'unknown_medicament',
   'inactive_medicament', 'unknown_patient', 'patient_not_registered', 'not_active', 'reason_required',

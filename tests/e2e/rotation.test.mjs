@@ -10,6 +10,12 @@
 // rotation before anything is written. At the end, a clinician not granted the newest version is
 // told to ask for it when saving a patient, then forgets the passphrase: a new key pair replaces
 // the stored one and a holder grants every version again.
+//
+// Each new version is stored with its link, made with the version before it (the key chain): the
+// colleague's Keys page says version 2 is vouched for by version 1, and a version without a link
+// (one made before links were kept) is vouched for there after comparing fingerprints. Last, a
+// version planted through the API with a link not made by the version before it is shown as
+// such, and nothing is registered, changed, searched for or rotated under it.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -327,6 +333,52 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   assert.deepEqual(editedNow.record.needs, [needs[0].id], 'the concurrent edit was kept, not overwritten');
   const history = await json(await api.get(`/api/v1/patients/${edited}/history`));
   assert.deepEqual(history.slice(0, 2).map((v) => v.change), ['passport', 'updated']);
+
+  // Version 2 came with its link, made with version 1: the colleague's browser vouches for it.
+  const link = m.versions.find((v) => v.version === 2).link;
+  assert.match(link ?? '', /^[A-Za-z0-9_-]{43}$/, 'version 2 was stored with its link');
+  assert.equal(m.versions.find((v) => v.version === 1).link, null);
+  const { page: pb } = sB;
+  await sB.goto('/home');
+  await sB.goto('/keys');
+  await pb.locator('#main .key-state[data-version="2"][data-trusted="true"]', { hasText: 'Vouched for by version 1' }).waitFor();
+  assert.match(await pb.locator('#main .key-state[data-version="1"]').innerText(), /The oldest version you hold: compare its fingerprint/);
+  assert.equal(await pb.locator('#key-chain-warning').count(), 0);
+  await sB.screenshot('en-keys-chain-vouched');
+
+  // A version made before links were kept (here: the server's link withheld from the browser) is
+  // not vouched for, and nothing is sealed under it until a holder of version 1 vouches for it
+  // after comparing its fingerprint. Links are deterministic: the one made here is the one the
+  // rotation stored (the server, which has it already, is not asked).
+  const envelopes = '**/api/v1/me/envelopes';
+  await pb.route(envelopes, async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    for (const e of body) if (e.key_version === 2) e.link = null;
+    await route.fulfill({ response, json: body });
+  });
+  let vouched = null;
+  await pb.route('**/api/v1/institutions/*/keys/2/link', async (route) => {
+    vouched = JSON.parse(route.request().postData());
+    await pb.unroute(envelopes);
+    await route.fulfill({ status: 204 });
+  });
+  await sB.goto('/home');
+  await sB.goto('/keys');
+  await sB.waitForNotice(/Key version 2 is not vouched for by key version 1 yet \(it was made before key versions were linked\), so nothing is encrypted with it/);
+  assert.match(await pb.locator('#main .key-state[data-version="2"][data-trusted="false"]').innerText(), /Made before key versions were linked/);
+  const fp2 = (await pb.locator('#main .key-chain code.fingerprint[data-version="2"]').innerText()).trim();
+  assert.match(fp2, /^\d{5}( \d{5}){5}$/);
+  await sB.screenshot('en-keys-chain-legacy');
+  await pb.click('#key-vouch-2');
+  const confirm = pb.locator('dialog.dialog');
+  await confirm.waitFor();
+  assert.ok((await confirm.innerText()).includes(fp2), 'the confirmation shows the fingerprint to compare');
+  await confirm.locator('.btn-primary').click();
+  await sB.waitForNotice(/Key version 2 is now vouched for/);
+  assert.deepEqual(vouched, { link });
+  await pb.locator('#main .key-state[data-version="2"][data-trusted="true"]').waitFor();
+  await pb.unroute('**/api/v1/institutions/*/keys/2/link');
 }));
 
 test('rotation in Russian: cancelled with its button, continued, finished; the colleague opens everything under the new version', () => sA.step('rotation-second', async () => {
@@ -478,4 +530,104 @@ test('a forgotten passphrase: a new key pair replaces the stored one, and a hold
   const [surname, firstName] = PATIENTS[0];
   await sC.goto(`/patients/${ids.get(surname)}`);
   assert.equal(await sC.heading(), `${surname} ${firstName}`);
+}));
+
+test('a key version planted through the API, with a link not made by the version before it, is never sealed under', () => sC.step('rotation-planted-key', async () => {
+  // Whoever can write to the server (here: the administrator's API access, wrapping a key of
+  // their own) stores version 5 with a well-formed link made by an unrelated key, and wraps it
+  // to the newcomer, who holds versions 1 to 4.
+  const planted = await sA.page.evaluate(async (login) => {
+    const { get, post } = await import('/js/api.js');
+    const { loadCrypto } = await import('/js/crypto.js');
+    const { unlockedPair } = await import('/js/keystore.js');
+    const wasm = await loadCrypto();
+    const me = await get('/me');
+    const inst = me.institution.id;
+    const info = await get(`/institutions/${inst}/members`);
+    const version = info.current_version + 1;
+    const key = wasm.InstitutionKey.generate(version);
+    const stranger = wasm.InstitutionKey.generate(version - 1);
+    const link = stranger.linkTo(key, inst);
+    await post(`/institutions/${inst}/keys`, { version, envelope: key.wrapFor(unlockedPair(me.id).publicKey, me.id, inst), link });
+    const target = info.members.find((m) => m.login === login);
+    await post(`/institutions/${inst}/keys/${version}/envelopes`, { recipient_id: target.user_id, envelope: key.wrapFor(target.public_key, target.user_id, inst) });
+    const fingerprint = key.fingerprint(inst);
+    key.free();
+    stranger.free();
+    return { version, fingerprint };
+  }, newcomer.login);
+  assert.equal(planted.version, 5);
+  const before = await json(await api.post('/api/v1/patients/search', { data: { key_version_below: 6, limit: 100 } }));
+  // Writes, that is: searches are POSTs too.
+  const writes = () => sC.requests.filter((r) => r.method !== 'GET' && !r.url.endsWith('/search'));
+  const mark = writes().length;
+
+  // The Keys page says so loudly, offers no way to vouch for it, and neither grants nor
+  // re-encrypts under it (passports are still under version 3: a rotation looks unfinished).
+  const { page } = sC;
+  await sC.goto('/keys');
+  await sC.waitForNotice(/Key version 5 is not vouched for by key version 4/);
+  assert.match(await page.locator('#key-chain-warning').innerText(), /tell your institution's administrator/);
+  const state = page.locator('#main .key-state[data-version="5"][data-trusted="false"]');
+  assert.match(await state.innerText(), /Its link was not made with version 4: it may have been planted/);
+  assert.equal((await page.locator('#main .key-chain code.fingerprint[data-version="5"]').innerText()).trim(), planted.fingerprint);
+  await page.locator('#main .key-state[data-version="4"][data-trusted="true"]').waitFor();
+  assert.equal(await page.locator('#key-vouch-5').count(), 0, 'a broken link cannot be vouched for');
+  assert.equal(await page.locator('#rotation-continue').count(), 0, 'nothing is re-encrypted under it');
+  assert.equal(await page.locator('#main table.waiting button').count(), 0, 'it is not granted to anyone');
+  await sC.screenshot('en-keys-chain-broken');
+
+  // No patient can be registered: the form is not even offered.
+  await sC.goto('/patients/new');
+  assert.match(await page.locator('#key-chain-refused').innerText(), /Key version 5 is not vouched for by key version 4/);
+  assert.equal(await page.locator('#patient-new-surname').count(), 0);
+  await sC.screenshot('en-patients-new-key-untrusted');
+
+  // A passport cannot be changed either, but it still opens.
+  const [surname, firstName] = PATIENTS[2];
+  const id = ids.get(surname);
+  await sC.goto(`/patients/${id}`);
+  assert.equal(await sC.heading(), `${surname} ${firstName}`);
+  await page.fill(`#patient-${id}-address`, 'г. Медвежьегорск, ул. Лесная, д. 2');
+  await page.click(`#main form[data-form-id="patient-${id}"] button[type="submit"]`);
+  await page.locator(`#main form[data-form-id="patient-${id}"] .form-alert`, { hasText: /Key version 5 is not vouched for/ }).waitFor();
+  sC.assertNothingSent('Медвежьегорск');
+
+  // The search still finds the patients, with tokens of the versions the chain vouches for only.
+  await sC.goto('/patients');
+  await page.locator('#key-chain-refused').waitFor();
+  const searchMark = sC.requests.length;
+  await page.fill('#patient-search-surname', surname);
+  await page.click('#main form[data-form-id="patient-search"] button[type="submit"]');
+  await page.locator('#main .search-results[data-done="true"]').waitFor();
+  assert.match(await page.locator('#main .search-results tbody').innerText(), new RegExp(`${surname} ${firstName}`));
+  const searches = sC.requests.slice(searchMark).filter((r) => r.url.endsWith('/patients/search'));
+  // A token's header: format byte, field byte, then the key version (u32, big-endian).
+  const versions = new Set(searches.flatMap((r) => JSON.parse(r.body).blind_indexes ?? []).map((token) => Number.parseInt(token.slice(4, 12), 16)));
+  assert.ok(versions.has(3), `tokens of version 3 were sent (${[...versions]})`);
+  assert.ok(!versions.has(5), 'no token of the planted version left the browser');
+
+  // The administrator (who holds it too) cannot rotate from it either.
+  const refused = await sA.page.evaluate(async () => {
+    const { get } = await import('/js/api.js');
+    const { loadCrypto } = await import('/js/crypto.js');
+    const { unlockedPair } = await import('/js/keystore.js');
+    const { createNextVersion } = await import('/js/rotation.js');
+    const me = await get('/me');
+    const info = await get(`/institutions/${me.institution.id}/members`);
+    try {
+      await createNextVersion({ wasm: await loadCrypto(), user: me, pair: unlockedPair(me.id), members: info, holders: [] });
+      return null;
+    } catch (err) {
+      return err.message;
+    }
+  });
+  assert.match(refused ?? 'rotated', /Key version 5 is not vouched for by key version 4/);
+
+  // Nothing was written: no patient, no passport under version 5, no key version.
+  assert.deepEqual(writes().slice(mark), [], 'the newcomer wrote nothing');
+  const after = await json(await api.post('/api/v1/patients/search', { data: { key_version_below: 6, limit: 100 } }));
+  assert.equal(after.total, before.total);
+  assert.deepEqual(after.items.filter((p) => p.passport_key_version >= 5), []);
+  assert.equal((await members()).current_version, 5);
 }));

@@ -134,6 +134,9 @@ export const del = (path, options) => api('DELETE', path, options);
 
 /** A clear, localized sentence for an error from `api()` (or any other thrown value). */
 export function errorMessage(err) {
+  // An error of the client's own whose message is written for the user (translated), e.g. a key
+  // the key chain does not vouch for (keystore.js): expected, so no console error.
+  if (err?.forUser && typeof err.message === 'string') return err.message;
   if (!(err instanceof ApiError)) {
     console.error(err);
     return t('errors.unexpected');

@@ -7,8 +7,15 @@
 // (`passports_pending_rotation` and `notes_pending_rotation`, found by search
 // `key_version_below` and `GET /observations/sealed-notes`), so a closed tab or a cancelled run
 // is continued from the Keys page.
+//
+// The new version is linked to the current one (client-crypto key_chain): the link, made with
+// the current key, is what tells every holder's browser that the new version comes from a holder
+// of the current one and not from whoever can write to the server's database. So only a holder
+// whose browser vouches for the current version (keystore.js) may rotate, and only such a
+// version is sealed under.
 
 import { ApiError, get, post, put } from './api.js';
+import { t } from './i18n.js';
 import { openInstitutionKey, openInstitutionKeys } from './keystore.js';
 import { trustedFingerprint } from './members.js';
 import { NOTE_PURPOSE, openPassport, sealPassport } from './passports.js';
@@ -30,20 +37,46 @@ export function checkedHolders(wasm, user, holders) {
   return others;
 }
 
+/** A rotation refused before anything was written; `message` is for the user (translated). */
+export class RotationRefused extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'RotationRefused';
+    this.forUser = true; // errorMessage (api.js) shows it as is
+  }
+}
+
 /**
- * Creates key version `members.current_version + 1`: generated in WASM, wrapped to me and stored,
- * then wrapped to each other holder of the current version (`holders`, as the user saw them).
- * Resolves to the new version. The generated key never leaves WASM memory. Every holder's public
- * key is checked against its fingerprint first (members.js): one that fails throws
- * MemberKeyError naming the holder, before anything is written.
+ * The key of the current version (`members.current_version`), which links the next one: it must
+ * be the newest version I hold and vouched for by the key chain. Throws UntrustedKeyError
+ * (keystore.js) when the chain does not vouch for it, RotationRefused when I do not hold it.
+ */
+async function currentKey(user, members) {
+  const current = await openInstitutionKey(user);
+  if (!current || current.version !== members.current_version) {
+    throw new RotationRefused(t('keys.chain.rotate_not_held', { version: members.current_version }));
+  }
+  return current;
+}
+
+/**
+ * Creates key version `members.current_version + 1`: generated in WASM, linked to the current
+ * version (whose key I must hold, vouched for by the key chain), wrapped to me and stored with
+ * its link, then wrapped to each other holder of the current version (`holders`, as the user saw
+ * them). Resolves to the new version. The generated key never leaves WASM memory. Every holder's
+ * public key is checked against its fingerprint first (members.js): one that fails throws
+ * MemberKeyError naming the holder, and a current version I do not hold or that the chain does
+ * not vouch for throws RotationRefused or UntrustedKeyError, before anything is written.
  */
 export async function createNextVersion({ wasm, user, pair, members, holders }) {
   const institutionId = user.institution.id;
   const version = members.current_version + 1;
   const others = checkedHolders(wasm, user, holders);
+  const current = await currentKey(user, members);
   const key = wasm.InstitutionKey.generate(version);
   try {
-    await post(`/institutions/${institutionId}/keys`, { version, envelope: key.wrapFor(pair.publicKey, user.id, institutionId) });
+    const link = current.linkTo(key, institutionId);
+    await post(`/institutions/${institutionId}/keys`, { version, envelope: key.wrapFor(pair.publicKey, user.id, institutionId), link });
     for (const m of others) {
       await post(`/institutions/${institutionId}/keys/${version}/envelopes`, { recipient_id: m.user_id, envelope: key.wrapFor(m.public_key, m.user_id, institutionId) });
     }
@@ -110,7 +143,10 @@ async function drain({ signal, fetchPage, one, onProgress }) {
   }
 }
 
-/** The current key (the target) and every version I hold. */
+/**
+ * The current key (the target: the newest version I hold, vouched for by the key chain, else
+ * UntrustedKeyError) and every version I hold (to open).
+ */
 async function rotationKeys(user, signal) {
   const target = await openInstitutionKey(user, { signal });
   if (!target) throw new Error('no institution key');

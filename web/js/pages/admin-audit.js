@@ -26,6 +26,8 @@ const KNOWN_ACTIONS = [
   'keys.create',
   'keys.grant',
   'keys.rotate',
+  'keys.link',
+  'keys.withdraw',
   'patients.create',
   'patients.import',
   'patients.read',

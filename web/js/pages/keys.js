@@ -12,6 +12,13 @@
 // re-encrypted here and then every observation note re-sealed, with a progress bar and a Cancel
 // button. What is left is counted by the server, so a cancelled run or a closed tab is continued
 // from this page.
+//
+// Every key version I hold is listed with its fingerprint and what the key chain says of it
+// (keystore.js): the oldest is trusted on first use (its fingerprint is what colleagues compare),
+// each later one is vouched for by the one before it. A version the chain does not vouch for is
+// a loud warning, and nothing is sealed, granted or rotated under it. A version made before links
+// were kept can be vouched for here, by a holder of the version before it, after comparing its
+// fingerprint with the colleague who made it.
 
 import { allowed, registerPage } from '../router.js';
 import { h } from '../dom.js';
@@ -20,7 +27,7 @@ import { get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { announce, badge, button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
-import { openInstitutionKeys, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
+import { UntrustedKeyError, keyChainStatus, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
 import { MemberKeyError, checkMemberKey, trustedFingerprint } from '../members.js';
 import { checkedHolders, createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
 
@@ -236,6 +243,16 @@ registerPage({
       }
       const version = info.current_version;
       const iHold = me?.holds.includes(version);
+      const chain = await keyChainStatus(user, { signal: ctx.signal });
+      // Sealing, granting and rotating need the current version vouched for by the chain.
+      const trusted = iHold && chain.some((v) => v.version === version && v.trusted);
+      const doubtful = chain.find((v) => !v.trusted);
+      if (doubtful) {
+        const kind = doubtful.reason === 'key_chain_missing' ? 'warning' : 'error';
+        const warning = notice(kind, new UntrustedKeyError(chain[chain.length - 1]).message);
+        warning.id = 'key-chain-warning';
+        nodes.push(warning);
+      }
       nodes.push(
         facts([
           [t('keys.current_version'), String(version)],
@@ -245,13 +262,17 @@ registerPage({
         ]),
       );
       if (!iHold) nodes.push(notice('info', t('keys.ask_colleague')));
+      if (chain.length) nodes.push(...chainSection(chain, institutionId));
       const pending = info.passports_pending_rotation;
       // Notes are medical records: re-sealing them needs that permission too.
       const notesPending = allowed(user, 'medical_records') ? info.notes_pending_rotation : 0;
-      if (pending > 0 || notesPending > 0) {
+      if (iHold && !trusted) {
+        // Under a version the chain does not vouch for, nothing is to be continued: the warning
+        // above says what to do.
+      } else if (pending > 0 || notesPending > 0) {
         const what = pending > 0 ? ['keys.rotation_unfinished', pending] : ['keys.rotation_unfinished_notes', notesPending];
         nodes.push(
-          iHold
+          trusted
             ? notice('warning', t(what[0], { count: what[1] }), h('p', {}, button(t('keys.rotation_continue'), () => reencrypt(), { variant: 'primary', id: 'rotation-continue' })))
             : notice('info', t(`${what[0]}_other`, { count: what[1] })),
         );
@@ -269,7 +290,7 @@ registerPage({
             {
               label: t('keys.actions'),
               render: (m) =>
-                iHold
+                trusted
                   ? button(t('keys.grant'), () => grant(m, version, institutionId), { variant: 'primary', dataset: { login: m.login } })
                   : '—',
             },
@@ -277,9 +298,62 @@ registerPage({
           rows: waiting,
           empty: t('keys.nobody_waiting'),
         }),
-        ...rotationSection(info, iHold, pair),
+        ...rotationSection(info, iHold, trusted, pair),
       );
       return nodes;
+    }
+
+    /**
+     * The versions I hold, oldest first (`chain`: keyChainStatus), each with its fingerprint and
+     * what the key chain says of it; a version without a link (made before links were kept) that
+     * follows a trusted one can be vouched for.
+     */
+    function chainSection(chain, institutionId) {
+      const state = (v, i) => {
+        if (v.trusted) return i === 0 ? t('keys.chain.oldest') : t('keys.chain.vouched', { previous: v.version - 1 });
+        const why = v.since === v.version ? t(`keys.chain.reason.${v.reason}`, { version: v.version, previous: v.version - 1 }) : t('keys.chain.after_untrusted', { since: v.since });
+        return [badge(t('keys.chain.untrusted'), 'danger'), ' ', why];
+      };
+      const action = (v, i) => {
+        if (v.trusted || v.since !== v.version || v.reason !== 'key_chain_missing') return '—';
+        return button(t('keys.chain.vouch', { version: v.version }), () => vouch(chain[i - 1], v, institutionId), { variant: 'primary', id: `key-vouch-${v.version}` });
+      };
+      return [
+        h('h3', {}, t('keys.chain.title')),
+        h('p', { class: 'hint' }, t('keys.chain.intro')),
+        dataTable({
+          caption: t('keys.chain.caption'),
+          className: 'key-chain',
+          columns: [
+            { label: t('keys.chain.version'), rowHeader: true, render: (v) => String(v.version) },
+            { label: t('keys.fingerprint'), render: (v) => h('code', { class: 'fingerprint', dataset: { version: String(v.version) } }, v.fingerprint) },
+            { label: t('keys.chain.state'), render: (v) => h('span', { class: 'key-state', dataset: { version: String(v.version), trusted: String(v.trusted) } }, state(v, chain.indexOf(v))) },
+            { label: t('keys.actions'), render: (v) => action(v, chain.indexOf(v)) },
+          ],
+          rows: chain,
+        }),
+      ];
+    }
+
+    /**
+     * Vouches for `next`, a version without a link, with the trusted version before it
+     * (`previous`), once the user says its fingerprint is the one the colleague who rotated the
+     * key reads out: its link is made here and stored.
+     */
+    async function vouch(previous, next, institutionId) {
+      const ok = await confirmDialog({
+        title: t('keys.chain.vouch_title', { version: next.version }),
+        message: t('keys.chain.vouch_confirm', { version: next.version, fingerprint: next.fingerprint }),
+        confirmLabel: t('keys.chain.vouch_confirm_button'),
+      });
+      if (!ok) return;
+      try {
+        const link = previous.key.linkTo(next.key, institutionId);
+        await put(`/institutions/${institutionId}/keys/${next.version}/link`, { link });
+        await draw(t('keys.chain.vouched_done', { version: next.version }));
+      } catch (err) {
+        await draw(null, err);
+      }
     }
 
     /**
@@ -293,8 +367,11 @@ registerPage({
       return [code, ' ', badge(problem === 'mismatch' ? t('keys.fingerprint_mismatch') : t('keys.fingerprint_unreadable'), 'danger')];
     }
 
-    /** Who holds the current version, and (for an administrator holding it) the rotate button. */
-    function rotationSection(info, iHold, pair) {
+    /**
+     * Who holds the current version, and (for an administrator holding it, vouched for by the key
+     * chain: `trusted`) the rotate button.
+     */
+    function rotationSection(info, iHold, trusted, pair) {
       const version = info.current_version;
       const holders = info.members.filter((m) => m.public_key && m.holds.includes(version));
       const nodes = [
@@ -314,6 +391,8 @@ registerPage({
         nodes.push(h('p', { class: 'hint' }, t('keys.rotation_admin_only')));
       } else if (!iHold) {
         nodes.push(h('p', { class: 'hint' }, t('keys.rotation_holder_only')));
+      } else if (!trusted) {
+        nodes.push(h('p', { class: 'hint', id: 'rotation-untrusted' }, t('keys.chain.rotation_blocked', { version })));
       } else if (info.passports_pending_rotation > 0 || info.notes_pending_rotation > 0) {
         nodes.push(h('p', { class: 'hint' }, t('keys.rotation_finish_first')));
       } else {
@@ -434,11 +513,14 @@ registerPage({
       if (!ok) return;
       try {
         // The current version, and the older ones I hold that the colleague lacks: passports and
-        // notes not yet re-encrypted after a rotation stay under those.
-        const keys = await openInstitutionKeys(user);
-        if (!keys.get(version)) throw new Error('no envelope');
-        for (const [v, key] of [...keys].reverse()) {
-          if (v > version || (v !== version && member.holds.includes(v))) continue;
+        // notes not yet re-encrypted after a rotation stay under those. Only versions the key
+        // chain vouches for are passed on: a planted one stays with whoever planted it.
+        const chain = await keyChainStatus(user);
+        const current = chain.find((v) => v.version === version);
+        if (!current) throw new Error('no envelope');
+        if (!current.trusted) throw new UntrustedKeyError(chain[chain.length - 1]);
+        for (const { version: v, key, trusted } of [...chain].reverse()) {
+          if (!trusted || v > version || (v !== version && member.holds.includes(v))) continue;
           const envelope = key.wrapFor(member.public_key, member.user_id, institutionId);
           await post(`/institutions/${institutionId}/keys/${v}/envelopes`, { recipient_id: member.user_id, envelope });
         }

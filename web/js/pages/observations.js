@@ -36,10 +36,12 @@ function noteCell(o, keys, patient, institutionId) {
 
 /**
  * The patient's medical record section: the observations, newest first, and the form for a new
- * one. `key` is the institution's current key (notes are sealed with it); `who` maps
- * user ids to names. A saved observation reloads the page (its needs change the patient).
+ * one. `key` is the institution's current key (notes are sealed with it), or null when the key
+ * chain does not vouch for the newest version I hold (`untrusted`, an UntrustedKeyError, says
+ * so: observations without a note are still saved); `who` maps user ids to names. A saved
+ * observation reloads the page (its needs change the patient).
  */
-export async function patientObservations(ctx, { patient, key, who }) {
+export async function patientObservations(ctx, { patient, key, untrusted = null, who }) {
   const institutionId = ctx.user.institution.id;
   const section = h('section', { class: 'patient-observations', 'aria-labelledby': 'patient-observations-title' }, h('h2', { id: 'patient-observations-title' }, t('observations.title')));
   let list;
@@ -51,7 +53,7 @@ export async function patientObservations(ctx, { patient, key, who }) {
     section.append(notice('error', errorMessage(err)));
     return section;
   }
-  const older = list.some((o) => o.note && o.note_key_version !== key.version);
+  const older = !key || list.some((o) => o.note && o.note_key_version !== key.version);
   const keys = older ? await openInstitutionKeys(ctx.user, { signal: ctx.signal }) : new Map([[key.version, key]]);
   const needName = new Map(needs.map((n) => [n.id, refName(n)]));
   const current = patient.record.needs ?? [];
@@ -82,6 +84,10 @@ export async function patientObservations(ctx, { patient, key, who }) {
         needs_removed: values.needs_removed ?? [],
       };
       if (values.note) {
+        if (!key) {
+          f.setFormError(untrusted.message);
+          return;
+        }
         const noteRef = newNoteRef();
         body.note = { note_ref: noteRef, sealed: key.sealNote(values.note, NOTE_PURPOSE, patient.pseudonym, institutionId, noteRef) };
       }

@@ -1,6 +1,9 @@
 // Patients: register a new one, search, open and edit. The passport (name, date of birth,
 // address, documents…) is sealed in WASM with the institution key before it leaves the browser;
 // the server sees only the pseudonymized record, the sealed passport and blind-index tokens.
+// Only a key version the key chain vouches for seals or computes tokens (keystore.js): when the
+// newest version I hold is not vouched for, nothing is registered and no passport is changed,
+// while the patients already registered are still found and opened.
 
 import { registerPage } from '../router.js';
 import { h } from '../dom.js';
@@ -9,7 +12,7 @@ import { ApiError, get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { button, dataTable, facts, flash, linkButton, notice, pageHeader, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
-import { openInstitutionKey, openInstitutionKeys } from '../keystore.js';
+import { UntrustedKeyError, openInstitutionKey, openInstitutionKeys, trustedInstitutionKeys } from '../keystore.js';
 import { INDEX_BITS, blindIndexes, openPassport, openResults } from '../passports.js';
 import { loadBook, refName, refOptions } from '../refs.js';
 import { allowed } from '../router.js';
@@ -21,18 +24,32 @@ const PASSPORT_FIELDS = ['surname', 'first_name', 'patronymic', 'date_of_birth',
 const STATUSES = ['registered', 'discharged', 'deceased'];
 const PASSPORT_SEX = { F: 'female', M: 'male' };
 
-/** The institution key, or a notice pointing at the Keys page (and null). */
+/**
+ * The institution key to seal with: `{ key, untrusted }`. `key` is null when the newest version I
+ * hold is not vouched for by the key chain, and `untrusted` (an UntrustedKeyError) says so; the
+ * versions I hold still open passports then. Null, with a notice pointing at the Keys page, when
+ * I hold no key at all (or mine is not unlocked).
+ */
 async function institutionKeyOrNotice(ctx) {
   let key = null;
   try {
     key = await openInstitutionKey(ctx.user, { signal: ctx.signal });
   } catch (err) {
+    if (err instanceof UntrustedKeyError) return { key: null, untrusted: err };
     if (err instanceof ApiError) throw err;
   }
   if (!key) {
     ctx.root.append(notice('warning', t('patients.key_needed'), h('p', {}, linkButton('#/keys', t('patients.go_to_keys'), { variant: 'primary' }))));
+    return null;
   }
-  return key;
+  return { key, untrusted: null };
+}
+
+/** The warning that the newest key version I hold is not vouched for, pointing at the Keys page. */
+function untrustedNotice(err) {
+  const box = notice('error', err.message, h('p', {}, linkButton('#/keys', t('patients.go_to_keys'), { variant: 'primary' })));
+  box.id = 'key-chain-refused';
+  return box;
 }
 
 function sexOptions() {
@@ -139,7 +156,16 @@ const fullName = (p) => [p.surname, p.first_name, p.patronymic].filter(Boolean).
  * must grant me the new version, on the Keys page.
  */
 async function showStaleKey(ctx, key, form) {
-  const newest = await openInstitutionKey(ctx.user).catch(() => null);
+  let newest = null;
+  try {
+    newest = await openInstitutionKey(ctx.user);
+  } catch (err) {
+    // Granted meanwhile: a newer version that the key chain does not vouch for.
+    if (err instanceof UntrustedKeyError) {
+      form.setFormError(err.message);
+      return;
+    }
+  }
   if (newest && newest.version > key.version) {
     form.setFormError(t('errors.stale_key_version'));
     return;
@@ -155,8 +181,15 @@ registerPage({
   menu: { section: 'patients', order: 10, labelKey: 'patients.new.title', descriptionKey: 'home.shortcuts.patients_new' },
   async render(ctx) {
     ctx.root.append(pageHeading(t('patients.new.title')), h('p', { class: 'lead' }, t('patients.new.intro')));
-    const key = await institutionKeyOrNotice(ctx);
-    if (!key) return;
+    const held = await institutionKeyOrNotice(ctx);
+    if (!held) return;
+    // A key the chain does not vouch for would hand the passport and its blind indexes to
+    // whoever planted it: no form at all.
+    if (held.untrusted) {
+      ctx.root.append(untrustedNotice(held.untrusted));
+      return;
+    }
+    const { key } = held;
     const wasm = await loadCrypto();
     const institutionId = ctx.user.institution.id;
     const { fields, sections } = await patientFields(ctx);
@@ -195,8 +228,9 @@ registerPage({
   menu: { section: 'patients', order: 20, labelKey: 'patients.search.title', descriptionKey: 'home.shortcuts.patients_search' },
   async render(ctx) {
     ctx.root.append(pageHeader(t('patients.search.title'), [linkButton('#/patients/new', t('patients.new.title'), { variant: 'primary' })]));
-    const key = await institutionKeyOrNotice(ctx);
-    if (!key) return;
+    const held = await institutionKeyOrNotice(ctx);
+    if (!held) return;
+    if (held.untrusted) ctx.root.append(untrustedNotice(held.untrusted));
     const wasm = await loadCrypto();
     const institutionId = ctx.user.institution.id;
     const [diagnoses, careForms, districts, needs] = await Promise.all(
@@ -205,10 +239,11 @@ registerPage({
     const diagnosisCode = new Map(diagnoses.map((d) => [d.id, d.code]));
     // Every key version I hold opens the passports sealed under it. While a key rotation is
     // unfinished, passports not yet re-encrypted carry blind indexes of an older version: the
-    // search then sends the tokens of each held version (alternatives of the same field).
+    // search then sends the tokens of each held version (alternatives of the same field) that
+    // the key chain vouches for — tokens under a planted key would tell its maker the names.
     const keys = await openInstitutionKeys(ctx.user, { signal: ctx.signal });
     const { passports_pending_rotation: pending } = await get(`/institutions/${institutionId}/members`, { signal: ctx.signal });
-    const indexKeys = pending > 0 ? [...keys.values()].reverse() : [key];
+    const indexKeys = pending > 0 || held.untrusted ? [...(await trustedInstitutionKeys(ctx.user, { signal: ctx.signal })).values()].reverse() : [held.key];
     const results = h('div', { class: 'search-results' });
     let criteria = null;
     let shown = [];
@@ -305,13 +340,17 @@ registerPage({
   permission: 'patients',
   async render(ctx) {
     ctx.root.append(pageHeading(t('patients.edit.title')));
-    const key = await institutionKeyOrNotice(ctx);
-    if (!key) return;
+    const held = await institutionKeyOrNotice(ctx);
+    if (!held) return;
+    // `key` is null when the newest version I hold is not vouched for: the passport still
+    // opens, the record can be saved, but a changed passport cannot be sealed.
+    const { key, untrusted } = held;
+    if (untrusted) ctx.root.append(untrustedNotice(untrusted));
     const institutionId = ctx.user.institution.id;
     const patient = await get(`/patients/${encodeURIComponent(ctx.params.id)}`, { signal: ctx.signal });
     // Sealed under an older key version until a rotation re-encrypts it; a save seals it anew
     // under the current one (`key`).
-    const keys = patient.passport_key_version === key.version ? key : await openInstitutionKeys(ctx.user, { signal: ctx.signal });
+    const keys = patient.passport_key_version === key?.version ? key : await openInstitutionKeys(ctx.user, { signal: ctx.signal });
     const passport = openPassport(keys, patient, institutionId);
     ctx.root.querySelector('h1').textContent = fullName(passport);
     ctx.root.querySelector('h1').dataset.sensitive = '';
@@ -328,6 +367,10 @@ registerPage({
         const { passport: next, record } = split(values, passport);
         const body = { version, record };
         if (canonical(next) !== before) {
+          if (!key) {
+            f.setFormError(untrusted.message);
+            return;
+          }
           body.passport = key.sealPassport(JSON.stringify(next), patient.pseudonym, institutionId);
           body.blind_indexes = blindIndexes(key, next);
         }
@@ -356,7 +399,7 @@ registerPage({
     const who = new Map(members.map((m) => [m.user_id, m.full_name]));
     const code = new Map(diagnoses.map((d) => [d.id, d.code]));
     const medical = allowed(ctx.user, 'medical_records');
-    const observations = medical ? await patientObservations(ctx, { patient, key, who }) : '';
+    const observations = medical ? await patientObservations(ctx, { patient, key, untrusted, who }) : '';
     const prescriptions = medical ? await patientPrescriptions(ctx, patient.id) : '';
     ctx.root.append(
       facts([
