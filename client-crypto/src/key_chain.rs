@@ -41,6 +41,12 @@ pub enum Untrusted {
     /// Its link does not verify under the version before it: not made by a holder of that
     /// version.
     BadLink,
+    /// The client remembers another key for this version (see [`assess`]): the envelope was
+    /// replaced.
+    KeyChanged,
+    /// The oldest version held is new to a client that remembers other versions of this
+    /// institution's key: it is not trusted on first use again (see [`assess`]).
+    Unpinned,
 }
 
 impl Untrusted {
@@ -50,6 +56,8 @@ impl Untrusted {
             Untrusted::Gap => "key_chain_gap",
             Untrusted::NoLink => "key_chain_missing",
             Untrusted::BadLink => "key_chain_broken",
+            Untrusted::KeyChanged => "key_changed",
+            Untrusted::Unpinned => "key_unpinned",
         }
     }
 }
@@ -169,6 +177,77 @@ where
     (keys.len(), None)
 }
 
+/// What vouches for a held version (see [`assess`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vouched {
+    /// The oldest version held, by a client that remembers no version of this institution's
+    /// key: trusted on first use (its fingerprint is what colleagues compare).
+    FirstUse,
+    /// The client remembers this version's fingerprint, and the key has it.
+    Pinned,
+    /// Its link verifies under the trusted version right before it.
+    Linked,
+}
+
+/// The verdict on each held version, oldest first, for a client that remembers the
+/// fingerprints of the versions it trusted before (its *pins*: `pin_of(version)`, and
+/// `any_pins` when it remembers any version of this institution's key). Pins close what trust
+/// on first use leaves open: an envelope replaced under a version the client already knew is
+/// `KeyChanged`, and a new oldest version where the client knew others is `Unpinned` rather
+/// than a fresh first use. In order:
+///
+/// 1. a pinned version is trusted when its fingerprint is the pinned one, else `KeyChanged`;
+/// 2. the oldest version held, unpinned, is trusted on first use when there are no pins at
+///    all, else `Unpinned`;
+/// 3. any other is trusted when it follows a trusted version by exactly one (else `Gap`) and
+///    has a link (else `NoLink`) that verifies under it (else `BadLink`).
+///
+/// A client seals only under the newest version held, and only when it is trusted; it computes
+/// blind indexes only under trusted versions; it pins every version it trusts. Without pins
+/// this is [`trusted_prefix`].
+pub fn assess<'a, 'b, K, L, P>(
+    keys: &[K],
+    institution_id: i64,
+    link_of: L,
+    pin_of: P,
+    any_pins: bool,
+) -> Vec<Result<Vouched, Untrusted>>
+where
+    K: AsRef<InstitutionKey>,
+    L: Fn(u32) -> Option<&'a str>,
+    P: Fn(u32) -> Option<&'b str>,
+{
+    let mut out: Vec<Result<Vouched, Untrusted>> = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().map(AsRef::as_ref).enumerate() {
+        let verdict = if let Some(pinned) = pin_of(key.version()) {
+            if key.fingerprint(institution_id).as_str() == pinned {
+                Ok(Vouched::Pinned)
+            } else {
+                Err(Untrusted::KeyChanged)
+            }
+        } else if i == 0 {
+            if any_pins {
+                Err(Untrusted::Unpinned)
+            } else {
+                Ok(Vouched::FirstUse)
+            }
+        } else {
+            let previous = keys[i - 1].as_ref();
+            let follows = previous.version().checked_add(1) == Some(key.version());
+            match (out[i - 1], follows, link_of(key.version())) {
+                (Err(_), ..) | (_, false, _) => Err(Untrusted::Gap),
+                (_, _, None) => Err(Untrusted::NoLink),
+                (Ok(_), true, Some(link)) => previous
+                    .verify_link(key, institution_id, link)
+                    .map(|()| Vouched::Linked)
+                    .map_err(|_| Untrusted::BadLink),
+            }
+        };
+        out.push(verdict);
+    }
+    out
+}
+
 impl AsRef<InstitutionKey> for InstitutionKey {
     fn as_ref(&self) -> &InstitutionKey {
         self
@@ -245,6 +324,68 @@ mod tests {
         let gap = [&ks[0], &ks[2], &ks[3]]
             .map(|k| InstitutionKey::from_bytes(k.version(), Zeroizing::new(*k.bytes())));
         assert_eq!(trusted_prefix(&gap, 5, all), (1, Some(Untrusted::Gap)));
+    }
+
+    #[test]
+    fn pins_catch_a_replaced_key_and_a_new_anchor() {
+        let ks = keys(&[1, 2, 3]);
+        let links: Vec<String> = (1..3)
+            .map(|i| ks[i - 1].link_to(&ks[i], 5).unwrap())
+            .collect();
+        let link = |v: u32| links.get(v as usize - 2).map(String::as_str);
+        let fps: Vec<String> = ks.iter().map(|k| k.fingerprint(5).to_string()).collect();
+        let none = |_: u32| None;
+        // No pins: trust on first use, then the links (as trusted_prefix).
+        use Vouched::*;
+        assert_eq!(
+            assess(&ks, 5, link, none, false),
+            [Ok(FirstUse), Ok(Linked), Ok(Linked)]
+        );
+        // Pinned and unchanged.
+        let pinned = |v: u32| fps.get(v as usize - 1).map(String::as_str);
+        assert_eq!(
+            assess(&ks, 5, link, pinned, true),
+            [Ok(Pinned), Ok(Pinned), Ok(Pinned)]
+        );
+        // Version 1's envelope replaced by a key of the attacker's: no longer trusted on first
+        // use, and version 2 (not pinned yet) is not vouched for by it; version 3, pinned, is.
+        let mut swapped = keys(&[1]);
+        swapped.push(InstitutionKey::from_bytes(
+            2,
+            Zeroizing::new(*ks[1].bytes()),
+        ));
+        swapped.push(InstitutionKey::from_bytes(
+            3,
+            Zeroizing::new(*ks[2].bytes()),
+        ));
+        let only_1_and_3 = |v: u32| (v != 2).then(|| pinned(v)).flatten();
+        assert_eq!(
+            assess(&swapped, 5, link, only_1_and_3, true),
+            [Err(Untrusted::KeyChanged), Err(Untrusted::Gap), Ok(Pinned)]
+        );
+        // Every envelope the client knew removed, one new version left: not a first use.
+        let only_first = |v: u32| (v == 1).then(|| fps[0].as_str());
+        assert_eq!(
+            assess(&ks[2..], 5, link, only_first, true),
+            [Err(Untrusted::Unpinned)]
+        );
+        // A planted version after pinned ones.
+        let mut planted = keys(&[3]);
+        planted.insert(
+            0,
+            InstitutionKey::from_bytes(2, Zeroizing::new(*ks[1].bytes())),
+        );
+        let planted_link = keys(&[2])[0].link_to(&planted[1], 5).unwrap();
+        let link3 = |v: u32| (v == 3).then_some(planted_link.as_str());
+        assert_eq!(
+            assess(&planted, 5, link3, only_1_and_3, true),
+            [Err(Untrusted::Unpinned), Err(Untrusted::KeyChanged)]
+        );
+        let only_2 = |v: u32| (v == 2).then(|| fps[1].as_str());
+        assert_eq!(
+            assess(&planted, 5, link3, only_2, true),
+            [Ok(Pinned), Err(Untrusted::BadLink)]
+        );
     }
 
     #[test]
