@@ -121,6 +121,18 @@ pub enum KeysCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Trust a key version nothing vouches for (`key_unpinned`, `key_chain_gap`): shows its
+    /// fingerprint to compare with a colleague who holds it; with --yes, this client remembers
+    /// it as trusted. Never for `key_changed` or `key_chain_broken` (tell your administrator).
+    Trust {
+        /// The version to trust.
+        #[arg(long)]
+        version: u32,
+        /// The fingerprint shown has been compared with a colleague who holds the version, and
+        /// matches.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// Passport and record fields; reference-book entries by code.
@@ -417,12 +429,19 @@ impl Context {
         keys::load(&self.key_file(), &self.passphrase()?)
     }
 
+    /// The fingerprints of the institution key versions this client trusted (`key-pins.json`
+    /// in the client folder).
+    fn pins(&self) -> Result<keys::Pins> {
+        keys::Pins::open(&config::pins_path(&self.dir))
+    }
+
     fn clinic(&self) -> Result<Clinic> {
         let bits = self
             .cli
             .index_bits
             .unwrap_or_else(|| keys::default_bits(10_000));
-        Clinic::open(self.signed_in()?, &self.key_pair()?, bits)
+        let mut pins = self.pins()?;
+        Clinic::open(self.signed_in()?, &self.key_pair()?, bits, &mut pins)
     }
 }
 
@@ -635,7 +654,7 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
                 return Ok(());
             }
             let me = api.me()?;
-            let held = keys::institution_keys(&api, &me, &ctx.key_pair()?)?;
+            let held = keys::institution_keys(&api, &me, &ctx.key_pair()?, &mut ctx.pins()?)?;
             print_key_chain(out, &held)?;
         }
         KeysCommand::Bootstrap => {
@@ -664,7 +683,7 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
                 let _ = std::io::stdin().lock().read_line(&mut answer);
                 matches!(answer.trim(), "y" | "Y" | "yes" | "д" | "да")
             };
-            let granted = keys::grant(&api, &pair, user, &mut confirm)?;
+            let granted = keys::grant(&api, &pair, user, &mut ctx.pins()?, &mut confirm)?;
             match granted.versions.as_slice() {
                 [] => writeln!(
                     out,
@@ -673,24 +692,18 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
                 [one] => writeln!(out, "granted key version {one} to {user}")?,
                 many => writeln!(out, "granted key versions {} to {user}", list(many))?,
             }
-            if let (false, Some(distrust)) = (granted.skipped.is_empty(), granted.distrust) {
+            for distrust in &granted.distrust {
                 writeln!(
                     out,
-                    "not granted: key version{} {} ({}): {}. Do not use {}: tell your administrator.",
-                    if granted.skipped.len() == 1 { "" } else { "s" },
-                    list(&granted.skipped),
+                    "not granted: key version {} ({}): {}. Do not use it: tell your administrator.",
+                    distrust.refused,
                     distrust.reason.code(),
-                    distrust.why(),
-                    if granted.skipped.len() == 1 {
-                        "it"
-                    } else {
-                        "them"
-                    },
+                    distrust.cause(),
                 )?;
             }
         }
         KeysCommand::Link { version, yes } => {
-            let linked = keys::link(&api, &ctx.key_pair()?, *version, *yes)?;
+            let linked = keys::link(&api, &ctx.key_pair()?, *version, *yes, &mut ctx.pins()?)?;
             let (keys::Linked::Unconfirmed(fp) | keys::Linked::Stored(fp)) = &linked;
             writeln!(
                 out,
@@ -715,6 +728,52 @@ fn keys_command(ctx: &Context, command: &KeysCommand, out: &mut dyn Write) -> Re
                 )));
             }
         }
+        KeysCommand::Trust { version, yes } => {
+            let trusted = keys::trust(&api, &ctx.key_pair()?, *version, *yes, &mut ctx.pins()?)?;
+            let (keys::Trusted::Already(fp)
+            | keys::Trusted::Unconfirmed(fp, _)
+            | keys::Trusted::Pinned(fp, _)) = &trusted;
+            writeln!(
+                out,
+                "institution key version {version} has the fingerprint\n  {fp}"
+            )?;
+            match trusted {
+                keys::Trusted::Already(_) => {
+                    writeln!(out, "version {version} is trusted already; nothing to do")?
+                }
+                keys::Trusted::Unconfirmed(_, reason) => {
+                    writeln!(
+                        out,
+                        "Nothing vouches for version {version} ({}). Compare this fingerprint \
+                         with a colleague who holds version {version} (their `palreg-client keys \
+                         status` or the browser's Keys page shows it), digit by digit, by phone or \
+                         in person, not through palreg.\n\
+                         If it matches, run `palreg-client keys trust --version {version} --yes`; \
+                         if it does not, do not use version {version}: tell your administrator.",
+                        reason.code()
+                    )?;
+                    return Err(Error::usage(format!(
+                        "version {version} not trusted: add --yes once the fingerprint is compared"
+                    )));
+                }
+                keys::Trusted::Pinned(_, newest) => {
+                    writeln!(
+                        out,
+                        "version {version} is trusted from now on (this client remembers its fingerprint)"
+                    )?;
+                    if let Some(d) = newest {
+                        writeln!(
+                            out,
+                            "note: version {}, the newest you hold, is still not trusted ({}): {}. \
+                             New passports cannot be saved until it is.",
+                            d.refused,
+                            d.reason.code(),
+                            d.cause()
+                        )?;
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -728,8 +787,9 @@ fn list(versions: &[u32]) -> String {
         .join(", ")
 }
 
-/// The fingerprint of each key version held and how far the key chain vouches for it.
+/// The fingerprint of each key version held and what vouches for it, or why nothing does.
 fn print_key_chain(out: &mut dyn Write, held: &keys::HeldKeys) -> Result<()> {
+    use client_crypto::key_chain::Untrusted;
     use keys::VersionTrust;
     let states = held.states();
     if states.is_empty() {
@@ -742,8 +802,11 @@ fn print_key_chain(out: &mut dyn Write, held: &keys::HeldKeys) -> Result<()> {
         let trust = match state {
             VersionTrust::FirstUse => format!(
                 "trusted on first use (the oldest you hold: compare this fingerprint with a \
-                 colleague who holds version {v})"
+                 colleague who holds version {v}); remembered from now on"
             ),
+            VersionTrust::Pinned => {
+                "trusted: the fingerprint this client remembers trusting".to_string()
+            }
             VersionTrust::Linked => format!("trusted: linked to version {}", v - 1),
             VersionTrust::Untrusted(reason) => format!("NOT TRUSTED ({})", reason.code()),
             VersionTrust::AfterUntrusted(first) => {
@@ -756,27 +819,51 @@ fn print_key_chain(out: &mut dyn Write, held: &keys::HeldKeys) -> Result<()> {
             key.fingerprint(held.institution_id).to_string()
         )?;
     }
-    if let Some(distrust) = held.distrust() {
+    let problems = held.problems();
+    for problem in &problems {
         writeln!(
             out,
-            "key chain: {}. Versions not trusted only open passports: nothing is sealed, searched or \
-             granted with them, and new passports cannot be saved until this is resolved. \
-             Do not use version {}: tell your administrator.",
-            distrust.why(),
-            distrust.version
+            "key chain: version {} ({}): {}.",
+            problem.version,
+            problem.reason.code(),
+            problem.why()
+        )?;
+    }
+    if !problems.is_empty() {
+        let sealing = match held.distrust() {
+            Some(d) => format!(
+                " New passports cannot be saved until this is resolved (version {}, the newest \
+                 you hold, is not trusted).",
+                d.refused
+            ),
+            None => String::new(),
+        };
+        let by_hand = problems
+            .iter()
+            .any(|p| !matches!(p.reason, Untrusted::KeyChanged | Untrusted::BadLink));
+        writeln!(
+            out,
+            "Versions not trusted only open passports: nothing is sealed, searched or granted \
+             with them.{sealing} Do not use them: tell your administrator{}.",
+            if by_hand {
+                ", unless what is said above lets you vouch for one after comparing its \
+                 fingerprint with a colleague"
+            } else {
+                ""
+            }
         )?;
     }
     Ok(())
 }
 
-/// Warns on stderr when the newest key version held is not trusted: it opens passports, and
-/// nothing else.
+/// Warns on stderr about every held key version the key chain does not vouch for: it opens
+/// passports, and nothing else.
 fn warn_untrusted(clinic: &Clinic) {
-    if let Some(d) = clinic.held().distrust() {
+    for d in clinic.held().problems() {
         eprintln!(
             "warning: institution key version {} is not trusted ({}): {}. It is used only to \
              open passports. Do not use it: tell your administrator (`keys status` shows the key chain).",
-            d.newest,
+            d.version,
             d.reason.code(),
             d.why()
         );

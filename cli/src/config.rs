@@ -1,4 +1,5 @@
-//! Where the client keeps its state: the session token (mode 0600) and the key file.
+//! Where the client keeps its state: the session token (mode 0600), the key file and the
+//! key pins (the fingerprints of the institution key versions it has trusted, mode 0600).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,36 @@ pub fn write_private_with(path: &Path, bytes: &[u8], replace: bool) -> Result<()
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())
+}
+
+/// Writes a file readable by its owner only, atomically: the bytes go to a temporary file
+/// beside it (mode 0600), which then replaces `path` by a rename, so a reader sees the old
+/// content or the new one, never half of it.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("{}: not a file name", path.display())))?;
+    let mut temporary = std::ffi::OsString::from(".");
+    temporary.push(name);
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(temporary);
+    let written = write_private(&temporary, bytes)
+        .and_then(|()| std::fs::rename(&temporary, path).map_err(Error::from));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written?;
+    #[cfg(unix)]
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // The rename itself is durable once the folder is synced.
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Where the key pins are kept (see `keys::Pins`).
+pub fn pins_path(dir: &Path) -> PathBuf {
+    dir.join("key-pins.json")
 }
 
 /// A saved sign-in.
@@ -157,6 +188,26 @@ mod tests {
             Ok("x".to_string())
         });
         assert_eq!(prompts, ["Key passphrase: ", "Key passphrase (again): "]);
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_privately_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("key-pins.json");
+        write_private_atomic(&path, b"{}").unwrap();
+        write_private_atomic(&path, b"{\"a\": {}}").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\": {}}");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["key-pins.json"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]

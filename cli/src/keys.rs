@@ -1,8 +1,10 @@
-//! The user's key pair (a passphrase-wrapped key file) and the institution key.
+//! The user's key pair (a passphrase-wrapped key file), the institution key, and the pins
+//! that remember which versions of it this client trusted.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use client_crypto::key_chain::{self, Untrusted};
+use client_crypto::key_chain::{self, Untrusted, Vouched};
 use client_crypto::{BlindIndexBits, Fingerprint, InstitutionKey, PublicKey, UserKeyPair};
 use serde_json::{Value, json};
 
@@ -84,8 +86,8 @@ pub struct Granted {
     /// The versions held, not held by the colleague, and not granted because the key chain
     /// does not vouch for them (granting a planted key would spread it), oldest first.
     pub skipped: Vec<u32>,
-    /// Why the chain stops, when it does.
-    pub distrust: Option<Distrust>,
+    /// Why each of [`Self::skipped`] is not trusted, in the same order.
+    pub distrust: Vec<Distrust>,
 }
 
 /// Grants colleague `login` every trusted institution key version the caller holds and the
@@ -97,6 +99,7 @@ pub fn grant(
     api: &Api,
     pair: &UserKeyPair,
     login: &str,
+    pins: &mut Pins,
     confirm: &mut dyn FnMut(&Member, &Fingerprint) -> bool,
 ) -> Result<Granted> {
     let me = api.me()?;
@@ -125,7 +128,7 @@ pub fn grant(
             "not granted: the fingerprint was not confirmed",
         ));
     }
-    let held = institution_keys(api, &me, pair)?;
+    let held = institution_keys(api, &me, pair, pins)?;
     if held.all().is_empty() {
         return Err(no_key());
     }
@@ -137,14 +140,16 @@ pub fn grant(
     };
     let mut granted = Granted {
         versions: Vec::new(),
-        skipped: held
-            .untrusted()
-            .iter()
-            .map(InstitutionKey::version)
-            .filter(|v| !holds(*v))
-            .collect(),
-        distrust: held.distrust(),
+        skipped: Vec::new(),
+        distrust: Vec::new(),
     };
+    for key in held.untrusted() {
+        let version = key.version();
+        if let (false, Some(distrust)) = (holds(version), held.distrust_of(version)) {
+            granted.skipped.push(version);
+            granted.distrust.push(distrust);
+        }
+    }
     for key in held.trusted() {
         let version = key.version();
         if holds(version) {
@@ -165,16 +170,18 @@ fn no_key() -> Error {
     )
 }
 
-/// Why the key chain does not vouch for the newest versions the caller holds: the first held
-/// version it stops at, and the newest held (which every later one follows).
+/// Why the key chain does not vouch for a held version: the version refused, the held version
+/// where the trouble starts (the refused one itself, or the untrusted version it follows), and
+/// why that one is not trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Distrust {
-    /// The first held version that is not trusted.
+    /// The held version the trouble starts at: [`Self::refused`], or the untrusted version
+    /// right before it that it follows.
     pub version: u32,
-    /// Why not.
+    /// Why [`Self::version`] is not trusted.
     pub reason: Untrusted,
-    /// The newest version held: what sealing would use.
-    pub newest: u32,
+    /// The version refused: for sealing, the newest held; for a grant, the version not granted.
+    pub refused: u32,
 }
 
 impl Distrust {
@@ -193,84 +200,124 @@ impl Distrust {
             ),
             Untrusted::Gap => format!(
                 "you do not hold version {before}, so nothing vouches for version {v} (ask a \
-                 holder to grant you version {before})"
+                 holder to grant you version {before}; or compare version {v}'s fingerprint, shown \
+                 by `keys status`, with a colleague who holds it and, only if it matches, pin it \
+                 with `keys trust --version {v}`)"
+            ),
+            Untrusted::KeyChanged => format!(
+                "the key you now hold as version {v} is not the one this client trusted before \
+                 (its fingerprint is not the one it remembers): the envelope of version {v} was \
+                 replaced on the server, and the key may have been planted (`keys trust` does \
+                 not accept it)"
+            ),
+            Untrusted::Unpinned => format!(
+                "this client remembers other institution key versions of your account, but not \
+                 version {v}, now the oldest you hold: the versions it trusted are no longer \
+                 granted to you, so version {v} is not trusted on first use (compare its \
+                 fingerprint, shown by `keys status`, with a colleague who holds version {v} \
+                 and, only if it matches, pin it with `keys trust --version {v}`)"
             ),
         }
     }
 }
 
+impl Distrust {
+    /// Why [`Self::refused`] is not trusted: [`Self::why`], after the version it follows when
+    /// that is where the trouble starts.
+    pub fn cause(&self) -> String {
+        if self.refused == self.version {
+            self.why()
+        } else {
+            format!(
+                "it follows version {}, which is not trusted: {}",
+                self.version,
+                self.why()
+            )
+        }
+    }
+}
+
 impl std::fmt::Display for Distrust {
-    /// The refusal to seal under [`Self::newest`].
+    /// The refusal to seal under [`Self::refused`].
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "institution key version {} is not trusted ({}): ",
-            self.newest,
-            self.reason.code()
-        )?;
-        if self.newest != self.version {
-            write!(
-                f,
-                "it follows version {}, which is not trusted: ",
-                self.version
-            )?;
-        }
-        write!(
-            f,
-            "{}. Nothing was sealed or saved. Do not use version {}: tell your administrator.",
-            self.why(),
-            self.newest
+            "institution key version {} is not trusted ({}): {}. Nothing was sealed or saved. \
+             Do not use version {}: tell your administrator.",
+            self.refused,
+            self.reason.code(),
+            self.cause(),
+            self.refused
         )
     }
 }
 
-/// How far the key chain vouches for one held version (see `client_crypto::key_chain`).
+/// What vouches for one held version, or why nothing does (see `client_crypto::key_chain`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionTrust {
-    /// The oldest version held: nothing before it vouches for it; its fingerprint is what
-    /// colleagues compare.
+    /// The oldest version held, by a client that remembered no version yet: nothing before it
+    /// vouches for it; its fingerprint is what colleagues compare. Pinned from now on.
     FirstUse,
+    /// This client trusted it before, and its fingerprint is the one it remembers.
+    Pinned,
     /// Its link verifies under the (trusted) version before it.
     Linked,
-    /// The first version the chain stops at, and why.
+    /// Not trusted, and why.
     Untrusted(Untrusted),
-    /// It follows an untrusted version (this one).
+    /// Not trusted: it follows an untrusted version (this one), so nothing vouches for it.
     AfterUntrusted(u32),
 }
 
 impl VersionTrust {
     pub fn is_trusted(&self) -> bool {
-        matches!(self, VersionTrust::FirstUse | VersionTrust::Linked)
+        matches!(
+            self,
+            VersionTrust::FirstUse | VersionTrust::Pinned | VersionTrust::Linked
+        )
     }
 }
 
-/// The institution key versions the caller holds, oldest first, with their links and how far
-/// the key chain vouches for them. Anybody can wrap a key to the caller's public key, so a
-/// version is trusted only when its chain from the oldest version held verifies
-/// (`client_crypto::key_chain::trusted_prefix`). Every version held may open passports; only
-/// trusted ones may seal them or compute blind-index tokens, and nothing is sealed while the
-/// newest held is untrusted.
+/// The institution key versions the caller holds, oldest first, with their links and the key
+/// chain's verdict on each. Anybody can wrap a key to the caller's public key, so a version is
+/// trusted only when `client_crypto::key_chain::assess` says so: its fingerprint is the one
+/// this client remembers from trusting it before (its [`Pins`]), or it is the oldest held by a
+/// client that remembers none (trust on first use), or its link verifies under the trusted
+/// version right before it. Every version held may open passports; only trusted ones may seal
+/// them or compute blind-index tokens, and nothing is sealed while the newest held is
+/// untrusted.
 pub struct HeldKeys {
     pub institution_id: i64,
     keys: Vec<InstitutionKey>,
     links: Vec<Option<String>>,
-    trusted: usize,
-    reason: Option<Untrusted>,
+    verdicts: Vec<std::result::Result<Vouched, Untrusted>>,
 }
 
 impl HeldKeys {
-    fn new(institution_id: i64, keys: Vec<InstitutionKey>, links: Vec<Option<String>>) -> Self {
-        let (trusted, reason) = key_chain::trusted_prefix(&keys, institution_id, |version| {
-            keys.iter()
-                .position(|k| k.version() == version)
-                .and_then(|i| links[i].as_deref())
-        });
+    /// Assesses `keys` (oldest first) with the fingerprints remembered for them (`pinned`) and
+    /// whether any other version is remembered (`any_pins`).
+    fn new(
+        institution_id: i64,
+        keys: Vec<InstitutionKey>,
+        links: Vec<Option<String>>,
+        pinned: Option<&BTreeMap<u32, String>>,
+        any_pins: bool,
+    ) -> Self {
+        let verdicts = key_chain::assess(
+            &keys,
+            institution_id,
+            |version| {
+                keys.iter()
+                    .position(|k| k.version() == version)
+                    .and_then(|i| links[i].as_deref())
+            },
+            |version| pinned.and_then(|p| p.get(&version)).map(String::as_str),
+            any_pins,
+        );
         HeldKeys {
             institution_id,
             keys,
             links,
-            trusted,
-            reason,
+            verdicts,
         }
     }
 
@@ -280,47 +327,100 @@ impl HeldKeys {
     }
 
     /// The versions the chain vouches for, oldest first: for sealing and blind-index tokens.
-    pub fn trusted(&self) -> &[InstitutionKey] {
-        &self.keys[..self.trusted]
+    /// Not always a prefix of [`Self::all`]: a pinned version stays trusted after an untrusted
+    /// one.
+    pub fn trusted(&self) -> Vec<&InstitutionKey> {
+        self.keys
+            .iter()
+            .zip(&self.verdicts)
+            .filter(|(_, v)| v.is_ok())
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// The versions held that the chain does not vouch for, oldest first.
-    pub fn untrusted(&self) -> &[InstitutionKey] {
-        &self.keys[self.trusted..]
+    pub fn untrusted(&self) -> Vec<&InstitutionKey> {
+        self.keys
+            .iter()
+            .zip(&self.verdicts)
+            .filter(|(_, v)| v.is_err())
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    fn index(&self, version: u32) -> Option<usize> {
+        self.keys.iter().position(|k| k.version() == version)
     }
 
     /// The held key of `version`, if any (trusted or not).
     pub fn get(&self, version: u32) -> Option<&InstitutionKey> {
-        self.keys.iter().find(|k| k.version() == version)
+        self.index(version).map(|i| &self.keys[i])
     }
 
     /// The server's link of a held `version`.
     pub fn link_of(&self, version: u32) -> Option<&str> {
-        let i = self.keys.iter().position(|k| k.version() == version)?;
-        self.links[i].as_deref()
+        self.links[self.index(version)?].as_deref()
     }
 
-    /// Where the chain stops, if it does.
-    pub fn distrust(&self) -> Option<Distrust> {
-        let reason = self.reason?;
+    /// The chain's verdict on a held `version`.
+    pub fn verdict(&self, version: u32) -> Option<std::result::Result<Vouched, Untrusted>> {
+        self.index(version).map(|i| self.verdicts[i])
+    }
+
+    /// Where the trouble of the `i`-th version held starts: the untrusted version right before
+    /// it, for one not trusted only because it follows that one, and so on back.
+    fn origin(&self, mut i: usize) -> usize {
+        while i > 0
+            && self.verdicts[i] == Err(Untrusted::Gap)
+            && self.verdicts[i - 1].is_err()
+            && self.keys[i - 1].version().checked_add(1) == Some(self.keys[i].version())
+        {
+            i -= 1;
+        }
+        i
+    }
+
+    /// Why a held `version` is not trusted; `None` when it is (or is not held).
+    pub fn distrust_of(&self, version: u32) -> Option<Distrust> {
+        let i = self.index(version)?;
+        self.verdicts[i].err()?;
+        let origin = self.origin(i);
         Some(Distrust {
-            version: self.keys[self.trusted].version(),
-            reason,
-            newest: self.keys.last()?.version(),
+            version: self.keys[origin].version(),
+            reason: self.verdicts[origin].err()?,
+            refused: version,
         })
+    }
+
+    /// Why the newest version held (what sealing would use) is not trusted, if it is not.
+    pub fn distrust(&self) -> Option<Distrust> {
+        self.distrust_of(self.keys.last()?.version())
+    }
+
+    /// Every held version where the key chain stops (not those not trusted only because they
+    /// follow one of these), oldest first.
+    pub fn problems(&self) -> Vec<Distrust> {
+        (0..self.keys.len())
+            .filter(|&i| self.verdicts[i].is_err() && self.origin(i) == i)
+            .filter_map(|i| self.distrust_of(self.keys[i].version()))
+            .collect()
     }
 
     /// The trust state of each version held, oldest first.
     pub fn states(&self) -> Vec<(&InstitutionKey, VersionTrust)> {
         self.keys
             .iter()
+            .zip(&self.verdicts)
             .enumerate()
-            .map(|(i, key)| {
-                let state = match (i, self.reason) {
-                    (0, _) => VersionTrust::FirstUse,
-                    (i, _) if i < self.trusted => VersionTrust::Linked,
-                    (i, Some(reason)) if i == self.trusted => VersionTrust::Untrusted(reason),
-                    _ => VersionTrust::AfterUntrusted(self.keys[self.trusted].version()),
+            .map(|(i, (key, verdict))| {
+                let state = match verdict {
+                    Ok(Vouched::FirstUse) => VersionTrust::FirstUse,
+                    Ok(Vouched::Pinned) => VersionTrust::Pinned,
+                    Ok(Vouched::Linked) => VersionTrust::Linked,
+                    Err(reason) => match self.origin(i) {
+                        origin if origin == i => VersionTrust::Untrusted(*reason),
+                        origin => VersionTrust::AfterUntrusted(self.keys[origin].version()),
+                    },
                 };
                 (key, state)
             })
@@ -335,13 +435,182 @@ impl HeldKeys {
         }
         self.keys.last().ok_or_else(no_key)
     }
+
+    /// The trusted versions not pinned yet, with their fingerprints: what to remember.
+    fn to_pin(&self) -> Vec<(u32, String)> {
+        self.keys
+            .iter()
+            .zip(&self.verdicts)
+            .filter(|(_, v)| matches!(v, Ok(Vouched::FirstUse | Vouched::Linked)))
+            .map(|(k, _)| (k.version(), k.fingerprint(self.institution_id).to_string()))
+            .collect()
+    }
 }
 
-/// Opens every key version of the institution the caller holds, oldest first (during a key
-/// rotation some passports are still sealed under an older version than the newest one), and
-/// checks their key chain.
-pub fn institution_keys(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<HeldKeys> {
-    let institution_id = institution_of(me)?;
+/// Whose pins: one institution's key, as one account of one server opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinScope {
+    server: String,
+    user_id: i64,
+    institution_id: i64,
+}
+
+impl PinScope {
+    /// The scope of `institution_id`'s key for account `user_id` of `server` (a base URL:
+    /// scheme and host compared without case, a default port dropped).
+    pub fn new(server: &str, user_id: i64, institution_id: i64) -> Self {
+        PinScope {
+            server: origin_of(server),
+            user_id,
+            institution_id,
+        }
+    }
+
+    /// The scope's key in the pin file: `server|user id|institution id`.
+    pub fn key(&self) -> String {
+        format!("{}{}", self.account(), self.institution_id)
+    }
+
+    /// The prefix of the keys of every institution of the same account.
+    fn account(&self) -> String {
+        format!("{}|{}|", self.server, self.user_id)
+    }
+}
+
+/// A server's base URL as pins name it: `https://Palreg.example:443/` → `https://palreg.example`.
+fn origin_of(server: &str) -> String {
+    let server = server.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = server.split_once("://") else {
+        return server.to_string();
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut authority = authority.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => Some(":443"),
+        "http" => Some(":80"),
+        _ => None,
+    };
+    if let Some(stripped) = default_port.and_then(|p| authority.strip_suffix(p)) {
+        authority = stripped.to_string();
+    }
+    format!("{scheme}://{authority}{path}")
+}
+
+/// The fingerprints of the institution key versions this client has trusted (its *pins*, see
+/// `client_crypto::key_chain::assess`), by [`PinScope`]: kept in a file of the client folder
+/// (`key-pins.json`, mode 0600, replaced atomically), as
+/// `{"<server>|<user id>|<institution id>": {"<version>": "<fingerprint>"}}`; or, for tests and
+/// library use, in memory only. A version is pinned once and never changed: a key that
+/// differs later is `key_changed`.
+#[derive(Debug, Default)]
+pub struct Pins {
+    file: Option<PathBuf>,
+    scopes: BTreeMap<String, BTreeMap<u32, String>>,
+}
+
+impl Pins {
+    /// The pins kept in `file` (none yet when it does not exist). A file that cannot be read
+    /// is an error: forgetting the pins would trust a replaced key on first use again.
+    pub fn open(file: &Path) -> Result<Pins> {
+        Ok(Pins {
+            scopes: Self::read(file)?,
+            file: Some(file.to_path_buf()),
+        })
+    }
+
+    /// Pins kept in memory only, for as long as this value lives.
+    pub fn in_memory() -> Pins {
+        Pins::default()
+    }
+
+    fn read(file: &Path) -> Result<BTreeMap<String, BTreeMap<u32, String>>> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(pin_file_error(file, &e)),
+        };
+        serde_json::from_str(&text).map_err(|e| pin_file_error(file, &e))
+    }
+
+    /// The fingerprints remembered in `scope`, by version.
+    pub fn of(&self, scope: &PinScope) -> Option<&BTreeMap<u32, String>> {
+        self.scopes.get(&scope.key())
+    }
+
+    /// Whether any version is remembered for the account of `scope`, in its institution or in
+    /// another one (an account moved to another institution, as by whoever can write to the
+    /// server's database, does not start over with trust on first use).
+    pub fn remembers_any(&self, scope: &PinScope) -> bool {
+        let account = scope.account();
+        self.scopes
+            .iter()
+            .any(|(key, pins)| key.starts_with(&account) && !pins.is_empty())
+    }
+
+    /// Remembers `new` (version, fingerprint) in `scope`, those not remembered yet; the file is
+    /// written only when something is new (read again first: another run may have pinned
+    /// meanwhile). A version remembered meanwhile with another fingerprint is an error.
+    pub fn pin(&mut self, scope: &PinScope, new: &[(u32, String)]) -> Result<()> {
+        let known = self.of(scope);
+        let fresh: Vec<&(u32, String)> = new
+            .iter()
+            .filter(|(version, _)| known.is_none_or(|k| !k.contains_key(version)))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let mut scopes = match &self.file {
+            Some(file) => Self::read(file)?,
+            None => self.scopes.clone(),
+        };
+        let pins = scopes.entry(scope.key()).or_default();
+        for (version, fingerprint) in fresh {
+            match pins.get(version) {
+                Some(other) if other != fingerprint => {
+                    return Err(Error::usage(format!(
+                        "another run of palreg-client remembered another key as institution key \
+                         version {version} meanwhile: run the command again"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    pins.insert(*version, fingerprint.clone());
+                }
+            }
+        }
+        if let Some(file) = &self.file {
+            let mut json = serde_json::to_vec_pretty(&scopes)?;
+            json.push(b'\n');
+            crate::config::write_private_atomic(file, &json).map_err(|e| {
+                Error::usage(format!(
+                    "cannot save the institution key fingerprints this client trusts to {}: {e}",
+                    file.display()
+                ))
+            })?;
+        }
+        self.scopes = scopes;
+        Ok(())
+    }
+}
+
+fn pin_file_error(file: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::usage(format!(
+        "cannot read {} (the institution key fingerprints this client trusts): {e}; \
+         it was left as it is",
+        file.display()
+    ))
+}
+
+/// Opens every key version of the institution the caller holds, oldest first, with its link
+/// (during a key rotation some passports are still sealed under an older version than the
+/// newest one).
+fn open_envelopes(
+    api: &Api,
+    me: &Me,
+    pair: &UserKeyPair,
+    institution_id: i64,
+) -> Result<(Vec<InstitutionKey>, Vec<Option<String>>)> {
     let mut envelopes: Vec<_> = api
         .envelopes()?
         .into_iter()
@@ -356,7 +625,118 @@ pub fn institution_keys(api: &Api, me: &Me, pair: &UserKeyPair) -> Result<HeldKe
         keys.push(pair.open_key_envelope(&envelope.envelope, me.id, institution_id, version)?);
         links.push(envelope.link);
     }
-    Ok(HeldKeys::new(institution_id, keys, links))
+    Ok((keys, links))
+}
+
+/// Assesses the versions held with the pins of `scope`, then pins every trusted version not
+/// pinned yet (an error when the pins cannot be saved).
+fn assess_and_pin(
+    scope: &PinScope,
+    institution_id: i64,
+    keys: Vec<InstitutionKey>,
+    links: Vec<Option<String>>,
+    pins: &mut Pins,
+) -> Result<HeldKeys> {
+    let held = HeldKeys::new(
+        institution_id,
+        keys,
+        links,
+        pins.of(scope),
+        pins.remembers_any(scope),
+    );
+    pins.pin(scope, &held.to_pin())?;
+    Ok(held)
+}
+
+/// Opens every key version of the institution the caller holds, oldest first (during a key
+/// rotation some passports are still sealed under an older version than the newest one),
+/// assesses their key chain with `pins`, and pins every version trusted.
+pub fn institution_keys(
+    api: &Api,
+    me: &Me,
+    pair: &UserKeyPair,
+    pins: &mut Pins,
+) -> Result<HeldKeys> {
+    let institution_id = institution_of(me)?;
+    let (keys, links) = open_envelopes(api, me, pair, institution_id)?;
+    let scope = PinScope::new(api.base(), me.id, institution_id);
+    assess_and_pin(&scope, institution_id, keys, links, pins)
+}
+
+/// What `trust` did or would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trusted {
+    /// Nothing to do: the version is trusted already. Its fingerprint.
+    Already(Fingerprint),
+    /// Not pinned: `confirmed` was false. The fingerprint to compare with a colleague who holds
+    /// the version, and why it is not trusted.
+    Unconfirmed(Fingerprint, Untrusted),
+    /// Pinned: trusted from now on. Its fingerprint, and why the newest version held is still
+    /// not trusted, if it is not.
+    Pinned(Fingerprint, Option<Distrust>),
+}
+
+/// Pins `version` by hand, once the caller has `confirmed` that its fingerprint is the one a
+/// colleague who holds it sees: for a version nothing vouches for (`key_unpinned`: the versions
+/// this client trusted are no longer granted to the caller; `key_chain_gap`: the version
+/// before it is not held or not trusted). Refused for a version whose key replaced one this
+/// client trusted (`key_changed`) or whose link does not verify (`key_chain_broken`): those
+/// are for the administrator. A version without a link is linked instead (`keys link`).
+pub fn trust(
+    api: &Api,
+    pair: &UserKeyPair,
+    version: u32,
+    confirmed: bool,
+    pins: &mut Pins,
+) -> Result<Trusted> {
+    let me = api.me()?;
+    let institution_id = institution_of(&me)?;
+    let scope = PinScope::new(api.base(), me.id, institution_id);
+    let (keys, links) = open_envelopes(api, &me, pair, institution_id)?;
+    let held = assess_and_pin(&scope, institution_id, keys, links, pins)?;
+    let (Some(key), Some(verdict)) = (held.get(version), held.verdict(version)) else {
+        return Err(Error::usage(format!(
+            "you do not hold institution key version {version}"
+        )));
+    };
+    let fingerprint = key.fingerprint(institution_id);
+    let reason = match verdict {
+        Ok(_) => return Ok(Trusted::Already(fingerprint)),
+        Err(reason) => reason,
+    };
+    let own = Distrust {
+        version,
+        reason,
+        refused: version,
+    };
+    match reason {
+        Untrusted::Unpinned | Untrusted::Gap => {}
+        Untrusted::KeyChanged | Untrusted::BadLink => {
+            return Err(Error::usage(format!(
+                "institution key version {version} (fingerprint {fingerprint}) is not trusted \
+                 ({}): {}. Pinning it by hand is refused. Do not use version {version}: tell your \
+                 administrator (the server's operator can withdraw a planted newest version with \
+                 `palreg keys withdraw`).",
+                reason.code(),
+                own.why()
+            )));
+        }
+        Untrusted::NoLink => {
+            return Err(Error::usage(format!(
+                "institution key version {version} is not trusted ({}): {}; it is not pinned by \
+                 hand",
+                reason.code(),
+                own.why()
+            )));
+        }
+    }
+    if !confirmed {
+        return Ok(Trusted::Unconfirmed(fingerprint, reason));
+    }
+    pins.pin(&scope, &[(version, fingerprint.to_string())])?;
+    let HeldKeys { keys, links, .. } = held;
+    let held = assess_and_pin(&scope, institution_id, keys, links, pins)?;
+    Ok(Trusted::Pinned(fingerprint, held.distrust()))
 }
 
 /// What `link` did or would do.
@@ -373,13 +753,20 @@ pub enum Linked {
 /// version before it, once the caller has `confirmed` that `version`'s fingerprint is the one
 /// the colleague who made it sees. Refused when the caller does not hold both versions, when
 /// the version before is itself not trusted, and when the version has a link already.
-pub fn link(api: &Api, pair: &UserKeyPair, version: u32, confirmed: bool) -> Result<Linked> {
+pub fn link(
+    api: &Api,
+    pair: &UserKeyPair,
+    version: u32,
+    confirmed: bool,
+    pins: &mut Pins,
+) -> Result<Linked> {
     let me = api.me()?;
-    let held = institution_keys(api, &me, pair)?;
+    let held = institution_keys(api, &me, pair, pins)?;
     let institution_id = held.institution_id;
     if version < 2 {
         return Err(Error::usage(
-            "version 1 has nothing before it to link to: it is trusted on first use",
+            "version 1 has nothing before it to link to: its fingerprint is what colleagues \
+             compare (`keys trust --version 1` pins it once compared, when it is not trusted)",
         ));
     }
     let before = version - 1;
@@ -405,12 +792,7 @@ pub fn link(api: &Api, pair: &UserKeyPair, version: u32, confirmed: bool) -> Res
             },
         ));
     }
-    if let Some((_, state)) = held
-        .states()
-        .into_iter()
-        .find(|(k, _)| k.version() == before)
-        && !state.is_trusted()
-    {
+    if held.verdict(before).is_some_and(|v| v.is_err()) {
         return Err(Error::usage(format!(
             "version {before} is not trusted itself: link it first (`keys link --version {before}`), \
              or tell your administrator"
@@ -438,10 +820,12 @@ pub struct Clinic {
 }
 
 impl Clinic {
-    pub fn open(api: Api, pair: &UserKeyPair, bits: u8) -> Result<Clinic> {
+    /// Opens the caller's institution key versions, assesses their key chain with `pins` and
+    /// pins every version trusted (see [`institution_keys`]).
+    pub fn open(api: Api, pair: &UserKeyPair, bits: u8, pins: &mut Pins) -> Result<Clinic> {
         let me = api.me()?;
         let institution_id = institution_of(&me)?;
-        let held = institution_keys(&api, &me, pair)?;
+        let held = institution_keys(&api, &me, pair, pins)?;
         if held.all().is_empty() {
             return Err(no_key());
         }
@@ -471,7 +855,7 @@ impl Clinic {
     /// The key versions the chain vouches for, oldest first: the only ones a search computes
     /// blind-index tokens under (a token under a planted key would hand the planter a
     /// dictionary-attackable digest of the value).
-    pub fn token_keys(&self) -> &[InstitutionKey] {
+    pub fn token_keys(&self) -> Vec<&InstitutionKey> {
         self.held.trusted()
     }
 
@@ -505,37 +889,52 @@ mod tests {
             .collect()
     }
 
+    fn versions<'a>(keys: impl IntoIterator<Item = &'a InstitutionKey>) -> Vec<u32> {
+        keys.into_iter().map(InstitutionKey::version).collect()
+    }
+
+    fn states(held: &HeldKeys) -> Vec<VersionTrust> {
+        held.states().into_iter().map(|(_, s)| s).collect()
+    }
+
     #[test]
-    fn only_the_vouched_for_prefix_seals_and_computes_tokens() {
+    fn without_pins_only_the_vouched_for_chain_seals_and_computes_tokens() {
         let keys = chain(&[1, 2, 3]);
         let link = |i: usize| Some(keys[i - 1].link_to(&keys[i], 9).unwrap());
-        let versions = |ks: &[InstitutionKey]| ks.iter().map(|k| k.version()).collect::<Vec<_>>();
 
-        // A sound chain: everything trusted, sealing under the newest.
-        let held = HeldKeys::new(9, chain_copy(&keys), vec![None, link(1), link(2)]);
+        // A sound chain: everything trusted, sealing under the newest, all to be pinned.
+        let held = HeldKeys::new(
+            9,
+            chain_copy(&keys),
+            vec![None, link(1), link(2)],
+            None,
+            false,
+        );
         assert_eq!(versions(held.trusted()), [1, 2, 3]);
         assert_eq!(held.sealing_key().unwrap().version(), 3);
-        assert!(held.distrust().is_none());
-        let states: Vec<_> = held.states().into_iter().map(|(_, s)| s).collect();
+        assert!(held.distrust().is_none() && held.problems().is_empty());
         assert_eq!(
-            states,
+            states(&held),
             [
                 VersionTrust::FirstUse,
                 VersionTrust::Linked,
                 VersionTrust::Linked
             ]
         );
+        let to_pin: Vec<u32> = held.to_pin().into_iter().map(|(v, _)| v).collect();
+        assert_eq!(to_pin, [1, 2, 3]);
 
         // Version 2 without a link: 2 and 3 only open, nothing is sealed.
-        let held = HeldKeys::new(9, chain_copy(&keys), vec![None, None, link(2)]);
+        let held = HeldKeys::new(9, chain_copy(&keys), vec![None, None, link(2)], None, false);
         assert_eq!(versions(held.trusted()), [1]);
         assert_eq!(versions(held.untrusted()), [2, 3]);
         assert_eq!(versions(held.all()), [1, 2, 3]);
         let distrust = held.distrust().unwrap();
         assert_eq!(
-            (distrust.version, distrust.newest, distrust.reason),
+            (distrust.version, distrust.refused, distrust.reason),
             (2, 3, Untrusted::NoLink)
         );
+        assert_eq!(held.problems(), [held.distrust_of(2).unwrap()]);
         let refused = held.sealing_key().unwrap_err().to_string();
         assert!(
             refused.contains("version 3 is not trusted (key_chain_missing)")
@@ -543,9 +942,8 @@ mod tests {
                 && refused.contains("tell your administrator"),
             "{refused}"
         );
-        let states: Vec<_> = held.states().into_iter().map(|(_, s)| s).collect();
         assert_eq!(
-            states,
+            states(&held),
             [
                 VersionTrust::FirstUse,
                 VersionTrust::Untrusted(Untrusted::NoLink),
@@ -555,15 +953,204 @@ mod tests {
 
         // Version 2 not held: 3 has nothing to vouch for it.
         let gap = vec![chain_copy(&keys).remove(0), chain_copy(&keys).remove(2)];
-        let held = HeldKeys::new(9, gap, vec![None, link(2)]);
+        let held = HeldKeys::new(9, gap, vec![None, link(2)], None, false);
         assert_eq!(versions(held.trusted()), [1]);
         assert_eq!(held.distrust().unwrap().reason, Untrusted::Gap);
+        assert!(
+            held.distrust()
+                .unwrap()
+                .why()
+                .contains("keys trust --version 3")
+        );
         assert!(matches!(held.sealing_key(), Err(Error::UntrustedKey(_))));
 
         // Nothing held: nothing to seal under.
-        let held = HeldKeys::new(9, Vec::new(), Vec::new());
+        let held = HeldKeys::new(9, Vec::new(), Vec::new(), None, false);
         assert!(held.distrust().is_none() && held.states().is_empty());
         assert!(matches!(held.sealing_key(), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn pins_judge_each_version_on_its_own() {
+        let keys = chain(&[1, 2, 3]);
+        let link = |i: usize| Some(keys[i - 1].link_to(&keys[i], 9).unwrap());
+        let fingerprint = |i: usize| keys[i].fingerprint(9).to_string();
+        let pinned_1_2 = BTreeMap::from([(1, fingerprint(0)), (2, fingerprint(1))]);
+
+        // Version 1's envelope replaced: key_changed; version 2, pinned, and 3, linked to it,
+        // are still trusted, and 3 seals. Only 3 is new to pin.
+        let mut replaced = chain_copy(&keys);
+        replaced[0] = InstitutionKey::generate(1).unwrap();
+        let held = HeldKeys::new(
+            9,
+            replaced,
+            vec![None, link(1), link(2)],
+            Some(&pinned_1_2),
+            true,
+        );
+        assert_eq!(
+            states(&held),
+            [
+                VersionTrust::Untrusted(Untrusted::KeyChanged),
+                VersionTrust::Pinned,
+                VersionTrust::Linked
+            ]
+        );
+        assert_eq!(versions(held.trusted()), [2, 3]);
+        assert_eq!(held.sealing_key().unwrap().version(), 3);
+        assert!(held.distrust().is_none());
+        let problems = held.problems();
+        assert_eq!(
+            problems,
+            [Distrust {
+                version: 1,
+                reason: Untrusted::KeyChanged,
+                refused: 1
+            }]
+        );
+        assert!(
+            problems[0].why().contains("replaced"),
+            "{}",
+            problems[0].why()
+        );
+        assert_eq!(held.to_pin(), [(3, fingerprint(2))]);
+
+        // The same with nothing pinned after it: 2 follows an untrusted version; sealing is
+        // refused, naming where the trouble starts.
+        let pinned_1 = BTreeMap::from([(1, fingerprint(0))]);
+        let mut replaced = chain_copy(&keys[..2]);
+        replaced[0] = InstitutionKey::generate(1).unwrap();
+        let held = HeldKeys::new(9, replaced, vec![None, link(1)], Some(&pinned_1), true);
+        assert_eq!(
+            states(&held),
+            [
+                VersionTrust::Untrusted(Untrusted::KeyChanged),
+                VersionTrust::AfterUntrusted(1)
+            ]
+        );
+        assert!(held.trusted().is_empty() && held.to_pin().is_empty());
+        let refused = held.sealing_key().unwrap_err().to_string();
+        assert!(
+            refused.contains("version 2 is not trusted (key_changed)")
+                && refused.contains("follows version 1"),
+            "{refused}"
+        );
+
+        // Every version this client knew gone, a new one left: not a first use.
+        let held = HeldKeys::new(9, chain_copy(&keys[2..]), vec![link(2)], None, true);
+        assert_eq!(
+            states(&held),
+            [VersionTrust::Untrusted(Untrusted::Unpinned)]
+        );
+        let refused = held.sealing_key().unwrap_err().to_string();
+        assert!(
+            refused.contains("(key_unpinned)") && refused.contains("keys trust --version 3"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn pins_are_kept_per_server_account_and_institution() {
+        let here = PinScope::new("https://Palreg.example:443/", 7, 3);
+        assert_eq!(here.key(), "https://palreg.example|7|3");
+        assert_eq!(PinScope::new("https://palreg.example", 7, 3), here);
+        assert_ne!(PinScope::new("https://palreg.example:8443", 7, 3), here);
+        assert_eq!(
+            PinScope::new("http://10.0.0.1:80", 1, 1).key(),
+            "http://10.0.0.1|1|1"
+        );
+
+        let mut pins = Pins::in_memory();
+        pins.pin(&here, &[(1, "a".into())]).unwrap();
+        assert_eq!(pins.of(&here).unwrap()[&1], "a");
+        assert!(pins.remembers_any(&here));
+        // Another institution of the same account: not a first use either.
+        let moved = PinScope::new("https://palreg.example", 7, 4);
+        assert!(pins.of(&moved).is_none() && pins.remembers_any(&moved));
+        // Another account, another server: nothing remembered.
+        assert!(!pins.remembers_any(&PinScope::new("https://palreg.example", 8, 3)));
+        assert!(!pins.remembers_any(&PinScope::new("https://other.example", 7, 3)));
+        // A version pinned is never changed.
+        pins.pin(&here, &[(1, "b".into()), (2, "c".into())])
+            .unwrap();
+        assert_eq!(pins.of(&here).unwrap()[&1], "a");
+        assert_eq!(pins.of(&here).unwrap()[&2], "c");
+    }
+
+    #[test]
+    fn the_pin_file_is_private_written_only_when_something_is_new_and_never_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = crate::config::pins_path(dir.path());
+        let here = PinScope::new("http://127.0.0.1:8080", 7, 3);
+        let mut pins = Pins::open(&file).unwrap();
+        assert!(!pins.remembers_any(&here) && !file.exists());
+        pins.pin(&here, &[(1, "11111 22222".into())]).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            json!({"http://127.0.0.1:8080|7|3": {"1": "11111 22222"}})
+        );
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = std::fs::metadata(&file).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            meta.ino()
+        };
+
+        // Nothing new: the file is not written again.
+        let mut again = Pins::open(&file).unwrap();
+        assert_eq!(again.of(&here).unwrap()[&1], "11111 22222");
+        again.pin(&here, &[(1, "11111 22222".into())]).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(std::fs::metadata(&file).unwrap().ino(), inode);
+        }
+
+        // Another run pinned meanwhile: kept; a conflicting pin is refused.
+        let mut other = Pins::open(&file).unwrap();
+        other.pin(&here, &[(2, "33333".into())]).unwrap();
+        pins.pin(&here, &[(3, "44444".into())]).unwrap();
+        assert_eq!(
+            Pins::open(&file)
+                .unwrap()
+                .of(&here)
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            [&1, &2, &3]
+        );
+        let mut stale = Pins::in_memory();
+        stale.file = Some(file.clone());
+        let conflict = stale.pin(&here, &[(2, "55555".into())]).unwrap_err();
+        assert!(conflict.to_string().contains("meanwhile"), "{conflict}");
+
+        // A damaged file is an error (forgetting it would trust on first use again), and is
+        // left as it is.
+        std::fs::write(&file, "{not json").unwrap();
+        let err = Pins::open(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot read") && err.contains("key-pins.json"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "{not json");
+
+        // A file that cannot be written is an error too (here: a folder where the temporary
+        // file would go).
+        let blocked = tempfile::tempdir().unwrap();
+        let file = crate::config::pins_path(blocked.path());
+        std::fs::create_dir(
+            blocked
+                .path()
+                .join(format!(".key-pins.json.{}.tmp", std::process::id())),
+        )
+        .unwrap();
+        let mut pins = Pins::open(&file).unwrap();
+        let err = pins.pin(&here, &[(1, "x".into())]).unwrap_err().to_string();
+        assert!(err.contains("cannot save"), "{err}");
+        assert!(!file.exists());
     }
 
     /// The same keys again (an institution key is not `Clone`): wrapped and opened.

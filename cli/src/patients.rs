@@ -70,7 +70,23 @@ pub fn open(clinic: &Clinic, patient: &PatientView) -> Result<Passport> {
                 patient.id, patient.passport_key_version
             ))
         })?;
-    Ok(key.open_passport(&patient.passport, &pseudonym, clinic.institution_id)?)
+    key.open_passport(&patient.passport, &pseudonym, clinic.institution_id)
+        .map_err(|e| {
+            // A key that does not open what it should: say why it may not be the right one.
+            match (&e, version.and_then(|v| clinic.held().distrust_of(v))) {
+                (client_crypto::CryptoError::DecryptionFailed, Some(distrust)) => {
+                    Error::usage(format!(
+                        "patient {} does not open with the key you hold as institution key \
+                         version {} ({}): {}. Tell your administrator.",
+                        patient.id,
+                        patient.passport_key_version,
+                        distrust.reason.code(),
+                        distrust.why()
+                    ))
+                }
+                _ => e.into(),
+            }
+        })
 }
 
 /// Registers one patient; returns its id.
@@ -142,8 +158,25 @@ impl Query {
     /// server matches any token of a field. Never under a version the key chain does not vouch
     /// for: whoever planted it could test guesses of the values against its tokens.
     fn request(&self, clinic: &Clinic) -> Result<Value> {
+        let token_keys = clinic.token_keys();
+        let identifying = [
+            &self.surname,
+            &self.date_of_birth,
+            &self.snils,
+            &self.policy,
+        ]
+        .iter()
+        .any(|v| v.is_some());
+        if identifying && token_keys.is_empty() {
+            // No tokens at all would ask the server for every patient; refuse instead, naming
+            // why no version held is trusted.
+            return Err(match clinic.held().distrust() {
+                Some(distrust) => Error::UntrustedKey(distrust),
+                None => Error::usage("no trusted institution key version to search with"),
+            });
+        }
         let mut tokens = Vec::new();
-        for key in clinic.token_keys().iter().rev().take(MAX_SEARCH_VERSIONS) {
+        for key in token_keys.into_iter().rev().take(MAX_SEARCH_VERSIONS) {
             self.tokens_under(key, clinic.bits, &mut tokens)?;
         }
         let mut request = Value::Object(self.filters.clone());

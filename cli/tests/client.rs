@@ -12,7 +12,7 @@ use client_crypto::key_chain::Untrusted;
 use client_crypto::{BlindIndexBits, BlindIndexField, InstitutionKey, UserKeyPair};
 use palreg_client::api::Api;
 use palreg_client::http::{Recording, Request, Response, Transport, Trust, UreqTransport};
-use palreg_client::keys::{self, Clinic};
+use palreg_client::keys::{self, Clinic, PinScope, Pins};
 use palreg_client::patients::{self, Query};
 use palreg_client::refs::Books;
 use palreg_client::row::{self, Row};
@@ -177,7 +177,7 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
     let b_keys = keys::load(&dir.path().join("boris.json"), PASSPHRASE).unwrap();
     assert!(keys::load(&dir.path().join("boris.json"), "wrong passphrase").is_err());
     assert!(
-        Clinic::open(b.clone(), &b_keys, 1).is_err(),
+        Clinic::open(b.clone(), &b_keys, 1, &mut Pins::in_memory()).is_err(),
         "no institution key before a grant"
     );
     assert_eq!(keys::bootstrap(&a, &a_keys).unwrap(), 1);
@@ -192,21 +192,35 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
             inner: transport(&app),
         }),
     );
-    let refused = keys::grant(&forged, &a_keys, "boris", &mut |_, _| true);
+    let refused = keys::grant(
+        &forged,
+        &a_keys,
+        "boris",
+        &mut Pins::in_memory(),
+        &mut |_, _| true,
+    );
     assert!(
         matches!(&refused, Err(e) if e.to_string().contains("another fingerprint")),
         "a key whose listed fingerprint differs is not granted: {refused:?}"
     );
-    let refused = keys::grant(&a, &a_keys, "boris", &mut |_, _| false);
+    let refused = keys::grant(&a, &a_keys, "boris", &mut Pins::in_memory(), &mut |_, _| {
+        false
+    });
     assert!(
         refused.is_err(),
         "an unconfirmed fingerprint grants nothing"
     );
     let mut shown = None;
-    let granted = keys::grant(&a, &a_keys, "boris", &mut |member, fp| {
-        shown = Some((member.login.clone(), fp.clone()));
-        true
-    })
+    let granted = keys::grant(
+        &a,
+        &a_keys,
+        "boris",
+        &mut Pins::in_memory(),
+        &mut |member, fp| {
+            shown = Some((member.login.clone(), fp.clone()));
+            true
+        },
+    )
     .unwrap();
     assert_eq!((granted.versions, granted.skipped), (vec![1], vec![]));
     assert_eq!(shown, Some(("boris".to_string(), b_fp.clone())));
@@ -215,8 +229,8 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
 
     // One blind-index bit: every token matches about half the register, so searches must
     // drop false positives.
-    let anna = Clinic::open(a, &a_keys, 1).unwrap();
-    let boris = Clinic::open(b, &b_keys, 1).unwrap();
+    let anna = Clinic::open(a, &a_keys, 1, &mut Pins::in_memory()).unwrap();
+    let boris = Clinic::open(b, &b_keys, 1, &mut Pins::in_memory()).unwrap();
     let books = Books::load(&anna.api).unwrap();
 
     // Act: import the example; bad lines are reported, good ones imported.
@@ -387,7 +401,7 @@ fn semicolon_file_resumes_after_a_lost_answer_without_duplicates() {
     keys::init(&api, &key_file, PASSPHRASE).unwrap();
     let pair = keys::load(&key_file, PASSPHRASE).unwrap();
     keys::bootstrap(&api, &pair).unwrap();
-    let clinic = Clinic::open(api, &pair, 8).unwrap();
+    let clinic = Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap();
     let options = import::Options {
         batch_size: 2,
         progress: false,
@@ -402,7 +416,7 @@ fn semicolon_file_resumes_after_a_lost_answer_without_duplicates() {
 
     // Resume with a sound connection.
     let api = signed_in(&app, "vera", Arc::new(transport(&app)));
-    let clinic = Clinic::open(api, &pair, 8).unwrap();
+    let clinic = Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap();
     let resumed = import::run(&clinic, &csv, &options).unwrap();
     assert_eq!(
         resumed.recovered, 2,
@@ -538,7 +552,7 @@ fn a_proxy_5xx_keeps_the_batch_pending_and_the_resume_does_not_duplicate() {
     let clinic_behind = |proxy: ProxyFailsImport| {
         let api = signed_in(&app, "zoya", Arc::new(proxy));
         let pair = keys::load(&key_file, PASSPHRASE).unwrap();
-        Clinic::open(api, &pair, 8).unwrap()
+        Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap()
     };
     // A proxy that fails the first import it sees with `status`, after passing it on or not.
     let failing = |status, passed_on| ProxyFailsImport {
@@ -668,7 +682,13 @@ fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
     // The browser adds what the CLI has no flag for.
     let api = signed_in(&app, "dina", Arc::new(transport(&app)));
     let pair = keys::load(&key_file, PASSPHRASE).unwrap();
-    let clinic = Clinic::open(api, &pair, keys::default_bits(10_000)).unwrap();
+    let clinic = Clinic::open(
+        api,
+        &pair,
+        keys::default_bits(10_000),
+        &mut Pins::in_memory(),
+    )
+    .unwrap();
     let books = Books::load(&clinic.api).unwrap();
     let (patient, mut passport) = patients::show(&clinic, id).unwrap();
     assert_eq!(books.diagnoses.code(patient.record.diagnosis_id), "C50");
@@ -751,7 +771,7 @@ fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
     keys::init(&api, &key_file, PASSPHRASE).unwrap();
     let pair = keys::load(&key_file, PASSPHRASE).unwrap();
     keys::bootstrap(&api, &pair).unwrap();
-    let v1 = Clinic::open(api.clone(), &pair, 8).unwrap();
+    let v1 = Clinic::open(api.clone(), &pair, 8, &mut Pins::in_memory()).unwrap();
     let books = Books::load(&api).unwrap();
     let old = row::parse(
         &Cells(&[
@@ -772,7 +792,7 @@ fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
     // A rotation starts: version 2, linked to version 1 and wrapped to rita; the old passport
     // is not re-sealed yet.
     rotate(&api, &pair, v1.key().unwrap());
-    let clinic = Clinic::open(api, &pair, 8).unwrap();
+    let clinic = Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap();
     assert_eq!(clinic.key().unwrap().version(), 2);
     let new_id = patients::add(&clinic, &old.passport, old.record.clone()).unwrap();
 
@@ -798,16 +818,35 @@ fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
     let sveta_api = signed_in(&app, "sveta", Arc::new(transport(&app)));
     let sveta_file = dir.path().join("sveta.json");
     keys::init(&sveta_api, &sveta_file, PASSPHRASE).unwrap();
-    let granted = keys::grant(&clinic.api, &pair, "sveta", &mut |_, _| true).unwrap();
+    let granted = keys::grant(
+        &clinic.api,
+        &pair,
+        "sveta",
+        &mut Pins::in_memory(),
+        &mut |_, _| true,
+    )
+    .unwrap();
     assert_eq!((granted.versions, granted.skipped), (vec![1, 2], vec![]));
     assert_eq!(
-        keys::grant(&clinic.api, &pair, "sveta", &mut |_, _| true)
-            .unwrap()
-            .versions,
+        keys::grant(
+            &clinic.api,
+            &pair,
+            "sveta",
+            &mut Pins::in_memory(),
+            &mut |_, _| true
+        )
+        .unwrap()
+        .versions,
         Vec::<u32>::new(),
         "nothing left to grant"
     );
-    let sveta = Clinic::open(sveta_api, &keys::load(&sveta_file, PASSPHRASE).unwrap(), 8).unwrap();
+    let sveta = Clinic::open(
+        sveta_api,
+        &keys::load(&sveta_file, PASSPHRASE).unwrap(),
+        8,
+        &mut Pins::in_memory(),
+    )
+    .unwrap();
     assert_eq!(patients::show(&sveta, old_id).unwrap().1.surname, "Орлова");
 
     // An edit of the passport seals it under the newest version.
@@ -875,7 +914,7 @@ fn binary_clinician(
 
 /// The key versions the account of `api` holds.
 fn held(api: &Api, pair: &UserKeyPair) -> keys::HeldKeys {
-    keys::institution_keys(api, &api.me().unwrap(), pair).unwrap()
+    keys::institution_keys(api, &api.me().unwrap(), pair, &mut Pins::in_memory()).unwrap()
 }
 
 /// Creates the next key version after `linked_by`'s through the API, wrapped to the caller,
@@ -933,6 +972,20 @@ fn status_line(status: &str, version: u32) -> &str {
         .unwrap_or_else(|| panic!("no version {version} in {status}"))
 }
 
+/// The key pins the binary keeps in `dir` (none: `null`).
+fn pins_of(dir: &Path) -> serde_json::Value {
+    match std::fs::read_to_string(palreg_client::config::pins_path(dir)) {
+        Ok(text) => serde_json::from_str(&text).unwrap(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+/// The pin-file key of `api`'s account and institution on the test server.
+fn pin_scope(app: &TestApp, api: &Api) -> String {
+    let me = api.me().unwrap();
+    PinScope::new(&app.base, me.id, me.institution.unwrap().id).key()
+}
+
 fn patients_on_server(api: &Api) -> i64 {
     api.search(&serde_json::json!({"limit": 1})).unwrap().total
 }
@@ -957,8 +1010,8 @@ fn the_binary_trusts_a_linked_rotation_and_seals_under_it() {
     let v1_fingerprint = held(&api, &pair).get(1).unwrap().fingerprint(institution);
     let line = status_line(&text, 1);
     assert!(
-        line.contains(v1_fingerprint.as_str()) && line.contains("trusted on first use"),
-        "{text}"
+        line.contains(v1_fingerprint.as_str()) && line.contains("this client remembers"),
+        "version 1 was pinned by the first `add`: {text}"
     );
     let line = status_line(&text, 2);
     assert!(
@@ -1062,13 +1115,19 @@ fn a_planted_key_version_seals_nothing_searches_nothing_and_is_not_granted() {
     // Its tokens are version 1's only.
     let recorder = Arc::new(Recording::new(transport(&app)));
     let bits = keys::default_bits(10_000);
-    let clinic = Clinic::open(signed_in(&app, "mila", recorder.clone()), &pair, bits).unwrap();
+    let clinic = Clinic::open(
+        signed_in(&app, "mila", recorder.clone()),
+        &pair,
+        bits,
+        &mut Pins::in_memory(),
+    )
+    .unwrap();
     assert_eq!(clinic.keys().len(), 2, "both open passports");
     let trusted: Vec<u32> = clinic.token_keys().iter().map(|k| k.version()).collect();
     assert_eq!(trusted, [1]);
     assert!(
         matches!(clinic.key(), Err(Error::UntrustedKey(d))
-            if (d.version, d.newest, d.reason) == (2, 2, Untrusted::BadLink)),
+            if (d.version, d.refused, d.reason) == (2, 2, Untrusted::BadLink)),
         "sealing is refused"
     );
     let query = Query {
@@ -1106,7 +1165,21 @@ fn a_planted_key_version_seals_nothing_searches_nothing_and_is_not_granted() {
             && line.contains("NOT TRUSTED (key_chain_broken)"),
         "{text}"
     );
-    assert!(status_line(&text, 1).contains("trusted on first use"));
+    assert!(status_line(&text, 1).contains("this client remembers"));
+
+    // A planted version is not pinned by hand either.
+    let trust = run(&["keys", "trust", "--version", "2", "--yes"]);
+    assert!(!trust.status.success(), "{trust:?}");
+    let refused = String::from_utf8_lossy(&trust.stderr);
+    assert!(
+        refused.contains("key_chain_broken") && refused.contains("palreg keys withdraw"),
+        "{refused}"
+    );
+    assert!(
+        !pins_of(dir.path())
+            .to_string()
+            .contains(planted.fingerprint(institution).as_str())
+    );
 
     // `keys grant` gives version 1 only, and says why not version 2.
     let grant = run(&["keys", "grant", "--user", "nika", "--yes"]);
@@ -1188,4 +1261,256 @@ fn keys_link_vouches_for_a_legacy_version_once_confirmed() {
     assert!(!again.status.success(), "{again:?}");
     assert!(String::from_utf8_lossy(&again.stderr).contains("linked already"));
     assert_eq!(stored_link(), [link]);
+}
+
+/// The gap pins close: a holder of version 1 (or whoever can write to the database) replaces
+/// the envelope of a version the binary already trusted with a key of their own. Without pins
+/// it would be trusted on first use; with them it is `key_changed`: nothing is sealed or
+/// searched with it, `keys status` names it, and `keys trust` does not accept it.
+#[test]
+fn a_replaced_envelope_of_a_trusted_version_is_key_changed() {
+    let app = spawn_app(Backend::Sqlite);
+    let (institution, dir, api, pair) = binary_clinician(&app, "H11", "tamara");
+    let run = |args: &[&str]| run_client(&app, dir.path(), args);
+    let first = run(&add_patient("Лебедева"));
+    assert!(first.status.success(), "{first:?}");
+    let genuine = held(&api, &pair).get(1).unwrap().fingerprint(institution);
+    let scope = pin_scope(&app, &api);
+    assert_eq!(
+        pins_of(dir.path()),
+        serde_json::json!({ &scope: {"1": genuine.as_str()} }),
+        "the first use pinned version 1"
+    );
+
+    // Arrange: a colleague granted version 1 posts another "version 1" for tamara; the server
+    // replaces her envelope.
+    let admin = app.admin_token();
+    app.create_user(&admin, "ulyana", &["user"], Some(institution));
+    let ulyana = signed_in(&app, "ulyana", Arc::new(transport(&app)));
+    keys::init(&ulyana, &dir.path().join("ulyana.json"), PASSPHRASE).unwrap();
+    keys::grant(
+        &api,
+        &pair,
+        "ulyana",
+        &mut Pins::in_memory(),
+        &mut |_, _| true,
+    )
+    .unwrap();
+    let me = api.me().unwrap();
+    let fake = InstitutionKey::generate(1).unwrap();
+    let _: serde_json::Value = ulyana
+        .post(
+            &format!("/api/v1/institutions/{institution}/keys/1/envelopes"),
+            &serde_json::json!({
+                "recipient_id": me.id,
+                "envelope": fake.wrap_for(pair.public_key(), me.id, institution).unwrap(),
+            }),
+        )
+        .unwrap();
+    let fresh = held(&api, &pair);
+    assert_eq!(
+        fresh.get(1).unwrap().fingerprint(institution),
+        fake.fingerprint(institution)
+    );
+    assert_eq!(
+        fresh.trusted().len(),
+        1,
+        "a client without pins would trust the replaced key on first use"
+    );
+    let before = patients_on_server(&api);
+
+    // Act + assert: `add` refuses, naming the version and the reason.
+    let add = run(&add_patient("Орлова"));
+    assert!(!add.status.success(), "{add:?}");
+    let error = String::from_utf8_lossy(&add.stderr);
+    for expected in [
+        "version 1 is not trusted (key_changed)",
+        "replaced",
+        "tell your administrator",
+    ] {
+        assert!(error.contains(expected), "{expected:?} in {error}");
+    }
+    assert_eq!(patients_on_server(&api), before, "no patient created");
+
+    // No token is computed with it: a search by surname refuses rather than ask for all.
+    let search = run(&["patient", "search", "--surname", "Лебедева"]);
+    assert!(!search.status.success(), "{search:?}");
+    assert!(String::from_utf8_lossy(&search.stderr).contains("key_changed"));
+
+    // `keys status` shows it.
+    let status = run(&["keys", "status"]);
+    assert!(status.status.success(), "{status:?}");
+    let text = String::from_utf8(status.stdout).unwrap();
+    let line = status_line(&text, 1);
+    assert!(
+        line.contains(fake.fingerprint(institution).as_str())
+            && line.contains("NOT TRUSTED (key_changed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("key chain: version 1 (key_changed)")
+            && text.contains("New passports cannot be saved"),
+        "{text}"
+    );
+
+    // `keys trust` refuses it, and the pin stays the genuine key's.
+    let trust = run(&["keys", "trust", "--version", "1", "--yes"]);
+    assert!(!trust.status.success(), "{trust:?}");
+    assert!(String::from_utf8_lossy(&trust.stderr).contains("key_changed"));
+    assert_eq!(
+        pins_of(dir.path()),
+        serde_json::json!({ &scope: {"1": genuine.as_str()} })
+    );
+}
+
+/// Every version the binary knew is taken from its user on the server (here: version 1's
+/// envelope deleted) and a version it never saw is the only one left: not trusted on first use
+/// again (`key_unpinned`) until the user compares its fingerprint and pins it with
+/// `keys trust`.
+#[test]
+fn a_new_oldest_version_is_trusted_only_once_pinned_by_hand() {
+    let app = spawn_app(Backend::Sqlite);
+    let (institution, dir, api, pair) = binary_clinician(&app, "H12", "yana");
+    let run = |args: &[&str]| run_client(&app, dir.path(), args);
+    let first = run(&add_patient("Лебедева"));
+    assert!(first.status.success(), "{first:?}");
+    let scope = pin_scope(&app, &api);
+    let v1 = held(&api, &pair).get(1).unwrap().fingerprint(institution);
+    let v2 = rotate(&api, &pair, held(&api, &pair).get(1).unwrap());
+    let me = api.me().unwrap();
+    app.raw_sql(&format!(
+        "DELETE FROM key_envelopes WHERE institution_id = {institution} AND key_version = 1 \
+         AND recipient_id = {}",
+        me.id
+    ));
+    let v2_fingerprint = v2.fingerprint(institution);
+    let before = patients_on_server(&api);
+
+    // Act + assert: refused, saying what to do.
+    let add = run(&add_patient("Орлова"));
+    assert!(!add.status.success(), "{add:?}");
+    let error = String::from_utf8_lossy(&add.stderr);
+    for expected in [
+        "version 2 is not trusted (key_unpinned)",
+        "keys trust --version 2",
+    ] {
+        assert!(error.contains(expected), "{expected:?} in {error}");
+    }
+    assert_eq!(patients_on_server(&api), before);
+    let status = run(&["keys", "status"]);
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        status_line(&text, 2).contains(v2_fingerprint.as_str())
+            && status_line(&text, 2).contains("NOT TRUSTED (key_unpinned)"),
+        "{text}"
+    );
+
+    // Without --yes: the fingerprint to compare, nothing pinned, a failure.
+    let unconfirmed = run(&["keys", "trust", "--version", "2"]);
+    assert!(!unconfirmed.status.success(), "{unconfirmed:?}");
+    let shown = String::from_utf8_lossy(&unconfirmed.stdout);
+    assert!(
+        shown.contains(v2_fingerprint.as_str())
+            && shown.contains("key_unpinned")
+            && shown.contains("Compare"),
+        "{shown}"
+    );
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    assert_eq!(
+        pins_of(dir.path()),
+        serde_json::json!({ &scope: {"1": v1.as_str()} })
+    );
+
+    // Compared: pinned, and `add` seals under version 2.
+    let trusted = run(&["keys", "trust", "--version", "2", "--yes"]);
+    assert!(trusted.status.success(), "{trusted:?}");
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("trusted from now on"));
+    assert_eq!(
+        pins_of(dir.path()),
+        serde_json::json!({ &scope: {"1": v1.as_str(), "2": v2_fingerprint.as_str()} })
+    );
+    let add = run(&add_patient("Орлова"));
+    assert!(add.status.success(), "{add:?}");
+    assert_eq!(api.patient(added_id(&add)).unwrap().passport_key_version, 2);
+    let again = run(&["keys", "trust", "--version", "2", "--yes"]);
+    assert!(again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("trusted already"));
+}
+
+/// The pin file: created on the first command that opens keys, private, rewritten only when
+/// a version is trusted for the first time; a second run trusts from it without asking
+/// anything (stdin is closed) and leaves it as it is.
+#[test]
+fn the_pin_file_is_private_and_a_second_run_leaves_it_alone() {
+    let app = spawn_app(Backend::Sqlite);
+    let (institution, dir, api, pair) = binary_clinician(&app, "H13", "zlata");
+    let run = |args: &[&str]| run_client(&app, dir.path(), args);
+    let file = palreg_client::config::pins_path(dir.path());
+    assert!(!file.exists(), "bootstrap opens no key");
+
+    let first = run(&["keys", "status"]);
+    assert!(first.status.success(), "{first:?}");
+    let text = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        status_line(&text, 1).contains("trusted on first use"),
+        "{text}"
+    );
+    let v1 = held(&api, &pair).get(1).unwrap().fingerprint(institution);
+    let scope = pin_scope(&app, &api);
+    assert_eq!(
+        pins_of(dir.path()),
+        serde_json::json!({ &scope: {"1": v1.as_str()} })
+    );
+    let pinned = std::fs::read(&file).unwrap();
+    #[cfg(unix)]
+    let inode = {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        meta.ino()
+    };
+
+    // A second run: trusted from the pin, nothing asked, the file untouched.
+    for args in [&["keys", "status"][..], &add_patient("Лебедева")] {
+        let again = run(args);
+        assert!(again.status.success(), "{args:?}: {again:?}");
+        let said = String::from_utf8_lossy(&again.stdout);
+        assert!(!said.contains("first use"), "{said}");
+    }
+    let text = String::from_utf8(run(&["keys", "status"]).stdout).unwrap();
+    assert!(
+        status_line(&text, 1).contains("this client remembers"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), pinned);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().ino(),
+            inode,
+            "not rewritten"
+        );
+    }
+
+    // A linked rotation is pinned once, by the next command that opens keys.
+    let v2 = rotate(&api, &pair, held(&api, &pair).get(1).unwrap());
+    let add = run(&add_patient("Орлова"));
+    assert!(add.status.success(), "{add:?}");
+    assert_eq!(
+        pins_of(dir.path()),
+        serde_json::json!({ &scope: {"1": v1.as_str(), "2": v2.fingerprint(institution).as_str()} })
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "private after a rewrite too");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
