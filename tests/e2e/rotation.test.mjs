@@ -16,6 +16,13 @@
 // (one made before links were kept) is vouched for there after comparing fingerprints. Last, a
 // version planted through the API with a link not made by the version before it is shown as
 // such, and nothing is registered, changed, searched for or rotated under it.
+//
+// The colleague's browser remembers (pins) the fingerprint of every version it trusted. Granted a
+// version it cannot vouch for (the one before it withheld), the colleague trusts it by hand after
+// comparing its fingerprint; the pins survive a new tab; then a holder replaces that version's
+// envelope through the API with a key of their own: the browser says the key changed, registers
+// and changes nothing, and still finds patients with the versions it trusts, until the genuine key
+// is granted again.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -334,22 +341,17 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   const history = await json(await api.get(`/api/v1/patients/${edited}/history`));
   assert.deepEqual(history.slice(0, 2).map((v) => v.change), ['passport', 'updated']);
 
-  // Version 2 came with its link, made with version 1: the colleague's browser vouches for it.
+  // Version 2 came with its link, made with version 1.
   const link = m.versions.find((v) => v.version === 2).link;
   assert.match(link ?? '', /^[A-Za-z0-9_-]{43}$/, 'version 2 was stored with its link');
   assert.equal(m.versions.find((v) => v.version === 1).link, null);
-  const { page: pb } = sB;
-  await sB.goto('/home');
-  await sB.goto('/keys');
-  await pb.locator('#main .key-state[data-version="2"][data-trusted="true"]', { hasText: 'Vouched for by version 1' }).waitFor();
-  assert.match(await pb.locator('#main .key-state[data-version="1"]').innerText(), /The oldest version you hold: compare its fingerprint/);
-  assert.equal(await pb.locator('#key-chain-warning').count(), 0);
-  await sB.screenshot('en-keys-chain-vouched');
 
-  // A version made before links were kept (here: the server's link withheld from the browser) is
-  // not vouched for, and nothing is sealed under it until a holder of version 1 vouches for it
-  // after comparing its fingerprint. Links are deterministic: the one made here is the one the
-  // rotation stored (the server, which has it already, is not asked).
+  // The colleague's browser sees version 2 for the first time as a version made before links
+  // were kept (the server's link withheld from it): not vouched for, and nothing is sealed under
+  // it until a holder of version 1 vouches for it after comparing its fingerprint. Links are
+  // deterministic: the one made here is the one the rotation stored (the server, which has it
+  // already, is not asked).
+  const { page: pb } = sB;
   const envelopes = '**/api/v1/me/envelopes';
   await pb.route(envelopes, async (route) => {
     const response = await route.fetch();
@@ -367,6 +369,7 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   await sB.goto('/keys');
   await sB.waitForNotice(/Key version 2 is not vouched for by key version 1 yet \(it was made before key versions were linked\), so nothing is encrypted with it/);
   assert.match(await pb.locator('#main .key-state[data-version="2"][data-trusted="false"]').innerText(), /Made before key versions were linked/);
+  assert.match(await pb.locator('#main .key-state[data-version="1"]').innerText(), /The oldest version you hold, trusted on first use: compare its fingerprint/);
   const fp2 = (await pb.locator('#main .key-chain code.fingerprint[data-version="2"]').innerText()).trim();
   assert.match(fp2, /^\d{5}( \d{5}){5}$/);
   await sB.screenshot('en-keys-chain-legacy');
@@ -377,7 +380,11 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   await confirm.locator('.btn-primary').click();
   await sB.waitForNotice(/Key version 2 is now vouched for/);
   assert.deepEqual(vouched, { link });
-  await pb.locator('#main .key-state[data-version="2"][data-trusted="true"]').waitFor();
+  // With its link, version 2 is vouched for by version 1, which this browser remembers now.
+  await pb.locator('#main .key-state[data-version="2"][data-trusted="true"]', { hasText: 'Vouched for by version 1' }).waitFor();
+  assert.match(await pb.locator('#main .key-state[data-version="1"]').innerText(), /Remembered by this browser/);
+  assert.equal(await pb.locator('#key-chain-warning').count(), 0);
+  await sB.screenshot('en-keys-chain-vouched');
   await pb.unroute('**/api/v1/institutions/*/keys/2/link');
 }));
 
@@ -630,4 +637,100 @@ test('a key version planted through the API, with a link not made by the version
   assert.equal(after.total, before.total);
   assert.deepEqual(after.items.filter((p) => p.passport_key_version >= 5), []);
   assert.equal((await members()).current_version, 5);
+}));
+
+test('a key version whose envelope is replaced after this browser trusted it is refused; pins survive a new tab', () => sB.step('rotation-replaced-key', async () => {
+  /**
+   * A holder (the administrator, through the API) wraps key version `version` to the colleague:
+   * the genuine key, or (`fresh`) a new key of the same version, which replaces the envelope the
+   * colleague holds. Resolves to the key's fingerprint.
+   */
+  const wrapToColleague = (version, fresh) => sA.page.evaluate(async ({ login, version, fresh }) => {
+    const { get, post } = await import('/js/api.js');
+    const { loadCrypto } = await import('/js/crypto.js');
+    const { trustedInstitutionKeys } = await import('/js/keystore.js');
+    const wasm = await loadCrypto();
+    const me = await get('/me');
+    const inst = me.institution.id;
+    const target = (await get(`/institutions/${inst}/members`)).members.find((m) => m.login === login);
+    const key = fresh ? wasm.InstitutionKey.generate(version) : (await trustedInstitutionKeys(me)).get(version);
+    await post(`/institutions/${inst}/keys/${version}/envelopes`, { recipient_id: target.user_id, envelope: key.wrapFor(target.public_key, target.user_id, inst) });
+    const fingerprint = key.fingerprint(inst);
+    if (fresh) key.free();
+    return fingerprint;
+  }, { login: colleague.login, version, fresh });
+
+  // Version 4 is granted to the colleague (who holds 1 to 3, pinned). With version 3 withheld,
+  // nothing vouches for it: it is trusted by hand, after comparing its fingerprint.
+  const fp4 = await wrapToColleague(4, false);
+  let { page } = sB;
+  const envelopes = '**/api/v1/me/envelopes';
+  await page.route(envelopes, async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, json: (await response.json()).filter((e) => e.key_version !== 3) });
+  });
+  await sB.goto('/home');
+  await sB.goto('/keys');
+  assert.match(await page.locator('#main .key-state[data-version="4"][data-trusted="false"]').innerText(), /You do not hold version 3/);
+  await page.click('#key-trust-4');
+  const dialog = page.locator('dialog.dialog');
+  await dialog.waitFor();
+  assert.ok((await dialog.innerText()).includes(fp4), 'the confirmation shows the fingerprint to compare');
+  await dialog.locator('.btn-primary').click();
+  await sB.waitForNotice(/This browser now trusts key version 4/);
+  await page.locator('#main .key-state[data-version="4"][data-state="pinned"]').waitFor();
+  await page.unroute(envelopes);
+
+  // A new tab: the key is locked again, the pins are still there.
+  page = await sB.reopenTab();
+  await unlockOrCreate(sB, { create: false });
+  for (const v of [1, 2, 3, 4]) {
+    assert.match(await page.locator(`#main .key-state[data-version="${v}"][data-state="pinned"]`).innerText(), /Remembered by this browser/);
+  }
+  assert.equal(await page.locator('#key-chain-warning').count(), 0);
+
+  // Version 4's envelope replaced by a key of the holder's own.
+  const replaced = await wrapToColleague(4, true);
+  assert.notEqual(replaced, fp4);
+  const writes = () => sB.requests.filter((r) => r.method !== 'GET' && !r.url.endsWith('/search'));
+  const mark = writes().length;
+  await sB.goto('/home');
+  await sB.goto('/keys');
+  await sB.waitForNotice(/The key of version 4 is not the one this browser knew: its envelope may have been replaced on the server, so nothing is encrypted with it/);
+  assert.equal(await page.getAttribute('#key-chain-warning', 'data-reason'), 'key_changed');
+  assert.match(await page.locator('#main .key-state[data-version="4"][data-trusted="false"]').innerText(), /not the one this browser knew/);
+  assert.equal((await page.locator('#main .key-chain code.fingerprint[data-version="4"]').innerText()).trim(), replaced);
+  assert.equal(await page.locator('#main .key-state[data-trusted="true"]').count(), 3, 'versions 1 to 3 are still trusted');
+  assert.equal(await page.locator('#key-trust-4, #key-vouch-4').count(), 0, 'a replaced key cannot be trusted by hand');
+  await sB.screenshot('en-keys-chain-key-changed');
+
+  await sB.goto('/patients/new');
+  assert.match(await page.locator('#key-chain-refused').innerText(), /The key of version 4 is not the one this browser knew/);
+  assert.equal(await page.locator('#patient-new-surname').count(), 0);
+  const [surname, firstName] = PATIENTS[3];
+  const id = ids.get(surname);
+  await sB.goto(`/patients/${id}`);
+  assert.equal(await sB.heading(), `${surname} ${firstName}`);
+  await page.fill(`#patient-${id}-address`, 'г. Пудож, ул. Речная, д. 3');
+  await page.click(`#main form[data-form-id="patient-${id}"] button[type="submit"]`);
+  await page.locator(`#main form[data-form-id="patient-${id}"] .form-alert`, { hasText: /The key of version 4 is not the one/ }).waitFor();
+  sB.assertNothingSent('Пудож');
+
+  // The search finds the patient with the tokens of the versions still trusted, never of 4.
+  await sB.goto('/patients');
+  const searchMark = sB.requests.length;
+  await page.fill('#patient-search-surname', surname);
+  await page.click('#main form[data-form-id="patient-search"] button[type="submit"]');
+  await page.locator('#main .search-results[data-done="true"]').waitFor();
+  assert.match(await page.locator('#main .search-results tbody').innerText(), new RegExp(`${surname} ${firstName}`));
+  const searches = sB.requests.slice(searchMark).filter((r) => r.url.endsWith('/patients/search'));
+  const versions = new Set(searches.flatMap((r) => JSON.parse(r.body).blind_indexes ?? []).map((token) => Number.parseInt(token.slice(4, 12), 16)));
+  assert.ok(versions.has(3) && !versions.has(4), `tokens of version 3, none of 4 (${[...versions]})`);
+  assert.deepEqual(writes().slice(mark), [], 'the colleague wrote nothing');
+
+  // The genuine key granted again: its fingerprint is the pinned one, and it is trusted again.
+  assert.equal(await wrapToColleague(4, false), fp4);
+  await sB.goto('/keys');
+  await page.locator('#main .key-state[data-version="4"][data-state="pinned"]').waitFor();
+  assert.equal(await page.locator('#key-chain-warning').count(), 0);
 }));

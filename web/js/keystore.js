@@ -1,66 +1,100 @@
 // My key pair and the institution key, for the pages that seal or open passports. The wrapped
-// key file (the private key under my passphrase, client-crypto's format) is the only thing kept:
-// in IndexedDB, per login. The unlocked key pair and the opened institution key versions are WASM
-// handles in this module's memory; they are forgotten on sign-out or reload. No passphrase or raw
-// key is ever stored.
+// key file (the private key under my passphrase, client-crypto's format) is kept in IndexedDB, per
+// login, with the pins of the institution key's versions (below). The unlocked key pair and the
+// opened institution key versions are WASM handles in this module's memory; they are forgotten on
+// sign-out or reload. No passphrase or raw key is ever stored.
 //
 // After a key rotation, passports and observation notes not yet re-encrypted stay under older
 // versions: every version I hold an envelope for can be opened.
 //
 // Sealing is another matter. Anybody who can write to the server's database can wrap a key of
-// their choosing to my public key as "version N+1": sealing under it would hand new passports
-// (and the blind indexes of names) to whoever planted it. So a version is used to seal or to
-// compute blind-index tokens only when the key chain vouches for it (client-crypto key_chain,
-// `trusted_prefix`): the oldest version I hold is trusted on first use, and each next one while
-// it follows a trusted one directly and its link, made with the version before it, verifies.
-// The first version that fails makes itself and every later one untrusted. Untrusted versions
-// still open what is sealed under them: nothing leaves the browser then.
+// their choosing to my public key as "version N+1", or replace the envelope of a version I hold:
+// sealing under such a key would hand new passports (and the blind indexes of names) to whoever
+// planted it. So a version is used to seal or to compute blind-index tokens only when it is
+// trusted by client-crypto's rule (`key_chain::assess`), which this browser applies with its
+// *pins*: the fingerprint of every version it trusted before, per user and institution, kept in
+// IndexedDB beside the key files. Per version I hold, oldest first:
+// 1. a pinned version is trusted when its key still has the pinned fingerprint, else it is
+//    `key_changed` (its envelope was replaced);
+// 2. the oldest version I hold, unpinned, is trusted on first use when this browser has no pin at
+//    all for the institution, else it is `key_unpinned` (not a first use again);
+// 3. any other is trusted when the version I hold before it is trusted and exactly one older
+//    (else `key_chain_gap`), has a link (else `key_chain_missing`) and its link, made with that
+//    version, verifies (else `key_chain_broken`).
+// Every version trusted is pinned; a user pins one by hand (pinVersion) only after comparing its
+// fingerprint with a colleague. Sealing uses the newest version I hold, only when it is trusted;
+// tokens use the trusted versions. Untrusted versions still open what is sealed under them:
+// nothing leaves the browser then. Pins are about the institution's keys, not mine: a new key
+// pair (a forgotten passphrase) and sign-out keep them, and a colleague's new grant of the same
+// keys matches them.
 
 import { get } from './api.js';
 import { loadCrypto } from './crypto.js';
 import { t } from './i18n.js';
 
 const DB_NAME = 'palreg-keys';
-const STORE = 'keyfiles';
+const DB_VERSION = 2;
+const KEY_FILES = 'keyfiles';
+const PINS = 'pins';
 
 let unlocked = null; // { userId, pair }
-// Opened institution keys of one user and institution: version -> InstitutionKey handle, and the
-// key chain's verdict on them (`chain`, see keyChain) with the links it was computed from: a link
-// the server adds later (a legacy version vouched for) or changes computes it again.
-let institutionKeys = null; // { userId, institutionId, byVersion: Map, chain, chainLinks }
+// Opened institution keys of one user and institution: version -> { envelope, key } (a version
+// whose envelope changes is opened again; the handle it replaces is freed with the others, in
+// `retired`), and the verdict on them (`chain`, see assess) with what it was computed from
+// (`chainInput`: envelopes, links and pins): any change computes it again.
+let institutionKeys = null; // { userId, institutionId, byVersion: Map, retired: [], chain, chainInput }
 
 /** Why the newest version I hold may not seal: its `message` is for the user (translated). */
 export class UntrustedKeyError extends Error {
-  constructor({ version, reason, since }) {
-    // Names the first version the chain does not vouch for: the later ones fail because of it.
-    // One made before links were kept is most likely genuine and only waits to be vouched for.
-    super(t(reason === 'key_chain_missing' ? 'keys.chain.refused_missing' : 'keys.chain.refused', { version: since, previous: since - 1 }));
+  constructor({ version, reason, cause, since }) {
+    // Names the version whose own verdict makes this one untrusted (`since`, `cause`): the later
+    // ones fail because of it. One made before links were kept is most likely genuine and only
+    // waits to be vouched for.
+    const why = cause ?? reason;
+    super(t(REFUSED[why] ?? 'keys.chain.refused', { version: since, previous: since - 1 }));
     this.name = 'UntrustedKeyError';
     // Shown as is by errorMessage (api.js): expected, and already in the user's language.
     this.forUser = true;
     this.version = version;
-    this.reason = reason;
+    this.reason = why;
     this.since = since;
   }
 }
 
+const REFUSED = {
+  key_chain_missing: 'keys.chain.refused_missing',
+  key_chain_gap: 'keys.chain.refused_gap',
+  key_changed: 'keys.chain.refused_changed',
+  key_unpinned: 'keys.chain.refused_unpinned',
+};
+
 function openDb() {
   return new Promise((resolve, reject) => {
-    const req = indexedDB.open(DB_NAME, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+    const req = indexedDB.open(DB_NAME, DB_VERSION);
+    req.onupgradeneeded = () => {
+      const db = req.result;
+      if (!db.objectStoreNames.contains(KEY_FILES)) db.createObjectStore(KEY_FILES);
+      if (!db.objectStoreNames.contains(PINS)) db.createObjectStore(PINS);
+    };
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   });
 }
 
-async function tx(mode, fn) {
+/** Runs `fn(store)` in a transaction on `storeName`; resolves, once committed, to the result of the request it makes. */
+async function tx(storeName, mode, fn) {
   const db = await openDb();
   try {
     return await new Promise((resolve, reject) => {
-      const store = db.transaction(STORE, mode).objectStore(STORE);
-      const req = fn(store);
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
+      const transaction = db.transaction(storeName, mode);
+      let result;
+      const req = fn(transaction.objectStore(storeName));
+      req.onsuccess = () => {
+        result = req.result;
+      };
+      transaction.oncomplete = () => resolve(result);
+      transaction.onerror = () => reject(transaction.error);
+      transaction.onabort = () => reject(transaction.error);
     });
   } finally {
     db.close();
@@ -69,12 +103,12 @@ async function tx(mode, fn) {
 
 /** The wrapped key file stored for `login` (JSON text), or null. */
 export async function storedKeyFile(login) {
-  return (await tx('readonly', (s) => s.get(login))) ?? null;
+  return (await tx(KEY_FILES, 'readonly', (s) => s.get(login))) ?? null;
 }
 
 /** Keeps the wrapped key file of `login` (JSON text). */
 export function storeKeyFile(login, json) {
-  return tx('readwrite', (s) => s.put(json, login));
+  return tx(KEY_FILES, 'readwrite', (s) => s.put(json, login));
 }
 
 /** Keeps the unlocked key pair of the user in memory. */
@@ -88,7 +122,7 @@ export function unlockedPair(userId) {
   return unlocked && unlocked.userId === userId ? unlocked.pair : null;
 }
 
-/** Forgets the unlocked key pair and the institution keys. */
+/** Forgets the unlocked key pair and the institution keys (never the pins: see above). */
 export function forgetKeys() {
   forgetInstitutionKeys();
   unlocked?.pair.free();
@@ -96,8 +130,45 @@ export function forgetKeys() {
 }
 
 function forgetInstitutionKeys() {
-  for (const key of institutionKeys?.byVersion.values() ?? []) key.free();
+  for (const { key } of institutionKeys?.byVersion.values() ?? []) key.free();
+  for (const key of institutionKeys?.retired ?? []) key.free();
   institutionKeys = null;
+}
+
+const pinsKey = (userId, institutionId) => `${userId}:${institutionId}`;
+
+/** The fingerprints this browser pinned for the user's institution key: `{ [version]: fingerprint }`. */
+async function storedPins(userId, institutionId) {
+  return (await tx(PINS, 'readonly', (s) => s.get(pinsKey(userId, institutionId)))) ?? {};
+}
+
+/**
+ * Pins `entries` (`{ [version]: fingerprint }`) for the user's institution key, in one
+ * transaction (another tab may pin meanwhile): a version pinned already keeps its pin, a pin is
+ * never changed. Resolves to the pins stored.
+ */
+async function addPins(userId, institutionId, entries) {
+  const db = await openDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const transaction = db.transaction(PINS, 'readwrite');
+      const store = transaction.objectStore(PINS);
+      const key = pinsKey(userId, institutionId);
+      let pins = null;
+      const req = store.get(key);
+      req.onsuccess = () => {
+        pins = { ...(req.result ?? {}) };
+        const fresh = Object.entries(entries).filter(([version]) => pins[version] === undefined);
+        for (const [version, fingerprint] of fresh) pins[version] = fingerprint;
+        if (fresh.length) store.put(pins, key);
+      };
+      transaction.oncomplete = () => resolve(pins);
+      transaction.onerror = () => reject(transaction.error);
+      transaction.onabort = () => reject(transaction.error);
+    });
+  } finally {
+    db.close();
+  }
 }
 
 /** My envelopes for my institution, by key version, each with its version's link (one request). */
@@ -106,47 +177,73 @@ async function myEnvelopes(institutionId, signal) {
   return new Map(list.map((e) => [e.key_version, { envelope: e.envelope, link: e.link ?? null }]));
 }
 
-/** The opened key of `version` from `envelopes` (cached per version), or null without an envelope. */
-async function keyOfVersion(user, pair, envelopes, version) {
+/** The cache of the opened keys of `user` (a fresh one for another user or institution). */
+function keysOf(user) {
   const institutionId = user.institution.id;
   if (!institutionKeys || institutionKeys.userId !== user.id || institutionKeys.institutionId !== institutionId) {
     forgetInstitutionKeys();
-    institutionKeys = { userId: user.id, institutionId, byVersion: new Map(), chain: null, chainLinks: null };
+    institutionKeys = { userId: user.id, institutionId, byVersion: new Map(), retired: [], chain: null, chainInput: null };
   }
-  const cached = institutionKeys.byVersion.get(version);
-  if (cached) return cached;
-  const held = envelopes.get(version);
-  if (!held) return null;
+  return institutionKeys;
+}
+
+/** The key of `version` opened from `held` (my envelope of it), cached while the envelope stays the same. */
+async function keyOfVersion(user, pair, state, held, version) {
+  const cached = state.byVersion.get(version);
+  if (cached?.envelope === held.envelope) return cached.key;
   await loadCrypto();
-  const key = pair.openKeyEnvelope(held.envelope, user.id, institutionId, version);
-  institutionKeys.byVersion.set(version, key);
+  const key = pair.openKeyEnvelope(held.envelope, user.id, state.institutionId, version);
+  // A replaced envelope: the key it held may still be in a page's hands, so it is freed later.
+  if (cached) state.retired.push(cached.key);
+  state.byVersion.set(version, { envelope: held.envelope, key });
   return key;
 }
 
 /**
- * The key chain over `keys` (a Map version -> key, ascending) with the links of `envelopes`, as
- * client-crypto's `key_chain::trusted_prefix` computes it: per version, oldest first,
- * `{ version, trusted, reason, since }`. `reason` (null when trusted) is `key_chain_gap` (the
- * version before it is not held), `key_chain_missing` (no link: a version made before links
- * were kept) or `key_chain_broken` (its link was not made with the version before it), and for
- * the versions after the first failure the same reason; `since` is the first version that
- * failed.
+ * The verdict on the versions I hold, `keys` (a Map version -> key, ascending), with the links of
+ * `envelopes` and this browser's `pins`, as client-crypto's `key_chain::assess` gives it (see the
+ * rule above). Per version, oldest first: `{ version, fingerprint, trusted, vouched, reason,
+ * cause, since }`. `vouched` (null when untrusted) is `pinned`, `first_use` or `linked`;
+ * `reason` (null when trusted) is the version's own: `key_changed`, `key_unpinned`,
+ * `key_chain_gap` (the version before it is not held, or not trusted), `key_chain_missing` (no
+ * link: a version made before links were kept) or `key_chain_broken` (its link was not made with
+ * the version before it). `since` and `cause` name the version whose own verdict makes this one
+ * untrusted, and why: the version itself, or for a version right after an untrusted one, that
+ * one's.
  */
-function verifyChain(keys, envelopes, institutionId) {
+function assess(keys, envelopes, institutionId, pins) {
+  const anyPins = Object.keys(pins).length > 0;
   const out = [];
-  let failed = null; // { reason, since }
-  let previous = null;
   for (const [version, key] of keys) {
-    if (!failed && previous) {
+    const fingerprint = key.fingerprint(institutionId);
+    const previous = out[out.length - 1] ?? null;
+    const pinned = pins[version];
+    let vouched = null;
+    let reason = null;
+    if (pinned !== undefined) {
+      if (fingerprint === pinned) vouched = 'pinned';
+      else reason = 'key_changed';
+    } else if (!previous) {
+      if (anyPins) reason = 'key_unpinned';
+      else vouched = 'first_use';
+    } else if (!previous.trusted || previous.version + 1 !== version) {
+      reason = 'key_chain_gap';
+    } else {
       const link = envelopes.get(version).link;
-      let reason = null;
-      if (previous.version + 1 !== version) reason = 'key_chain_gap';
-      else if (!link) reason = 'key_chain_missing';
-      else if (!linkVerifies(previous, key, institutionId, link)) reason = 'key_chain_broken';
-      if (reason) failed = { reason, since: version };
+      if (!link) reason = 'key_chain_missing';
+      else if (!linkVerifies(keys.get(previous.version), key, institutionId, link)) reason = 'key_chain_broken';
+      else vouched = 'linked';
     }
-    out.push({ version, trusted: !failed, reason: failed?.reason ?? null, since: failed?.since ?? null });
-    previous = key;
+    const inherited = reason === 'key_chain_gap' && previous && !previous.trusted && previous.version + 1 === version;
+    out.push({
+      version,
+      fingerprint,
+      trusted: reason === null,
+      vouched,
+      reason,
+      cause: inherited ? previous.cause : reason,
+      since: reason === null ? null : inherited ? previous.since : version,
+    });
   }
   return out;
 }
@@ -160,36 +257,48 @@ function linkVerifies(previous, next, institutionId, link) {
   }
 }
 
+/** What a verdict is computed from, as text: my envelopes with their links, and the pins. */
+function chainInput(envelopes, pins) {
+  const held = [...envelopes].sort((a, b) => a[0] - b[0]).map(([version, e]) => [version, e.envelope, e.link]);
+  const pinned = Object.entries(pins).sort((a, b) => Number(a[0]) - Number(b[0]));
+  return JSON.stringify({ held, pinned });
+}
+
 /**
- * Every version I hold, opened, and the key chain's verdict on them: `{ keys, chain }` (see
- * verifyChain), or null when my key is not unlocked or I have no institution. The verdict is
- * cached with the keys while the links stay the same.
+ * Every version I hold, opened, and the verdict on them: `{ keys, chain }` (see assess), or null
+ * when my key is not unlocked or I have no institution. The versions trusted are pinned. The
+ * verdict is cached with the keys while my envelopes, their links and the pins stay the same;
+ * pinning what it trusts changes no verdict, so it stays cached then (and keeps saying why each
+ * version was trusted first: on first use, or by its link).
  */
 async function heldKeys(user, signal) {
   const pair = unlockedPair(user.id);
   if (!pair || !user.institution?.id) return null;
   const institutionId = user.institution.id;
   const envelopes = await myEnvelopes(institutionId, signal);
+  const state = keysOf(user);
   const keys = new Map();
   for (const version of [...envelopes.keys()].sort((a, b) => a - b)) {
-    keys.set(version, await keyOfVersion(user, pair, envelopes, version));
+    keys.set(version, await keyOfVersion(user, pair, state, envelopes.get(version), version));
   }
-  const links = JSON.stringify([...envelopes].map(([version, e]) => [version, e.link]).sort((a, b) => a[0] - b[0]));
-  if (!institutionKeys?.chain || institutionKeys.chainLinks !== links) {
-    if (keys.size) {
-      institutionKeys.chain = verifyChain(keys, envelopes, institutionId);
-      institutionKeys.chainLinks = links;
-    }
+  if (!keys.size) return { keys, chain: [] };
+  const pins = await storedPins(user.id, institutionId);
+  if (!state.chain || state.chainInput !== chainInput(envelopes, pins)) {
+    const chain = assess(keys, envelopes, institutionId, pins);
+    const fresh = chain.filter((v) => v.trusted && pins[v.version] === undefined);
+    if (fresh.length) await addPins(user.id, institutionId, Object.fromEntries(fresh.map((v) => [v.version, v.fingerprint])));
+    state.chain = chain;
+    state.chainInput = chainInput(envelopes, { ...pins, ...Object.fromEntries(fresh.map((v) => [v.version, v.fingerprint])) });
   }
-  return { keys, chain: keys.size ? institutionKeys.chain : [] };
+  return { keys, chain: state.chain };
 }
 
 /**
  * The institution key to seal with and to compute blind-index tokens with: the newest version I
- * hold, opened from my envelope, provided the key chain vouches for it. Null when my key is not
- * unlocked or I hold no envelope; throws UntrustedKeyError when the newest version I hold is not
- * vouched for (never falls back to an older one: the server refuses those, and the user must
- * hear about the planted key). Opened keys are cached per version.
+ * hold, opened from my envelope, provided it is trusted. Null when my key is not unlocked or I
+ * hold no envelope; throws UntrustedKeyError when the newest version I hold is not trusted (never
+ * falls back to an older one: the server refuses those, and the user must hear about the planted
+ * or replaced key). Opened keys are cached per version.
  */
 export async function openInstitutionKey(user, { signal } = {}) {
   const held = await heldKeys(user, signal);
@@ -209,38 +318,55 @@ export async function openInstitutionKeys(user, { signal } = {}) {
 }
 
 /**
- * The versions I hold that the key chain vouches for, opened: a Map version -> key (newest
- * last), for blind-index tokens (search) and sealing. Empty when my key is not unlocked.
+ * The versions I hold that are trusted, opened: a Map version -> key (newest last), for
+ * blind-index tokens (search). A trusted version may follow an untrusted one (a pinned version
+ * after a replaced one). Empty when my key is not unlocked.
  */
 export async function trustedInstitutionKeys(user, { signal } = {}) {
   const held = await heldKeys(user, signal);
   const out = new Map();
-  for (const link of held?.chain ?? []) if (link.trusted) out.set(link.version, held.keys.get(link.version));
+  for (const verdict of held?.chain ?? []) if (verdict.trusted) out.set(verdict.version, held.keys.get(verdict.version));
   return out;
 }
 
 /**
- * The key chain of the versions I hold, for the Keys page: oldest first, `{ version, key,
- * fingerprint, trusted, reason, since }` (see verifyChain; `fingerprint` is what colleagues
- * compare, `key` the opened handle). Empty when my key is not unlocked or I hold no envelope.
+ * The verdict on the versions I hold, for the Keys page: oldest first, `{ version, key,
+ * fingerprint, trusted, vouched, reason, cause, since }` (see assess; `fingerprint` is what
+ * colleagues compare, `key` the opened handle). Empty when my key is not unlocked or I hold no
+ * envelope.
  */
 export async function keyChainStatus(user, { signal } = {}) {
   const held = await heldKeys(user, signal);
   if (!held) return [];
-  const institutionId = user.institution.id;
-  return held.chain.map((link) => {
-    const key = held.keys.get(link.version);
-    return { ...link, key, fingerprint: key.fingerprint(institutionId) };
-  });
+  return held.chain.map((verdict) => ({ ...verdict, key: held.keys.get(verdict.version) }));
 }
 
 /**
- * The institution key when it is already open (no request): the newest version opened, when the
- * key chain last computed vouches for it; else null.
+ * Trusts `version` by hand: the user compared its fingerprint (`fingerprint`, as shown) with a
+ * colleague's, so this browser pins it. Only for a version the rule cannot vouch for, without a
+ * pin of its own: `key_unpinned` (new oldest version) or `key_chain_gap`. Never for a replaced key
+ * (`key_changed`), a broken link, or one to vouch for with a link (`key_chain_missing`). Throws an
+ * error for the user when the key is not the one shown any more (or no longer needs or allows it).
+ */
+export async function pinVersion(user, version, { fingerprint = null } = {}) {
+  const held = await heldKeys(user);
+  const verdict = held?.chain.find((v) => v.version === version);
+  if (verdict?.trusted && (fingerprint === null || verdict.fingerprint === fingerprint)) return;
+  const allowed = verdict && (verdict.reason === 'key_unpinned' || verdict.reason === 'key_chain_gap');
+  if (!allowed || (fingerprint !== null && verdict.fingerprint !== fingerprint)) {
+    const err = new Error(t('keys.chain.trust_refused', { version }));
+    err.forUser = true;
+    throw err;
+  }
+  await addPins(user.id, user.institution.id, { [version]: verdict.fingerprint });
+}
+
+/**
+ * The institution key when it is already open (no request): the newest version I held when the
+ * verdict was last computed, when it is trusted; else null.
  */
 export function openedInstitutionKey(user) {
-  if (!institutionKeys || institutionKeys.userId !== user.id || !institutionKeys.byVersion.size) return null;
-  const newest = Math.max(...institutionKeys.byVersion.keys());
-  const verdict = institutionKeys.chain?.find((link) => link.version === newest);
-  return verdict?.trusted ? institutionKeys.byVersion.get(newest) : null;
+  if (!institutionKeys || institutionKeys.userId !== user.id || !institutionKeys.chain?.length) return null;
+  const newest = institutionKeys.chain[institutionKeys.chain.length - 1];
+  return newest.trusted ? institutionKeys.byVersion.get(newest.version)?.key ?? null : null;
 }

@@ -13,12 +13,15 @@
 // button. What is left is counted by the server, so a cancelled run or a closed tab is continued
 // from this page.
 //
-// Every key version I hold is listed with its fingerprint and what the key chain says of it
-// (keystore.js): the oldest is trusted on first use (its fingerprint is what colleagues compare),
-// each later one is vouched for by the one before it. A version the chain does not vouch for is
-// a loud warning, and nothing is sealed, granted or rotated under it. A version made before links
+// Every key version I hold is listed with its fingerprint and the verdict on it (keystore.js):
+// remembered by this browser (pinned), the oldest trusted on first use (its fingerprint is what
+// colleagues compare), or vouched for by the one before it. A version that is not trusted is a
+// loud warning, and nothing is sealed, granted or rotated under it. A version made before links
 // were kept can be vouched for here, by a holder of the version before it, after comparing its
-// fingerprint with the colleague who made it.
+// fingerprint with the colleague who made it; one that nothing vouches for in this browser (a new
+// oldest version where others were known, or one after a version I do not hold or do not trust)
+// can be trusted by hand, after the same comparison. A replaced key (`key_changed`) or a broken
+// link has no way out here: the administrator must hear of it.
 
 import { allowed, registerPage } from '../router.js';
 import { h } from '../dom.js';
@@ -27,7 +30,7 @@ import { get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { announce, badge, button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
-import { UntrustedKeyError, keyChainStatus, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
+import { UntrustedKeyError, keyChainStatus, pinVersion, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
 import { MemberKeyError, checkMemberKey, trustedFingerprint } from '../members.js';
 import { checkedHolders, createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
 
@@ -85,7 +88,8 @@ registerPage({
      * The form that makes a key pair: generated in WASM, protected by the passphrase, published,
      * and kept in this browser in place of any stored key file. `replacing`: the user has agreed
      * already to lose access to the institution key (a forgotten passphrase), so publishing asks
-     * no more.
+     * no more. The pins of the institution key's versions (keystore.js) stay: they are about the
+     * institution's keys, which a colleague grants again.
      */
     function keyPairForm(id, { replacing = false } = {}) {
       return createForm({
@@ -244,13 +248,20 @@ registerPage({
       const version = info.current_version;
       const iHold = me?.holds.includes(version);
       const chain = await keyChainStatus(user, { signal: ctx.signal });
-      // Sealing, granting and rotating need the current version vouched for by the chain.
+      // Sealing, granting and rotating need the current version trusted.
       const trusted = iHold && chain.some((v) => v.version === version && v.trusted);
-      const doubtful = chain.find((v) => !v.trusted);
+      const newest = chain[chain.length - 1];
+      // The newest version I hold, when it is not trusted (nothing is sealed); else the first
+      // version whose own verdict is doubtful (a replaced key before pinned ones).
+      const doubtful = newest && !newest.trusted ? newest : chain.find((v) => !v.trusted && v.since === v.version);
       if (doubtful) {
-        const kind = doubtful.reason === 'key_chain_missing' ? 'warning' : 'error';
-        const warning = notice(kind, new UntrustedKeyError(chain[chain.length - 1]).message);
+        const kind = ['key_changed', 'key_chain_broken'].includes(doubtful.cause) ? 'error' : 'warning';
+        const text = doubtful === newest
+          ? new UntrustedKeyError(newest).message
+          : `${t('keys.chain.older_untrusted', { version: doubtful.version })} ${reasonText(doubtful)}`;
+        const warning = notice(kind, text);
         warning.id = 'key-chain-warning';
+        warning.dataset.reason = doubtful.cause;
         nodes.push(warning);
       }
       nodes.push(
@@ -303,20 +314,35 @@ registerPage({
       return nodes;
     }
 
+    /** Why version `v` (untrusted) is not trusted: its own reason, or the version it follows. */
+    function reasonText(v) {
+      if (v.since !== v.version) return t('keys.chain.after_untrusted', { since: v.since });
+      return t(`keys.chain.reason.${v.reason}`, { version: v.version, previous: v.version - 1 });
+    }
+
     /**
      * The versions I hold, oldest first (`chain`: keyChainStatus), each with its fingerprint and
-     * what the key chain says of it; a version without a link (made before links were kept) that
-     * follows a trusted one can be vouched for.
+     * the verdict on it. A version without a link (made before links were kept) that follows a
+     * trusted one can be vouched for; one that nothing vouches for in this browser
+     * (`key_unpinned`, `key_chain_gap`) can be trusted by hand. A replaced key or a broken link
+     * cannot.
      */
     function chainSection(chain, institutionId) {
-      const state = (v, i) => {
-        if (v.trusted) return i === 0 ? t('keys.chain.oldest') : t('keys.chain.vouched', { previous: v.version - 1 });
-        const why = v.since === v.version ? t(`keys.chain.reason.${v.reason}`, { version: v.version, previous: v.version - 1 }) : t('keys.chain.after_untrusted', { since: v.since });
-        return [badge(t('keys.chain.untrusted'), 'danger'), ' ', why];
+      const state = (v) => {
+        if (v.vouched === 'pinned') return t('keys.chain.pinned');
+        if (v.vouched === 'linked') return t('keys.chain.vouched', { previous: v.version - 1 });
+        if (v.vouched === 'first_use') return t('keys.chain.oldest');
+        return [badge(t('keys.chain.untrusted'), 'danger'), ' ', reasonText(v)];
       };
       const action = (v, i) => {
-        if (v.trusted || v.since !== v.version || v.reason !== 'key_chain_missing') return '—';
-        return button(t('keys.chain.vouch', { version: v.version }), () => vouch(chain[i - 1], v, institutionId), { variant: 'primary', id: `key-vouch-${v.version}` });
+        if (v.trusted) return '—';
+        if (v.reason === 'key_chain_missing') {
+          return button(t('keys.chain.vouch', { version: v.version }), () => vouch(chain[i - 1], v, institutionId), { variant: 'primary', id: `key-vouch-${v.version}` });
+        }
+        if (v.reason === 'key_unpinned' || v.reason === 'key_chain_gap') {
+          return button(t('keys.chain.trust', { version: v.version }), () => trust(v), { id: `key-trust-${v.version}` });
+        }
+        return '—';
       };
       return [
         h('h3', {}, t('keys.chain.title')),
@@ -327,7 +353,10 @@ registerPage({
           columns: [
             { label: t('keys.chain.version'), rowHeader: true, render: (v) => String(v.version) },
             { label: t('keys.fingerprint'), render: (v) => h('code', { class: 'fingerprint', dataset: { version: String(v.version) } }, v.fingerprint) },
-            { label: t('keys.chain.state'), render: (v) => h('span', { class: 'key-state', dataset: { version: String(v.version), trusted: String(v.trusted) } }, state(v, chain.indexOf(v))) },
+            {
+              label: t('keys.chain.state'),
+              render: (v) => h('span', { class: 'key-state', dataset: { version: String(v.version), trusted: String(v.trusted), state: v.vouched ?? v.reason } }, state(v)),
+            },
             { label: t('keys.actions'), render: (v) => action(v, chain.indexOf(v)) },
           ],
           rows: chain,
@@ -351,6 +380,25 @@ registerPage({
         const link = previous.key.linkTo(next.key, institutionId);
         await put(`/institutions/${institutionId}/keys/${next.version}/link`, { link });
         await draw(t('keys.chain.vouched_done', { version: next.version }));
+      } catch (err) {
+        await draw(null, err);
+      }
+    }
+
+    /**
+     * Trusts `v` by hand (this browser pins it), once the user says its fingerprint is the one a
+     * colleague who holds it reads out.
+     */
+    async function trust(v) {
+      const ok = await confirmDialog({
+        title: t('keys.chain.trust_title', { version: v.version }),
+        message: t('keys.chain.trust_confirm', { version: v.version, fingerprint: v.fingerprint }),
+        confirmLabel: t('keys.chain.trust_confirm_button'),
+      });
+      if (!ok) return;
+      try {
+        await pinVersion(user, v.version, { fingerprint: v.fingerprint });
+        await draw(t('keys.chain.trust_done', { version: v.version }));
       } catch (err) {
         await draw(null, err);
       }
@@ -513,12 +561,12 @@ registerPage({
       if (!ok) return;
       try {
         // The current version, and the older ones I hold that the colleague lacks: passports and
-        // notes not yet re-encrypted after a rotation stay under those. Only versions the key
-        // chain vouches for are passed on: a planted one stays with whoever planted it.
+        // notes not yet re-encrypted after a rotation stay under those. Only trusted versions
+        // are passed on: a planted or replaced key stays with whoever planted it.
         const chain = await keyChainStatus(user);
         const current = chain.find((v) => v.version === version);
         if (!current) throw new Error('no envelope');
-        if (!current.trusted) throw new UntrustedKeyError(chain[chain.length - 1]);
+        if (!current.trusted) throw new UntrustedKeyError(current);
         for (const { version: v, key, trusted } of [...chain].reverse()) {
           if (!trusted || v > version || (v !== version && member.holds.includes(v))) continue;
           const envelope = key.wrapFor(member.public_key, member.user_id, institutionId);
