@@ -89,9 +89,10 @@ pub enum UserCommand {
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
     /// Withdraws an institution's newest key version and every envelope of it: for a version
-    /// the clients refuse (its link does not verify: it was planted, not rotated) or a rotation
-    /// made by mistake. Refused while any passport or note is sealed under it. The version
-    /// before it becomes the current one again.
+    /// the clients refuse (its link does not verify: it was planted, not rotated). Refused while
+    /// any passport or note is sealed under it. The version before it becomes the current one
+    /// again. Not for a genuine version: clients that trusted it remember its fingerprint and
+    /// would refuse another key under the same number.
     Withdraw {
         /// The institution's code.
         #[arg(long)]
