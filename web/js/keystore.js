@@ -17,7 +17,7 @@
 // 1. a pinned version is trusted when its key still has the pinned fingerprint, else it is
 //    `key_changed` (its envelope was replaced);
 // 2. the oldest version I hold, unpinned, is trusted on first use when this browser has no pin at
-//    all for the institution, else it is `key_unpinned` (not a first use again);
+//    all for me (in any institution), else it is `key_unpinned` (not a first use again);
 // 3. any other is trusted when the version I hold before it is trusted and exactly one older
 //    (else `key_chain_gap`), has a link (else `key_chain_missing`) and its link, made with that
 //    version, verifies (else `key_chain_broken`).
@@ -143,6 +143,17 @@ async function storedPins(userId, institutionId) {
 }
 
 /**
+ * Whether this browser pinned any institution key for the user, in any institution. As in
+ * palreg-client: an account moved (by whoever can write the database) to an institution with a
+ * planted key does not get that key trusted on first use; a user really moved compares the new
+ * institution's fingerprint with a colleague once.
+ */
+async function pinnedAnyInstitution(userId) {
+  const keys = await tx(PINS, 'readonly', (s) => s.getAllKeys());
+  return keys.some((key) => String(key).startsWith(`${userId}:`));
+}
+
+/**
  * Pins `entries` (`{ [version]: fingerprint }`) for the user's institution key, in one
  * transaction (another tab may pin meanwhile): a version pinned already keeps its pin, a pin is
  * never changed. Resolves to the pins stored.
@@ -201,7 +212,8 @@ async function keyOfVersion(user, pair, state, held, version) {
 
 /**
  * The verdict on the versions I hold, `keys` (a Map version -> key, ascending), with the links of
- * `envelopes` and this browser's `pins`, as client-crypto's `key_chain::assess` gives it (see the
+ * `envelopes`, this browser's `pins` and whether it pinned anything for me (`anyPins`), as
+ * client-crypto's `key_chain::assess` gives it (see the
  * rule above). Per version, oldest first: `{ version, fingerprint, trusted, vouched, reason,
  * cause, since }`. `vouched` (null when untrusted) is `pinned`, `first_use` or `linked`;
  * `reason` (null when trusted) is the version's own: `key_changed`, `key_unpinned`,
@@ -211,8 +223,7 @@ async function keyOfVersion(user, pair, state, held, version) {
  * untrusted, and why: the version itself, or for a version right after an untrusted one, that
  * one's.
  */
-function assess(keys, envelopes, institutionId, pins) {
-  const anyPins = Object.keys(pins).length > 0;
+function assess(keys, envelopes, institutionId, pins, anyPins) {
   const out = [];
   for (const [version, key] of keys) {
     const fingerprint = key.fingerprint(institutionId);
@@ -283,8 +294,9 @@ async function heldKeys(user, signal) {
   }
   if (!keys.size) return { keys, chain: [] };
   const pins = await storedPins(user.id, institutionId);
+  const anyPins = Object.keys(pins).length > 0 || (await pinnedAnyInstitution(user.id));
   if (!state.chain || state.chainInput !== chainInput(envelopes, pins)) {
-    const chain = assess(keys, envelopes, institutionId, pins);
+    const chain = assess(keys, envelopes, institutionId, pins, anyPins);
     const fresh = chain.filter((v) => v.trusted && pins[v.version] === undefined);
     if (fresh.length) await addPins(user.id, institutionId, Object.fromEntries(fresh.map((v) => [v.version, v.fingerprint])));
     state.chain = chain;
