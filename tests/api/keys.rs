@@ -427,6 +427,13 @@ fn key_versions_carry_their_link(backend: Backend) {
     }
     let r = app.put(&link_path, Some(&c.a.token), &json!({"link": "AAAA"}));
     assert_eq!(r.status, 400);
+    // Keys are the `patients` permission's: a ministry analyst may not touch them.
+    app.create_user(&admin, "analyst", &["ministry"], None);
+    let m = app.login("analyst", PASSWORD);
+    let r = app.put(&link_path, Some(&m), &json!({"link": link}));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let r = app.put(&link_path, None, &json!({"link": link}));
+    assert_eq!(r.status, 401, "{:?}", r.body);
     let r = app.put(&link_path, Some(&c.a.token), &json!({"link": link}));
     assert_eq!(r.status, 204, "{:?}", r.body);
     let r = app.put(&link_path, Some(&c.a.token), &json!({"link": forged}));

@@ -214,6 +214,11 @@ fn another_institution_sees_nothing(backend: Backend) {
             format!("/api/v1/institutions/{inst}/keys/1/envelopes"),
             json!({"recipient_id": b.a.id, "envelope": "x"}),
         ),
+        (
+            "PUT",
+            format!("/api/v1/institutions/{inst}/keys/2/link"),
+            json!({"link": "x"}),
+        ),
     ];
     for (method, path, body) in writes {
         let r = if method == "PUT" {
