@@ -645,7 +645,7 @@ test('a key version whose envelope is replaced after this browser trusted it is 
    * the genuine key, or (`fresh`) a new key of the same version, which replaces the envelope the
    * colleague holds. Resolves to the key's fingerprint.
    */
-  const wrapToColleague = (version, fresh) => sA.page.evaluate(async ({ login, version, fresh }) => {
+  const wrapToColleague = (version, fresh, { misaddressed = false } = {}) => sA.page.evaluate(async ({ login, version, fresh, misaddressed }) => {
     const { get, post } = await import('/js/api.js');
     const { loadCrypto } = await import('/js/crypto.js');
     const { trustedInstitutionKeys } = await import('/js/keystore.js');
@@ -654,11 +654,13 @@ test('a key version whose envelope is replaced after this browser trusted it is 
     const inst = me.institution.id;
     const target = (await get(`/institutions/${inst}/members`)).members.find((m) => m.login === login);
     const key = fresh ? wasm.InstitutionKey.generate(version) : (await trustedInstitutionKeys(me)).get(version);
-    await post(`/institutions/${inst}/keys/${version}/envelopes`, { recipient_id: target.user_id, envelope: key.wrapFor(target.public_key, target.user_id, inst) });
+    // Misaddressed: wrapped to the holder's own public key, stored for the colleague.
+    const to = misaddressed ? (await get(`/institutions/${inst}/members`)).members.find((m) => m.user_id === me.id).public_key : target.public_key;
+    await post(`/institutions/${inst}/keys/${version}/envelopes`, { recipient_id: target.user_id, envelope: key.wrapFor(to, target.user_id, inst) });
     const fingerprint = key.fingerprint(inst);
     if (fresh) key.free();
     return fingerprint;
-  }, { login: colleague.login, version, fresh });
+  }, { login: colleague.login, version, fresh, misaddressed });
 
   // Version 4 is granted to the colleague (who holds 1 to 3, pinned). With version 3 withheld,
   // nothing vouches for it: it is trusted by hand, after comparing its fingerprint.
@@ -727,6 +729,19 @@ test('a key version whose envelope is replaced after this browser trusted it is 
   const versions = new Set(searches.flatMap((r) => JSON.parse(r.body).blind_indexes ?? []).map((token) => Number.parseInt(token.slice(4, 12), 16)));
   assert.ok(versions.has(3) && !versions.has(4), `tokens of version 3, none of 4 (${[...versions]})`);
   assert.deepEqual(writes().slice(mark), [], 'the colleague wrote nothing');
+
+  // An envelope the colleague's key cannot open (anybody can store one): that version is
+  // unusable, the pages still work with the others.
+  await wrapToColleague(4, false, { misaddressed: true });
+  await sB.goto('/home');
+  await sB.goto('/keys');
+  assert.equal(await page.getAttribute('#key-chain-warning', 'data-reason'), 'key_unreadable');
+  assert.match(await page.locator('#main .key-state[data-version="4"][data-trusted="false"]').innerText(), /does not open the envelope/);
+  assert.equal(await page.locator('#main .key-state[data-trusted="true"]').count(), 3, 'versions 1 to 3 are still trusted');
+  await sB.goto('/patients/new');
+  assert.match(await page.locator('#key-chain-refused').innerText(), /does not open with your key/);
+  await sB.goto(`/patients/${id}`);
+  assert.equal(await sB.heading(), `${surname} ${firstName}`);
 
   // The genuine key granted again: its fingerprint is the pinned one, and it is trusted again.
   assert.equal(await wrapToColleague(4, false), fp4);

@@ -66,6 +66,7 @@ const REFUSED = {
   key_chain_gap: 'keys.chain.refused_gap',
   key_changed: 'keys.chain.refused_changed',
   key_unpinned: 'keys.chain.refused_unpinned',
+  key_unreadable: 'keys.chain.refused_unreadable',
 };
 
 function openDb() {
@@ -275,6 +276,20 @@ function chainInput(envelopes, pins) {
   return JSON.stringify({ held, pinned });
 }
 
+/** `chain` (see assess) with a verdict `key_unreadable` for each version in `unreadable`, by version. */
+function withUnreadable(chain, unreadable) {
+  const failed = unreadable.map((version) => ({
+    version,
+    fingerprint: null,
+    trusted: false,
+    vouched: null,
+    reason: 'key_unreadable',
+    cause: 'key_unreadable',
+    since: version,
+  }));
+  return [...chain, ...failed].sort((a, b) => a.version - b.version);
+}
+
 /**
  * Every version I hold, opened, and the verdict on them: `{ keys, chain }` (see assess), or null
  * when my key is not unlocked or I have no institution. The versions trusted are pinned. The
@@ -289,14 +304,22 @@ async function heldKeys(user, signal) {
   const envelopes = await myEnvelopes(institutionId, signal);
   const state = keysOf(user);
   const keys = new Map();
+  // An envelope my key does not open (not made for me: anybody can store one) is a version I
+  // cannot use, not a reason to stop every page: it is judged `key_unreadable`, the others go on.
+  const unreadable = [];
   for (const version of [...envelopes.keys()].sort((a, b) => a - b)) {
-    keys.set(version, await keyOfVersion(user, pair, state, envelopes.get(version), version));
+    try {
+      keys.set(version, await keyOfVersion(user, pair, state, envelopes.get(version), version));
+    } catch (err) {
+      if (!String(err?.message ?? err).startsWith('decryption_failed')) throw err;
+      unreadable.push(version);
+    }
   }
-  if (!keys.size) return { keys, chain: [] };
+  if (!keys.size && !unreadable.length) return { keys, chain: [] };
   const pins = await storedPins(user.id, institutionId);
   const anyPins = Object.keys(pins).length > 0 || (await pinnedAnyInstitution(user.id));
   if (!state.chain || state.chainInput !== chainInput(envelopes, pins)) {
-    const chain = assess(keys, envelopes, institutionId, pins, anyPins);
+    const chain = withUnreadable(assess(keys, envelopes, institutionId, pins, anyPins), unreadable);
     const fresh = chain.filter((v) => v.trusted && pins[v.version] === undefined);
     if (fresh.length) await addPins(user.id, institutionId, Object.fromEntries(fresh.map((v) => [v.version, v.fingerprint])));
     state.chain = chain;
@@ -314,7 +337,7 @@ async function heldKeys(user, signal) {
  */
 export async function openInstitutionKey(user, { signal } = {}) {
   const held = await heldKeys(user, signal);
-  if (!held?.keys.size) return null;
+  if (!held?.chain.length) return null;
   const newest = held.chain[held.chain.length - 1];
   if (!newest.trusted) throw new UntrustedKeyError(newest);
   return held.keys.get(newest.version);

@@ -255,7 +255,7 @@ registerPage({
       // version whose own verdict is doubtful (a replaced key before pinned ones).
       const doubtful = newest && !newest.trusted ? newest : chain.find((v) => !v.trusted && v.since === v.version);
       if (doubtful) {
-        const kind = ['key_changed', 'key_chain_broken'].includes(doubtful.cause) ? 'error' : 'warning';
+        const kind = ['key_changed', 'key_chain_broken', 'key_unreadable'].includes(doubtful.cause) ? 'error' : 'warning';
         const text = doubtful === newest
           ? new UntrustedKeyError(newest).message
           : `${t('keys.chain.older_untrusted', { version: doubtful.version })} ${reasonText(doubtful)}`;
@@ -352,7 +352,7 @@ registerPage({
           className: 'key-chain',
           columns: [
             { label: t('keys.chain.version'), rowHeader: true, render: (v) => String(v.version) },
-            { label: t('keys.fingerprint'), render: (v) => h('code', { class: 'fingerprint', dataset: { version: String(v.version) } }, v.fingerprint) },
+            { label: t('keys.fingerprint'), render: (v) => h('code', { class: 'fingerprint', dataset: { version: String(v.version) } }, v.fingerprint ?? '—') },
             {
               label: t('keys.chain.state'),
               render: (v) => h('span', { class: 'key-state', dataset: { version: String(v.version), trusted: String(v.trusted), state: v.vouched ?? v.reason } }, state(v)),
