@@ -622,7 +622,17 @@ fn open_envelopes(
     for envelope in envelopes {
         let version = u32::try_from(envelope.key_version)
             .map_err(|_| Error::usage("bad key version from the server"))?;
-        keys.push(pair.open_key_envelope(&envelope.envelope, me.id, institution_id, version)?);
+        let key = pair
+            .open_key_envelope(&envelope.envelope, me.id, institution_id, version)
+            .map_err(|err| match err {
+                client_crypto::CryptoError::DecryptionFailed => Error::usage(format!(
+                    "the envelope of institution key version {version} stored for you does not \
+                     open with your key: it was not made for you (anybody can store one). \
+                     Nothing was sealed or saved; tell your administrator"
+                )),
+                other => other.into(),
+            })?;
+        keys.push(key);
         links.push(envelope.link);
     }
     Ok((keys, links))

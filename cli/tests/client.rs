@@ -1361,6 +1361,34 @@ fn a_replaced_envelope_of_a_trusted_version_is_key_changed() {
         pins_of(dir.path()),
         serde_json::json!({ &scope: {"1": genuine.as_str()} })
     );
+
+    // An envelope stored for tamara that her key does not open (wrapped to ulyana's): the
+    // refusal says what it is.
+    let ulyana_key = ulyana.me().unwrap();
+    let members = api.members(institution).unwrap();
+    let ulyana_public = members
+        .members
+        .iter()
+        .find(|m| m.user_id == ulyana_key.id)
+        .and_then(|m| m.public_key.clone())
+        .unwrap();
+    let _: serde_json::Value = ulyana
+        .post(
+            &format!("/api/v1/institutions/{institution}/keys/1/envelopes"),
+            &serde_json::json!({
+                "recipient_id": me.id,
+                "envelope": fake.wrap_for(&ulyana_public.parse().unwrap(), me.id, institution).unwrap(),
+            }),
+        )
+        .unwrap();
+    let add = run(&add_patient("Орлова"));
+    assert!(!add.status.success(), "{add:?}");
+    let error = String::from_utf8_lossy(&add.stderr);
+    assert!(
+        error.contains("version 1 stored for you does not open with your key"),
+        "{error}"
+    );
+    assert_eq!(patients_on_server(&api), before, "no patient created");
 }
 
 /// Every version the binary knew is taken from its user on the server (here: version 1's
