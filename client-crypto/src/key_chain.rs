@@ -148,11 +148,12 @@ pub fn check_link(link: &str) -> Result<[u8; KEY_CHAIN_LINK_LEN], ShapeError> {
         .map_err(|_| ShapeError::InvalidLength(Format::KeyChainLink))
 }
 
-/// Which of the held versions a client may seal under. `keys` are the versions it holds,
-/// oldest first (distinct versions); `link_of(version)` is the server's link for a version.
-/// The oldest is trusted on first use; each next one is trusted while it directly follows a
-/// trusted one and its link verifies under it. Returns how many of `keys`, from the oldest,
-/// are trusted, and why the next one is not (`None` when all are).
+/// Which of the held versions a client without pins may seal under: [`assess`] with none.
+/// `keys` are the versions it holds, oldest first (distinct versions); `link_of(version)` is
+/// the server's link for a version. The oldest is trusted on first use; each next one is
+/// trusted while it directly follows a trusted one and its link verifies under it. Returns how
+/// many of `keys`, from the oldest, are trusted, and why the next one is not (`None` when all
+/// are).
 pub fn trusted_prefix<'a, K, L>(
     keys: &[K],
     institution_id: i64,
@@ -162,19 +163,9 @@ where
     K: AsRef<InstitutionKey>,
     L: Fn(u32) -> Option<&'a str>,
 {
-    for i in 1..keys.len() {
-        let (previous, next) = (keys[i - 1].as_ref(), keys[i].as_ref());
-        if previous.version().checked_add(1) != Some(next.version()) {
-            return (i, Some(Untrusted::Gap));
-        }
-        let Some(link) = link_of(next.version()) else {
-            return (i, Some(Untrusted::NoLink));
-        };
-        if previous.verify_link(next, institution_id, link).is_err() {
-            return (i, Some(Untrusted::BadLink));
-        }
-    }
-    (keys.len(), None)
+    let verdicts = assess(keys, institution_id, link_of, |_| None, false);
+    let trusted = verdicts.iter().take_while(|v| v.is_ok()).count();
+    (trusted, verdicts.get(trusted).and_then(|v| v.err()))
 }
 
 /// What vouches for a held version (see [`assess`]).
@@ -204,7 +195,7 @@ pub enum Vouched {
 ///
 /// A client seals only under the newest version held, and only when it is trusted; it computes
 /// blind indexes only under trusted versions; it pins every version it trusts. Without pins
-/// this is [`trusted_prefix`].
+/// this is [`trusted_prefix`] (which calls it).
 pub fn assess<'a, 'b, K, L, P>(
     keys: &[K],
     institution_id: i64,
