@@ -219,9 +219,7 @@ impl Distrust {
             ),
         }
     }
-}
 
-impl Distrust {
     /// Why [`Self::refused`] is not trusted: [`Self::why`], after the version it follows when
     /// that is where the trouble starts.
     pub fn cause(&self) -> String {
@@ -330,20 +328,20 @@ impl HeldKeys {
     /// Not always a prefix of [`Self::all`]: a pinned version stays trusted after an untrusted
     /// one.
     pub fn trusted(&self) -> Vec<&InstitutionKey> {
-        self.keys
-            .iter()
-            .zip(&self.verdicts)
-            .filter(|(_, v)| v.is_ok())
-            .map(|(k, _)| k)
-            .collect()
+        self.judged(true)
     }
 
     /// The versions held that the chain does not vouch for, oldest first.
     pub fn untrusted(&self) -> Vec<&InstitutionKey> {
+        self.judged(false)
+    }
+
+    /// The versions held whose verdict is trust (`trusted`) or distrust, oldest first.
+    fn judged(&self, trusted: bool) -> Vec<&InstitutionKey> {
         self.keys
             .iter()
             .zip(&self.verdicts)
-            .filter(|(_, v)| v.is_err())
+            .filter(|(_, v)| v.is_ok() == trusted)
             .map(|(k, _)| k)
             .collect()
     }
