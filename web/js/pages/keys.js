@@ -365,43 +365,43 @@ registerPage({
     }
 
     /**
-     * Vouches for `next`, a version without a link, with the trusted version before it
-     * (`previous`), once the user says its fingerprint is the one the colleague who rotated the
-     * key reads out: its link is made here and stored.
+     * Asks the user to compare the fingerprint of `v` (the texts of `keys.chain.${kind}_title`,
+     * `_confirm` and `_confirm_button`), then runs `act` and draws the page again with `done`, or
+     * with the error.
      */
-    async function vouch(previous, next, institutionId) {
+    async function afterComparing(kind, v, act, done) {
       const ok = await confirmDialog({
-        title: t('keys.chain.vouch_title', { version: next.version }),
-        message: t('keys.chain.vouch_confirm', { version: next.version, fingerprint: next.fingerprint }),
-        confirmLabel: t('keys.chain.vouch_confirm_button'),
+        title: t(`keys.chain.${kind}_title`, { version: v.version }),
+        message: t(`keys.chain.${kind}_confirm`, { version: v.version, fingerprint: v.fingerprint }),
+        confirmLabel: t(`keys.chain.${kind}_confirm_button`),
       });
       if (!ok) return;
       try {
-        const link = previous.key.linkTo(next.key, institutionId);
-        await put(`/institutions/${institutionId}/keys/${next.version}/link`, { link });
-        await draw(t('keys.chain.vouched_done', { version: next.version }));
+        await act();
+        await draw(t(done, { version: v.version }));
       } catch (err) {
         await draw(null, err);
       }
     }
 
     /**
+     * Vouches for `next`, a version without a link, with the trusted version before it
+     * (`previous`), once the user says its fingerprint is the one the colleague who rotated the
+     * key reads out: its link is made here and stored.
+     */
+    function vouch(previous, next, institutionId) {
+      return afterComparing('vouch', next, async () => {
+        const link = previous.key.linkTo(next.key, institutionId);
+        await put(`/institutions/${institutionId}/keys/${next.version}/link`, { link });
+      }, 'keys.chain.vouched_done');
+    }
+
+    /**
      * Trusts `v` by hand (this browser pins it), once the user says its fingerprint is the one a
      * colleague who holds it reads out.
      */
-    async function trust(v) {
-      const ok = await confirmDialog({
-        title: t('keys.chain.trust_title', { version: v.version }),
-        message: t('keys.chain.trust_confirm', { version: v.version, fingerprint: v.fingerprint }),
-        confirmLabel: t('keys.chain.trust_confirm_button'),
-      });
-      if (!ok) return;
-      try {
-        await pinVersion(user, v.version, { fingerprint: v.fingerprint });
-        await draw(t('keys.chain.trust_done', { version: v.version }));
-      } catch (err) {
-        await draw(null, err);
-      }
+    function trust(v) {
+      return afterComparing('trust', v, () => pinVersion(user, v.version, { fingerprint: v.fingerprint }), 'keys.chain.trust_done');
     }
 
     /**
