@@ -1,3 +1,5 @@
+use client_crypto::Sex;
+use palreg_tests::clinic::{clinic, passport, record};
 use palreg_tests::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app};
 use serde_json::json;
 
@@ -297,6 +299,84 @@ fn an_institution_administrator_reads_its_own_institution_only(backend: Backend)
     assert!(logins(&boss1, "&actor=doc2").is_empty());
 }
 
+/// "Who opened this patient's record?": the viewer's object filter lists every entry about
+/// the patient, newest first, with who and what, to the institution's administrator; another
+/// institution's administrator gets nothing of it (its own user's refused attempt aside).
+fn who_opened_a_patient(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let h1 = clinic(&app, &admin, "H1");
+    let h2 = clinic(&app, &admin, "H2");
+    app.create_user(&admin, "boss1", &["admin"], Some(h1.institution_id));
+    app.create_user(&admin, "boss2", &["admin"], Some(h2.institution_id));
+    let (boss1, boss2) = (app.login("boss1", PASSWORD), app.login("boss2", PASSWORD));
+    let add = |name: &str| {
+        let (_, body) = h1.new_patient(
+            &passport(name, "Анна", "1948-03-12", Sex::Female),
+            record(&app, &h1.a.token, 1948),
+        );
+        let r = app.post("/api/v1/patients", Some(&h1.a.token), &body);
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["id"].as_i64().unwrap()
+    };
+    let (p, other) = (add("Иванова"), add("Петрова"));
+    for (token, path) in [
+        (&h1.b.token, format!("/api/v1/patients/{p}")),
+        (&h1.b.token, format!("/api/v1/patients/{other}")),
+        (&h1.a.token, format!("/api/v1/patients/{p}/history")),
+        (&h1.b.token, format!("/api/v1/patients/{p}/observations")),
+    ] {
+        assert_eq!(app.get(&path, Some(token)).status, 200, "{path}");
+    }
+    // A clinician of another institution tries: refused, and recorded.
+    let r = app.get(&format!("/api/v1/patients/{p}"), Some(&h2.a.token));
+    assert_eq!(r.status, 404);
+
+    let opened = |token: &str, query: &str| -> Vec<(String, String, String)> {
+        let page = app.get(&format!("/api/v1/admin/audit?{query}"), Some(token));
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                assert_eq!(e["object_type"], "patient");
+                assert_eq!(e["object_id"], p.to_string());
+                let text = |f: &str| e[f].as_str().unwrap().to_string();
+                (text("actor_login"), text("action"), text("outcome"))
+            })
+            .collect()
+    };
+    let entry = |who: &str, action: &str, outcome: &str| {
+        (who.to_string(), action.to_string(), outcome.to_string())
+    };
+    let query = format!("object_type=patient&object_id={p}");
+    assert_eq!(
+        opened(&boss1, &query),
+        [
+            entry("h1.b", "observations.read", "ok"),
+            entry("h1.a", "patients.history", "ok"),
+            entry("h1.b", "patients.read", "ok"),
+            entry("h1.a", "patients.create", "ok"),
+        ],
+        "newest first, the other patient's read not among them"
+    );
+    assert_eq!(
+        opened(&boss2, &query),
+        [entry("h2.a", "patients.read", "not_found")]
+    );
+    // The region-wide administrator reads both; the object id alone finds the same entries
+    // (there is no other object with this id here), and paging goes on from `next_before`.
+    assert_eq!(opened(&admin, &query).len(), 5);
+    let first = app.get(
+        &format!("/api/v1/admin/audit?object_id={p}&object_type=patient&limit=2"),
+        Some(&admin),
+    );
+    let next = first.body["next_before"].as_i64().unwrap();
+    let rest = opened(&admin, &format!("{query}&before={next}"));
+    assert_eq!(rest.len(), 3, "{rest:?}");
+}
+
 fn user_id(app: &TestApp, admin: &str, login: &str) -> i64 {
     let users = app.get("/api/v1/admin/users", Some(admin)).body;
     users
@@ -317,6 +397,7 @@ on_both_backends!(
     verify_detects_a_deleted_entry,
     verify_detects_a_truncated_tail,
     concurrent_reads_and_changes_keep_one_chain,
+    who_opened_a_patient,
 );
 
 /// String literals of the Rust files under `dir` (roughly: the text between double quotes on

@@ -470,19 +470,24 @@ fn the_audit_rowid_migration_keeps_the_chain(backend: Backend) {
             include_str!("../../migrations/postgres/2026-11-30-000011_audit_rowid/down.sql")
         }
     };
-    // Back to the log as it was before 000011: the later migration of the same table first.
+    // Back to the log as it was before 000011: the later migrations of the same table first.
     let later = match backend {
-        Backend::Sqlite => {
-            include_str!("../../migrations/sqlite/2026-11-30-000013_audit_institution/down.sql")
-        }
-        Backend::Postgres => {
-            include_str!("../../migrations/postgres/2026-11-30-000013_audit_institution/down.sql")
-        }
+        Backend::Sqlite => [
+            include_str!("../../migrations/sqlite/2026-11-30-000014_audit_object/down.sql"),
+            include_str!("../../migrations/sqlite/2026-11-30-000013_audit_institution/down.sql"),
+        ],
+        Backend::Postgres => [
+            include_str!("../../migrations/postgres/2026-11-30-000014_audit_object/down.sql"),
+            include_str!("../../migrations/postgres/2026-11-30-000013_audit_institution/down.sql"),
+        ],
     };
-    app.raw_sql(later);
+    for sql in later {
+        app.raw_sql(sql);
+    }
     app.raw_sql(down);
     app.raw_sql(
-        "DELETE FROM __diesel_schema_migrations WHERE version IN ('20261130000011', '20261130000013')",
+        "DELETE FROM __diesel_schema_migrations \
+         WHERE version IN ('20261130000011', '20261130000013', '20261130000014')",
     );
     let before = app.query_texts(count);
     assert!(
@@ -503,7 +508,12 @@ fn the_audit_rowid_migration_keeps_the_chain(backend: Backend) {
     if backend == Backend::Sqlite {
         assert_eq!(
             names,
-            ["audit_log_action", "audit_log_actor_login", "audit_log_at"],
+            [
+                "audit_log_action",
+                "audit_log_actor_login",
+                "audit_log_at",
+                "audit_log_object"
+            ],
             "no index of its own for the primary key"
         );
         let sql = app.query_texts("SELECT sql AS t FROM sqlite_schema WHERE name = 'audit_log'");
