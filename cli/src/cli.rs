@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, PatientView};
 use crate::config::{self, SavedSession};
+use crate::csvfile::Encoding;
 use crate::error::{Error, Result};
 use crate::http::{Trust, UreqTransport};
 use crate::keys::{self, Clinic};
@@ -81,6 +82,10 @@ pub enum Command {
         file: PathBuf,
         #[arg(long, default_value_t = import::MAX_BATCH)]
         batch_size: usize,
+        /// The file's encoding: utf-8, or windows-1251 (cp1251), Excel's plain "CSV" on a
+        /// Russian Windows. A file in the other one is refused, saying which to give.
+        #[arg(long, default_value_t = Encoding::Utf8)]
+        encoding: Encoding,
     },
     /// Export your institution's register, decrypted, to CSV (a new file: see --force).
     Export {
@@ -88,6 +93,10 @@ pub enum Command {
         /// Replace FILE if it exists (otherwise the export refuses to touch it).
         #[arg(long)]
         force: bool,
+        /// utf-8 (with a byte-order mark, so that Excel shows Cyrillic), or windows-1251
+        /// (cp1251): then a character it cannot hold fails the export, and nothing is written.
+        #[arg(long, default_value_t = Encoding::Utf8)]
+        encoding: Encoding,
     },
 }
 
@@ -539,7 +548,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 rx["id"]
             )?;
         }
-        Command::Import { file, batch_size } => {
+        Command::Import {
+            file,
+            batch_size,
+            encoding,
+        } => {
             let clinic = ctx.clinic()?;
             let report = import::run(
                 &clinic,
@@ -547,6 +560,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 &import::Options {
                     batch_size: *batch_size,
                     progress: true,
+                    encoding: *encoding,
                 },
             )?;
             for e in &report.errors {
@@ -571,10 +585,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 ));
             }
         }
-        Command::Export { file, force } => {
+        Command::Export {
+            file,
+            force,
+            encoding,
+        } => {
             let clinic = ctx.clinic()?;
             warn_untrusted(&clinic);
-            let n = export::run(&clinic, file, *force)?;
+            let n = export::run(&clinic, file, *force, *encoding)?;
             writeln!(out, "exported {n} patients to {}", file.display())?;
         }
     }
@@ -870,6 +888,16 @@ fn warn_untrusted(clinic: &Clinic) {
     }
 }
 
+/// Whether `patient add` and `edit` have a flag for `column`: not for the identity document,
+/// the contact person and the notes. An edit leaves those out of the line it parses: no flag
+/// can change them, `row::overlay_passport` keeps them as opened, and a document stored by
+/// another client without its number must not stop a change of status.
+fn has_a_flag(column: &str) -> bool {
+    !(row::DOCUMENT_COLUMNS.contains(&column)
+        || row::CONTACT_COLUMNS.contains(&column)
+        || column == "notes")
+}
+
 struct Map(BTreeMap<&'static str, String>);
 
 impl Cells for Map {
@@ -921,6 +949,7 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
                 .iter()
                 .copied()
                 .zip(row::to_cells(&passport, &patient.record, &books))
+                .filter(|(column, _)| has_a_flag(column))
                 .collect();
             cells.extend(given.clone());
             let row = parse_fields(cells, &books)?;
@@ -1066,7 +1095,12 @@ fn print_patient(
         .zip(row::to_cells(passport, &patient.record, books))
     {
         if !value.is_empty() {
-            writeln!(out, "  {column:<14} {value}")?;
+            // A note's further lines are indented under its first.
+            let value = value
+                .lines()
+                .collect::<Vec<_>>()
+                .join(&format!("\n{:24}", ""));
+            writeln!(out, "  {column:<21} {value}")?;
         }
     }
     Ok(())

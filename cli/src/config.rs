@@ -82,6 +82,12 @@ pub fn pins_path(dir: &Path) -> PathBuf {
     dir.join("key-pins.json")
 }
 
+/// The lock file of the pin file `pins` (`key-pins.lock` beside `key-pins.json`), held while
+/// a run reads, changes and writes back the pins.
+pub fn pins_lock_path(pins: &Path) -> PathBuf {
+    pins.with_extension("lock")
+}
+
 /// A saved sign-in.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct SavedSession {

@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::api::NewPatient;
-use crate::csvfile;
+use crate::csvfile::{self, Encoding};
 use crate::error::{Error, Result};
 use crate::keys::Clinic;
 use crate::patients::{for_each_page, seal};
@@ -47,6 +47,8 @@ pub struct Options {
     pub batch_size: usize,
     /// Show a progress bar (it is hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// The file's text encoding (a file in another one is refused, see `csvfile::decode`).
+    pub encoding: Encoding,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
         Self {
             batch_size: MAX_BATCH,
             progress: true,
+            encoding: Encoding::Utf8,
         }
     }
 }
@@ -142,8 +145,10 @@ pub fn run(clinic: &Clinic, csv: &Path, options: &Options) -> Result<Report> {
     clinic.key()?;
     let batch_size = options.batch_size.clamp(1, MAX_BATCH);
     let bytes = std::fs::read(csv)?;
+    // The file as it is on disk; lines are then known by the hash of their decoded cells, so
+    // a line is the same line whether the file was read as Windows-1251 or re-saved as UTF-8.
     let file_sha256 = hex::encode(Sha256::digest(&bytes));
-    let (lines, unreadable) = csvfile::read(&bytes)?;
+    let (lines, unreadable) = csvfile::read(&bytes, options.encoding)?;
     let books = Books::load(&clinic.api)?;
     let today = crate::dates::today_iso();
 

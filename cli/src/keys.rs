@@ -497,7 +497,8 @@ fn origin_of(server: &str) -> String {
 
 /// The fingerprints of the institution key versions this client has trusted (its *pins*, see
 /// `client_crypto::key_chain::assess`), by [`PinScope`]: kept in a file of the client folder
-/// (`key-pins.json`, mode 0600, replaced atomically), as
+/// (`key-pins.json`, mode 0600, replaced atomically, changed under the lock of
+/// `key-pins.lock`), as
 /// `{"<server>|<user id>|<institution id>": {"<version>": "<fingerprint>"}}`; or, for tests and
 /// library use, in memory only. A version is pinned once and never changed: a key that
 /// differs later is `key_changed`.
@@ -546,26 +547,46 @@ impl Pins {
             .any(|(key, pins)| key.starts_with(&account) && !pins.is_empty())
     }
 
-    /// Remembers `new` (version, fingerprint) in `scope`, those not remembered yet; the file is
-    /// written only when something is new (read again first: another run may have pinned
-    /// meanwhile). A version remembered meanwhile with another fingerprint is an error.
+    /// Remembers `new` (version, fingerprint) in `scope`, those not remembered yet (a version
+    /// pinned is never changed), merged under the pin file's lock with what other runs
+    /// remembered meanwhile (see `update`). A version remembered meanwhile with another
+    /// fingerprint is an error.
     pub fn pin(&mut self, scope: &PinScope, new: &[(u32, String)]) -> Result<()> {
         let known = self.of(scope);
-        let fresh: Vec<&(u32, String)> = new
+        let fresh: Vec<(u32, String)> = new
             .iter()
             .filter(|(version, _)| known.is_none_or(|k| !k.contains_key(version)))
+            .cloned()
             .collect();
         if fresh.is_empty() {
             return Ok(());
         }
-        let mut scopes = match &self.file {
-            Some(file) => Self::read(file)?,
-            None => self.scopes.clone(),
-        };
+        self.update(scope, |_| ((), fresh))
+    }
+
+    /// The read-modify-write of the pin file, under an exclusive lock on `key-pins.lock`
+    /// beside it: the pins are read again under the lock (another run of palreg-client may
+    /// have pinned since this one read them), `decide` chooses from them what to remember in
+    /// `scope`, and that is merged in and saved before the lock is let go. Without the lock,
+    /// two runs at once would each write back what they read plus their own pins, and the
+    /// later one would erase the earlier one's; a version forgotten so would be judged again,
+    /// and maybe not trusted again. The file is written only when something is new.
+    fn update<T>(
+        &mut self,
+        scope: &PinScope,
+        decide: impl FnOnce(&Pins) -> (T, Vec<(u32, String)>),
+    ) -> Result<T> {
+        let _lock = self.file.as_deref().map(lock).transpose()?;
+        if let Some(file) = &self.file {
+            self.scopes = Self::read(file)?;
+        }
+        let (decided, new) = decide(self);
+        let mut scopes = self.scopes.clone();
         let pins = scopes.entry(scope.key()).or_default();
-        for (version, fingerprint) in fresh {
-            match pins.get(version) {
-                Some(other) if other != fingerprint => {
+        let mut added = false;
+        for (version, fingerprint) in new {
+            match pins.get(&version) {
+                Some(other) if *other != fingerprint => {
                     return Err(Error::usage(format!(
                         "another run of palreg-client remembered another key as institution key \
                          version {version} meanwhile: run the command again"
@@ -573,11 +594,12 @@ impl Pins {
                 }
                 Some(_) => {}
                 None => {
-                    pins.insert(*version, fingerprint.clone());
+                    pins.insert(version, fingerprint);
+                    added = true;
                 }
             }
         }
-        if let Some(file) = &self.file {
+        if let (Some(file), true) = (&self.file, added) {
             let mut json = serde_json::to_vec_pretty(&scopes)?;
             json.push(b'\n');
             crate::config::write_private_atomic(file, &json).map_err(|e| {
@@ -588,8 +610,38 @@ impl Pins {
             })?;
         }
         self.scopes = scopes;
-        Ok(())
+        Ok(decided)
     }
+}
+
+/// Takes the exclusive lock of the pin file `file`: on `key-pins.lock` beside it (mode 0600),
+/// waiting while another run holds it. The pin file itself cannot carry the lock, since it is
+/// replaced by a rename. The lock is let go when the returned file is dropped (or the process
+/// ends); the lock file stays, as removing it could let two runs lock two different files.
+fn lock(file: &Path) -> Result<std::fs::File> {
+    let path = crate::config::pins_lock_path(file);
+    let locked = (|| {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let lock = options.open(&path)?;
+        lock.lock()?;
+        Ok::<_, std::io::Error>(lock)
+    })();
+    locked.map_err(|e| {
+        Error::usage(format!(
+            "cannot lock {} (which keeps two runs of palreg-client from saving the institution \
+             key fingerprints they trust at once): {e}",
+            path.display()
+        ))
+    })
 }
 
 fn pin_file_error(file: &Path, e: &dyn std::fmt::Display) -> Error {
@@ -638,6 +690,11 @@ fn open_envelopes(
 
 /// Assesses the versions held with the pins of `scope`, then pins every trusted version not
 /// pinned yet (an error when the pins cannot be saved).
+///
+/// When there is something to pin, the versions are judged again under the pin file's lock,
+/// with the pins as they are then: a verdict reached on pins another run has since added to
+/// (trust on first use, when that run pinned a version of the account meanwhile) must not be
+/// saved.
 fn assess_and_pin(
     scope: &PinScope,
     institution_id: i64,
@@ -645,15 +702,25 @@ fn assess_and_pin(
     links: Vec<Option<String>>,
     pins: &mut Pins,
 ) -> Result<HeldKeys> {
-    let held = HeldKeys::new(
-        institution_id,
-        keys,
-        links,
-        pins.of(scope),
-        pins.remembers_any(scope),
-    );
-    pins.pin(scope, &held.to_pin())?;
-    Ok(held)
+    let judge = |keys, links, pins: &Pins| {
+        HeldKeys::new(
+            institution_id,
+            keys,
+            links,
+            pins.of(scope),
+            pins.remembers_any(scope),
+        )
+    };
+    let held = judge(keys, links, pins);
+    if held.to_pin().is_empty() {
+        return Ok(held);
+    }
+    let HeldKeys { keys, links, .. } = held;
+    pins.update(scope, |pins| {
+        let held = judge(keys, links, pins);
+        let new = held.to_pin();
+        (held, new)
+    })
 }
 
 /// Opens every key version of the institution the caller holds, oldest first (during a key
@@ -1159,6 +1226,84 @@ mod tests {
         let err = pins.pin(&here, &[(1, "x".into())]).unwrap_err().to_string();
         assert!(err.contains("cannot save"), "{err}");
         assert!(!file.exists());
+    }
+
+    /// Runs of palreg-client at the same time, each pinning a version of its own after all of
+    /// them read the pin file: every pin lands. The runs are threads here, each with its own
+    /// `Pins` and its own handle on the lock file, as separate processes have (the lock belongs
+    /// to the open file, not to the process).
+    #[test]
+    fn runs_at_the_same_time_merge_their_pins() {
+        const RUNS: u32 = 8;
+        const ROUNDS: u32 = 10;
+        let dir = tempfile::tempdir().unwrap();
+        let file = crate::config::pins_path(dir.path());
+        let here = PinScope::new("http://127.0.0.1:8080", 7, 3);
+        let there = PinScope::new("http://127.0.0.1:8080", 8, 3);
+        for round in 0..ROUNDS {
+            let mut runs: Vec<Pins> = (0..RUNS).map(|_| Pins::open(&file).unwrap()).collect();
+            let start = std::sync::Barrier::new(RUNS as usize);
+            std::thread::scope(|threads| {
+                for (run, pins) in (0..).zip(runs.iter_mut()) {
+                    let (start, here, there) = (&start, &here, &there);
+                    threads.spawn(move || {
+                        let version = round * RUNS + run + 1;
+                        let scope = if run % 2 == 0 { here } else { there };
+                        start.wait();
+                        pins.pin(scope, &[(version, format!("fingerprint {version}"))])
+                            .unwrap();
+                    });
+                }
+            });
+        }
+        let pins = Pins::open(&file).unwrap();
+        let mut versions: Vec<u32> = [&here, &there]
+            .iter()
+            .flat_map(|scope| pins.of(scope).unwrap().keys().copied())
+            .collect();
+        versions.sort_unstable();
+        assert_eq!(versions, (1..=RUNS * ROUNDS).collect::<Vec<_>>());
+        assert_eq!(pins.of(&here).unwrap()[&1], "fingerprint 1");
+
+        let lock = crate::config::pins_lock_path(&file);
+        assert_eq!(lock.file_name().unwrap(), "key-pins.lock");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&lock).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    /// A run that judged its versions on pins read before another run pinned the account's
+    /// first version does not trust its own oldest on first use: judged again under the lock,
+    /// it is `key_unpinned`, and nothing of it is pinned.
+    #[test]
+    fn versions_are_judged_again_on_the_pins_read_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = crate::config::pins_path(dir.path());
+        let here = PinScope::new("http://127.0.0.1:8080", 7, 3);
+        let keys = chain(&[1, 2]);
+        let mut late = Pins::open(&file).unwrap();
+        // Meanwhile another run pinned version 1.
+        Pins::open(&file)
+            .unwrap()
+            .pin(&here, &[(1, keys[0].fingerprint(3).to_string())])
+            .unwrap();
+        // This run holds only version 2 now (version 1 withdrawn from it).
+        let only_2 = chain_copy(&keys[1..]);
+        let link = keys[0].link_to(&keys[1], 3).unwrap();
+        let held = assess_and_pin(&here, 3, only_2, vec![Some(link)], &mut late).unwrap();
+        assert_eq!(
+            states(&held),
+            [VersionTrust::Untrusted(Untrusted::Unpinned)]
+        );
+        let pinned = Pins::open(&file).unwrap();
+        assert_eq!(
+            pinned.of(&here).unwrap().keys().collect::<Vec<_>>(),
+            [&1],
+            "version 2 is not pinned"
+        );
     }
 
     /// The same keys again (an institution key is not `Clone`): wrapped and opened.

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use client_crypto::key_chain::Untrusted;
 use client_crypto::{BlindIndexBits, BlindIndexField, InstitutionKey, UserKeyPair};
 use palreg_client::api::Api;
+use palreg_client::csvfile::Encoding;
 use palreg_client::http::{Recording, Request, Response, Transport, Trust, UreqTransport};
 use palreg_client::keys::{self, Clinic, PinScope, Pins};
 use palreg_client::patients::{self, Query};
@@ -41,7 +42,7 @@ fn signed_in(app: &TestApp, login: &str, transport: Arc<dyn Transport>) -> Api {
 
 /// The example's good lines, parsed as the import parses them.
 fn parsed(path: &Path, books: &Books) -> Vec<Row> {
-    let (lines, _) = csvfile::read(&std::fs::read(path).unwrap()).unwrap();
+    let (lines, _) = csvfile::read(&std::fs::read(path).unwrap(), Encoding::Utf8).unwrap();
     lines
         .iter()
         .filter_map(|l| row::parse(l, books, "2100-01-01").ok())
@@ -240,6 +241,7 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
     let quiet = import::Options {
         batch_size: 3,
         progress: false,
+        ..import::Options::default()
     };
     let report = import::run(&anna, &csv, &quiet).unwrap();
 
@@ -324,7 +326,10 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
 
     // Export round trip: the exported passports and records equal the imported ones.
     let out = csv_dir.path().join("export.csv");
-    assert_eq!(export::run(&boris, &out, false).unwrap(), GOOD_ROWS);
+    assert_eq!(
+        export::run(&boris, &out, false, Encoding::Utf8).unwrap(),
+        GOOD_ROWS
+    );
     assert_eq!(
         canonical(&parsed(&out, &books), &books),
         canonical(&parsed(&example(), &books), &books)
@@ -332,10 +337,15 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
 
     // An existing file is not overwritten without --force.
     std::fs::write(&out, "another register").unwrap();
-    let refused = export::run(&boris, &out, false).unwrap_err().to_string();
+    let refused = export::run(&boris, &out, false, Encoding::Utf8)
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("--force"), "{refused}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "another register");
-    assert_eq!(export::run(&boris, &out, true).unwrap(), GOOD_ROWS);
+    assert_eq!(
+        export::run(&boris, &out, true, Encoding::Utf8).unwrap(),
+        GOOD_ROWS
+    );
     assert_eq!(parsed(&out, &books).len(), GOOD_ROWS);
     #[cfg(unix)]
     {
@@ -405,6 +415,7 @@ fn semicolon_file_resumes_after_a_lost_answer_without_duplicates() {
     let options = import::Options {
         batch_size: 2,
         progress: false,
+        ..import::Options::default()
     };
     let interrupted = import::run(&clinic, &csv, &options);
     assert!(matches!(interrupted, Err(Error::Http(_))), "the run stops");
@@ -548,6 +559,7 @@ fn a_proxy_5xx_keeps_the_batch_pending_and_the_resume_does_not_duplicate() {
     let options = import::Options {
         batch_size: 2,
         progress: false,
+        ..import::Options::default()
     };
     let clinic_behind = |proxy: ProxyFailsImport| {
         let api = signed_in(&app, "zoya", Arc::new(proxy));
@@ -811,7 +823,10 @@ fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
     let ids: BTreeSet<i64> = found.matches.iter().map(|(p, _)| p.id).collect();
     assert_eq!(ids, [old_id, new_id].into_iter().collect());
     let out = dir.path().join("export.csv");
-    assert_eq!(export::run(&clinic, &out, false).unwrap(), 2);
+    assert_eq!(
+        export::run(&clinic, &out, false, Encoding::Utf8).unwrap(),
+        2
+    );
 
     // A colleague joining mid-rotation is granted both versions: the old passport opens.
     app.create_user(&admin, "sveta", &["user"], Some(institution));
@@ -1541,4 +1556,305 @@ fn the_pin_file_is_private_and_a_second_run_leaves_it_alone() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A register that fills every column, the identity document, the contact person and notes
+/// of several lines too (in Cyrillic, all of it within Windows-1251), as cells by column.
+fn whole_register() -> Vec<Vec<(&'static str, &'static str)>> {
+    vec![
+        vec![
+            ("surname", "Иванова"),
+            ("first_name", "Анна"),
+            ("patronymic", "Петровна"),
+            ("date_of_birth", "12.03.1948"),
+            ("sex", "Ж"),
+            ("snils", "112-233-445 95"),
+            ("policy_number", "7700000000000011"),
+            ("phone", "+7 900 111-22-33"),
+            ("address", "г. Петрозаводск, ул. Ленина, д. 1"),
+            ("diagnosis", "C50"),
+            ("status", "registered"),
+            ("registered_on", "01.02.2025"),
+            ("care_form", "home_visiting"),
+            ("district", "petrozavodsk"),
+            ("needs", "functional_bed|antidecubitus_mattress"),
+            ("id_document_kind", "паспорт РФ"),
+            ("id_document_series", "86 00"),
+            ("id_document_number", "123456"),
+            (
+                "id_document_issued_by",
+                "ОВД Октябрьского района г. Петрозаводска",
+            ),
+            ("id_document_issued_on", "05.04.2003"),
+            ("contact_name", "Иванов Пётр Сергеевич"),
+            ("contact_relation", "сын"),
+            ("contact_phone", "+7 911 222-33-44"),
+            (
+                "notes",
+                "ключ у соседки, кв. 5;\nзвонить после 18:00, \"не будить\"\r\nсобака",
+            ),
+        ],
+        vec![
+            ("surname", "Фёдоров"),
+            ("first_name", "Иван"),
+            ("date_of_birth", "1939-07-12"),
+            ("sex", "М"),
+            ("diagnosis", "C34"),
+            ("status", "registered"),
+            ("registered_on", "15.03.2025"),
+            ("id_document_kind", "свидетельство о рождении"),
+            ("id_document_number", "I-ГИ 654321"),
+        ],
+        vec![
+            ("surname", "Кузнецова"),
+            ("first_name", "Ольга"),
+            ("date_of_birth", "05.05.1960"),
+            ("sex", "Ж"),
+            ("diagnosis", "C50"),
+            ("status", "discharged"),
+            ("registered_on", "04.04.2025"),
+            ("discharged_on", "01.06.2025"),
+            ("contact_name", "Кузнецов Олег"),
+            ("notes", "«не звонить» № 2"),
+        ],
+    ]
+}
+
+/// The register as a CSV file's text with `separator` between cells, every column present.
+fn register_text(rows: &[Vec<(&str, &str)>], separator: u8) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(separator)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    writer.write_record(row::COLUMNS).unwrap();
+    for cells in rows {
+        writer
+            .write_record(row::COLUMNS.iter().map(|column| {
+                cells
+                    .iter()
+                    .find(|(c, _)| c == column)
+                    .map_or("", |(_, v)| v)
+            }))
+            .unwrap();
+    }
+    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+}
+
+/// The register of `clinic`, decrypted, as export would write its lines (needs sorted: the
+/// server may list them in another order).
+fn register_of(clinic: &Clinic, books: &Books) -> BTreeSet<Vec<String>> {
+    let mut lines = BTreeSet::new();
+    patients::for_each_page(clinic, serde_json::json!({"limit": 500}), |patient| {
+        let passport = patients::open(clinic, &patient)?;
+        let mut record = patient.record.clone();
+        record.needs.sort_unstable();
+        lines.insert(row::to_cells(&passport, &record, books));
+        Ok(())
+    })
+    .unwrap();
+    lines
+}
+
+/// A clinician of a new institution holding its first key version, through the library,
+/// sending through `transport`.
+fn library_clinician(
+    app: &TestApp,
+    code: &str,
+    login: &str,
+    dir: &Path,
+    transport: Arc<dyn Transport>,
+) -> Clinic {
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, code, &format!("Hospice {code}"));
+    app.create_user(&admin, login, &["user"], Some(institution));
+    let api = signed_in(app, login, transport);
+    let key_file = dir.join(format!("{login}.json"));
+    keys::init(&api, &key_file, PASSPHRASE).unwrap();
+    let pair = keys::load(&key_file, PASSPHRASE).unwrap();
+    keys::bootstrap(&api, &pair).unwrap();
+    Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap()
+}
+
+/// Export and import carry the whole passport: a register imported into one institution,
+/// exported, and the export imported into another gives the same passports there, identity
+/// document, contact person and notes of several lines included; none of which goes over the
+/// wire in clear.
+#[test]
+fn an_export_carries_the_whole_passport_into_another_institution() {
+    let app = spawn_app(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recording::new(transport(&app)));
+    let first = library_clinician(&app, "H15", "alla", dir.path(), recorder.clone());
+    let second = library_clinician(&app, "H16", "bella", dir.path(), recorder.clone());
+    let books = Books::load(&first.api).unwrap();
+    let quiet = import::Options {
+        progress: false,
+        ..import::Options::default()
+    };
+
+    // Arrange: the register imported into the first institution.
+    let original = dir.path().join("register.csv");
+    std::fs::write(&original, register_text(&whole_register(), b',')).unwrap();
+    let report = import::run(&first, &original, &quiet).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.imported, 3);
+    let expected = canonical(&parsed(&original, &books), &books);
+    assert_eq!(register_of(&first, &books), expected);
+
+    // Act: export it, and import the export into the second institution.
+    let export = dir.path().join("export.csv");
+    assert_eq!(
+        export::run(&first, &export, false, Encoding::Utf8).unwrap(),
+        3
+    );
+    let report = import::run(&second, &export, &quiet).unwrap();
+
+    // Assert: the same passports, every field.
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.imported, 3);
+    assert_eq!(register_of(&second, &books), expected);
+    let rows = parsed(&export, &books);
+    let ivanova = rows
+        .iter()
+        .find(|r| r.passport.surname == "Иванова")
+        .unwrap();
+    let document = ivanova.passport.identity_document.as_ref().unwrap();
+    assert_eq!(document.issued_on.as_deref(), Some("2003-04-05"));
+    assert_eq!(
+        ivanova
+            .passport
+            .contact_person
+            .as_ref()
+            .unwrap()
+            .relation
+            .as_deref(),
+        Some("сын")
+    );
+    assert_eq!(
+        ivanova.passport.notes.as_deref(),
+        Some("ключ у соседки, кв. 5;\nзвонить после 18:00, \"не будить\"\r\nсобака")
+    );
+    let bytes = std::fs::read(&export).unwrap();
+    assert!(bytes.starts_with(csvfile::UTF8_BOM), "for Excel");
+
+    // Nothing of the new columns went over the wire in clear.
+    let bodies = recorder.bodies();
+    assert!(bodies.iter().any(|b| b.contains("\"patients\"")));
+    for cells in whole_register() {
+        for (column, value) in cells {
+            if row::DOCUMENT_COLUMNS.contains(&column)
+                || row::CONTACT_COLUMNS.contains(&column)
+                || column == "notes"
+            {
+                assert!(
+                    bodies.iter().all(|b| !b.contains(value)),
+                    "a request body contains the {column} of a passport"
+                );
+            }
+        }
+    }
+}
+
+/// Windows-1251, Excel's plain "CSV" on a Russian Windows, through the binary: refused
+/// without the flag (naming it), imported with it into the same passports as the UTF-8
+/// original, resumed by a re-run; a UTF-8 file with the flag is refused; the export writes it
+/// too, and refuses (writing nothing) a character it cannot hold, without showing it.
+#[test]
+fn the_binary_imports_and_exports_windows_1251() {
+    let app = spawn_app(Backend::Sqlite);
+    let (_, dir, api, pair) = binary_clinician(&app, "H17", "vlada");
+    let run = |args: &[&str]| run_client(&app, dir.path(), args);
+    let text = register_text(&whole_register(), b';');
+    let utf8 = dir.path().join("register-utf8.csv");
+    std::fs::write(&utf8, &text).unwrap();
+    let (cp1251, _, unmappable) = encoding_rs::WINDOWS_1251.encode(&text);
+    assert!(!unmappable);
+    let csv = dir.path().join("register-1251.csv");
+    std::fs::write(&csv, &cp1251).unwrap();
+    let path = csv.to_str().unwrap();
+
+    // Without the flag: refused, naming it; nothing read, no journal.
+    let refused = run(&["import", path]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--encoding windows-1251"), "{said}");
+    assert!(!import::journal_path(&csv).exists());
+
+    // A UTF-8 file with the flag: refused, saying to drop it.
+    let refused = run(&["import", utf8.to_str().unwrap(), "--encoding", "cp1251"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("without --encoding"), "{said}");
+    assert!(!said.contains("Иванова"), "{said}");
+    assert_eq!(patients_on_server(&api), 0);
+
+    // With the flag: imported, and the passports are those of the UTF-8 original.
+    let imported = run(&["import", path, "--encoding", "windows-1251"]);
+    assert!(imported.status.success(), "{imported:?}");
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("imported 3,"));
+    let clinic = Clinic::open(api.clone(), &pair, 8, &mut Pins::in_memory()).unwrap();
+    let books = Books::load(&api).unwrap();
+    let register = register_of(&clinic, &books);
+    assert_eq!(register, canonical(&parsed(&utf8, &books), &books));
+    assert!(register.iter().any(|cells| cells[0] == "Фёдоров"));
+
+    // A re-run resumes from the journal: nothing imported twice.
+    let again = run(&["import", path, "--encoding", "cp1251"]);
+    assert!(again.status.success(), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("imported 0, already imported earlier 3"),
+        "{again:?}"
+    );
+    assert_eq!(patients_on_server(&api), 3);
+
+    // Export: UTF-8 with a byte-order mark by default; Windows-1251 when asked.
+    let out = dir.path().join("export.csv");
+    let exported = run(&["export", out.to_str().unwrap()]);
+    assert!(exported.status.success(), "{exported:?}");
+    assert!(std::fs::read(&out).unwrap().starts_with(csvfile::UTF8_BOM));
+    let out_1251 = dir.path().join("export-1251.csv");
+    let exported = run(&[
+        "export",
+        out_1251.to_str().unwrap(),
+        "--encoding",
+        "windows-1251",
+    ]);
+    assert!(exported.status.success(), "{exported:?}");
+    let bytes = std::fs::read(&out_1251).unwrap();
+    let (lines, _) = csvfile::read(&bytes, Encoding::Windows1251).unwrap();
+    let rows: Vec<_> = lines
+        .iter()
+        .filter_map(|l| row::parse(l, &books, "2100-01-01").ok())
+        .collect();
+    assert_eq!(canonical(&rows, &books), register);
+
+    // A name Windows-1251 cannot hold: the export fails, names line and column, writes nothing.
+    let added = run(&add_patient("Müller"));
+    assert!(added.status.success(), "{added:?}");
+    let id = added_id(&added);
+    let refused_out = dir.path().join("export-refused.csv");
+    let refused = run(&[
+        "export",
+        refused_out.to_str().unwrap(),
+        "--encoding",
+        "windows-1251",
+    ]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("column surname") && said.contains(&format!("(patient {id})")),
+        "{said}"
+    );
+    assert!(said.contains("line "), "{said}");
+    assert!(!said.contains("Müller") && !said.contains('ü'), "{said}");
+    assert!(!refused_out.exists(), "nothing written");
+    let forced = run(&[
+        "export",
+        out_1251.to_str().unwrap(),
+        "--force",
+        "--encoding",
+        "windows-1251",
+    ]);
+    assert!(!forced.status.success(), "{forced:?}");
+    assert_eq!(std::fs::read(&out_1251).unwrap(), bytes, "left as it was");
 }
