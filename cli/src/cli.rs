@@ -13,6 +13,7 @@ use crate::api::{Api, PatientView};
 use crate::config::{self, SavedSession};
 use crate::csvfile::Encoding;
 use crate::error::{Error, Result};
+use crate::export::Separator;
 use crate::http::{Trust, UreqTransport};
 use crate::keys::{self, Clinic};
 use crate::patients::{self, Query};
@@ -97,6 +98,10 @@ pub enum Command {
         /// (cp1251): then a character it cannot hold fails the export, and nothing is written.
         #[arg(long, default_value_t = Encoding::Utf8)]
         encoding: Encoding,
+        /// comma, or semicolon for Excel on a Russian Windows (which opens a comma-separated
+        /// file as one column). The import reads either.
+        #[arg(long, default_value_t = Separator::Comma)]
+        separator: Separator,
     },
 }
 
@@ -589,10 +594,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             file,
             force,
             encoding,
+            separator,
         } => {
             let clinic = ctx.clinic()?;
             warn_untrusted(&clinic);
-            let n = export::run(&clinic, file, *force, *encoding)?;
+            let layout = export::Layout {
+                encoding: *encoding,
+                separator: *separator,
+            };
+            let n = export::run(&clinic, file, *force, layout)?;
             writeln!(out, "exported {n} patients to {}", file.display())?;
         }
     }

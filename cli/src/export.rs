@@ -11,17 +11,65 @@ use crate::patients::{for_each_page, open};
 use crate::refs::Books;
 use crate::row::{COLUMNS, to_cells};
 
-/// Writes every patient of the institution to `path` (mode 0600: it identifies people), in
-/// `encoding` (UTF-8 with a byte-order mark, for Excel, or Windows-1251). An existing file is replaced only when `replace` is set: a
-/// mistyped name must not wipe out another register. Nothing is written unless every patient
-/// could be. Returns the number of patients written.
-pub fn run(clinic: &Clinic, path: &Path, replace: bool, encoding: Encoding) -> Result<usize> {
+/// How an export is written: its encoding and the separator of its cells.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layout {
+    pub encoding: Encoding,
+    pub separator: Separator,
+}
+
+/// The character between cells. Excel opens a CSV file by the list separator of the
+/// computer's regional settings: `;` on a Russian Windows, where a `,` file opens as one
+/// column. The import reads either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Separator {
+    #[default]
+    Comma,
+    Semicolon,
+}
+
+impl std::str::FromStr for Separator {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "," | "comma" => Ok(Separator::Comma),
+            ";" | "semicolon" => Ok(Separator::Semicolon),
+            _ => Err("expected comma or semicolon (, or ;)".into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Separator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Separator::Comma => "comma",
+            Separator::Semicolon => "semicolon",
+        })
+    }
+}
+
+impl Separator {
+    fn byte(self) -> u8 {
+        match self {
+            Separator::Comma => b',',
+            Separator::Semicolon => b';',
+        }
+    }
+}
+
+/// Writes every patient of the institution to `path` (mode 0600: it identifies people), laid
+/// out as `layout` says (UTF-8 with a byte-order mark, for Excel, or Windows-1251; `,` or `;`
+/// between cells). An existing file is replaced only when `replace` is set: a mistyped name
+/// must not wipe out another register. Nothing is written unless every patient could be.
+/// Returns the number of patients written.
+pub fn run(clinic: &Clinic, path: &Path, replace: bool, layout: Layout) -> Result<usize> {
     // Checked before the (long) decryption of the register too, not only when writing.
     if !replace && path.exists() {
         return Err(exists(path));
     }
     let books = Books::load(&clinic.api)?;
-    let mut sheet = Sheet::new(encoding)?;
+    let mut sheet = Sheet::new(layout)?;
     let mut count = 0;
     for_each_page(clinic, json!({"limit": 500}), |patient| {
         let passport = open(clinic, &patient)?;
@@ -58,12 +106,19 @@ struct Sheet {
 
 impl Sheet {
     /// A sheet holding the header row.
-    fn new(encoding: Encoding) -> Result<Sheet> {
+    fn new(
+        Layout {
+            encoding,
+            separator,
+        }: Layout,
+    ) -> Result<Sheet> {
         let start = match encoding {
             Encoding::Utf8 => UTF8_BOM.to_vec(),
             Encoding::Windows1251 => Vec::new(),
         };
-        let mut writer = csv::Writer::from_writer(start);
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(separator.byte())
+            .from_writer(start);
         writer.write_record(COLUMNS)?;
         Ok(Sheet {
             writer,
@@ -108,6 +163,13 @@ mod tests {
     use super::*;
     use crate::csvfile::read;
 
+    fn in_(encoding: Encoding) -> Layout {
+        Layout {
+            encoding,
+            ..Layout::default()
+        }
+    }
+
     fn cells(surname: &str, notes: &str) -> Vec<String> {
         COLUMNS
             .iter()
@@ -122,7 +184,7 @@ mod tests {
 
     #[test]
     fn utf8_starts_with_a_byte_order_mark_and_reads_back() {
-        let mut sheet = Sheet::new(Encoding::Utf8).unwrap();
+        let mut sheet = Sheet::new(in_(Encoding::Utf8)).unwrap();
         sheet.push(&cells("Иванова", "ключ\nу соседки"), 1).unwrap();
         let bytes = sheet.into_bytes().unwrap();
         assert!(bytes.starts_with(UTF8_BOM));
@@ -134,7 +196,7 @@ mod tests {
 
     #[test]
     fn windows_1251_has_no_byte_order_mark_and_reads_back() {
-        let mut sheet = Sheet::new(Encoding::Windows1251).unwrap();
+        let mut sheet = Sheet::new(in_(Encoding::Windows1251)).unwrap();
         sheet.push(&cells("Иванова", "№ 5"), 1).unwrap();
         let bytes = sheet.into_bytes().unwrap();
         assert!(bytes.starts_with(b"surname,first_name,"));
@@ -152,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_character_windows_1251_cannot_hold_names_line_and_column_not_the_value() {
-        let mut sheet = Sheet::new(Encoding::Windows1251).unwrap();
+        let mut sheet = Sheet::new(in_(Encoding::Windows1251)).unwrap();
         sheet.push(&cells("Иванова", "первая\nвторая"), 7).unwrap();
         let err = sheet
             .push(&cells("Müller", ""), 42)
@@ -162,7 +224,29 @@ mod tests {
         assert!(err.contains("line 4, column surname (patient 42)"), "{err}");
         assert!(err.contains("nothing was written") && err.contains("UTF-8"));
         assert!(!err.contains("Müller") && !err.contains('ü'), "{err}");
-        let mut sheet = Sheet::new(Encoding::Utf8).unwrap();
+        let mut sheet = Sheet::new(in_(Encoding::Utf8)).unwrap();
         sheet.push(&cells("Müller", ""), 42).unwrap();
+    }
+
+    /// For Excel on a Russian Windows: `;` between cells, a `;` inside a cell quoted; the
+    /// import finds the separator in the header and reads the same cells back.
+    #[test]
+    fn semicolons_separate_cells_and_read_back() {
+        let mut sheet = Sheet::new(Layout {
+            encoding: Encoding::Windows1251,
+            separator: Separator::Semicolon,
+        })
+        .unwrap();
+        sheet.push(&cells("Иванова", "кв. 5; код 12"), 1).unwrap();
+        let bytes = sheet.into_bytes().unwrap();
+        assert!(bytes.starts_with(b"surname;first_name;"));
+        let (lines, bad) = read(&bytes, Encoding::Windows1251).unwrap();
+        assert!(bad.is_empty());
+        assert_eq!(lines[0].cells.len(), COLUMNS.len());
+        assert_eq!(lines[0].cells[0], "Иванова");
+        assert_eq!(lines[0].cells[25], "кв. 5; код 12");
+        assert_eq!("SEMICOLON".parse(), Ok(Separator::Semicolon));
+        assert_eq!(";".parse(), Ok(Separator::Semicolon));
+        assert!("tab".parse::<Separator>().is_err());
     }
 }

@@ -327,7 +327,7 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
     // Export round trip: the exported passports and records equal the imported ones.
     let out = csv_dir.path().join("export.csv");
     assert_eq!(
-        export::run(&boris, &out, false, Encoding::Utf8).unwrap(),
+        export::run(&boris, &out, false, export::Layout::default()).unwrap(),
         GOOD_ROWS
     );
     assert_eq!(
@@ -337,13 +337,13 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
 
     // An existing file is not overwritten without --force.
     std::fs::write(&out, "another register").unwrap();
-    let refused = export::run(&boris, &out, false, Encoding::Utf8)
+    let refused = export::run(&boris, &out, false, export::Layout::default())
         .unwrap_err()
         .to_string();
     assert!(refused.contains("--force"), "{refused}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "another register");
     assert_eq!(
-        export::run(&boris, &out, true, Encoding::Utf8).unwrap(),
+        export::run(&boris, &out, true, export::Layout::default()).unwrap(),
         GOOD_ROWS
     );
     assert_eq!(parsed(&out, &books).len(), GOOD_ROWS);
@@ -824,7 +824,7 @@ fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
     assert_eq!(ids, [old_id, new_id].into_iter().collect());
     let out = dir.path().join("export.csv");
     assert_eq!(
-        export::run(&clinic, &out, false, Encoding::Utf8).unwrap(),
+        export::run(&clinic, &out, false, export::Layout::default()).unwrap(),
         2
     );
 
@@ -1704,7 +1704,7 @@ fn an_export_carries_the_whole_passport_into_another_institution() {
     // Act: export it, and import the export into the second institution.
     let export = dir.path().join("export.csv");
     assert_eq!(
-        export::run(&first, &export, false, Encoding::Utf8).unwrap(),
+        export::run(&first, &export, false, export::Layout::default()).unwrap(),
         3
     );
     let report = import::run(&second, &export, &quiet).unwrap();
@@ -1812,15 +1812,19 @@ fn the_binary_imports_and_exports_windows_1251() {
     let exported = run(&["export", out.to_str().unwrap()]);
     assert!(exported.status.success(), "{exported:?}");
     assert!(std::fs::read(&out).unwrap().starts_with(csvfile::UTF8_BOM));
+    // Windows-1251 when asked, here with Russian Excel's `;` between cells.
     let out_1251 = dir.path().join("export-1251.csv");
     let exported = run(&[
         "export",
         out_1251.to_str().unwrap(),
         "--encoding",
         "windows-1251",
+        "--separator",
+        "semicolon",
     ]);
     assert!(exported.status.success(), "{exported:?}");
     let bytes = std::fs::read(&out_1251).unwrap();
+    assert!(bytes.starts_with(b"surname;first_name;"));
     let (lines, _) = csvfile::read(&bytes, Encoding::Windows1251).unwrap();
     let rows: Vec<_> = lines
         .iter()
