@@ -3,7 +3,8 @@
 // shown once and signing in with one, signing in with a code, making new recovery codes, the
 // administrator's reset of a lost phone, turning it off with a code, and a role that
 // requires a second factor sending its holders to enrolment, at sign-in and in the middle of a
-// session. The codes are computed here from the key the page shows (RFC 6238: HMAC-SHA1,
+// session. A language switch keeps the key being set up and the recovery codes on screen (in the
+// page's memory, never in storage). The codes are computed here from the key the page shows (RFC 6238: HMAC-SHA1,
 // 30-second steps, 6 digits), as an authenticator app would.
 
 import { after, before, test } from 'node:test';
@@ -418,6 +419,121 @@ test('set up, sign out, sign in with a code; the administrator resets it; set up
   }
 });
 
+/** The recovery codes on screen now. */
+const codesOnScreen = (page) => page.locator('#recovery-codes li').allInnerTexts();
+
+/** Switches the language with the header's button and waits for the account page in it. */
+async function switchTo(s, lang) {
+  await s.page.click(`#topbar button[lang="${lang}"]`);
+  await s.page.locator('#main h1', { hasText: lang === 'ru' ? 'Пароль и второй фактор' : 'Password and second factor' }).waitFor();
+  await s.waitForRoute('/password');
+}
+
+/** Every value of the tab's localStorage and sessionStorage, and of its IndexedDB databases, as text. */
+function storedText(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const storage of [window.localStorage, window.sessionStorage]) {
+      for (let i = 0; i < storage.length; i += 1) out.push(storage.key(i), storage.getItem(storage.key(i)));
+    }
+    for (const { name } of await indexedDB.databases()) {
+      const db = await new Promise((resolve, reject) => {
+        const req = indexedDB.open(name);
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = () => reject(req.error);
+      });
+      for (const store of db.objectStoreNames) {
+        const all = await new Promise((resolve, reject) => {
+          const req = db.transaction(store).objectStore(store).getAll();
+          req.onsuccess = () => resolve(req.result);
+          req.onerror = () => reject(req.error);
+        });
+        out.push(JSON.stringify(all));
+      }
+      db.close();
+    }
+    return out.join('\n');
+  });
+}
+
+test('a language switch keeps the key being set up and the recovery codes on screen, in memory only; the codes still work', async () => {
+  const nurse = await createUser(api, { institution_id: institution.id });
+  await withSession(browser, { name: 'totp-language-switch' }, async (s) => {
+    const { page } = s;
+    await s.signIn(nurse.login, nurse.password);
+    await s.goto('/password');
+
+    // While setting up: the same key and QR code in Russian, and what was typed stays.
+    const app = await startEnrolment(s);
+    const secret = await page.locator('#totp-secret').innerText();
+    // The modules drawn (the code's label is translated).
+    const modules = () => page.evaluate(() => [...document.querySelectorAll('#totp-qr rect')].map((r) => r.outerHTML).join(''));
+    const qr = await modules();
+    await page.fill('#totp-confirm-code', '12');
+    await switchTo(s, 'ru');
+    assert.equal(await page.locator('#totp-secret').innerText(), secret, 'the same key');
+    assert.ok((await modules()) === qr, 'the same QR code');
+    assert.match(await page.getAttribute('#totp-qr', 'aria-label'), /QR-код/);
+    assert.match(await page.locator('#totp').innerText(), /отсканируйте этот QR-код/);
+    assert.equal(await page.inputValue('#totp-confirm-code'), '12');
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('lang')), 'ru', 'focus stays on the switch');
+    await switchTo(s, 'en');
+    assert.equal(await page.locator('#totp-secret').innerText(), secret);
+
+    // The codes, shown once: the same ones after a switch to Russian and back.
+    const codes = await confirmAndSeeRecoveryCodes(s, app);
+    await switchTo(s, 'ru');
+    assert.deepEqual(await codesOnScreen(page), codes, 'the same codes in Russian');
+    assert.match(await page.locator('#totp').innerText(), /Второй фактор включён/);
+    assert.match(await page.locator('#recovery-codes-panel').innerText(), /Сохраните эти коды восстановления сейчас/);
+    assert.equal(await page.locator('#recovery-codes-done').innerText(), 'Я сохранил(а) коды');
+    assert.equal(await page.locator('#totp-status').count(), 0, 'only the codes until they are saved');
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('lang')), 'ru', 'focus stays on the switch');
+    await s.screenshot('ru-account-totp-recovery-codes');
+    // The download of the page drawn in Russian holds them too.
+    const [file] = await Promise.all([page.waitForEvent('download'), page.click('#recovery-codes-download')]);
+    const text = await readFile(await file.path(), 'utf8');
+    assert.match(text, /^Коды восстановления palreg для /);
+    for (const code of codes) assert.ok(text.includes(code), `${code} in the text file`);
+    await switchTo(s, 'en');
+    assert.deepEqual(await codesOnScreen(page), codes, 'the same codes back in English');
+    assert.match(await page.locator('#totp').innerText(), /The second factor is on/);
+    const stored = await storedText(page);
+    for (const code of codes) assert.ok(!stored.includes(code), `${code} is kept in no storage`);
+
+    // Saved: the status, and a switch does not bring the codes back.
+    await page.click('#recovery-codes-done');
+    assert.match(await page.locator('#totp-status').innerText(), /On\s+Signing in asks for a code/);
+    await switchTo(s, 'ru');
+    assert.equal(await page.locator('#recovery-codes').count(), 0, 'not shown again');
+    assert.match(await page.locator('#totp-status').innerText(), /Включён/);
+
+    // A new set, in Russian this time: the same codes after a switch to English.
+    const answer = page.waitForResponse((r) => r.url().endsWith('/api/v1/me/totp/recovery-codes'));
+    await page.fill('#recovery-renew-code', await app.code());
+    await page.click('form[data-form-id="recovery-renew"] button[type="submit"]');
+    const renewed = (await json(await answer, 200)).recovery_codes;
+    await s.waitForNotice(/Созданы новые коды восстановления/);
+    assert.deepEqual(await codesOnScreen(page), renewed);
+    await switchTo(s, 'en');
+    assert.deepEqual(await codesOnScreen(page), renewed, 'the same new codes in English');
+    await s.waitForNotice(/New recovery codes are made; the old ones no longer work/);
+    await page.click('#recovery-codes-done');
+    assert.match(await page.locator('#recovery-codes-left').innerText(), /^10 recovery codes left\.$/);
+
+    // The codes kept across the switch are the ones that sign in.
+    await page.click('#topbar button:has-text("Sign out")');
+    await s.waitForRoute('/login');
+    await s.signIn(nurse.login, nurse.password, { expectRoute: null });
+    await page.locator('#login-totp').waitFor();
+    await page.fill('#login-totp', renewed[3]);
+    await page.click('#main form button[type="submit"]');
+    await s.waitForRoute('/home');
+    await s.goto('/password');
+    assert.match(await page.locator('#recovery-codes-left').innerText(), /^9 recovery codes left\.$/);
+  });
+});
+
 test('a role that requires a second factor sends its holders to enrolment, at sign-in and during a session', async () => {
   const strict = unique('e2e_2fa_');
   const later = unique('e2e_2fa_later_');
@@ -464,8 +580,16 @@ test('a role that requires a second factor sends its holders to enrolment, at si
 
     const app = await startEnrolment(s);
     // The recovery codes first, then on to everything else.
-    await confirmAndSeeRecoveryCodes(s, app, /The second factor is on, and palreg is open to you/);
+    const codes = await confirmAndSeeRecoveryCodes(s, app, /The second factor is on, and palreg is open to you/);
     assert.match(await page.locator('#recovery-codes-done').innerText(), /I have saved them: continue/);
+    // A language switch keeps them, still first on the page and still leading on.
+    await switchTo(s, 'ru');
+    assert.deepEqual(await codesOnScreen(page), codes);
+    assert.match(await page.locator('#totp').innerText(), /Второй фактор включён, и palreg снова доступен/);
+    assert.equal(await page.locator('#recovery-codes-done').innerText(), 'Я сохранил(а) коды: продолжить');
+    assert.equal(await page.evaluate(() => document.querySelector('#main section.card').id), 'totp', 'the second factor still comes first');
+    await switchTo(s, 'en');
+    assert.deepEqual(await codesOnScreen(page), codes);
     await page.click('#recovery-codes-done');
     await s.waitForRoute('/home');
     assert.ok((await page.locator('#nav').innerText()).includes('Find a patient'), 'the whole menu is back');

@@ -27,6 +27,16 @@
 // nothing leaves the browser then. Pins are about the institution's keys, not mine: a new key
 // pair (a forgotten passphrase) and sign-out keep them, and a colleague's new grant of the same
 // keys matches them.
+//
+// The database (DB_NAME) is opened once per tab and the connection kept. When another tab asks
+// for a newer version (palreg was updated there), this tab's connection gets `versionchange`: it
+// closes at once, so that the other tab's upgrade goes on, and this tab refuses every further use
+// of the store with an error that says to reload (KeyStoreOutdatedError), while the page shows
+// the same notice (main.js, `palreg:keystore`). Closing waits for the transactions under way: a
+// key file or pins being stored are written whole (one transaction each) or not at all. A
+// database already newer than this code (VersionError) is the same case. While this tab's own
+// opening waits for another tab that holds an older version open (`blocked`), the page asks to
+// close or reload the other palreg tabs; the store is used as soon as they let go.
 
 import { get } from './api.js';
 import { loadCrypto } from './crypto.js';
@@ -69,37 +79,111 @@ const REFUSED = {
   key_unreadable: 'keys.chain.refused_unreadable',
 };
 
+/** The key store cannot be used in this tab any more: another tab upgraded it. For the user. */
+export class KeyStoreOutdatedError extends Error {
+  constructor() {
+    super(t('keystore.outdated'));
+    this.name = 'KeyStoreOutdatedError';
+    // Shown as is by errorMessage (api.js): expected, and already in the user's language.
+    this.forUser = true;
+  }
+}
+
+// The connection of this tab (a promise of it), opened on first use; null until then, and again
+// after the browser closed it (site data cleared) or the database was deleted.
+let connection = null;
+// 'ready', 'blocked' (opening waits for another tab) or 'outdated' (for good, until a reload).
+let storeState = 'ready';
+
+/** The state of the key store in this tab: `ready`, `blocked` or `outdated` (see above). */
+export function keyStoreState() {
+  return storeState;
+}
+
+function setState(state) {
+  if (state === storeState || storeState === 'outdated') return;
+  storeState = state;
+  window.dispatchEvent(new CustomEvent('palreg:keystore', { detail: { state } }));
+}
+
 function openDb() {
-  return new Promise((resolve, reject) => {
+  if (storeState === 'outdated') return Promise.reject(new KeyStoreOutdatedError());
+  if (connection) return connection;
+  const opening = new Promise((resolve, reject) => {
     const req = indexedDB.open(DB_NAME, DB_VERSION);
     req.onupgradeneeded = () => {
       const db = req.result;
       if (!db.objectStoreNames.contains(KEY_FILES)) db.createObjectStore(KEY_FILES);
       if (!db.objectStoreNames.contains(PINS)) db.createObjectStore(PINS);
     };
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
+    // Another tab holds an older version open: the upgrade (and so this request) waits until
+    // that tab closes it, and succeeds then.
+    req.onblocked = () => setState('blocked');
+    req.onsuccess = () => {
+      const db = req.result;
+      db.onversionchange = (event) => {
+        db.close();
+        if (connection === opening) connection = null;
+        // Deleted (site data cleared in another tab): made again on next use, as on a first visit.
+        if (event.newVersion !== null) setState('outdated');
+      };
+      db.onclose = () => {
+        if (connection === opening) connection = null;
+      };
+      setState('ready');
+      resolve(db);
+    };
+    req.onerror = () => {
+      if (connection === opening) connection = null;
+      if (req.error?.name === 'VersionError') {
+        // The database is newer than this code: palreg was updated, this tab runs the old one.
+        setState('outdated');
+        reject(new KeyStoreOutdatedError());
+        return;
+      }
+      if (storeState === 'blocked') setState('ready');
+      reject(req.error);
+    };
   });
+  connection = opening;
+  return opening;
+}
+
+/**
+ * Opens the key store if need be; rejects with KeyStoreOutdatedError when this tab may not use it
+ * any more. For the Keys page, before a new key pair is published: its key file must be stored.
+ */
+export async function keyStoreReady() {
+  await openDb();
+}
+
+/**
+ * A transaction on `storeName` of `db` (an open connection, just awaited: the caller makes its
+ * requests at once). A connection closed under it (the versionchange above, between the open and
+ * now) refuses with the error for the user.
+ */
+function begin(db, storeName, mode) {
+  try {
+    return db.transaction(storeName, mode);
+  } catch (err) {
+    if (storeState === 'outdated') throw new KeyStoreOutdatedError();
+    throw err;
+  }
 }
 
 /** Runs `fn(store)` in a transaction on `storeName`; resolves, once committed, to the result of the request it makes. */
 async function tx(storeName, mode, fn) {
-  const db = await openDb();
-  try {
-    return await new Promise((resolve, reject) => {
-      const transaction = db.transaction(storeName, mode);
-      let result;
-      const req = fn(transaction.objectStore(storeName));
-      req.onsuccess = () => {
-        result = req.result;
-      };
-      transaction.oncomplete = () => resolve(result);
-      transaction.onerror = () => reject(transaction.error);
-      transaction.onabort = () => reject(transaction.error);
-    });
-  } finally {
-    db.close();
-  }
+  const transaction = begin(await openDb(), storeName, mode);
+  return new Promise((resolve, reject) => {
+    let result;
+    const req = fn(transaction.objectStore(storeName));
+    req.onsuccess = () => {
+      result = req.result;
+    };
+    transaction.oncomplete = () => resolve(result);
+    transaction.onerror = () => reject(transaction.error);
+    transaction.onabort = () => reject(transaction.error);
+  });
 }
 
 /** The wrapped key file stored for `login` (JSON text), or null. */
@@ -160,27 +244,22 @@ async function pinnedAnyInstitution(userId) {
  * never changed. Resolves to the pins stored.
  */
 async function addPins(userId, institutionId, entries) {
-  const db = await openDb();
-  try {
-    return await new Promise((resolve, reject) => {
-      const transaction = db.transaction(PINS, 'readwrite');
-      const store = transaction.objectStore(PINS);
-      const key = pinsKey(userId, institutionId);
-      let pins = null;
-      const req = store.get(key);
-      req.onsuccess = () => {
-        pins = { ...(req.result ?? {}) };
-        const fresh = Object.entries(entries).filter(([version]) => pins[version] === undefined);
-        for (const [version, fingerprint] of fresh) pins[version] = fingerprint;
-        if (fresh.length) store.put(pins, key);
-      };
-      transaction.oncomplete = () => resolve(pins);
-      transaction.onerror = () => reject(transaction.error);
-      transaction.onabort = () => reject(transaction.error);
-    });
-  } finally {
-    db.close();
-  }
+  const transaction = begin(await openDb(), PINS, 'readwrite');
+  return new Promise((resolve, reject) => {
+    const store = transaction.objectStore(PINS);
+    const key = pinsKey(userId, institutionId);
+    let pins = null;
+    const req = store.get(key);
+    req.onsuccess = () => {
+      pins = { ...(req.result ?? {}) };
+      const fresh = Object.entries(entries).filter(([version]) => pins[version] === undefined);
+      for (const [version, fingerprint] of fresh) pins[version] = fingerprint;
+      if (fresh.length) store.put(pins, key);
+    };
+    transaction.oncomplete = () => resolve(pins);
+    transaction.onerror = () => reject(transaction.error);
+    transaction.onabort = () => reject(transaction.error);
+  });
 }
 
 /** My envelopes for my institution, by key version, each with its version's link (one request). */

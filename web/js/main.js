@@ -1,18 +1,21 @@
 // Starts the browser client: message catalogs, the session (if the cookie holds a live one),
-// the page chrome (header, menu), then the router.
+// the page chrome (header, menu, the notice of a key store another tab holds or has upgraded),
+// then the router.
 
 import { LANGUAGES, getLang, initI18n, setLang, t } from './i18n.js';
 import { h, replace } from './dom.js';
 import { HOME, menuFor, parseHash, refresh, startRouter } from './router.js';
 import { currentUser, restoreSession, signOut } from './session.js';
 import { errorMessage } from './api.js';
-import { notice } from './ui.js';
+import { button, notice } from './ui.js';
 import { invalidateBook } from './refs.js';
+import { keyStoreState } from './keystore.js';
 import './pages/index.js';
 
 const topbar = document.getElementById('topbar');
 const nav = document.getElementById('nav');
 const main = document.getElementById('main');
+const appNotices = document.getElementById('app-notices');
 
 function languageSwitch() {
   return h(
@@ -59,7 +62,11 @@ function renderTopbar() {
         h('button', { type: 'button', class: 'btn btn-quiet', onClick: () => signOut() }, t('chrome.sign_out')),
       )
     : null;
+  // Drawn again after a language switch and whenever the account is read again (a page that
+  // calls GET /me): a language button that had focus keeps it.
+  const focusedLang = topbar.contains(document.activeElement) ? document.activeElement.dataset.lang : undefined;
   replace(topbar, h('div', { class: 'topbar-inner' }, brand, h('div', { class: 'topbar-tools' }, account, languageSwitch())));
+  if (focusedLang) topbar.querySelector(`[data-lang="${focusedLang}"]`)?.focus();
 }
 
 function renderNav() {
@@ -104,10 +111,34 @@ function markCurrent() {
   }
 }
 
+/**
+ * Above every page, what the key store of this tab says (keystore.js): another tab upgraded it
+ * (palreg was updated there: this tab must reload), or this tab's opening waits for another tab
+ * that holds an older version open (it goes on by itself once that tab lets go).
+ */
+function renderKeyStoreNotice() {
+  const state = keyStoreState();
+  let box = null;
+  if (state === 'outdated') {
+    box = notice('warning', t('keystore.outdated'), button(t('keystore.reload'), () => window.location.reload(), { variant: 'primary', id: 'keystore-reload' }));
+    // Nothing that needs a key works in this tab any more: said at once.
+    box.setAttribute('role', 'alert');
+  } else if (state === 'blocked') {
+    box = notice('warning', t('keystore.blocked'));
+  }
+  if (box) {
+    box.id = 'keystore-notice';
+    box.dataset.state = state;
+  }
+  replace(appNotices, box);
+  appNotices.hidden = !box;
+}
+
 function renderChrome() {
   document.getElementById('skip-link').textContent = t('chrome.skip_to_content');
   renderTopbar();
   renderNav();
+  renderKeyStoreNotice();
 }
 
 function bindSkipLink() {
@@ -135,6 +166,7 @@ async function start() {
     invalidateBook();
     renderChrome();
   });
+  window.addEventListener('palreg:keystore', renderKeyStoreNotice);
   window.addEventListener('palreg:langchange', () => {
     renderChrome();
     refresh();

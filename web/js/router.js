@@ -21,9 +21,14 @@
 //   })
 //
 // ctx = { root, params, query (URLSearchParams), route, user, signal (aborted when the user
-// navigates away), navigate(route, {replace}), setTitle(text) }. `render` may return a cleanup
-// function. When it resolves, the router focuses the page's <h1>, shows flash messages, and
-// gives back a form draft kept across a sign-in (drafts.js).
+// navigates away), navigate(route, {replace}), setTitle(text), state }. `render` may return a
+// cleanup function. When it resolves, the router focuses the page's <h1>, shows flash messages,
+// and gives back a form draft kept across a sign-in (drafts.js).
+//
+// A language switch draws the page again in place (refresh): the forms keep what was typed, and
+// `ctx.state` is the same object as in the render before, for what else the user must not lose
+// then (the recovery codes shown once, pages/password.js). It is kept in memory only, for the
+// same route and user; any other render (a navigation, a sign-in) starts with a new, empty one.
 
 import { t } from './i18n.js';
 import { h } from './dom.js';
@@ -45,6 +50,8 @@ let controller = null;
 let cleanup = null;
 let pendingRestore = null;
 let firstRender = true;
+// The page state of the last render: `{ page, route, userId, state }` (ctx.state, above).
+let kept = null;
 
 /** Declares a menu section: `{id, labelKey, order}`. */
 export function registerSection({ id, labelKey, order = 100 }) {
@@ -241,10 +248,10 @@ function notPermittedPage(permission) {
 /** Renders the current route again, keeping whatever was typed into its forms. */
 export function refresh() {
   pendingRestore = outlet ? captureForms(outlet, { includePasswords: true }) : null;
-  return render();
+  return render({ again: true });
 }
 
-async function render() {
+async function render({ again = false } = {}) {
   const seq = ++renderSeq;
   const { path, query, route } = parseHash();
   controller?.abort();
@@ -277,6 +284,9 @@ async function render() {
 
   const restore = pendingRestore;
   pendingRestore = null;
+  const userId = user?.id ?? null;
+  const same = again && kept && kept.page === page.route && kept.route === route && kept.userId === userId;
+  kept = { page: page.route, route, userId, state: same ? kept.state : {} };
   // Each render gets its own container, so that a slow page that resolves after the user has
   // moved on writes into a detached element, not into the next page.
   const view = h('div', { class: 'view', dataset: { page: page.route } });
@@ -295,6 +305,7 @@ async function render() {
     setTitle(text) {
       document.title = `${text} · ${t('app.name')}`;
     },
+    state: kept.state,
   };
   try {
     cleanup = await page.render(ctx);

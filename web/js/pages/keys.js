@@ -5,7 +5,9 @@
 // published a key wait until a holder grants it, after comparing fingerprints aloud: the
 // fingerprints shown are computed here from the public keys a grant wraps to (members.js). A
 // clinician who forgot the passphrase makes a new key pair in place of the stored one and is
-// granted again.
+// granted again. A key pair is made only while this tab may use the browser's key store (not
+// after another tab upgraded it, keystore.js); one published but then not kept stays on the page,
+// with its key file to download.
 //
 // An administrator who holds the current key rotates it (rotation.js): after seeing the holders
 // and their fingerprints, a new version is wrapped to each of them, every passport is
@@ -30,7 +32,7 @@ import { get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { announce, badge, button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
-import { UntrustedKeyError, keyChainStatus, pinVersion, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
+import { KeyStoreOutdatedError, UntrustedKeyError, keyChainStatus, keyStoreReady, pinVersion, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
 import { MemberKeyError, checkMemberKey, trustedFingerprint } from '../members.js';
 import { checkedHolders, createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
 
@@ -51,8 +53,11 @@ registerPage({
     const body = h('div', { class: 'keys' });
     ctx.root.append(pageHeading(t('keys.title')), h('p', { class: 'lead' }, t('keys.intro')), body);
     const wasm = await loadCrypto();
-    let keyFile = await storedKeyFile(user.login);
-    let justCreated = false;
+    // A new key pair published but not kept in this browser (keyPairForm): its key file stays
+    // on the page (in memory, ctx.state) across a language switch, until it is downloaded.
+    const unstored = ctx.state.unstoredKeyFile ?? null;
+    let keyFile = unstored ?? (await storedKeyFile(user.login));
+    let justCreated = Boolean(unstored);
 
     /** My public key as the server has it (null: none published, or no institution to ask). */
     async function publishedKey() {
@@ -107,16 +112,28 @@ registerPage({
         ],
         submitLabel: t('keys.create'),
         async onSubmit(values) {
+          // A key store this tab may not use any more (palreg was updated in another tab) is
+          // said before anything is published: the new key must be kept here.
+          await keyStoreReady();
           const pair = wasm.UserKeyPair.generate();
           const json = pair.exportKeyFile(values.passphrase);
           if (!(await publish(pair, { confirmed: replacing }))) {
             pair.free();
             return;
           }
-          await storeKeyFile(user.login, json);
           keyFile = json;
           setUnlocked(user.id, pair);
           justCreated = true;
+          try {
+            await storeKeyFile(user.login, json);
+          } catch (err) {
+            // Published, but not kept (the store was upgraded by another tab meanwhile): the
+            // key file stays in this page to download, or the new key would be lost.
+            if (!err?.forUser) console.error(err);
+            ctx.state.unstoredKeyFile = json;
+            await draw(null, null, [notice('error', t('keys.not_stored'))]);
+            return;
+          }
           await draw();
         },
       });
@@ -596,11 +613,17 @@ registerPage({
         );
         if (justCreated) nodes.push(notice('warning', t('keys.keep_file')));
         if (keyFile) nodes.push(h('p', {}, downloadLink(user.login, keyFile)));
-        nodes.push(...(await institutionSection(pair)));
+        try {
+          nodes.push(...(await institutionSection(pair)));
+        } catch (err) {
+          // The key store was upgraded by another tab: my key and its file stay on show.
+          if (!(err instanceof KeyStoreOutdatedError)) throw err;
+          nodes.push(notice('error', err.message));
+        }
       }
       body.replaceChildren(...nodes);
     }
 
-    await draw();
+    await draw(null, null, unstored ? [notice('error', t('keys.not_stored'))] : []);
   },
 });

@@ -11,6 +11,12 @@
 // takes a current code, and is refused while a role requires it.
 // While a role requires a second factor the user lacks, this is the only page the client shows
 // (router.js), with the second factor first.
+//
+// A language switch draws the page again (router.js): the step of the second factor on screen
+// (the key and QR code being set up, or the recovery codes just made) is kept in the page's state
+// in memory (ctx.state, never any storage) and drawn again in the new language, so that nothing
+// shown only once is lost. An answer that arrives after the switch is drawn on the page shown
+// then.
 
 import { HOME, mustEnrol, registerPage } from '../router.js';
 import { h, replace } from '../dom.js';
@@ -88,9 +94,10 @@ function recoveryCodesText(codes) {
 
 /**
  * The recovery codes just made, shown this once with a "save them now" warning, a copy and a
- * download button; `done` leaves the page.
+ * download button; `done` leaves the page. The download's object URL goes into `urls`, for the
+ * page to revoke when it goes.
  */
-function recoveryCodesPanel(codes, { done, doneLabel }) {
+function recoveryCodesPanel(codes, { done, doneLabel, urls }) {
   const text = recoveryCodesText(codes);
   const status = h('p', { class: 'hint', id: 'recovery-codes-copied', role: 'status' });
   async function copy() {
@@ -102,6 +109,7 @@ function recoveryCodesPanel(codes, { done, doneLabel }) {
     }
   }
   const url = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));
+  urls.add(url);
   const login = currentUser()?.login ?? 'account';
   return h(
     'div',
@@ -122,6 +130,7 @@ function recoveryCodesPanel(codes, { done, doneLabel }) {
       ' ',
       button(doneLabel, () => {
         URL.revokeObjectURL(url);
+        urls.delete(url);
         done();
       }, { variant: 'primary', id: 'recovery-codes-done' }),
     ),
@@ -139,10 +148,41 @@ function statusLine(totp) {
   );
 }
 
-/** The second-factor section: its status, and setting it up or turning it off. */
+/** Why recovery codes are on screen: the notice above them, and where "done" leads. */
+const CODES_SHOWN = {
+  enabled: { message: 'totp.enabled', doneLabel: 'totp.recovery.done' },
+  // A role required the second factor: on to the home page with its full menu.
+  enabled_required: { message: 'totp.enabled_required_done', doneLabel: 'totp.recovery.done_continue', home: true },
+  renewed: { message: 'totp.recovery.renewed', doneLabel: 'totp.recovery.done' },
+};
+
+/**
+ * The second-factor section: its status, and setting it up or turning it off. The step that
+ * must survive a language switch is `ctx.state.totp`: `{ step: 'enrolling', enrolment }` (the
+ * key to scan, before the first code) or `{ step: 'codes', codes, kind }` (recovery codes on
+ * screen, `kind` a key of CODES_SHOWN); null while the page shows the account's status. Returns
+ * the section and the cleanup of the page.
+ */
 function secondFactorSection(ctx) {
   const heading = h('h2', { id: 'totp-h', tabindex: '-1' }, t('totp.title'));
   const section = h('section', { class: 'card', id: 'totp', 'aria-labelledby': 'totp-h' });
+  const urls = new Set();
+  const kept = ctx.state;
+
+  /**
+   * Shows a step kept in the page's state, on the section shown now: an answer that arrives
+   * after a language switch drew the page again lands on the new page, not the old one.
+   */
+  function show(step) {
+    kept.totp = step;
+    kept.drawStep(step);
+  }
+
+  /** Draws a kept step on this section; `again`: drawn anew in place (no focus, no announcement). */
+  function drawStep(step, { again = false } = {}) {
+    if (step.step === 'enrolling') drawEnrolling(step.enrolment, { again });
+    else drawCodes(step.codes, step.kind, { again });
+  }
 
   /** Draws the state the server reports (`GET /me`), with an optional message on top. */
   function draw(message = null) {
@@ -158,6 +198,7 @@ function secondFactorSection(ctx) {
   }
 
   function drawOff(message) {
+    kept.totp = null;
     const totp = currentUser()?.totp;
     replace(
       section,
@@ -181,10 +222,10 @@ function secondFactorSection(ctx) {
       else drawOff(notice('error', errorMessage(err)));
       return;
     }
-    drawEnrolling(enrolment);
+    show({ step: 'enrolling', enrolment });
   }
 
-  function drawEnrolling(enrolment) {
+  function drawEnrolling(enrolment, { again = false } = {}) {
     const form = createForm({
       id: 'totp-confirm',
       fields: [totpField({ hint: t('totp.code_hint') })],
@@ -194,17 +235,14 @@ function secondFactorSection(ctx) {
       async onSubmit(values) {
         const required = mustEnrol(currentUser());
         const answer = await post('/me/totp/confirm', { code: values.code });
+        // Kept before anything else: a language switch from now on draws them again.
+        const step = { step: 'codes', codes: answer.recovery_codes, kind: required ? 'enabled_required' : 'enabled' };
+        kept.totp = step;
         await refreshUser();
         if (!currentUser()) return;
         // The recovery codes first (shown only now); then, when a role required the second
         // factor, on to the home page with its full menu.
-        const message = t(required ? 'totp.enabled_required_done' : 'totp.enabled');
-        drawCodes(answer.recovery_codes, {
-          message: notice('success', message),
-          done: required ? () => ctx.navigate(HOME) : () => draw(),
-          doneLabel: t(required ? 'totp.recovery.done_continue' : 'totp.recovery.done'),
-        });
-        announce(`${message} ${t('totp.recovery.save_now')}`);
+        show(step);
       },
     });
     replace(
@@ -226,14 +264,28 @@ function secondFactorSection(ctx) {
         h('li', {}, h('p', {}, t('totp.step_confirm')), form.element),
       ),
     );
+    if (again) return;
     heading.focus();
     announce(t('totp.step_scan'));
   }
 
-  /** The recovery codes just made, this once, and nothing else until they are saved. */
-  function drawCodes(codes, { message = null, done, doneLabel = t('totp.recovery.done') }) {
-    replace(section, heading, message, h('h3', {}, t('totp.recovery.title')), recoveryCodesPanel(codes, { done, doneLabel }));
+  /**
+   * The recovery codes just made (`kind`: why, see CODES_SHOWN), this once, and nothing else
+   * until they are saved.
+   */
+  function drawCodes(codes, kind, { again = false } = {}) {
+    const { message, doneLabel, home } = CODES_SHOWN[kind];
+    const done = home ? () => ctx.navigate(HOME) : () => draw();
+    replace(
+      section,
+      heading,
+      notice('success', t(message)),
+      h('h3', {}, t('totp.recovery.title')),
+      recoveryCodesPanel(codes, { done, doneLabel: t(doneLabel), urls }),
+    );
+    if (again) return;
     heading.focus();
+    announce(`${t(message)} ${t('totp.recovery.save_now')}`);
   }
 
   /** How many recovery codes are left, and a new set with a current code. */
@@ -256,10 +308,11 @@ function secondFactorSection(ctx) {
           }
           throw err;
         }
+        const step = { step: 'codes', codes: answer.recovery_codes, kind: 'renewed' };
+        kept.totp = step;
         await refreshUser();
         if (!currentUser()) return;
-        drawCodes(answer.recovery_codes, { message: notice('success', t('totp.recovery.renewed')), done: () => draw() });
-        announce(`${t('totp.recovery.renewed')} ${t('totp.recovery.save_now')}`);
+        show(step);
       },
     });
     return [
@@ -272,6 +325,7 @@ function secondFactorSection(ctx) {
   }
 
   function drawOn(message) {
+    kept.totp = null;
     const totp = currentUser()?.totp;
     let body;
     if (totp?.required) {
@@ -312,8 +366,20 @@ function secondFactorSection(ctx) {
     );
   }
 
-  draw();
-  return section;
+  // The newest section draws what an answer brings, wherever it was asked for.
+  kept.drawStep = drawStep;
+  // A step kept across a language switch, while it still holds: the key to scan while the
+  // second factor is still off (turned on meanwhile in another tab: the status instead), the
+  // recovery codes while it is on.
+  const step = kept.totp;
+  const enabled = Boolean(currentUser()?.totp?.enabled);
+  if (step && (step.step === 'codes') === enabled) drawStep(step, { again: true });
+  else draw();
+  const cleanup = () => {
+    for (const url of urls) URL.revokeObjectURL(url);
+    urls.clear();
+  };
+  return { element: section, cleanup };
 }
 
 registerPage({
@@ -325,12 +391,16 @@ registerPage({
     // The second factor may have changed since sign-in (an administrator's reset, a role).
     const user = await refreshUser({ signal: ctx.signal });
     const required = mustEnrol(user);
+    // The order the page was first drawn in stays across a language switch (the second factor
+    // first while the recovery codes of a required enrolment are on screen).
+    ctx.state.totpFirst ??= required;
     const totp = secondFactorSection(ctx);
     const password = passwordSection();
     ctx.root.append(
       pageHeading(t('password.title')),
       required ? notice('warning', t('totp.enrolment_required')) : h('p', { class: 'lead' }, t('password.lead')),
-      ...(required ? [totp, password] : [password, totp]),
+      ...(ctx.state.totpFirst ? [totp.element, password] : [password, totp.element]),
     );
+    return totp.cleanup;
   },
 });
