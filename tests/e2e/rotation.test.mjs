@@ -296,6 +296,14 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   // …and the patient page opens a passport still under version 1.
   await sA.goto(`/patients/${ids.get(oldOne[0])}`);
   assert.equal(await sA.heading(), `${oldOne[0]} ${oldOne[1]}`);
+  // An administrator may ask who opened the record: the audit log of this patient, newest first.
+  await page.click('#patient-access-log');
+  await page.locator('#main table tbody tr').first().waitFor();
+  assert.equal(new URL(page.url()).hash, `#/admin/audit?object_type=patient&object_id=${ids.get(oldOne[0])}`);
+  const accessLog = await page.locator('#main table tbody').innerText();
+  for (const entry of [admin.login, 'patients.read', 'patients.history', 'patients.create']) {
+    assert.ok(accessLog.includes(entry), `${entry} in ${accessLog}`);
+  }
 
   // A colleague who joins now is granted version 2 and the version 1 that passports still need.
   await sC.signIn(newcomer.login, newcomer.password);
@@ -307,6 +315,7 @@ test('rotation: holders and fingerprints first, then re-encryption cut off by a 
   assert.deepEqual((await members()).members.find((x) => x.login === newcomer.login).holds, [1, 2]);
   await sC.goto(`/patients/${ids.get(oldOne[0])}`);
   assert.equal(await sC.heading(), `${oldOne[0]} ${oldOne[1]}`);
+  assert.equal(await sC.page.locator('#patient-access-log').count(), 0, 'a clinician reads no audit log');
 
   // The first write of the continued run meets a concurrent edit by the colleague: 409, reload, retry.
   const needs = await json(await api.get('/api/v1/refs/needs'));

@@ -5,7 +5,7 @@
 // newest version I hold is not vouched for, nothing is registered and no passport is changed,
 // while the patients already registered are still found and opened.
 
-import { registerPage } from '../router.js';
+import { registerPage, withQuery } from '../router.js';
 import { h } from '../dom.js';
 import { formatDateTime, has, t } from '../i18n.js';
 import { ApiError, get, post, put } from '../api.js';
@@ -423,6 +423,11 @@ registerPage({
         ],
         rows: history,
       }),
+      // "Who opened this record?" (a patient or a family may ask): the audit log of this
+      // patient, for whoever may read the audit log.
+      allowed(ctx.user, 'administration')
+        ? h('p', {}, linkButton(`#${withQuery('/admin/audit', { object_type: 'patient', object_id: patient.id })}`, t('patients.edit.access_log'), { id: 'patient-access-log' }))
+        : '',
     );
   },
 });
