@@ -250,6 +250,17 @@ pub fn spawn_with(
     }
 }
 
+/// Another server on the database of `app` (a replica, on PostgreSQL), with a data directory of
+/// its own and the same session secret. The database stays `app`'s: it is dropped with `app`.
+pub fn spawn_replica(app: &TestApp, tweak: impl FnOnce(&mut SettingsArgs)) -> TestApp {
+    let db = TestDatabase {
+        url: app.db.url.clone(),
+        dir: tempfile::tempdir().expect("temp dir"),
+        pg_name: None,
+    };
+    spawn_with(app.backend, db, tweak)
+}
+
 impl TestApp {
     /// Stops the server and hands back its database (to start another server on it).
     pub fn into_database(mut self) -> TestDatabase {

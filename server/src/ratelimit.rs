@@ -1,4 +1,9 @@
-//! A small fixed-window rate limiter keyed by client address (in memory, per replica).
+//! A small fixed-window rate limiter keyed by client address, in memory.
+//!
+//! The sign-in limit counts in two places: here, per replica, which refuses a client that has
+//! spent its limit on this replica without asking the database; then in the database
+//! ([`crate::db::models::sign_in`]), where every replica counts together. Without the second,
+//! N replicas behind a load balancer allowed a client N times the limit.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +25,16 @@ impl RateLimiter {
             window,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The attempts a window allows.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The length of a window.
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     /// Counts one attempt; `Err(seconds to wait)` when over the limit.

@@ -1,5 +1,6 @@
 use palreg_tests::{
-    ADMIN_PASSWORD, Backend, PASSWORD, TestDatabase, on_both_backends, spawn_app, spawn_with,
+    ADMIN_PASSWORD, Backend, PASSWORD, TestDatabase, on_both_backends, spawn_app, spawn_replica,
+    spawn_with,
 };
 use serde_json::json;
 
@@ -372,6 +373,51 @@ fn clients_are_rate_limited(backend: Backend) {
     assert_eq!(r.status, 429);
     assert_eq!(r.error_code(), "rate_limited");
     assert!(r.header("retry-after").is_some());
+}
+
+/// Replicas behind a load balancer count a client's sign-in attempts together: the limit is
+/// the limit, not the limit times the replicas. A window that has ended is forgotten.
+#[test]
+fn postgres_replicas_share_the_sign_in_limit() {
+    let backend = Backend::Postgres;
+    let one = spawn_with(backend, TestDatabase::new(backend), |s| {
+        s.login_rate_per_minute = 4;
+    });
+    let two = spawn_replica(&one, |s| s.login_rate_per_minute = 4);
+    let wrong = json!({"login": "x-user", "password": "whatever-1"});
+    for app in [&one, &two, &one, &two] {
+        assert_eq!(app.post("/api/v1/auth/login", None, &wrong).status, 401);
+    }
+    for app in [&one, &two] {
+        let r = app.post("/api/v1/auth/login", None, &wrong);
+        assert_eq!((r.status, r.error_code()), (429, "rate_limited"));
+        let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    // The right password is refused too while the window lasts.
+    let r = two.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "admin", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        one.query_texts("SELECT CAST(attempts AS TEXT) AS t FROM sign_in_windows"),
+        ["7"],
+        "every attempt counted, the refused ones too"
+    );
+    // The window ends (moved back a minute): the next attempt starts a new one.
+    one.raw_sql("UPDATE sign_in_windows SET started_at = started_at - INTERVAL '61 seconds'");
+    let r = one.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"login": "admin", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        one.query_texts("SELECT CAST(attempts AS TEXT) AS t FROM sign_in_windows"),
+        ["1"]
+    );
 }
 
 /// Behind a trusted reverse proxy the client is the address it names: the audit log records

@@ -333,6 +333,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sign_in_windows (client_key) {
+        client_key -> Text,
+        started_at -> Timestamp,
+        attempts -> Integer,
+    }
+}
+
 diesel::joinable!(institutions -> districts (district_id));
 diesel::joinable!(patients -> care_forms (care_form_id));
 diesel::joinable!(key_envelopes -> users (recipient_id));
@@ -383,6 +391,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     prescriptions,
     prescription_versions,
     issued_reports,
+    sign_in_windows,
 );
 
 diesel::allow_columns_to_appear_in_same_group_by_clause!(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Principal, SESSION_COOKIE, client_addr};
-use crate::db::models::{self, audit::NewEntry, sessions, totp, users};
+use crate::db::models::{self, audit::NewEntry, sessions, sign_in, totp, users};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::password;
 use crate::routes::totp::open_secret;
@@ -136,10 +136,23 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> ApiResult<HttpResponse> {
     let addr = client_addr(&req);
-    if let Err(wait) = state
-        .login_limiter
-        .check(&crate::ratelimit::client_key(addr.as_deref()))
-    {
+    let client = crate::ratelimit::client_key(addr.as_deref());
+    let limiter = &state.login_limiter;
+    let window = Duration::from_std(limiter.window()).map_err(ApiError::internal)?;
+    let limit = limiter.limit();
+    let counted = match limiter.check(&client) {
+        // Spent on this replica alone: refused without asking the database.
+        Err(wait) => Err(wait),
+        // Counted with the other replicas' attempts.
+        Ok(()) => {
+            let now = models::now();
+            write(&state, move |conn| {
+                Ok(sign_in::count(conn, &client, now, window, limit)?)
+            })
+            .await?
+        }
+    };
+    if let Err(wait) = counted {
         return Err(ApiError::TooManyRequests {
             code: "rate_limited",
             message: "too many sign-in attempts from this address".into(),

@@ -9,6 +9,7 @@ pub mod rbac;
 pub mod refs;
 pub mod reports;
 pub mod sessions;
+pub mod sign_in;
 pub mod totp;
 pub mod users;
 

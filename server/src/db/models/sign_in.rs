@@ -1,0 +1,108 @@
+//! The sign-in rate limit's windows (`sign_in_windows`): the attempts of one client, counted
+//! in the database so that every replica counts them together (see [`crate::ratelimit`]).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::sign_in_windows;
+
+/// Counts one sign-in attempt of `client` at `now`, in windows of `window` that allow `limit`
+/// attempts each: `Ok(())` when the attempt may go on, `Err(seconds)` until the window ends
+/// once the limit is spent (a refused attempt counts too: it is one more try). Windows that
+/// have ended, of any client, are deleted first, so the table holds only the clients of the
+/// last `window`.
+pub fn count(
+    conn: &mut DbConn,
+    client: &str,
+    now: NaiveDateTime,
+    window: chrono::Duration,
+    limit: u32,
+) -> QueryResult<Result<(), u64>> {
+    diesel::delete(sign_in_windows::table.filter(sign_in_windows::started_at.le(now - window)))
+        .execute(conn)?;
+    // Two replicas counting the same client at once: the unique key makes one of them update
+    // the row the other inserted.
+    let (started_at, attempts): (NaiveDateTime, i32) = crate::per_backend!(conn, |c| {
+        diesel::insert_into(sign_in_windows::table)
+            .values((
+                sign_in_windows::client_key.eq(client),
+                sign_in_windows::started_at.eq(now),
+                sign_in_windows::attempts.eq(1),
+            ))
+            .on_conflict(sign_in_windows::client_key)
+            .do_update()
+            .set(sign_in_windows::attempts.eq(sign_in_windows::attempts + 1))
+            .returning((sign_in_windows::started_at, sign_in_windows::attempts))
+            .get_result(c)
+    })?;
+    if u32::try_from(attempts).unwrap_or(u32::MAX) <= limit {
+        return Ok(Ok(()));
+    }
+    let wait = (started_at + window - now).num_seconds().max(1);
+    Ok(Err(u64::try_from(wait).unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::db::{DatabaseUrl, run_migrations};
+
+    #[test]
+    fn a_window_allows_its_limit_then_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = DatabaseUrl::Sqlite(dir.path().join("windows.db"))
+            .connect()
+            .unwrap();
+        run_migrations(&mut conn).unwrap();
+        let start = crate::db::models::now();
+        let minute = Duration::minutes(1);
+        let at = |secs| start + Duration::seconds(secs);
+        for secs in 0..3 {
+            assert_eq!(
+                count(&mut conn, "203.0.113.7", at(secs), minute, 3),
+                Ok(Ok(()))
+            );
+        }
+        // The fourth in the window is refused until the window ends, and counted.
+        assert_eq!(
+            count(&mut conn, "203.0.113.7", at(20), minute, 3),
+            Ok(Err(40))
+        );
+        assert_eq!(
+            count(&mut conn, "203.0.113.7", at(59), minute, 3),
+            Ok(Err(1))
+        );
+        // Another client has its own window.
+        assert_eq!(
+            count(&mut conn, "2001:db8::/64", at(30), minute, 3),
+            Ok(Ok(()))
+        );
+        // A minute on, the first client's window has ended and is gone: a new one starts.
+        assert_eq!(
+            count(&mut conn, "203.0.113.7", at(60), minute, 3),
+            Ok(Ok(()))
+        );
+        let windows: Vec<(String, i32)> = sign_in_windows::table
+            .select((sign_in_windows::client_key, sign_in_windows::attempts))
+            .order(sign_in_windows::client_key)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(
+            windows,
+            [("2001:db8::/64".into(), 1), ("203.0.113.7".into(), 1)]
+        );
+        // And once every window has ended, the table is empty after the next attempt's own.
+        assert_eq!(
+            count(&mut conn, "198.51.100.1", at(200), minute, 3),
+            Ok(Ok(()))
+        );
+        let left: i64 = sign_in_windows::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(left, 1);
+    }
+}
