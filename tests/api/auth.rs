@@ -406,8 +406,13 @@ fn postgres_replicas_share_the_sign_in_limit() {
         ["7"],
         "every attempt counted, the refused ones too"
     );
-    // The window ends (moved back a minute): the next attempt starts a new one.
+    // The window ends (moved back a minute): the next attempt starts a new one, and forgets
+    // the ended window of another client.
     one.raw_sql("UPDATE sign_in_windows SET started_at = started_at - INTERVAL '61 seconds'");
+    one.raw_sql(
+        "INSERT INTO sign_in_windows (client_key, started_at, attempts) \
+         VALUES ('198.51.100.9', now() - INTERVAL '5 minutes', 30)",
+    );
     let r = one.post(
         "/api/v1/auth/login",
         None,

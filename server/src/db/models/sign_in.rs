@@ -10,8 +10,13 @@ use crate::db::schema::sign_in_windows;
 /// Counts one sign-in attempt of `client` at `now`, in windows of `window` that allow `limit`
 /// attempts each: `Ok(())` when the attempt may go on, `Err(seconds)` until the window ends
 /// once the limit is spent (a refused attempt counts too: it is one more try). Windows that
-/// have ended, of any client, are deleted first, so the table holds only the clients of the
-/// last `window`.
+/// have ended, of any client, are deleted, so the table holds only the clients of the last
+/// `window`.
+///
+/// On PostgreSQL replicas count at once, each in its own transaction. The statements take row
+/// locks in an order that cannot deadlock: this client's row first (its ended window deleted,
+/// then the count), then other clients' ended windows, skipping any another transaction holds.
+/// A transaction so waits only for this client's row, before it holds any other.
 pub fn count(
     conn: &mut DbConn,
     client: &str,
@@ -19,8 +24,13 @@ pub fn count(
     window: chrono::Duration,
     limit: u32,
 ) -> QueryResult<Result<(), u64>> {
-    diesel::delete(sign_in_windows::table.filter(sign_in_windows::started_at.le(now - window)))
-        .execute(conn)?;
+    let ended = now - window;
+    diesel::delete(
+        sign_in_windows::table
+            .filter(sign_in_windows::client_key.eq(client))
+            .filter(sign_in_windows::started_at.le(ended)),
+    )
+    .execute(conn)?;
     // Two replicas counting the same client at once: the unique key makes one of them update
     // the row the other inserted.
     let (started_at, attempts): (NaiveDateTime, i32) = crate::per_backend!(conn, |c| {
@@ -36,11 +46,35 @@ pub fn count(
             .returning((sign_in_windows::started_at, sign_in_windows::attempts))
             .get_result(c)
     })?;
+    forget_ended(conn, client, ended)?;
     if u32::try_from(attempts).unwrap_or(u32::MAX) <= limit {
         return Ok(Ok(()));
     }
     let wait = (started_at + window - now).num_seconds().max(1);
     Ok(Err(u64::try_from(wait).unwrap_or(1)))
+}
+
+/// Deletes the windows of other clients than `client` that started at or before `ended`. On
+/// PostgreSQL without waiting for a row another transaction holds (it is deleted by a later
+/// attempt); SQLite's writers take turns anyway.
+fn forget_ended(conn: &mut DbConn, client: &str, ended: NaiveDateTime) -> QueryResult<usize> {
+    use diesel::sql_types::{Text, Timestamp};
+    match conn {
+        DbConn::Sqlite(c) => diesel::delete(
+            sign_in_windows::table
+                .filter(sign_in_windows::started_at.le(ended))
+                .filter(sign_in_windows::client_key.ne(client)),
+        )
+        .execute(c),
+        DbConn::Pg(c) => diesel::sql_query(
+            "DELETE FROM sign_in_windows WHERE client_key IN (SELECT client_key \
+             FROM sign_in_windows WHERE started_at <= $1 AND client_key <> $2 \
+             FOR UPDATE SKIP LOCKED)",
+        )
+        .bind::<Timestamp, _>(ended)
+        .bind::<Text, _>(client)
+        .execute(c),
+    }
 }
 
 #[cfg(test)]
