@@ -191,9 +191,33 @@ pub struct PatientFields {
     /// A need code; repeat for several.
     #[arg(long = "need")]
     pub needs: Vec<String>,
+    /// The identity document's kind (e.g. "паспорт РФ"); a document needs kind and number.
+    #[arg(long)]
+    pub id_document_kind: Option<String>,
+    #[arg(long)]
+    pub id_document_series: Option<String>,
+    #[arg(long)]
+    pub id_document_number: Option<String>,
+    #[arg(long)]
+    pub id_document_issued_by: Option<String>,
+    /// YYYY-MM-DD or DD.MM.YYYY.
+    #[arg(long)]
+    pub id_document_issued_on: Option<String>,
+    /// The contact person's name (needed with a relation or phone).
+    #[arg(long)]
+    pub contact_name: Option<String>,
+    /// e.g. "сын", "дочь".
+    #[arg(long)]
+    pub contact_relation: Option<String>,
+    #[arg(long)]
+    pub contact_phone: Option<String>,
+    /// Free-text notes (sealed with the passport).
+    #[arg(long)]
+    pub notes: Option<String>,
     /// Ask for the identifying fields not given (surname, names, date of birth, SNILS, policy,
     /// phone, address) on the terminal, one per line (an empty line skips one), instead of
-    /// taking them as arguments.
+    /// taking them as arguments. The document, contact person and notes are taken from their
+    /// flags only.
     #[arg(long)]
     pub ask: bool,
 }
@@ -212,6 +236,15 @@ const IDENTIFYING: [(&str, &str); 8] = [
     ("address", "Address"),
 ];
 
+fn warn_identifying_arguments(err: &mut dyn Write) -> Result<()> {
+    writeln!(
+        err,
+        "note: identifying values given as arguments stay in your shell's history and show in \
+         the process list; --ask takes them from the terminal"
+    )?;
+    Ok(())
+}
+
 /// With `ask`, reads each identifying column of `columns` not already given from `input` (an
 /// empty answer leaves it out); without, warns once on `err` when any is given as an argument.
 fn identifying_fields(
@@ -224,11 +257,7 @@ fn identifying_fields(
     let asked = IDENTIFYING.iter().filter(|(c, _)| columns.contains(c));
     if !ask {
         if asked.clone().any(|(c, _)| given.contains_key(c)) {
-            writeln!(
-                err,
-                "note: identifying values given as arguments stay in your shell's history and \
-                 show in the process list; --ask takes them from the terminal"
-            )?;
+            warn_identifying_arguments(err)?;
         }
         return Ok(());
     }
@@ -252,6 +281,12 @@ impl PatientFields {
     /// The columns given as arguments and, with `--ask`, at the terminal.
     fn given(&self) -> Result<BTreeMap<&'static str, String>> {
         let mut given = self.columns();
+        // The document, contact person and notes identify as much as a name does, and have
+        // flags only: said once, as for the fields `--ask` could have taken.
+        let warned_below = !self.ask && IDENTIFYING.iter().any(|(c, _)| given.contains_key(c));
+        if !warned_below && given.keys().any(|c| beyond_the_prompts(c)) {
+            warn_identifying_arguments(&mut std::io::stderr())?;
+        }
         let all: Vec<_> = IDENTIFYING.iter().map(|(c, _)| *c).collect();
         identifying_fields(
             &mut given,
@@ -266,7 +301,7 @@ impl PatientFields {
     /// The flags given, by CSV column.
     fn columns(&self) -> BTreeMap<&'static str, String> {
         let mut m = BTreeMap::new();
-        let pairs: [(&'static str, &Option<String>); 16] = [
+        let pairs: [(&'static str, &Option<String>); 25] = [
             ("surname", &self.surname),
             ("first_name", &self.first_name),
             ("patronymic", &self.patronymic),
@@ -283,6 +318,15 @@ impl PatientFields {
             ("deceased_on", &self.deceased_on),
             ("care_form", &self.care_form),
             ("district", &self.district),
+            ("id_document_kind", &self.id_document_kind),
+            ("id_document_series", &self.id_document_series),
+            ("id_document_number", &self.id_document_number),
+            ("id_document_issued_by", &self.id_document_issued_by),
+            ("id_document_issued_on", &self.id_document_issued_on),
+            ("contact_name", &self.contact_name),
+            ("contact_relation", &self.contact_relation),
+            ("contact_phone", &self.contact_phone),
+            ("notes", &self.notes),
         ];
         for (k, v) in pairs {
             if let Some(v) = v {
@@ -898,14 +942,27 @@ fn warn_untrusted(clinic: &Clinic) {
     }
 }
 
-/// Whether `patient add` and `edit` have a flag for `column`: not for the identity document,
-/// the contact person and the notes. An edit leaves those out of the line it parses: no flag
-/// can change them, `row::overlay_passport` keeps them as opened, and a document stored by
-/// another client without its number must not stop a change of status.
-fn has_a_flag(column: &str) -> bool {
-    !(row::DOCUMENT_COLUMNS.contains(&column)
+/// Whether `column` is one of the identifying columns `--ask` does not prompt for: the
+/// identity document's, the contact person's, the notes.
+fn beyond_the_prompts(column: &str) -> bool {
+    row::DOCUMENT_COLUMNS.contains(&column)
         || row::CONTACT_COLUMNS.contains(&column)
-        || column == "notes")
+        || column == "notes"
+}
+
+/// Whether an edit parses `column` as the opened passport has it: every column but those of a
+/// document or contact person none of whose flags is given. Those are left out, so that a
+/// document typed elsewhere without what this client requires (a number, say) does not stop
+/// an edit of something else; the overlay keeps them as they were all the same.
+fn parsed_in_edit(column: &str, given: &BTreeMap<&'static str, String>) -> bool {
+    let touched = |group: &[&str]| group.iter().any(|c| given.contains_key(c));
+    if row::DOCUMENT_COLUMNS.contains(&column) {
+        return touched(&row::DOCUMENT_COLUMNS);
+    }
+    if row::CONTACT_COLUMNS.contains(&column) {
+        return touched(&row::CONTACT_COLUMNS);
+    }
+    true
 }
 
 struct Map(BTreeMap<&'static str, String>);
@@ -959,7 +1016,7 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
                 .iter()
                 .copied()
                 .zip(row::to_cells(&passport, &patient.record, &books))
-                .filter(|(column, _)| has_a_flag(column))
+                .filter(|(column, _)| parsed_in_edit(column, &given))
                 .collect();
             cells.extend(given.clone());
             let row = parse_fields(cells, &books)?;

@@ -691,7 +691,7 @@ fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
             .contains("Surname: ")
     );
 
-    // The browser adds what the CLI has no flag for.
+    // The browser adds the notes, an identity document and a contact person.
     let api = signed_in(&app, "dina", Arc::new(transport(&app)));
     let pair = keys::load(&key_file, PASSPHRASE).unwrap();
     let clinic = Clinic::open(
@@ -768,6 +768,83 @@ fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
         "notes, document and contact person are kept"
     );
     assert_eq!(opened.notes.as_deref(), Some("ключ у соседки"));
+
+    // Act: the notes and the contact's phone by their flags (a note of two lines).
+    run(&[
+        "patient",
+        "edit",
+        &id.to_string(),
+        "--notes",
+        "ключ у соседки\nкв. 5",
+        "--contact-phone",
+        "+7 900 555-44-33",
+    ]);
+
+    // Assert: those two changed; the contact's name and relation and the document stayed.
+    let (_, edited) = patients::show(&clinic, id).unwrap();
+    assert_eq!(edited.notes.as_deref(), Some("ключ у соседки\nкв. 5"));
+    let contact = edited.contact_person.clone().unwrap();
+    assert_eq!(contact.phone.as_deref(), Some("+7 900 555-44-33"));
+    assert_eq!(
+        (contact.name.as_str(), contact.relation.as_deref()),
+        ("Лебедев Пётр", Some("сын"))
+    );
+    assert!(edited.identity_document == browser_passport.identity_document);
+    let shown = run(&["patient", "show", &id.to_string()]);
+    for line in [
+        "id_document_kind      паспорт РФ",
+        "contact_phone         +7 900 555-44-33",
+        "notes                 ключ у соседки\n                        кв. 5",
+    ] {
+        assert!(shown.contains(line), "{line:?} in {shown}");
+    }
+
+    // A patient added with a document by its flags; a document without its number is refused
+    // with the column named, never the value.
+    let added = run(&[
+        "patient",
+        "add",
+        "--surname",
+        "Орлова",
+        "--first-name",
+        "Вера",
+        "--dob",
+        "1944-08-30",
+        "--sex",
+        "F",
+        "--diagnosis",
+        "C50",
+        "--id-document-kind",
+        "паспорт РФ",
+        "--id-document-series",
+        "8601",
+        "--id-document-number",
+        "654321",
+        "--id-document-issued-on",
+        "02.03.2005",
+    ]);
+    let orlova: i64 = added.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (_, shown) = patients::show(&clinic, orlova).unwrap();
+    let document = shown.identity_document.clone().unwrap();
+    assert_eq!(
+        (document.number.as_str(), document.issued_on.as_deref()),
+        ("654321", Some("2005-03-02"))
+    );
+    let refused = client(&app, dir.path(), &key_file)
+        .args(["patient", "add", "--surname", "Зуева", "--first-name", "Ия"])
+        .args(["--dob", "1950-01-01", "--sex", "F", "--diagnosis", "C50"])
+        .args([
+            "--id-document-kind",
+            "паспорт РФ",
+            "--id-document-series",
+            "8602",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--id-document-number: required"), "{said}");
+    assert!(!said.contains("8602") && !said.contains("Зуева"), "{said}");
 }
 
 /// Passports still under the older version during an unfinished rotation open and are found.
