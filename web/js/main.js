@@ -171,7 +171,8 @@ async function start() {
     renderChrome();
     refresh();
   });
-  await startRouter(main, { onRendered: markCurrent });
+  // The menu marks the page being opened at once, not after its data has loaded.
+  await startRouter(main, { onStart: markCurrent });
 }
 
 start().catch((err) => {

@@ -21,14 +21,18 @@
 //   })
 //
 // ctx = { root, params, query (URLSearchParams), route, user, signal (aborted when the user
-// navigates away), navigate(route, {replace}), setTitle(text), state }. `render` may return a
-// cleanup function. When it resolves, the router focuses the page's <h1>, shows flash messages,
-// and gives back a form draft kept across a sign-in (drafts.js).
+// navigates away, and when the page is drawn again), navigate(route, {replace}), setTitle(text),
+// state, stateSignal }. `render` may return a cleanup function. When it resolves, the router
+// focuses the page's <h1>, shows flash messages, and gives back a form draft kept across a
+// sign-in (drafts.js).
 //
 // A language switch draws the page again in place (refresh): the forms keep what was typed, and
 // `ctx.state` is the same object as in the render before, for what else the user must not lose
-// then (the recovery codes shown once, pages/password.js). It is kept in memory only, for the
-// same route and user; any other render (a navigation, a sign-in) starts with a new, empty one.
+// then (the recovery codes shown once, pages/password.js; a key rotation running, pages/keys.js).
+// It is kept in memory only, for the same route and user; any other render (a navigation, a
+// sign-in or sign-out) starts with a new, empty one. `ctx.stateSignal` is aborted when
+// `ctx.state` is let go that way: work that belongs to the page rather than to one drawing of it
+// stops on that signal, and goes on across a language switch.
 
 import { t } from './i18n.js';
 import { h } from './dom.js';
@@ -44,13 +48,15 @@ export const HOME = '/home';
 export const LOGIN = '/login';
 
 let outlet = null;
+let onStart = () => {};
 let onRendered = () => {};
 let renderSeq = 0;
 let controller = null;
 let cleanup = null;
 let pendingRestore = null;
 let firstRender = true;
-// The page state of the last render: `{ page, route, userId, state }` (ctx.state, above).
+// The page state of the last render: `{ page, route, userId, state, leave }` (ctx.state, above;
+// `leave` aborts ctx.stateSignal).
 let kept = null;
 
 /** Declares a menu section: `{id, labelKey, order}`. */
@@ -286,7 +292,10 @@ async function render({ again = false } = {}) {
   pendingRestore = null;
   const userId = user?.id ?? null;
   const same = again && kept && kept.page === page.route && kept.route === route && kept.userId === userId;
-  kept = { page: page.route, route, userId, state: same ? kept.state : {} };
+  if (!same) {
+    kept?.leave.abort();
+    kept = { page: page.route, route, userId, state: {}, leave: new AbortController() };
+  }
   // Each render gets its own container, so that a slow page that resolves after the user has
   // moved on writes into a detached element, not into the next page.
   const view = h('div', { class: 'view', dataset: { page: page.route } });
@@ -306,7 +315,9 @@ async function render({ again = false } = {}) {
       document.title = `${text} · ${t('app.name')}`;
     },
     state: kept.state,
+    stateSignal: kept.leave.signal,
   };
+  onStart({ page, route, user });
   try {
     cleanup = await page.render(ctx);
   } catch (err) {
@@ -345,9 +356,13 @@ async function render({ again = false } = {}) {
   onRendered({ page, route, user });
 }
 
-/** Starts routing into `element`; `hooks.onRendered({page, route, user})` runs after each page. */
+/**
+ * Starts routing into `element`. `hooks.onStart({page, route, user})` runs as each page starts
+ * to render (before it loads anything), `hooks.onRendered({page, route, user})` after it.
+ */
 export function startRouter(element, hooks = {}) {
   outlet = element;
+  onStart = hooks.onStart ?? onStart;
   onRendered = hooks.onRendered ?? onRendered;
   window.addEventListener('hashchange', () => {
     // In-page anchors (not routes) do not re-render.

@@ -13,7 +13,8 @@
 // and their fingerprints, a new version is wrapped to each of them, every passport is
 // re-encrypted here and then every observation note re-sealed, with a progress bar and a Cancel
 // button. What is left is counted by the server, so a cancelled run or a closed tab is continued
-// from this page.
+// from this page. The run belongs to the page, not to one drawing of it: a language switch draws
+// the page again around the same run (kept in ctx.state, in memory), leaving the page stops it.
 //
 // Every key version I hold is listed with its fingerprint and the verdict on it (keystore.js):
 // remembered by this browser (pinned), the oldest trusted on first use (its fingerprint is what
@@ -37,6 +38,77 @@ import { MemberKeyError, checkMemberKey, trustedFingerprint } from '../members.j
 import { checkedHolders, createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
 
 const MIN_PASSPHRASE = 10;
+
+/** The re-encryption running in this tab, if any (startRun): one at a time. */
+let running = null;
+
+/**
+ * Starts re-encrypting the passports left under older versions, then re-sealing the notes (with
+ * the `medical_records` permission). The run outlives the drawing of the page that started it:
+ * it stops when cancelled or when `leave` aborts (ctx.stateSignal: the user left the page), not
+ * on a language switch. The drawing shown follows it through `run.view` (`{ progress(),
+ * finished() }`, or null while none is). Returns the run:
+ * - `created`: the version just made (its message stays above the progress), or null;
+ * - `stage`: 'passports', then 'notes'; `progress`: the last report, `{ message, done, total,
+ *   skipped }`, or null; `cancelled`: the Cancel button was pressed (`cancel()`);
+ * - `outcome`: at the end, `{ result, noteResult }`; `ended`: a promise of the end.
+ * A run started while the one before winds down (stopped as the page was left) waits for it:
+ * two runs would race on the same patients.
+ */
+function startRun(user, leave, created) {
+  const stop = new AbortController();
+  const previous = running;
+  const run = {
+    created,
+    stage: 'passports',
+    progress: null,
+    cancelled: false,
+    outcome: null,
+    view: null,
+    // Said to screen readers already (the page's business): the start, the outcome.
+    announced: false,
+    said: false,
+    cancel() {
+      run.cancelled = true;
+      stop.abort();
+    },
+  };
+  const report = (message) => (state) => {
+    run.progress = { message, ...state };
+    run.view?.progress();
+  };
+  run.ended = (async () => {
+    const onLeave = () => stop.abort();
+    if (leave.aborted) stop.abort();
+    leave.addEventListener('abort', onLeave);
+    const warnUnload = (event) => event.preventDefault();
+    window.addEventListener('beforeunload', warnUnload);
+    let result = { status: 'cancelled', done: 0, total: 0, skipped: [] };
+    let noteResult = null;
+    try {
+      await previous?.ended;
+      if (!stop.signal.aborted) {
+        result = await reencryptPassports({ user, signal: stop.signal, onProgress: report('keys.rotation_count') });
+        if (result.status === 'done' && allowed(user, 'medical_records')) {
+          run.stage = 'notes';
+          run.view?.progress();
+          noteResult = await reencryptNotes({ user, signal: stop.signal, onProgress: report('keys.rotation_count_notes') });
+          if (noteResult.status !== 'done') result = { ...result, status: noteResult.status };
+        }
+      }
+    } catch (err) {
+      result = { ...result, error: err };
+    } finally {
+      leave.removeEventListener('abort', onLeave);
+      window.removeEventListener('beforeunload', warnUnload);
+      if (running === run) running = null;
+    }
+    run.outcome = { result, noteResult };
+    run.view?.finished();
+  })();
+  running = run;
+  return run;
+}
 
 function downloadLink(login, json) {
   const url = URL.createObjectURL(new Blob([json], { type: 'application/json' }));
@@ -489,28 +561,35 @@ registerPage({
         await draw(null, err);
         return;
       }
-      await reencrypt(t('keys.rotation_created', { version: next }));
+      reencrypt(next);
     }
 
     /**
-     * Re-encrypts the passports left under older versions, then re-seals the notes (with the
-     * `medical_records` permission), showing the progress of each.
+     * Re-encrypts the passports left under older versions, then re-seals the notes (startRun),
+     * and shows its progress. `created`: the key version just made, or null (a run continued).
+     * While the page's state holds a run, no other is started: the page shows that one.
      */
-    async function reencrypt(started = null) {
-      const stop = new AbortController();
-      const leave = () => stop.abort();
-      ctx.signal.addEventListener('abort', leave);
-      const warnUnload = (event) => event.preventDefault();
-      window.addEventListener('beforeunload', warnUnload);
+    function reencrypt(created = null) {
+      if (!ctx.state.rotation || ctx.state.rotation.outcome) ctx.state.rotation = startRun(user, ctx.stateSignal, created);
+      showRun(ctx.state.rotation);
+    }
+
+    /**
+     * The progress of `run` (bar, count, the stage, a Cancel button) in this drawing of the page,
+     * which follows it until the page is drawn again; then the outcome, drawn once.
+     */
+    function showRun(run) {
+      if (ctx.signal.aborted) return;
       const bar = h('progress', { id: 'rotation-progress', max: '1', value: '0' });
       const count = h('p', { id: 'rotation-count' }, t('common.loading'));
-      const label = h('label', { for: 'rotation-progress' }, t('keys.rotation_progress_label'));
+      const label = h('label', { for: 'rotation-progress' }, '');
       const cancel = button(t('common.cancel'), () => {
         cancel.disabled = true;
-        stop.abort();
+        run.cancel();
       }, { id: 'rotation-cancel' });
+      cancel.disabled = run.cancelled;
       body.replaceChildren(
-        ...(started ? [notice('success', started)] : []),
+        ...(run.created !== null ? [notice('success', t('keys.rotation_created', { version: run.created }))] : []),
         h(
           'section',
           { class: 'rotation-progress', 'aria-labelledby': 'rotation-progress-title' },
@@ -522,43 +601,52 @@ registerPage({
           h('p', {}, cancel),
         ),
       );
-      announce(t('keys.rotation_progress_title'));
-      /** The bar and the count of one pass (passports, then notes), by its message. */
-      const progress = (message) => ({ done, total, skipped }) => {
+      const progress = () => {
+        label.textContent = t(run.stage === 'notes' ? 'keys.rotation_progress_label_notes' : 'keys.rotation_progress_label');
+        if (!run.progress) return;
+        const { message, done, total, skipped } = run.progress;
         bar.max = Math.max(total, 1);
         bar.value = done + skipped.length;
         count.textContent = t(message, { done: done + skipped.length, total, count: total });
       };
-      let result;
-      let noteResult = null;
-      try {
-        result = await reencryptPassports({ user, signal: stop.signal, onProgress: progress('keys.rotation_count') });
-        if (result.status === 'done' && allowed(user, 'medical_records')) {
-          label.textContent = t('keys.rotation_progress_label_notes');
-          noteResult = await reencryptNotes({ user, signal: stop.signal, onProgress: progress('keys.rotation_count_notes') });
-          if (noteResult.status !== 'done') result = { ...result, status: noteResult.status };
-        }
-      } catch (err) {
-        result = { ...result, error: err };
-      } finally {
-        ctx.signal.removeEventListener('abort', leave);
-        window.removeEventListener('beforeunload', warnUnload);
-      }
-      if (ctx.signal.aborted) return;
+      progress();
+      if (!run.announced) announce(t('keys.rotation_progress_title'));
+      run.announced = true;
+      const view = { progress, finished: () => finishRun(run) };
+      run.view = view;
+      // Drawn again (a language switch) or left: the next drawing, if any, takes the run over.
+      ctx.signal.addEventListener('abort', () => {
+        if (run.view === view) run.view = null;
+      });
+      if (run.outcome) finishRun(run);
+    }
+
+    /** The outcome of `run`, in place of its progress. */
+    async function finishRun(run) {
+      run.view = null;
+      const { result, noteResult } = run.outcome;
       const notes = [];
       if (result.skipped?.length) notes.push(notice('warning', t('keys.rotation_skipped', { count: result.skipped.length })));
       if (noteResult?.skipped.length) notes.push(notice('warning', t('keys.rotation_skipped_notes', { count: noteResult.skipped.length })));
-      if (result.error) {
-        await draw(null, result.error, notes);
-      } else if (result.status === 'cancelled') {
-        announce(t('keys.rotation_cancelled'));
-        await draw(null, null, [notice('info', t('keys.rotation_cancelled')), ...notes]);
-      } else {
-        let message = t('keys.rotation_done', { count: result.done });
-        if (noteResult?.done) message = `${message} ${t('keys.rotation_done_notes', { count: noteResult.done })}`;
-        announce(message);
-        await draw(message, null, notes);
+      try {
+        if (result.error) {
+          await draw(null, result.error, notes);
+        } else if (result.status === 'cancelled') {
+          if (!run.said) announce(t('keys.rotation_cancelled'));
+          run.said = true;
+          await draw(null, null, [notice('info', t('keys.rotation_cancelled')), ...notes]);
+        } else {
+          let message = t('keys.rotation_done', { count: result.done });
+          if (noteResult?.done) message = `${message} ${t('keys.rotation_done_notes', { count: noteResult.done })}`;
+          if (!run.said) announce(message);
+          run.said = true;
+          await draw(message, null, notes);
+        }
+      } catch (err) {
+        if (!ctx.signal.aborted) throw err;
       }
+      // Drawn again meanwhile: the next drawing shows the outcome (the run is still kept).
+      if (!ctx.signal.aborted && ctx.state.rotation === run) delete ctx.state.rotation;
     }
 
     async function grant(member, version, institutionId) {
@@ -624,6 +712,8 @@ registerPage({
       body.replaceChildren(...nodes);
     }
 
-    await draw(null, null, unstored ? [notice('error', t('keys.not_stored'))] : []);
+    // A language switch during a rotation: the page shows the run going on (reencrypt).
+    if (ctx.state.rotation) showRun(ctx.state.rotation);
+    else await draw(null, null, unstored ? [notice('error', t('keys.not_stored'))] : []);
   },
 });

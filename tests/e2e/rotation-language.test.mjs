@@ -1,0 +1,322 @@
+// A language switch during a key rotation: the Keys page is drawn again in the new language
+// around the same run, which neither stops nor starts again. The first rotation switches to
+// Russian while passports are re-encrypted and back to English while notes are re-sealed: the
+// progress section (bar, count, stage, Cancel) follows in each language, every passport and note
+// is written once, by one run, and the page never says the rotation is unfinished. The second
+// switches, keeps the warning against closing the tab, and is cancelled with the button of the
+// page drawn after the switch; continued, switched again and left for another page, it stops as
+// before. Last, the menu marks the page being opened while that page still loads.
+//
+// Writes are held in the test (page.route) so that each switch happens at a known point.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Session, apiAs, createInstitution, createUser, launchBrowser } from './harness.mjs';
+
+const PASSPHRASE = 'switch passphrase 42';
+const PATIENTS = [
+  ['Карасёва', 'Фёкла', '1940-03-12'],
+  ['Окунев', 'Савелий', '1948-07-21'],
+  ['Плотвина', 'Ульяна', '1951-01-30'],
+  ['Лещёв', 'Мирон', '1937-11-05'],
+  ['Ершова', 'Прасковья', '1946-06-16'],
+  ['Судаков', 'Елисей', '1953-09-09'],
+  ['Налимова', 'Василиса', '1942-12-01'],
+  ['Сомов', 'Фрол', '1949-04-27'],
+  ['Щукарёва', 'Агафья', '1944-02-14'],
+];
+// Observation notes (patient index -> text), re-sealed after the passports.
+const NOTES = [
+  [0, 'Внучка Фёкла приезжает по субботам'],
+  [2, 'Боль к утру, просит звонить соседке Ульяне'],
+  [4, 'Ключ от квартиры у дочери Прасковьи'],
+  [6, 'Плохо слышит на левое ухо, говорить громче'],
+];
+const NAMES = PATIENTS.flatMap(([s, f]) => [s, f]);
+const NOTE_TEXTS = NOTES.map(([, text]) => text);
+
+let browser;
+let admin;
+let api; // the administrator, through the API (for checks)
+let sA;
+let institutionId;
+const ids = [];
+
+before(async () => {
+  browser = await launchBrowser();
+  const root = await apiAs();
+  const institution = await createInstitution(root);
+  institutionId = institution.id;
+  admin = await createUser(root, { full_name: 'Lebedeva Inna Sergeevna', roles: ['admin'], institution_id: institution.id });
+  await root.dispose();
+  api = await apiAs(admin.login, admin.password);
+  sA = await Session.open(browser);
+});
+
+after(async () => {
+  try {
+    sA?.assertClean();
+    sA?.assertNothingSent(...NAMES, ...NOTE_TEXTS, PASSPHRASE);
+  } finally {
+    await sA?.close();
+    await api?.dispose();
+    await browser?.close();
+  }
+});
+
+async function json(response, status = 200) {
+  const text = await response.text();
+  assert.equal(response.status(), status, `${response.url()}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+const members = async () => json(await api.get(`/api/v1/institutions/${institutionId}/members`));
+
+/** The key versions of every passport and every note, as the API gives them. */
+async function versions() {
+  const passports = [];
+  const notes = [];
+  for (const id of ids) passports.push((await json(await api.get(`/api/v1/patients/${id}`))).passport_key_version);
+  for (const [index] of NOTES) {
+    const list = await json(await api.get(`/api/v1/patients/${ids[index]}/observations`));
+    notes.push(...list.map((o) => o.note_key_version));
+  }
+  return { passports, notes };
+}
+
+/**
+ * Lets the first `pass` PUTs to `pattern` through and holds the others until `release()` (never,
+ * if it is not called: the write "is on the wire" when the run stops). `paths` lists every PUT
+ * the page sent, held or not.
+ */
+async function gateWrites(page, pattern, pass) {
+  let release;
+  const released = new Promise((resolve) => {
+    release = resolve;
+  });
+  const gate = { paths: [], release: () => release() };
+  await page.route(pattern, async (route) => {
+    if (route.request().method() !== 'PUT') return route.continue();
+    gate.paths.push(new URL(route.request().url()).pathname);
+    if (gate.paths.length > pass) await released;
+    // A write aborted in the page meanwhile is gone: nothing to let through.
+    return route.continue().catch(() => {});
+  });
+  return gate;
+}
+
+/** The requests of a run that look for what is left (a second run would ask again). */
+function searches(mark) {
+  const sent = sA.requests.slice(mark);
+  return {
+    passports: sent.filter((r) => r.method === 'POST' && r.url.endsWith('/patients/search') && r.body.includes('key_version_below')).length,
+    notes: sent.filter((r) => r.method === 'GET' && r.url.includes('/observations/sealed-notes')).length,
+  };
+}
+
+/** Records, from now on, whether the page ever offered to continue or said it was paused. */
+function watchForRestart(page) {
+  return page.evaluate(() => {
+    window.rotationWatch = { continueOffered: false, paused: false, progressSections: 0 };
+    const check = () => {
+      if (document.getElementById('rotation-continue')) window.rotationWatch.continueOffered = true;
+      if (/paused|приостановлено/.test(document.getElementById('main').innerText)) window.rotationWatch.paused = true;
+      const sections = document.querySelectorAll('#rotation-progress').length;
+      window.rotationWatch.progressSections = Math.max(window.rotationWatch.progressSections, sections);
+    };
+    new MutationObserver(check).observe(document.getElementById('main'), { childList: true, subtree: true, characterData: true });
+  });
+}
+
+async function progress(page) {
+  const bar = page.locator('#rotation-progress');
+  return {
+    value: Number(await bar.getAttribute('value')),
+    max: Number(await bar.getAttribute('max')),
+    label: (await page.locator('label[for="rotation-progress"]').innerText()).trim(),
+    count: (await page.locator('#rotation-count').innerText()).trim(),
+  };
+}
+
+async function switchTo(page, lang) {
+  await page.click(`#topbar button[lang="${lang}"]`);
+  await page.waitForFunction((code) => document.documentElement.lang === code, lang);
+}
+
+test('setup: a key pair, the institution key, patients with notes', () => sA.step('rotation-language-setup', async () => {
+  const { page } = sA;
+  await sA.signIn(admin.login, admin.password);
+  await sA.goto('/keys');
+  await page.fill('#key-create-passphrase', PASSPHRASE);
+  await page.fill('#key-create-passphrase_repeat', PASSPHRASE);
+  await page.click('#main form[data-form-id="key-create"] button[type="submit"]');
+  await page.locator('#my-fingerprint').waitFor();
+  await page.click('#create-institution-key');
+  await sA.waitForNotice(/institution key was created/);
+
+  // Patients and notes sealed as the New Patient page and the medical record's form do it.
+  const created = await page.evaluate(async ({ patients, notes }) => {
+    const { get, post } = await import('/js/api.js');
+    const { loadCrypto } = await import('/js/crypto.js');
+    const { openInstitutionKey } = await import('/js/keystore.js');
+    const { NOTE_PURPOSE, sealPassport } = await import('/js/passports.js');
+    const wasm = await loadCrypto();
+    const me = await get('/me');
+    const key = await openInstitutionKey(me);
+    const diagnosis = (await get('/refs/diagnoses', { query: { active_only: true } }))[0];
+    const out = [];
+    for (const [surname, first_name, date_of_birth] of patients) {
+      const pseudonym = wasm.newPseudonym();
+      const passport = { surname, first_name, date_of_birth, sex: 'female' };
+      const record = { sex: 'F', birth_year: Number(date_of_birth.slice(0, 4)), district_id: null, diagnosis_id: diagnosis.id, care_form_id: null, status: 'registered', registered_on: '2026-01-15', needs: [] };
+      const p = await post('/patients', { pseudonym, record, ...sealPassport(key, passport, pseudonym, me.institution.id) });
+      out.push(p.id);
+    }
+    for (const [index, text] of notes) {
+      const p = await get(`/patients/${out[index]}`);
+      const noteRef = `obs-${crypto.randomUUID()}`;
+      await post(`/patients/${p.id}/observations`, { observed_on: '2026-02-01', pain_score: 4, note: { note_ref: noteRef, sealed: key.sealNote(text, NOTE_PURPOSE, p.pseudonym, me.institution.id, noteRef) } });
+    }
+    return out;
+  }, { patients: PATIENTS, notes: NOTES });
+  ids.push(...created);
+  assert.equal(ids.length, PATIENTS.length);
+  assert.deepEqual(await versions(), { passports: PATIENTS.map(() => 1), notes: NOTES.map(() => 1) });
+}));
+
+test('a language switch during a rotation: the run goes on in the new language, once, to the end', () => sA.step('rotation-language-switch', async () => {
+  const { page } = sA;
+  await sA.goto('/keys');
+  const patientWrites = await gateWrites(page, '**/api/v1/patients/*', 3);
+  const noteWrites = await gateWrites(page, '**/api/v1/observations/*/note', 0);
+  const mark = sA.requests.length;
+  await page.click('#rotate-key');
+  await page.locator('dialog.dialog .btn-danger').click();
+  const total = PATIENTS.length;
+  await page.locator('#rotation-count', { hasText: `3 of ${total} passports` }).waitFor();
+  await watchForRestart(page);
+
+  // To Russian while passports are re-encrypted: the same section, in Russian, on the same run.
+  await switchTo(page, 'ru');
+  await page.locator('#rotation-count', { hasText: `3 из ${total}` }).waitFor();
+  assert.deepEqual(await progress(page), { value: 3, max: total, label: 'Перешифровано паспортов', count: `3 из ${total}` });
+  assert.equal((await page.locator('#main .rotation-progress h2').innerText()).trim(), 'Перешифрование паспортов');
+  await sA.waitForNotice(/Версия ключа 2 создана и передана владельцам/);
+  assert.equal(await page.getByLabel('Перешифровано паспортов').count(), 1, 'the progress bar has its label');
+  assert.equal(await page.locator('#rotation-cancel').innerText(), 'Отмена');
+  assert.equal(await page.locator('#rotation-cancel').isEnabled(), true);
+  await sA.screenshot('ru-keys-rotation-after-switch');
+
+  // It keeps counting: through the passports, then on to the notes.
+  patientWrites.release();
+  await page.locator('label[for="rotation-progress"]', { hasText: 'Перешифровано заметок наблюдений' }).waitFor();
+  await page.locator('#rotation-count', { hasText: `0 из ${NOTES.length} заметок` }).waitFor();
+
+  // Back to English while the notes are re-sealed.
+  await switchTo(page, 'en');
+  await page.locator('#rotation-count', { hasText: `0 of ${NOTES.length} notes` }).waitFor();
+  assert.deepEqual(await progress(page), { value: 0, max: NOTES.length, label: 'Observation notes re-encrypted', count: `0 of ${NOTES.length} notes` });
+  await sA.waitForNotice(/Key version 2 was created and given to the holders/);
+  noteWrites.release();
+  await sA.waitForNotice(new RegExp(`Key rotation finished: ${total} passports re-encrypted\\. ${NOTES.length} observation notes re-encrypted\\.`));
+  assert.equal(await page.locator('#rotation-progress').count(), 0);
+  await page.unroute('**/api/v1/patients/*');
+  await page.unroute('**/api/v1/observations/*/note');
+
+  // One run: one search for what is left of each kind, one write per passport and per note, and
+  // the page never said the rotation was paused or unfinished.
+  assert.deepEqual(searches(mark), { passports: 1, notes: 1 });
+  assert.equal(patientWrites.paths.length, total);
+  assert.equal(new Set(patientWrites.paths).size, total);
+  assert.equal(noteWrites.paths.length, NOTES.length);
+  assert.equal(new Set(noteWrites.paths).size, NOTES.length);
+  assert.deepEqual(await page.evaluate(() => window.rotationWatch), { continueOffered: false, paused: false, progressSections: 1 });
+
+  const m = await members();
+  assert.equal(m.current_version, 2);
+  assert.equal(m.passports_pending_rotation, 0);
+  assert.equal(m.notes_pending_rotation, 0);
+  assert.deepEqual(await versions(), { passports: PATIENTS.map(() => 2), notes: NOTES.map(() => 2) });
+}));
+
+test('after a language switch, a rotation still warns before the tab closes, cancels with its button, and stops when the page is left', () => sA.step('rotation-language-cancel', async () => {
+  const { page } = sA;
+  await sA.goto('/keys');
+  await gateWrites(page, '**/api/v1/patients/*', 3);
+  const mark = sA.requests.length;
+  await page.click('#rotate-key');
+  await page.locator('dialog.dialog .btn-danger').click();
+  const total = PATIENTS.length;
+  await page.locator('#rotation-count', { hasText: `3 of ${total} passports` }).waitFor();
+  await switchTo(page, 'ru');
+  await page.locator('#rotation-count', { hasText: `3 из ${total}` }).waitFor();
+
+  // Closing the tab still asks first (the run still holds its beforeunload warning).
+  const asked = new Promise((resolve) => {
+    page.once('dialog', async (dialog) => {
+      const type = dialog.type();
+      await dialog.dismiss();
+      resolve(type);
+    });
+  });
+  await page.close({ runBeforeUnload: true });
+  assert.equal(await Promise.race([asked, new Promise((resolve) => setTimeout(() => resolve('no dialog'), 5000))]), 'beforeunload');
+  assert.equal(page.isClosed(), false, 'the tab stays open');
+  await page.locator('#rotation-count', { hasText: `3 из ${total}` }).waitFor();
+
+  // Cancel, with the button of the page drawn after the switch.
+  await page.click('#rotation-cancel');
+  await sA.waitForNotice(/Перешифрование приостановлено/);
+  const left = total - 3;
+  await sA.waitForNotice(new RegExp(`Смена ключа не завершена: ${left} паспортов`));
+  assert.equal((await members()).passports_pending_rotation, left, 'the held writes were aborted');
+  await page.waitForTimeout(500);
+  assert.equal((await members()).passports_pending_rotation, left, 'nothing is written after the cancel');
+  assert.deepEqual(searches(mark), { passports: 1, notes: 0 });
+  await sA.screenshot('ru-keys-rotation-cancelled-after-switch');
+  await page.unroute('**/api/v1/patients/*');
+
+  // Continued, switched back to English, then left for another page: it stops there.
+  await gateWrites(page, '**/api/v1/patients/*', 2);
+  await page.click('#rotation-continue');
+  await page.locator('#rotation-count', { hasText: `2 из ${left}` }).waitFor();
+  await switchTo(page, 'en');
+  await page.locator('#rotation-count', { hasText: `2 of ${left} passports` }).waitFor();
+  await sA.goto('/home');
+  const stopped = left - 2;
+  assert.equal((await members()).passports_pending_rotation, stopped);
+  await page.waitForTimeout(500);
+  assert.equal((await members()).passports_pending_rotation, stopped, 'nothing is written after leaving the page');
+  await page.unroute('**/api/v1/patients/*');
+  await sA.goto('/keys');
+  await sA.waitForNotice(new RegExp(`Key rotation unfinished: ${stopped} passports are still under older key versions`));
+  await page.click('#rotation-continue');
+  await sA.waitForNotice(new RegExp(`Key rotation finished: ${stopped} passports re-encrypted\\. ${NOTES.length} observation notes re-encrypted\\.`));
+
+  const m = await members();
+  assert.equal(m.current_version, 3);
+  assert.equal(m.passports_pending_rotation, 0);
+  assert.equal(m.notes_pending_rotation, 0);
+  assert.deepEqual(await versions(), { passports: PATIENTS.map(() => 3), notes: NOTES.map(() => 3) });
+}));
+
+test('the menu marks the page being opened while it still loads', () => sA.step('menu-current-while-loading', async () => {
+  const { page } = sA;
+  await sA.goto('/home');
+  let release;
+  const released = new Promise((resolve) => {
+    release = resolve;
+  });
+  const members = '**/api/v1/institutions/*/members';
+  await page.route(members, async (route) => {
+    await released;
+    await route.continue();
+  });
+  await page.click('nav a[href="#/keys"]');
+  await page.waitForFunction(() => document.getElementById('main').getAttribute('aria-busy') === 'true' && document.querySelector('#main .view[data-page="/keys"]'));
+  assert.deepEqual(await page.locator('nav a[aria-current="page"]').allInnerTexts(), ['My keys'], 'the Keys entry is current at once');
+  release();
+  await sA.waitForRoute('/keys');
+  assert.deepEqual(await page.locator('nav a[aria-current="page"]').allInnerTexts(), ['My keys']);
+  await page.unroute(members);
+}));
