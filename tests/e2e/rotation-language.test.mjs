@@ -1,11 +1,12 @@
 // A language switch during a key rotation: the Keys page is drawn again in the new language
 // around the same run, which neither stops nor starts again. The first rotation switches to
 // Russian while passports are re-encrypted and back to English while notes are re-sealed: the
-// progress section (bar, count, stage, Cancel) follows in each language, every passport and note
-// is written once, by one run, and the page never says the rotation is unfinished. The second
-// switches, keeps the warning against closing the tab, and is cancelled with the button of the
-// page drawn after the switch; continued, switched again and left for another page, it stops as
-// before. Last, the menu marks the page being opened while that page still loads.
+// progress section (heading, bar, count, stage, Cancel) follows in each language, its heading
+// names the stage, every passport and note is written once, by one run, and the page never says
+// the rotation is unfinished. The second switches, keeps the warning against closing the tab,
+// and is cancelled with the button of the page drawn after the switch; continued, switched again
+// and left for another page, it stops as before. Last, the menu marks the page being opened
+// while that page still loads.
 //
 // Writes are held in the test (page.route) so that each switch happens at a known point.
 
@@ -194,6 +195,7 @@ test('a language switch during a rotation: the run goes on in the new language, 
   await page.locator('dialog.dialog .btn-danger').click();
   const total = PATIENTS.length;
   await page.locator('#rotation-count', { hasText: `3 of ${total} passports` }).waitFor();
+  assert.equal((await page.locator('#main .rotation-progress h2').innerText()).trim(), 'Re-encrypting passports');
   await watchForRestart(page);
 
   // To Russian while passports are re-encrypted: the same section, in Russian, on the same run.
@@ -211,11 +213,14 @@ test('a language switch during a rotation: the run goes on in the new language, 
   patientWrites.release();
   await page.locator('label[for="rotation-progress"]', { hasText: 'Перешифровано заметок наблюдений' }).waitFor();
   await page.locator('#rotation-count', { hasText: `0 из ${NOTES.length} заметок` }).waitFor();
+  // The heading says what is being done: the notes now, not the passports.
+  assert.equal((await page.locator('#main .rotation-progress h2').innerText()).trim(), 'Перешифрование заметок наблюдений');
 
   // Back to English while the notes are re-sealed.
   await switchTo(page, 'en');
   await page.locator('#rotation-count', { hasText: `0 of ${NOTES.length} notes` }).waitFor();
   assert.deepEqual(await progress(page), { value: 0, max: NOTES.length, label: 'Observation notes re-encrypted', count: `0 of ${NOTES.length} notes` });
+  assert.equal((await page.locator('#main .rotation-progress h2').innerText()).trim(), 'Re-encrypting observation notes');
   await sA.waitForNotice(/Key version 2 was created and given to the holders/);
   noteWrites.release();
   await sA.waitForNotice(new RegExp(`Key rotation finished: ${total} passports re-encrypted\\. ${NOTES.length} observation notes re-encrypted\\.`));

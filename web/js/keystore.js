@@ -2,7 +2,11 @@
 // key file (the private key under my passphrase, client-crypto's format) is kept in IndexedDB, per
 // login, with the pins of the institution key's versions (below). The unlocked key pair and the
 // opened institution key versions are WASM handles in this module's memory; they are forgotten on
-// sign-out or reload. No passphrase or raw key is ever stored.
+// sign-out or reload. No passphrase or raw key is ever stored. Work that goes on using them in the
+// background (a key rotation, pages/keys.js) says so (keysInUseUntil): forgotten keys are let go
+// at once (no page gets them any more), but freed only once that work has ended, or after
+// KEY_WORK_GRACE_MS, so that a write still winding down never meets a freed handle. Sign-out
+// stops such work first (session.js) and waits for it (keyWorkEnded).
 //
 // After a key rotation, passports and observation notes not yet re-encrypted stay under older
 // versions: every version I hold an envelope for can be opened.
@@ -53,6 +57,10 @@ let unlocked = null; // { userId, pair }
 // `retired`), and the verdict on them (`chain`, see assess) with what it was computed from
 // (`chainInput`: envelopes, links and pins): any change computes it again.
 let institutionKeys = null; // { userId, institutionId, byVersion: Map, retired: [], chain, chainInput }
+// Promises of the end of the work using the keys in the background (keysInUseUntil).
+const keyWork = new Set();
+/** How long forgotten keys wait for that work before they are freed all the same. */
+const KEY_WORK_GRACE_MS = 3000;
 
 /** Why the newest version I hold may not seal: its `message` is for the user (translated). */
 export class UntrustedKeyError extends Error {
@@ -207,17 +215,64 @@ export function unlockedPair(userId) {
   return unlocked && unlocked.userId === userId ? unlocked.pair : null;
 }
 
-/** Forgets the unlocked key pair and the institution keys (never the pins: see above). */
+/**
+ * Forgets the unlocked key pair and the institution keys (never the pins: see above). They are
+ * gone for every caller at once; their handles are freed now, or once the work still using them
+ * has ended (keysInUseUntil).
+ */
 export function forgetKeys() {
-  forgetInstitutionKeys();
-  unlocked?.pair.free();
+  const pair = unlocked?.pair ?? null;
+  const keys = institutionKeys;
   unlocked = null;
+  institutionKeys = null;
+  const free = () => {
+    freeInstitutionKeys(keys);
+    pair?.free();
+  };
+  if (keyWork.size) keyWorkEnded().then(free);
+  else free();
 }
 
 function forgetInstitutionKeys() {
-  for (const { key } of institutionKeys?.byVersion.values() ?? []) key.free();
-  for (const key of institutionKeys?.retired ?? []) key.free();
+  freeInstitutionKeys(institutionKeys);
   institutionKeys = null;
+}
+
+function freeInstitutionKeys(state) {
+  for (const { key } of state?.byVersion.values() ?? []) key.free();
+  for (const key of state?.retired ?? []) key.free();
+}
+
+/**
+ * Says that the keys are in use, in the background, until `ended` (a promise) settles: forgotten
+ * keys are freed only then (forgetKeys). Whoever forgets them must stop that work first.
+ */
+export function keysInUseUntil(ended) {
+  const work = Promise.resolve(ended)
+    .catch(() => {})
+    .finally(() => keyWork.delete(work));
+  keyWork.add(work);
+}
+
+/**
+ * Resolves once the work using the keys now (keysInUseUntil) has ended, to true; or to false
+ * after `timeout` ms if it has not.
+ */
+export function keyWorkEnded({ timeout = KEY_WORK_GRACE_MS } = {}) {
+  if (!keyWork.size) return Promise.resolve(true);
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(false), timeout);
+  });
+  return Promise.race([Promise.all(keyWork).then(() => true), late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Throws an AbortError when `pair` (my unlocked key pair when the caller started) was forgotten
+ * meanwhile (sign-out): nothing more is opened with it, nor kept.
+ */
+function stillUnlocked(pair) {
+  if (unlocked?.pair !== pair) throw new DOMException('The keys were forgotten', 'AbortError');
 }
 
 const pinsKey = (userId, institutionId) => `${userId}:${institutionId}`;
@@ -283,6 +338,7 @@ async function keyOfVersion(user, pair, state, held, version) {
   const cached = state.byVersion.get(version);
   if (cached?.envelope === held.envelope) return cached.key;
   await loadCrypto();
+  stillUnlocked(pair);
   const key = pair.openKeyEnvelope(held.envelope, user.id, state.institutionId, version);
   // A replaced envelope: the key it held may still be in a page's hands, so it is freed later.
   if (cached) state.retired.push(cached.key);
@@ -381,6 +437,7 @@ async function heldKeys(user, signal) {
   if (!pair || !user.institution?.id) return null;
   const institutionId = user.institution.id;
   const envelopes = await myEnvelopes(institutionId, signal);
+  stillUnlocked(pair);
   const state = keysOf(user);
   const keys = new Map();
   // An envelope my key does not open (not made for me: anybody can store one) is a version I
@@ -397,6 +454,7 @@ async function heldKeys(user, signal) {
   if (!keys.size && !unreadable.length) return { keys, chain: [] };
   const pins = await storedPins(user.id, institutionId);
   const anyPins = Object.keys(pins).length > 0 || (await pinnedAnyInstitution(user.id));
+  stillUnlocked(pair);
   if (!state.chain || state.chainInput !== chainInput(envelopes, pins)) {
     const chain = withUnreadable(assess(keys, envelopes, institutionId, pins, anyPins), unreadable);
     const fresh = chain.filter((v) => v.trusted && pins[v.version] === undefined);

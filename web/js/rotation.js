@@ -145,24 +145,35 @@ async function drain({ signal, fetchPage, one, onProgress }) {
 
 /**
  * The current key (the target: the newest version I hold, vouched for by the key chain, else
- * UntrustedKeyError) and every version I hold (to open).
+ * UntrustedKeyError) and every version I hold (to open); null when `signal` cancelled the run
+ * while they were fetched.
  */
 async function rotationKeys(user, signal) {
-  const target = await openInstitutionKey(user, { signal });
-  if (!target) throw new Error('no institution key');
-  return { target, keys: await openInstitutionKeys(user, { signal }) };
+  try {
+    const target = await openInstitutionKey(user, { signal });
+    if (!target) throw new Error('no institution key');
+    return { target, keys: await openInstitutionKeys(user, { signal }) };
+  } catch (err) {
+    if (signal.aborted && err?.name === 'AbortError') return null;
+    throw err;
+  }
 }
+
+/** The outcome of a run cancelled before it found anything to do. */
+const cancelledEarly = () => ({ status: 'cancelled', done: 0, total: 0, skipped: [] });
 
 /**
  * Re-encrypts every passport sealed under a version below the current one. `onProgress({ done,
- * total, skipped })` after each patient; `signal` cancels (writes in flight are aborted; one that
- * reached the server already counts there, and the next run skips it). Resolves to
- * `{ status: 'done'|'cancelled', done, total, skipped }`, where `skipped` lists the ids of
- * passports that no key I hold opens (a colleague holding that version must continue).
+ * total, skipped })` after each patient; `signal` cancels, at any point (writes in flight
+ * are aborted; one that reached the server already counts there, and the next run skips it).
+ * Resolves to `{ status: 'done'|'cancelled', done, total, skipped }`, where `skipped` lists the
+ * ids of passports that no key I hold opens (a colleague holding that version must continue).
  */
 export async function reencryptPassports({ user, signal, onProgress = () => {} }) {
   const institutionId = user.institution.id;
-  const { target, keys } = await rotationKeys(user, signal);
+  const opened = await rotationKeys(user, signal);
+  if (!opened) return cancelledEarly();
+  const { target, keys } = opened;
   const version = target.version;
 
   /** One patient: open, seal anew, write; on a stale version reload it and try again. */
@@ -198,7 +209,9 @@ export async function reencryptPassports({ user, signal, onProgress = () => {} }
  */
 export async function reencryptNotes({ user, signal, onProgress = () => {} }) {
   const institutionId = user.institution.id;
-  const { target, keys } = await rotationKeys(user, signal);
+  const opened = await rotationKeys(user, signal);
+  if (!opened) return cancelledEarly();
+  const { target, keys } = opened;
   const version = target.version;
 
   async function one(item, stop) {

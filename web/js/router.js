@@ -251,6 +251,36 @@ function notPermittedPage(permission) {
   };
 }
 
+function runCleanup() {
+  if (typeof cleanup === 'function') {
+    try {
+      cleanup();
+    } catch (err) {
+      console.error(err);
+    }
+  }
+  cleanup = null;
+}
+
+/**
+ * Lets go of the page shown, as a navigation does, before the next page is known (sign-out, which
+ * must stop what the page runs before the session ends: session.js): its signals are aborted
+ * (ctx.signal, and ctx.stateSignal: a key rotation stops), its cleanup runs, its state is
+ * dropped, and a render still under way is superseded. It stays on screen, inert, until the next
+ * render replaces it.
+ */
+export function leavePage() {
+  renderSeq++;
+  controller?.abort();
+  controller = null;
+  runCleanup();
+  kept?.leave.abort();
+  kept = null;
+  if (!outlet) return;
+  outlet.setAttribute('aria-busy', 'true');
+  for (const view of outlet.children) view.inert = true;
+}
+
 /** Renders the current route again, keeping whatever was typed into its forms. */
 export function refresh() {
   pendingRestore = outlet ? captureForms(outlet, { includePasswords: true }) : null;
@@ -262,14 +292,7 @@ async function render({ again = false } = {}) {
   const { path, query, route } = parseHash();
   controller?.abort();
   controller = new AbortController();
-  if (typeof cleanup === 'function') {
-    try {
-      cleanup();
-    } catch (err) {
-      console.error(err);
-    }
-  }
-  cleanup = null;
+  runCleanup();
 
   const user = currentUser();
   const found = findPage(path);

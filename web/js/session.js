@@ -6,8 +6,8 @@
 
 import { get, post, setEnrolmentRequiredHandler, setSessionExpiredHandler } from './api.js';
 import { discardAll, draftRouteFor, saveDraft } from './drafts.js';
-import { forgetKeys } from './keystore.js';
-import { HOME, LOGIN, currentRoute, navigate, outletElement, rememberReturn, takeReturn } from './router.js';
+import { forgetKeys, keyWorkEnded } from './keystore.js';
+import { HOME, LOGIN, currentRoute, leavePage, navigate, outletElement, rememberReturn, takeReturn } from './router.js';
 
 let user = null;
 let expired = false;
@@ -88,8 +88,15 @@ export function routeAfterSignIn() {
   return draftRoute ?? remembered ?? HOME;
 }
 
-/** Signs out: ends the session on the server and forgets every kept form. */
+/**
+ * Signs out: ends the session on the server and forgets every kept form. The page is let go of
+ * first: what it runs stops (a key rotation: its writes on the wire are aborted, nothing more is
+ * written), and the work still using the keys is given a moment to wind down, before the session
+ * ends and the keys are forgotten.
+ */
 export async function signOut() {
+  leavePage();
+  await keyWorkEnded();
   try {
     await post('/auth/logout', undefined, { session: false });
   } catch {
@@ -98,10 +105,15 @@ export async function signOut() {
   endLocally();
 }
 
-/** Forgets the user and every kept form, and shows sign-in (after a password change, say). */
+/**
+ * Forgets the user and every kept form, and shows sign-in (after a password change, say). What
+ * the page runs stops first; keys still in use by work winding down are freed once it has ended
+ * (keystore.js).
+ */
 export function endLocally() {
   user = null;
   expired = false;
+  leavePage();
   discardAll();
   forgetKeys();
   takeReturn();

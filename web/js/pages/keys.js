@@ -33,7 +33,7 @@ import { get, post, put } from '../api.js';
 import { createForm } from '../forms.js';
 import { announce, badge, button, confirmDialog, dataTable, facts, notice, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
-import { KeyStoreOutdatedError, UntrustedKeyError, keyChainStatus, keyStoreReady, pinVersion, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
+import { KeyStoreOutdatedError, UntrustedKeyError, keyChainStatus, keyStoreReady, keysInUseUntil, pinVersion, setUnlocked, storeKeyFile, storedKeyFile, unlockedPair } from '../keystore.js';
 import { MemberKeyError, checkMemberKey, trustedFingerprint } from '../members.js';
 import { checkedHolders, createNextVersion, reencryptNotes, reencryptPassports } from '../rotation.js';
 
@@ -46,8 +46,11 @@ let running = null;
  * Starts re-encrypting the passports left under older versions, then re-sealing the notes (with
  * the `medical_records` permission). The run outlives the drawing of the page that started it:
  * it stops when cancelled or when `leave` aborts (ctx.stateSignal: the user left the page), not
- * on a language switch. The drawing shown follows it through `run.view` (`{ progress(),
- * finished() }`, or null while none is). Returns the run:
+ * on a language switch. A Cancel (or the page left) that cuts short a request, even before the
+ * first progress report, is a cancellation, not an error. The keys stay in use until the run has
+ * ended (keysInUseUntil): a sign-out leaves the page, and frees them only then. The drawing shown
+ * follows the run through `run.view` (`{ progress(), finished() }`, or null while none is).
+ * Returns the run:
  * - `created`: the version just made (its message stays above the progress), or null;
  * - `stage`: 'passports', then 'notes'; `progress`: the last report, `{ message, done, total,
  *   skipped }`, or null; `cancelled`: the Cancel button was pressed (`cancel()`);
@@ -65,8 +68,9 @@ function startRun(user, leave, created) {
     cancelled: false,
     outcome: null,
     view: null,
-    // Said to screen readers already (the page's business): the start, the outcome.
-    announced: false,
+    // Said to screen readers already (the page's business): the stage started last (its
+    // heading), the outcome.
+    announced: null,
     said: false,
     cancel() {
       run.cancelled = true;
@@ -97,7 +101,9 @@ function startRun(user, leave, created) {
         }
       }
     } catch (err) {
-      result = { ...result, error: err };
+      // A request our own Cancel (or leaving the page) cut short: the run stopped, as asked.
+      if (stop.signal.aborted && err?.name === 'AbortError') result = { ...result, status: 'cancelled' };
+      else result = { ...result, error: err };
     } finally {
       leave.removeEventListener('abort', onLeave);
       window.removeEventListener('beforeunload', warnUnload);
@@ -106,6 +112,7 @@ function startRun(user, leave, created) {
     run.outcome = { result, noteResult };
     run.view?.finished();
   })();
+  keysInUseUntil(run.ended);
   running = run;
   return run;
 }
@@ -575,13 +582,15 @@ registerPage({
     }
 
     /**
-     * The progress of `run` (bar, count, the stage, a Cancel button) in this drawing of the page,
-     * which follows it until the page is drawn again; then the outcome, drawn once.
+     * The progress of `run` (a heading and a label naming the stage, bar, count, a Cancel button)
+     * in this drawing of the page, which follows it until the page is drawn again; then the
+     * outcome, drawn once. Each stage's heading is said to screen readers once.
      */
     function showRun(run) {
       if (ctx.signal.aborted) return;
       const bar = h('progress', { id: 'rotation-progress', max: '1', value: '0' });
       const count = h('p', { id: 'rotation-count' }, t('common.loading'));
+      const title = h('h2', { id: 'rotation-progress-title' }, '');
       const label = h('label', { for: 'rotation-progress' }, '');
       const cancel = button(t('common.cancel'), () => {
         cancel.disabled = true;
@@ -593,7 +602,7 @@ registerPage({
         h(
           'section',
           { class: 'rotation-progress', 'aria-labelledby': 'rotation-progress-title' },
-          h('h2', { id: 'rotation-progress-title' }, t('keys.rotation_progress_title')),
+          title,
           h('p', {}, t('keys.rotation_keep_open')),
           label,
           bar,
@@ -602,7 +611,11 @@ registerPage({
         ),
       );
       const progress = () => {
-        label.textContent = t(run.stage === 'notes' ? 'keys.rotation_progress_label_notes' : 'keys.rotation_progress_label');
+        const notes = run.stage === 'notes';
+        title.textContent = t(notes ? 'keys.rotation_progress_title_notes' : 'keys.rotation_progress_title');
+        label.textContent = t(notes ? 'keys.rotation_progress_label_notes' : 'keys.rotation_progress_label');
+        if (run.announced !== run.stage) announce(title.textContent);
+        run.announced = run.stage;
         if (!run.progress) return;
         const { message, done, total, skipped } = run.progress;
         bar.max = Math.max(total, 1);
@@ -610,8 +623,6 @@ registerPage({
         count.textContent = t(message, { done: done + skipped.length, total, count: total });
       };
       progress();
-      if (!run.announced) announce(t('keys.rotation_progress_title'));
-      run.announced = true;
       const view = { progress, finished: () => finishRun(run) };
       run.view = view;
       // Drawn again (a language switch) or left: the next drawing, if any, takes the run over.
