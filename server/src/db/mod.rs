@@ -7,6 +7,8 @@ pub mod in_list;
 pub mod lock;
 pub mod models;
 pub mod schema;
+#[cfg(test)]
+pub mod testing;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

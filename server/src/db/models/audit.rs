@@ -535,12 +535,6 @@ mod tests {
         assert_eq!(checked, times.len() * texts.len());
     }
 
-    #[derive(diesel::QueryableByName)]
-    struct PlanStep {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        detail: String,
-    }
-
     /// A log of the viewer's shape for the planner's statistics: reads of 5 000 patients and
     /// prescriptions by 40 accounts of 20 institutions, between sign-ins and searches that name
     /// no object.
@@ -559,31 +553,13 @@ mod tests {
         FROM n;
         ANALYZE;";
 
-    /// The plans of the viewer's statements for `filter`, as diesel sends them (the build has
-    /// the planner stability guarantee, so the plan does not depend on the values bound).
+    /// The plan of the viewer's one statement for `filter`.
     fn plans_of(conn: &mut DbConn, filter: &AuditFilter) -> Vec<String> {
-        use diesel::connection::InstrumentationEvent;
-        use std::sync::{Arc, Mutex};
-        let sent = Arc::new(Mutex::new(Vec::<String>::new()));
-        let DbConn::Sqlite(sqlite) = conn else {
-            unreachable!("a SQLite URL")
-        };
-        let sink = sent.clone();
-        sqlite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { query, .. } = event {
-                sink.lock().unwrap().push(query.to_string());
-            }
+        let mut statements = crate::db::testing::plans_of(conn, |conn| {
+            list(conn, filter, 100).unwrap();
         });
-        list(conn, filter, 100).unwrap();
-        let statements = std::mem::take(&mut *sent.lock().unwrap());
         assert_eq!(statements.len(), 1, "{statements:#?}");
-        let sql = statements[0].split(" -- binds:").next().unwrap();
-        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .load::<PlanStep>(conn)
-            .unwrap()
-            .into_iter()
-            .map(|step| step.detail)
-            .collect()
+        statements.remove(0).1
     }
 
     /// "Who opened this patient's record?" reads the entries of that object through an index
@@ -592,11 +568,7 @@ mod tests {
     #[test]
     fn the_viewer_finds_an_object_and_an_actor_by_index() {
         use diesel::connection::SimpleConnection;
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = crate::db::DatabaseUrl::Sqlite(dir.path().join("audit.db"))
-            .connect()
-            .unwrap();
-        crate::db::run_migrations(&mut conn).unwrap();
+        let (_dir, mut conn) = crate::db::testing::migrated_sqlite("audit.db");
         conn.batch_execute(LOG).unwrap();
         let object = |institution, object_type: Option<&str>| AuditFilter {
             object_type: object_type.map(str::to_string),

@@ -612,7 +612,6 @@ mod tests {
     use diesel::connection::{InstrumentationEvent, SimpleConnection};
 
     use super::*;
-    use crate::db::{DatabaseUrl, run_migrations};
 
     fn tokens(first: i64, count: i64) -> Vec<TokenRow> {
         (first..first + count)
@@ -628,11 +627,7 @@ mod tests {
     /// prepares once per connection: a second batch of the same size prepares nothing.
     #[test]
     fn chunked_inserts_store_every_row_and_prepare_each_shape_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = DatabaseUrl::Sqlite(dir.path().join("chunks.db"))
-            .connect()
-            .unwrap();
-        run_migrations(&mut conn).unwrap();
+        let (_dir, mut conn) = crate::db::testing::migrated_sqlite("chunks.db");
         // The tokens' patients are left out.
         conn.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
         let events = Arc::new(Mutex::new((0usize, 0usize)));

@@ -538,18 +538,7 @@ pub fn find_issued(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<Issued
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use diesel::connection::InstrumentationEvent;
-
     use super::*;
-    use crate::db::{DatabaseUrl, run_migrations};
-
-    #[derive(QueryableByName)]
-    struct PlanStep {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        detail: String,
-    }
 
     /// A register of the summary's shape for the planner's statistics, in the proportions of
     /// the benchmark's (20 institutions, dozens of prescriptions per institution and
@@ -586,45 +575,25 @@ mod tests {
     #[test]
     fn the_summary_reads_only_covering_indexes() {
         use diesel::connection::SimpleConnection;
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = DatabaseUrl::Sqlite(dir.path().join("plans.db"))
-            .connect()
-            .unwrap();
-        run_migrations(&mut conn).unwrap();
+        let (_dir, mut conn) = crate::db::testing::migrated_sqlite("plans.db");
         conn.batch_execute(REGISTER).unwrap();
-        let sent = Arc::new(Mutex::new(Vec::<String>::new()));
-        let DbConn::Sqlite(sqlite) = &mut conn else {
-            unreachable!("a SQLite URL")
-        };
-        let sink = sent.clone();
-        sqlite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { query, .. } = event {
-                sink.lock().unwrap().push(query.to_string());
-            }
-        });
         let (from, to) = (
             NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
             NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
         );
         let institutions = [1, 2, 3];
-        movement(&mut conn, &institutions, from, to).unwrap();
-        by_icd10_block(&mut conn, &institutions, from, to).unwrap();
-        by_birth_year_sex(&mut conn, &institutions, from, to).unwrap();
-        by_care_form(&mut conn, &institutions, from, to).unwrap();
-        by_need(&mut conn, &institutions, from, to, &|name, _| name.into()).unwrap();
-        medicament_needs(&mut conn, &institutions, from, to, &|name, _| name.into()).unwrap();
-        let statements = std::mem::take(&mut *sent.lock().unwrap());
+        let statements = crate::db::testing::plans_of(&mut conn, |conn| {
+            movement(conn, &institutions, from, to).unwrap();
+            by_icd10_block(conn, &institutions, from, to).unwrap();
+            by_birth_year_sex(conn, &institutions, from, to).unwrap();
+            by_care_form(conn, &institutions, from, to).unwrap();
+            by_need(conn, &institutions, from, to, &|name, _| name.into()).unwrap();
+            medicament_needs(conn, &institutions, from, to, &|name, _| name.into()).unwrap();
+        });
 
         let mut checked = 0;
-        for statement in &statements {
-            let sql = statement.split(" -- binds:").next().unwrap();
-            let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-                .load::<PlanStep>(&mut conn)
-                .unwrap()
-                .into_iter()
-                .map(|step| step.detail)
-                .collect();
-            for step in &plan {
+        for (sql, plan) in &statements {
+            for step in plan {
                 let reads = ["patients", "prescriptions"].iter().any(|table| {
                     step.starts_with(&format!("SEARCH {table} "))
                         || step.starts_with(&format!("SCAN {table} "))

@@ -82,15 +82,10 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::db::{DatabaseUrl, run_migrations};
 
     #[test]
     fn a_window_allows_its_limit_then_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = DatabaseUrl::Sqlite(dir.path().join("windows.db"))
-            .connect()
-            .unwrap();
-        run_migrations(&mut conn).unwrap();
+        let (_dir, mut conn) = crate::db::testing::migrated_sqlite("windows.db");
         let start = crate::db::models::now();
         let minute = Duration::minutes(1);
         let at = |secs| start + Duration::seconds(secs);
