@@ -13,6 +13,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Session, apiAs, createInstitution, createUser, launchBrowser } from './harness.mjs';
+import { gateWrites, json, keysAndPatients } from './rotation-fixture.mjs';
 
 const PASSPHRASE = 'switch passphrase 42';
 const PATIENTS = [
@@ -65,12 +66,6 @@ after(async () => {
   }
 });
 
-async function json(response, status = 200) {
-  const text = await response.text();
-  assert.equal(response.status(), status, `${response.url()}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
 const members = async () => json(await api.get(`/api/v1/institutions/${institutionId}/members`));
 
 /** The key versions of every passport and every note, as the API gives them. */
@@ -83,27 +78,6 @@ async function versions() {
     notes.push(...list.map((o) => o.note_key_version));
   }
   return { passports, notes };
-}
-
-/**
- * Lets the first `pass` PUTs to `pattern` through and holds the others until `release()` (never,
- * if it is not called: the write "is on the wire" when the run stops). `paths` lists every PUT
- * the page sent, held or not.
- */
-async function gateWrites(page, pattern, pass) {
-  let release;
-  const released = new Promise((resolve) => {
-    release = resolve;
-  });
-  const gate = { paths: [], release: () => release() };
-  await page.route(pattern, async (route) => {
-    if (route.request().method() !== 'PUT') return route.continue();
-    gate.paths.push(new URL(route.request().url()).pathname);
-    if (gate.paths.length > pass) await released;
-    // A write aborted in the page meanwhile is gone: nothing to let through.
-    return route.continue().catch(() => {});
-  });
-  return gate;
 }
 
 /** The requests of a run that look for what is left (a second run would ask again). */
@@ -145,41 +119,7 @@ async function switchTo(page, lang) {
 }
 
 test('setup: a key pair, the institution key, patients with notes', () => sA.step('rotation-language-setup', async () => {
-  const { page } = sA;
-  await sA.signIn(admin.login, admin.password);
-  await sA.goto('/keys');
-  await page.fill('#key-create-passphrase', PASSPHRASE);
-  await page.fill('#key-create-passphrase_repeat', PASSPHRASE);
-  await page.click('#main form[data-form-id="key-create"] button[type="submit"]');
-  await page.locator('#my-fingerprint').waitFor();
-  await page.click('#create-institution-key');
-  await sA.waitForNotice(/institution key was created/);
-
-  // Patients and notes sealed as the New Patient page and the medical record's form do it.
-  const created = await page.evaluate(async ({ patients, notes }) => {
-    const { get, post } = await import('/js/api.js');
-    const { loadCrypto } = await import('/js/crypto.js');
-    const { openInstitutionKey } = await import('/js/keystore.js');
-    const { NOTE_PURPOSE, sealPassport } = await import('/js/passports.js');
-    const wasm = await loadCrypto();
-    const me = await get('/me');
-    const key = await openInstitutionKey(me);
-    const diagnosis = (await get('/refs/diagnoses', { query: { active_only: true } }))[0];
-    const out = [];
-    for (const [surname, first_name, date_of_birth] of patients) {
-      const pseudonym = wasm.newPseudonym();
-      const passport = { surname, first_name, date_of_birth, sex: 'female' };
-      const record = { sex: 'F', birth_year: Number(date_of_birth.slice(0, 4)), district_id: null, diagnosis_id: diagnosis.id, care_form_id: null, status: 'registered', registered_on: '2026-01-15', needs: [] };
-      const p = await post('/patients', { pseudonym, record, ...sealPassport(key, passport, pseudonym, me.institution.id) });
-      out.push(p.id);
-    }
-    for (const [index, text] of notes) {
-      const p = await get(`/patients/${out[index]}`);
-      const noteRef = `obs-${crypto.randomUUID()}`;
-      await post(`/patients/${p.id}/observations`, { observed_on: '2026-02-01', pain_score: 4, note: { note_ref: noteRef, sealed: key.sealNote(text, NOTE_PURPOSE, p.pseudonym, me.institution.id, noteRef) } });
-    }
-    return out;
-  }, { patients: PATIENTS, notes: NOTES });
+  const created = await keysAndPatients(sA, admin, { passphrase: PASSPHRASE, patients: PATIENTS, notes: NOTES });
   ids.push(...created);
   assert.equal(ids.length, PATIENTS.length);
   assert.deepEqual(await versions(), { passports: PATIENTS.map(() => 1), notes: NOTES.map(() => 1) });

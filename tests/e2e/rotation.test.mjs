@@ -27,6 +27,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Session, apiAs, createInstitution, createUser, launchBrowser } from './harness.mjs';
+import { json } from './rotation-fixture.mjs';
 
 const PASSPHRASE = 'rotation passphrase 42';
 const PATIENTS = [
@@ -92,12 +93,6 @@ after(async () => {
     await browser?.close();
   }
 });
-
-async function json(response, status = 200) {
-  const text = await response.text();
-  assert.equal(response.status(), status, `${response.url()}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 const members = async () => json(await api.get(`/api/v1/institutions/${institutionId}/members`));
 
