@@ -551,6 +551,15 @@ impl TestApp {
         .expect("raw sql");
     }
 
+    /// A connection of the server's own type to the test database (to call the storage layer
+    /// directly).
+    pub fn db_conn(&self) -> palreg_server::db::DbConn {
+        match self.backend {
+            Backend::Sqlite => palreg_server::db::DbConn::Sqlite(self.sqlite()),
+            Backend::Postgres => palreg_server::db::DbConn::Pg(self.postgres()),
+        }
+    }
+
     /// A connection of its own to the SQLite test database.
     fn sqlite(&self) -> diesel::SqliteConnection {
         let path = self.db.url.trim_start_matches("sqlite://");

@@ -28,6 +28,8 @@ pub struct Application {
     lock: Option<db::lock::DatabaseLock>,
     /// SHA-256 fingerprint of the TLS certificate, when TLS is on.
     pub tls_fingerprint: Option<String>,
+    /// The periodic tidying up ([`crate::housekeeping`]), stopped with the server.
+    housekeeping: crate::housekeeping::Running,
 }
 
 /// Opens the database (migrating and seeding it) and returns the pool.
@@ -50,7 +52,7 @@ pub fn prepare_database(settings: &Settings) -> anyhow::Result<db::Pool> {
     } else if seeded.admin_created {
         println!("The first administrator `admin` was created with PALREG_ADMIN_PASSWORD.");
     }
-    models::sessions::purge_expired(&mut conn, models::now() - chrono::Duration::days(1))?;
+    crate::housekeeping::tidy(&mut conn, models::now())?;
     // Fresh statistics for the query planner (cheap when nothing changed); the checkpointer
     // refreshes them hourly while the server runs.
     db::refresh_statistics(&mut conn)?;
@@ -316,6 +318,7 @@ impl Application {
             ),
             settings: Arc::new(settings),
         });
+        let housekeeping = crate::housekeeping::spawn(state.clone());
         let server = actix_web::HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -372,6 +375,7 @@ impl Application {
             port,
             lock,
             tls_fingerprint,
+            housekeeping,
         })
     }
 
@@ -386,6 +390,7 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _lock = self.lock;
+        let _housekeeping = self.housekeeping;
         self.server.await
     }
 }

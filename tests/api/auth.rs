@@ -303,6 +303,45 @@ fn sessions_expire_server_side(backend: Backend) {
     assert_eq!(app.get("/api/v1/me", Some(&token)).status, 401);
 }
 
+/// Sessions that ended more than a day ago are deleted (at start-up and hourly while the server
+/// runs, `server/src/housekeeping.rs`); a live one, and one that ended an hour ago, are kept.
+fn expired_sessions_are_deleted(backend: Backend) {
+    use palreg_server::housekeeping::{Tidied, tidy};
+    let app = spawn_app(backend);
+    let long_ago = app.admin_token();
+    app.raw_sql("UPDATE sessions SET expires_at = '2000-01-01 00:00:00'");
+    let recently = app.admin_token();
+    let hour_ago = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
+    app.raw_sql(&format!(
+        "UPDATE sessions SET expires_at = '{}' WHERE expires_at > '2001-01-01 00:00:00'",
+        hour_ago.format("%Y-%m-%d %H:%M:%S")
+    ));
+    let live = app.admin_token();
+    let logged_out = app.admin_token();
+    assert_eq!(
+        app.post("/api/v1/auth/logout", Some(&logged_out), &json!({}))
+            .status,
+        204
+    );
+
+    let now = chrono::Utc::now().naive_utc();
+    assert_eq!(tidy(&mut app.db_conn(), now), Ok(Tidied { sessions: 1 }));
+    assert_eq!(
+        app.query_texts("SELECT CAST(COUNT(*) AS TEXT) AS t FROM sessions"),
+        ["3"]
+    );
+    assert_eq!(app.get("/api/v1/me", Some(&live)).status, 200);
+    for ended in [&long_ago, &recently, &logged_out] {
+        assert_eq!(app.get("/api/v1/me", Some(ended)).status, 401);
+    }
+    // A day on, the one that expired an hour ago goes too; the revoked one once it expires.
+    assert_eq!(
+        tidy(&mut app.db_conn(), now + chrono::Duration::days(1)),
+        Ok(Tidied { sessions: 1 })
+    );
+    assert_eq!(app.get("/api/v1/me", Some(&live)).status, 200);
+}
+
 /// The server remembers who a session is between requests (`server/src/session_cache.rs`);
 /// a change made behind its back, by hand in SQL or by another replica, still counts at the
 /// next request.
@@ -493,6 +532,7 @@ on_both_backends!(
     password_change_ends_every_session,
     deregistration_ends_sessions_and_sign_in,
     sessions_expire_server_side,
+    expired_sessions_are_deleted,
     account_changes_made_in_sql_take_effect_at_once,
     clients_are_rate_limited,
 );
