@@ -41,17 +41,15 @@ const SEED_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
-    #[error("cannot read or write the report signing key {path}: {source}")]
+    #[error("cannot read or write the signing key {path}: {source}")]
     Io {
         path: String,
         #[source]
         source: io::Error,
     },
-    #[error("the report signing key {path} is not a 32-byte Ed25519 seed")]
+    #[error("the signing key {path} is not a 32-byte Ed25519 seed")]
     Malformed { path: String },
-    #[error(
-        "the report signing key {path} may be read by group or others (mode {mode:o}); chmod 600 it"
-    )]
+    #[error("the signing key {path} may be read by group or others (mode {mode:o}); chmod 600 it")]
     InsecurePermissions { path: String, mode: u32 },
     #[error("no randomness available to generate a key: {0}")]
     Random(String),

@@ -34,11 +34,22 @@ pub enum Command {
     User(UserCommand),
     /// Writes a backup of the database to FILE (which must not exist) and checks it: on SQLite
     /// a consistent copy, safe while the server runs; on PostgreSQL a pg_dump archive. Its
-    /// SHA-256 goes to FILE.sha256.
+    /// SHA-256 goes to FILE.sha256, signed in FILE.sig by the data directory's backup key.
     Backup { file: std::path::PathBuf },
-    /// Replaces the database with the backup in FILE, after checking it. SQLite: the server must
+    /// Replaces the database with the backup in FILE, after checking it (its checksum, and its
+    /// signature with the data directory's backup key or --public-key). SQLite: the server must
     /// be stopped; the replaced database is kept beside it. PostgreSQL: into an empty database.
-    Restore { file: std::path::PathBuf },
+    Restore {
+        file: std::path::PathBuf,
+        /// The backup key's public half (base64 or PEM, as `palreg backup` printed it), for a
+        /// restore on a machine that does not hold the key.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+        /// Restores a backup whose signature cannot be checked (one made before backups were
+        /// signed, or whose key is lost). A signature that does not match is refused anyway.
+        #[arg(long)]
+        unsigned: bool,
+    },
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -172,11 +183,19 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             version,
         }) => withdraw_key_version(&settings, &institution, version),
         Command::Backup { file } => {
-            crate::backup::backup(&settings.database_url, &file)?;
+            crate::backup::backup(&settings.database_url, &file, &settings.data_dir)?;
             Ok(0)
         }
-        Command::Restore { file } => {
-            crate::backup::restore(&settings.database_url, &file)?;
+        Command::Restore {
+            file,
+            public_key,
+            unsigned,
+        } => {
+            let trust = crate::backup::Trust {
+                public_key,
+                unsigned,
+            };
+            crate::backup::restore(&settings.database_url, &file, &settings.data_dir, &trust)?;
             Ok(0)
         }
         Command::VerifyReport {

@@ -4,17 +4,22 @@ use std::path::{Path, PathBuf};
 
 use palreg_tests::{Backend, TestApp, TestDatabase, on_both_backends, spawn_app, spawn_with};
 
-/// A backup file in a folder of its own.
+/// A backup file in a folder of its own, and the public half of the key that signed it.
 struct Backup {
     _dir: tempfile::TempDir,
     file: PathBuf,
+    key: String,
 }
 
 impl Backup {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("palreg.backup");
-        Self { _dir: dir, file }
+        Self {
+            _dir: dir,
+            file,
+            key: String::new(),
+        }
     }
 
     fn path(&self) -> &str {
@@ -23,6 +28,24 @@ impl Backup {
 
     fn checksum(&self) -> PathBuf {
         PathBuf::from(format!("{}.sha256", self.path()))
+    }
+
+    fn signature(&self) -> PathBuf {
+        PathBuf::from(format!("{}.sig", self.path()))
+    }
+
+    /// `palreg restore` of this backup into `target`, checked with the key that signed it (the
+    /// target may be a database with a data directory of its own, as on another machine).
+    fn restore_into(&self, target: &TestDatabase) -> Result<i32, String> {
+        target.palreg(&["restore", self.path(), "--public-key", &self.key])
+    }
+
+    /// Replaces the checksum beside the backup with the file's own, as whoever changed the
+    /// file on purpose would.
+    fn recompute_checksum(&self) {
+        use sha2::Digest;
+        let sha256 = hex::encode(sha2::Sha256::digest(std::fs::read(&self.file).unwrap()));
+        std::fs::write(self.checksum(), format!("{sha256}  palreg.backup\n")).unwrap();
     }
 
     /// Files in the backup's folder (to see that nothing was left behind).
@@ -42,8 +65,12 @@ fn names_in(dir: &Path) -> Vec<String> {
 
 /// `palreg backup` of the database into a new file; it must succeed.
 fn take_backup(db: &TestDatabase) -> Backup {
-    let backup = Backup::new();
+    let mut backup = Backup::new();
     assert_eq!(db.palreg(&["backup", backup.path()]), Ok(0));
+    backup.key = palreg_server::backup::backup_key(db.dir.path())
+        .unwrap()
+        .public_key()
+        .to_base64();
     backup
 }
 
@@ -66,6 +93,15 @@ fn institution_codes(app: &TestApp, token: &str) -> Vec<String> {
         .iter()
         .map(|i| i["code"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The details of the one audit entry of `action` (there must be exactly one).
+fn the_entrys_details(app: &TestApp, admin: &str, action: &str) -> serde_json::Value {
+    let reply = app.get(&format!("/api/v1/admin/audit?action={action}"), Some(admin));
+    let items = reply.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["actor_login"], "cli");
+    serde_json::from_str(items[0]["details"].as_str().unwrap()).unwrap()
 }
 
 /// Flips 16 bytes in the middle of a file.
@@ -129,14 +165,10 @@ fn a_restored_backup_brings_the_data_back_and_continues_the_chain(backend: Backe
     let sha256 = sha256.split_whitespace().next().unwrap().to_string();
     assert_eq!(sha256.len(), 64);
     // The copy is in the live database's audit log: who took it, and which file it is.
-    let backups = app.get("/api/v1/admin/audit?action=system.backup", Some(&admin));
-    let backups = backups.body["items"].as_array().unwrap();
-    assert_eq!(backups.len(), 1, "{backups:?}");
-    assert_eq!(backups[0]["actor_login"], "cli");
-    let details: serde_json::Value =
-        serde_json::from_str(backups[0]["details"].as_str().unwrap()).unwrap();
+    let details = the_entrys_details(&app, &admin, "system.backup");
     assert_eq!(details["backup_sha256"], sha256.as_str());
     assert_eq!(details["backup"], "palreg.backup");
+    assert_eq!(details["signed_by"], backup.key.as_str());
     app.create_institution(&admin, "H2", "Later");
     if backend == Backend::Postgres {
         let refused = app.db.palreg(&["restore", backup.path()]).unwrap_err();
@@ -145,8 +177,19 @@ fn a_restored_backup_brings_the_data_back_and_continues_the_chain(backend: Backe
         assert_eq!(institution_codes(&app, &admin), ["H1", "H2"]);
     }
 
+    // The replaced database is kept with its WAL. When the server stops, its last connection to
+    // close (the WAL checkpointer's, up to a round later) folds the WAL in and removes it; a
+    // connection of the test's own stays open over the restore, so that there is a WAL to keep.
+    let wal_holder = (backend == Backend::Sqlite).then(|| {
+        use diesel::connection::SimpleConnection;
+        let mut conn = app.db_conn();
+        conn.batch_execute("SELECT count(*) FROM institutions")
+            .unwrap();
+        conn
+    });
     let target = restore_target(app);
-    assert_eq!(target.palreg(&["restore", backup.path()]), Ok(0));
+    assert_eq!(backup.restore_into(&target), Ok(0));
+    drop(wal_holder);
 
     assert_eq!(target.palreg(&["audit", "verify"]), Ok(0));
     if backend == Backend::Sqlite {
@@ -164,13 +207,10 @@ fn a_restored_backup_brings_the_data_back_and_continues_the_chain(backend: Backe
     );
     let admin = app.admin_token();
     assert_eq!(institution_codes(&app, &admin), ["H1"]);
-    let restores = app.get("/api/v1/admin/audit?action=system.restore", Some(&admin));
-    let restores = restores.body["items"].as_array().unwrap();
-    assert_eq!(restores.len(), 1, "{restores:?}");
-    let details: serde_json::Value =
-        serde_json::from_str(restores[0]["details"].as_str().unwrap()).unwrap();
+    let details = the_entrys_details(&app, &admin, "system.restore");
     assert_eq!(details["backup_sha256"], sha256.as_str());
     assert_eq!(details["backup"], "palreg.backup");
+    assert_eq!(details["signed_by"], backup.key.as_str());
     assert_eq!(app.db.palreg(&["audit", "verify"]), Ok(0));
 }
 
@@ -197,20 +237,24 @@ fn restore_refuses_a_damaged_backup(backend: Backend) {
     let target = restore_target(app);
 
     damage(&backup.file);
-    let refused = target.palreg(&["restore", backup.path()]).unwrap_err();
+    let refused = backup.restore_into(&target).unwrap_err();
     assert!(refused.contains("SHA-256"), "{refused}");
 
-    // Without its checksum, a file cut short is still caught by the backend's own checks (a
-    // flipped byte inside a value may not be: it was, once, by neither): SQLite's integrity
-    // check; pg_restore, which reads the archive's table of contents, creates the tables and
-    // then misses the end of the data, all in one transaction.
+    // Without its checksum and signature (restored with --unsigned), a file cut short is still
+    // caught by the backend's own checks (a flipped byte inside a value may not be: it was,
+    // once, by neither): SQLite's integrity check; pg_restore, which reads the archive's table
+    // of contents, creates the tables and then misses the end of the data, all in one
+    // transaction.
     std::fs::remove_file(backup.checksum()).unwrap();
+    std::fs::remove_file(backup.signature()).unwrap();
     let (kept, expected) = match backend {
         Backend::Sqlite => (intact.len() / 2, "integrity check"),
         Backend::Postgres => (intact.len() - 1024, "pg_restore failed"),
     };
     std::fs::write(&backup.file, &intact[..kept]).unwrap();
-    let refused = target.palreg(&["restore", backup.path()]).unwrap_err();
+    let refused = target
+        .palreg(&["restore", backup.path(), "--unsigned"])
+        .unwrap_err();
     assert!(refused.contains(expected), "{refused}");
 
     // Nothing was half done: the target is as it was.
@@ -230,7 +274,7 @@ fn restore_refuses_a_damaged_backup(backend: Backend) {
         Backend::Postgres => {
             std::fs::write(&backup.file, &intact).unwrap();
             assert_eq!(
-                target.palreg(&["restore", backup.path()]),
+                target.palreg(&["restore", backup.path(), "--unsigned"]),
                 Ok(0),
                 "still empty"
             );
@@ -256,17 +300,115 @@ fn restore_refuses_a_backup_whose_audit_chain_was_edited(backend: Backend) {
     let edited = Backup::new();
     copy_with_the_backends_tool(&app, &edited);
     let target = restore_target(app);
-    let refused = target.palreg(&["restore", edited.path()]).unwrap_err();
+    // Unsigned (not made by `palreg backup`): only --unsigned lets it reach the chain's check.
+    let refused = target
+        .palreg(&["restore", edited.path(), "--unsigned"])
+        .unwrap_err();
     assert!(
         refused.contains("audit chain is broken: entry 2"),
         "{refused}"
     );
     // The target was left as it was (on PostgreSQL: empty again).
-    assert_eq!(target.palreg(&["restore", intact.path()]), Ok(0));
+    assert_eq!(intact.restore_into(&target), Ok(0));
     assert_eq!(target.palreg(&["audit", "verify"]), Ok(0));
 }
 
+/// A backup is signed by the backup key of the data directory it was made with. Whoever can
+/// write where backups are kept can change one and recompute its checksum, but not sign it: a
+/// restore refuses it, and a backup without its signature, unless told `--unsigned`.
+fn restore_checks_the_backups_signature(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    app.create_institution(&admin, "H1", "Hospice");
+    let backup = take_backup(&app.db);
+    let intact = std::fs::read(&backup.file).unwrap();
+    let signature = std::fs::read_to_string(backup.signature()).unwrap();
+    assert!(
+        signature.starts_with("palreg-backup-signature v1\ned25519 "),
+        "{signature}"
+    );
+    drop(app);
+    // Another machine: a database and data directory of its own, without the key.
+    let elsewhere = TestDatabase::new(backend);
+
+    // Changed on purpose, with a checksum to match: the signature gives it away, with the key
+    // given and even with --unsigned.
+    damage(&backup.file);
+    backup.recompute_checksum();
+    for args in [
+        vec!["--public-key", backup.key.as_str()],
+        vec!["--public-key", backup.key.as_str(), "--unsigned"],
+    ] {
+        let refused = elsewhere
+            .palreg(&[&["restore", backup.path()][..], &args].concat())
+            .unwrap_err();
+        assert!(refused.contains("signature does not match"), "{refused}");
+    }
+    std::fs::write(&backup.file, &intact).unwrap();
+    backup.recompute_checksum();
+
+    // Without the key, it cannot be checked: refused unless the operator says so.
+    let refused = elsewhere.palreg(&["restore", backup.path()]).unwrap_err();
+    assert!(
+        refused.contains("cannot be checked") && refused.contains("--public-key"),
+        "{refused}"
+    );
+    // Another key (that other machine's own) did not sign it.
+    let other = palreg_server::backup::backup_key(elsewhere.dir.path())
+        .unwrap()
+        .public_key()
+        .to_base64();
+    assert_ne!(other, backup.key);
+    let refused = elsewhere.palreg(&["restore", backup.path()]).unwrap_err();
+    assert!(refused.contains("signature does not match"), "{refused}");
+    let refused = elsewhere
+        .palreg(&["restore", backup.path(), "--public-key", "not a key"])
+        .unwrap_err();
+    assert!(refused.contains("--public-key"), "{refused}");
+    // Its signature gone: refused, with the way out for backups made before they were signed.
+    let kept_signature = std::fs::read(backup.signature()).unwrap();
+    std::fs::remove_file(backup.signature()).unwrap();
+    let refused = backup.restore_into(&elsewhere).unwrap_err();
+    assert!(
+        refused.contains("palreg.backup.sig") && refused.contains("--unsigned"),
+        "{refused}"
+    );
+    std::fs::write(backup.signature(), kept_signature).unwrap();
+
+    // Nothing was restored by any of these; the right key restores it.
+    assert_eq!(backup.restore_into(&elsewhere), Ok(0));
+    let app = spawn_with(backend, elsewhere, |_| {});
+    let admin = app.admin_token();
+    assert_eq!(institution_codes(&app, &admin), ["H1"]);
+    let details = the_entrys_details(&app, &admin, "system.restore");
+    assert_eq!(details["signed_by"], backup.key.as_str());
+    assert_eq!(details.get("unsigned"), None);
+}
+
+/// `--unsigned` restores a backup without a signature (one made before backups were signed),
+/// and the audit log says nobody checked who made it.
+fn an_unsigned_restore_is_recorded_as_such(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    app.create_institution(&admin, "H1", "Hospice");
+    let backup = take_backup(&app.db);
+    std::fs::remove_file(backup.signature()).unwrap();
+    drop(app);
+    let elsewhere = TestDatabase::new(backend);
+    assert_eq!(
+        elsewhere.palreg(&["restore", backup.path(), "--unsigned"]),
+        Ok(0)
+    );
+    let app = spawn_with(backend, elsewhere, |_| {});
+    let admin = app.admin_token();
+    let details = the_entrys_details(&app, &admin, "system.restore");
+    assert_eq!(details["unsigned"], true);
+    assert_eq!(details.get("signed_by"), None);
+}
+
 on_both_backends!(
+    restore_checks_the_backups_signature,
+    an_unsigned_restore_is_recorded_as_such,
     a_restored_backup_brings_the_data_back_and_continues_the_chain,
     backup_refuses_an_existing_file,
     restore_refuses_a_damaged_backup,
@@ -319,7 +461,10 @@ fn sqlite_restore_refuses_a_backup_of_a_newer_palreg() {
         .unwrap();
     }
     std::fs::remove_file(backup.checksum()).unwrap();
-    let refused = target.palreg(&["restore", backup.path()]).unwrap_err();
+    std::fs::remove_file(backup.signature()).unwrap();
+    let refused = target
+        .palreg(&["restore", backup.path(), "--unsigned"])
+        .unwrap_err();
     assert!(
         refused.contains("written by a newer palreg") && refused.contains("29991231000001"),
         "{refused}"

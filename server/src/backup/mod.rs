@@ -2,9 +2,16 @@
 //!
 //! A backup is one file: on SQLite a consistent copy of the database (`VACUUM INTO`, safe while
 //! the server runs), on PostgreSQL a `pg_dump` archive; beside it `FILE.sha256` holds its
-//! checksum in `sha256sum` format. Either is checked before it counts: its audit chain must
-//! verify. A restore checks the backup before it touches anything, keeps whatever it replaces,
-//! and records itself in the restored audit chain.
+//! checksum in `sha256sum` format, and `FILE.sig` an Ed25519 signature of that checksum by the
+//! backup key of the data directory (`backup-signing.key`, a key of its own: the report key
+//! signs nothing but reports). Either is checked before it counts: its audit chain must
+//! verify. A restore checks the backup before it touches anything (its checksum, and its
+//! signature with the data directory's backup key or the public key given), keeps whatever it
+//! replaces, and records itself in the restored audit chain.
+//!
+//! The checksum catches damage; the signature catches a change made on purpose by whoever can
+//! write where backups are kept, who could recompute a checksum but cannot sign without the
+//! key, which stays with the server.
 
 mod postgres;
 mod sqlite;
@@ -17,14 +24,40 @@ use anyhow::Context;
 use diesel::Connection;
 use sha2::{Digest, Sha256};
 
+use palreg_reports::{
+    ReportPublicKey as PublicKey, ReportSignature as Signature, ReportSigningKey as SigningKey,
+};
+
 use crate::db::models::{self, audit, patients, sessions};
 use crate::db::{self, DatabaseUrl, DbConn};
 
+/// The backup key's file in the data directory.
+pub const BACKUP_KEY_FILE: &str = "backup-signing.key";
+
+/// The first line of `FILE.sig`.
+const SIG_HEADER: &str = "palreg-backup-signature v1";
+
+/// The backup key of `data_dir`, made there the first time.
+pub fn backup_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
+    crate::secrets::create_private_dir(data_dir)?;
+    let path = data_dir.join(BACKUP_KEY_FILE);
+    SigningKey::load_or_generate(&path)
+        .map_err(|e| anyhow::anyhow!("backup signing key {}: {e}", path.display()))
+}
+
+/// What the signature covers: the backup's SHA-256, under a label of its own so that the
+/// signature means nothing anywhere else.
+fn signed_message(sha256: &str) -> Vec<u8> {
+    format!("palreg backup v1\nsha256 {}\n", sha256.to_ascii_lowercase()).into_bytes()
+}
+
 /// Writes a backup of the database to `file`, which must not exist yet, and prints what an
 /// operator records of it.
-pub fn backup(url: &DatabaseUrl, file: &Path) -> anyhow::Result<()> {
+pub fn backup(url: &DatabaseUrl, file: &Path, data_dir: &Path) -> anyhow::Result<()> {
     let checksum = checksum_path(file);
-    for path in [file, checksum.as_path()] {
+    let signature = signature_path(file);
+    let key = backup_key(data_dir)?;
+    for path in [file, checksum.as_path(), signature.as_path()] {
         if path.exists() {
             anyhow::bail!(
                 "{} already exists: choose another name (a backup never overwrites a file)",
@@ -43,7 +76,14 @@ pub fn backup(url: &DatabaseUrl, file: &Path) -> anyhow::Result<()> {
     tmp.persist(file)?;
     std::fs::write(&checksum, format!("{sha256}  {}\n", file_name(file)))
         .with_context(|| format!("cannot write {}", checksum.display()))?;
-    record_backup(url, file, &sha256, bytes).with_context(|| {
+    let signed = key.sign(&signed_message(&sha256));
+    std::fs::write(
+        &signature,
+        format!("{SIG_HEADER}\ned25519 {}\n", signed.to_base64()),
+    )
+    .with_context(|| format!("cannot write {}", signature.display()))?;
+    let public_key = key.public_key().to_base64();
+    record_backup(url, file, &sha256, &public_key, bytes).with_context(|| {
         format!(
             "the backup is written to {}, but it could not be recorded in the audit log",
             file.display()
@@ -52,16 +92,28 @@ pub fn backup(url: &DatabaseUrl, file: &Path) -> anyhow::Result<()> {
     println!("backup of {} written to {}", url.redacted(), file.display());
     println!("  size    {}", size(bytes));
     println!("  sha256  {sha256} (also in {})", checksum.display());
+    println!(
+        "  signed  in {} by the backup key {public_key} (keep this public key apart: a \
+         restore elsewhere checks the signature with `palreg restore --public-key KEY`)",
+        signature.display()
+    );
     println!("  {contents}");
     Ok(())
 }
 
 /// Records a backup in the audit log of the database it copied: a whole copy of the register
 /// has left the server, and an auditor asks who took it, when, and which file it was.
-fn record_backup(url: &DatabaseUrl, file: &Path, sha256: &str, bytes: u64) -> anyhow::Result<()> {
+fn record_backup(
+    url: &DatabaseUrl,
+    file: &Path,
+    sha256: &str,
+    signed_by: &str,
+    bytes: u64,
+) -> anyhow::Result<()> {
     let details = serde_json::to_string(&BackupDetails {
         backup: file_name(file),
         backup_sha256: sha256,
+        signed_by,
         bytes,
     })?;
     let mut conn = url.connect()?;
@@ -89,23 +141,128 @@ fn database_entry(action: &str, details: String) -> audit::NewEntry {
 struct BackupDetails<'a> {
     backup: &'a str,
     backup_sha256: &'a str,
+    /// The backup key's public half.
+    signed_by: &'a str,
     bytes: u64,
 }
 
+/// How a restore checks who made a backup.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// The backup key's public half (base64 or PEM) given by the operator; without it, the
+    /// backup key of the data directory, when there is one.
+    pub public_key: Option<String>,
+    /// Restores a backup whose signature cannot be checked (made before backups were signed,
+    /// or on a machine whose key is lost). A signature that does not match is refused anyway.
+    pub unsigned: bool,
+}
+
+/// `FILE.sig`, the signature written beside a backup.
+fn signature_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// The key a restore checks signatures with: the one given, else the data directory's.
+fn trusted_key(trust: &Trust, data_dir: &Path) -> anyhow::Result<Option<PublicKey>> {
+    if let Some(text) = &trust.public_key {
+        return PublicKey::parse(text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--public-key: {e}"));
+    }
+    let path = data_dir.join(BACKUP_KEY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let key = SigningKey::load(&path)
+        .map_err(|e| anyhow::anyhow!("backup signing key {}: {e}", path.display()))?;
+    Ok(Some(key.public_key()))
+}
+
+/// Checks the signature beside `backup` over `sha256`: the public key that made it, or `None`
+/// for a backup restored unchecked with [`Trust::unsigned`].
+fn check_signature(
+    backup: &Path,
+    sha256: &str,
+    trust: &Trust,
+    data_dir: &Path,
+) -> anyhow::Result<Option<String>> {
+    let path = signature_path(backup);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    };
+    let key = trusted_key(trust, data_dir)?;
+    let (text, key) = match (text, key) {
+        (Some(text), Some(key)) => (text, key),
+        (text, key) => {
+            if trust.unsigned {
+                println!(
+                    "note: the backup's signature is not checked (--unsigned): nothing shows \
+                     that this server's backup key made it"
+                );
+                return Ok(None);
+            }
+            if text.is_none() {
+                anyhow::bail!(
+                    "there is no {} beside it: without its signature nothing shows that it was \
+                     not changed. A backup made before backups were signed restores with --unsigned",
+                    path.display()
+                );
+            }
+            debug_assert!(key.is_none());
+            anyhow::bail!(
+                "its signature cannot be checked: there is no {} in the data directory. Give the \
+                 backup key's public half, printed when the backup was made, with --public-key \
+                 (or restore with --unsigned)",
+                BACKUP_KEY_FILE
+            );
+        }
+    };
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let signature = match (lines.next(), lines.next(), lines.next()) {
+        (Some(SIG_HEADER), Some(line), None) => line
+            .strip_prefix("ed25519 ")
+            .and_then(|b64| Signature::parse(b64).ok()),
+        _ => None,
+    }
+    .ok_or_else(|| anyhow::anyhow!("{} is not a palreg backup signature", path.display()))?;
+    if key.verify(&signed_message(sha256), &signature).is_err() {
+        anyhow::bail!(
+            "its signature does not match: the file or its checksum was changed, or another \
+             key signed it (the key checked: {})",
+            key.to_base64()
+        );
+    }
+    Ok(Some(key.to_base64()))
+}
+
 /// Replaces the database with the backup in `file`, after checking it, and prints the result.
-pub fn restore(url: &DatabaseUrl, file: &Path) -> anyhow::Result<()> {
+pub fn restore(
+    url: &DatabaseUrl,
+    file: &Path,
+    data_dir: &Path,
+    trust: &Trust,
+) -> anyhow::Result<()> {
     let restored = (|| {
         if !file.is_file() {
             anyhow::bail!("there is no file {}", file.display());
         }
+        let trust = Checking { trust, data_dir };
         match url {
-            DatabaseUrl::Sqlite(db) => sqlite::restore(db, file),
-            DatabaseUrl::Postgres(url) => postgres::restore(url, file),
+            DatabaseUrl::Sqlite(db) => sqlite::restore(db, file, &trust),
+            DatabaseUrl::Postgres(url) => postgres::restore(url, file, &trust),
         }
     })()
     .with_context(|| format!("cannot restore {} into {}", file.display(), url.redacted()))?;
     println!("restored {} into {}", file.display(), url.redacted());
-    println!("  sha256  {}", restored.sha256);
+    println!("  sha256  {}", restored.checked.sha256);
+    match &restored.checked.signed_by {
+        Some(key) => println!("  signed  by the backup key {key} (signature checked)"),
+        None => println!("  signed  not checked (--unsigned)"),
+    }
     if let Some(kept) = &restored.kept_as {
         println!("  the database it replaced is kept as {}", kept.display());
     }
@@ -118,7 +275,7 @@ pub fn restore(url: &DatabaseUrl, file: &Path) -> anyhow::Result<()> {
 
 /// What a restore did.
 struct Restored {
-    sha256: String,
+    checked: Checked,
     /// Where the database it replaced went (SQLite).
     kept_as: Option<PathBuf>,
     contents: Contents,
@@ -164,7 +321,7 @@ fn inspect(conn: &mut DbConn) -> anyhow::Result<Contents> {
 fn check_and_record(
     conn: &mut DbConn,
     backup: &Path,
-    sha256: &str,
+    checked: &Checked,
     kept_as: Option<&Path>,
 ) -> anyhow::Result<Contents> {
     let unknown = db::unknown_migrations(conn)?;
@@ -178,7 +335,9 @@ fn check_and_record(
     db::run_migrations(conn)?;
     let details = serde_json::to_string(&RestoreDetails {
         backup: file_name(backup),
-        backup_sha256: sha256,
+        backup_sha256: &checked.sha256,
+        signed_by: checked.signed_by.as_deref(),
+        unsigned: checked.signed_by.is_none(),
         replaced_database_kept_as: kept_as.map(file_name),
     })?;
     let entry = conn.transaction::<_, anyhow::Error, _>(|conn| {
@@ -204,6 +363,12 @@ fn check_and_record(
 struct RestoreDetails<'a> {
     backup: &'a str,
     backup_sha256: &'a str,
+    /// The public key whose signature was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_by: Option<&'a str>,
+    /// Restored with `--unsigned`: nobody checked who made it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unsigned: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     replaced_database_kept_as: Option<&'a str>,
 }
@@ -215,9 +380,30 @@ fn checksum_path(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// How a restore checks who made the backup, with the data directory whose key it trusts.
+struct Checking<'a> {
+    trust: &'a Trust,
+    data_dir: &'a Path,
+}
+
+/// What a restore found of a backup before it touched anything.
+struct Checked {
+    sha256: String,
+    /// The public key whose signature matched (`None`: restored with `--unsigned`).
+    signed_by: Option<String>,
+}
+
 /// The SHA-256 of `bytes_of` (a backup, or the copy of it about to be restored), checked against
-/// the checksum beside `backup` when there is one: SQLite's and pg_restore's checks miss a
-/// flipped byte inside a value, the checksum does not.
+/// the checksum beside `backup` (a missing one is noted: the signature covers the hash
+/// itself), and the signature beside `backup` over it.
+fn checked(bytes_of: &Path, backup: &Path, checking: &Checking<'_>) -> anyhow::Result<Checked> {
+    let sha256 = checked_sha256(bytes_of, backup)?;
+    let signed_by = check_signature(backup, &sha256, checking.trust, checking.data_dir)?;
+    Ok(Checked { sha256, signed_by })
+}
+
+/// The SHA-256 of `bytes_of`, checked against the checksum beside `backup` when there is one:
+/// SQLite's and pg_restore's checks miss a flipped byte inside a value, the checksum does not.
 fn checked_sha256(bytes_of: &Path, backup: &Path) -> anyhow::Result<String> {
     let sha256 = sha256_file(bytes_of)?;
     let checksum = checksum_path(backup);

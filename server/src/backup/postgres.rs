@@ -41,9 +41,13 @@ pub(super) fn dump(url: &str, into: &Path) -> anyhow::Result<Contents> {
 
 /// Restores the archive `file` into the database, which must be empty, then checks it and
 /// records the restore; a restore that fails its checks is taken out again.
-pub(super) fn restore(url: &str, file: &Path) -> anyhow::Result<Restored> {
+pub(super) fn restore(
+    url: &str,
+    file: &Path,
+    trust: &super::Checking<'_>,
+) -> anyhow::Result<Restored> {
     let target = Target::parse(url)?;
-    let sha256 = super::checked_sha256(file, file)?;
+    let checked = super::checked(file, file, trust)?;
     archive_entries(file, &target).context("it is not a readable pg_dump archive")?;
     let mut conn = connect(url)?;
     // Holding the migration lock: a server started meanwhile waits, then finds it restored.
@@ -61,7 +65,7 @@ pub(super) fn restore(url: &str, file: &Path) -> anyhow::Result<Restored> {
                 file.as_os_str(),
             ],
         )?;
-        super::check_and_record(conn, file, &sha256, None).or_else(|refused| {
+        super::check_and_record(conn, file, &checked, None).or_else(|refused| {
             empty_public_schema(conn)
                 .context("and the restored tables could not be dropped again: drop the database")
                 .map_err(|e| e.context(format!("{refused:#}")))?;
@@ -69,7 +73,7 @@ pub(super) fn restore(url: &str, file: &Path) -> anyhow::Result<Restored> {
         })
     })?;
     Ok(Restored {
-        sha256,
+        checked,
         kept_as: None,
         contents,
     })

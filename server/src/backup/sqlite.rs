@@ -32,7 +32,11 @@ pub(super) fn snapshot(db: &Path, into: &Path) -> anyhow::Result<Contents> {
 /// Replaces the database at `db` with the backup `file`: refuses while a server uses it, checks a
 /// copy of the backup beside the database, records the restore in that copy, keeps the current
 /// database (with its WAL) as `<db>.before-restore-<UTC time>`, and renames the copy into place.
-pub(super) fn restore(db: &Path, file: &Path) -> anyhow::Result<Restored> {
+pub(super) fn restore(
+    db: &Path,
+    file: &Path,
+    trust: &super::Checking<'_>,
+) -> anyhow::Result<Restored> {
     let _lock = DatabaseLock::try_acquire(db).map_err(|e| match e {
         LockError::Held { lock, .. } => anyhow::anyhow!(
             "a palreg server is using the database ({} is locked): stop it first",
@@ -52,12 +56,12 @@ pub(super) fn restore(db: &Path, file: &Path) -> anyhow::Result<Restored> {
     let kept_as = db.exists().then(|| kept_name(db)).transpose()?;
     let tmp = TempFile::create_beside(db)?;
     copy_into(file, tmp.path())?;
-    let sha256 = super::checked_sha256(tmp.path(), file)?;
+    let checked = super::checked(tmp.path(), file, trust)?;
     // Before the server's PRAGMAs, which would fail on a damaged file with a vaguer message.
     check_integrity(&mut DbConn::Sqlite(open(tmp.path())?))?;
     let contents = {
         let mut conn = DatabaseUrl::Sqlite(tmp.path().to_path_buf()).connect()?;
-        let contents = super::check_and_record(&mut conn, file, &sha256, kept_as.as_deref())?;
+        let contents = super::check_and_record(&mut conn, file, &checked, kept_as.as_deref())?;
         // Everything back into the one file, so that the rename moves all of it.
         conn.batch_execute("PRAGMA journal_mode = DELETE")?;
         contents
@@ -68,7 +72,7 @@ pub(super) fn restore(db: &Path, file: &Path) -> anyhow::Result<Restored> {
     }
     tmp.persist(db)?;
     Ok(Restored {
-        sha256,
+        checked,
         kept_as,
         contents,
     })
