@@ -219,6 +219,21 @@ export function apiContext(headers = {}) {
   });
 }
 
+/**
+ * Ends the session of `session` on the server, as signing out in another window of it does: the
+ * tab still holds the (now dead) cookie, and its next request gets 401.
+ */
+export async function endSessionElsewhere(session) {
+  const cookie = (await session.context.cookies()).find((c) => c.name === 'palreg_session');
+  assert.ok(cookie, 'the browser holds the session cookie');
+  const elsewhere = await apiContext({ Cookie: `palreg_session=${cookie.value}` });
+  try {
+    assert.equal((await elsewhere.post('/api/v1/auth/logout')).status(), 204);
+  } finally {
+    await elsewhere.dispose();
+  }
+}
+
 /** An API client signed in as `login` (default: the administrator), for arranging data. */
 export async function apiAs(login = ADMIN.login, password = ADMIN.password) {
   const api = await apiContext();

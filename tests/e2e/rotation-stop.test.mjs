@@ -4,14 +4,15 @@
 // gives is still said as one. Signing out during a run stops it before the session ends and the
 // keys are forgotten: the writes on the wire are aborted, nothing more is written, and the page
 // raises no error (a key freed under a write still running would). Signed in again, the run is
-// continued to the end.
+// continued to the end. The session ending under the run (its writes answered 401) stops it the
+// same way, and signed in again the Keys page offers to continue it.
 //
 // Requests are held in the test (page.route) so that each Cancel or sign-out happens at a known
 // point.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Session, apiAs, createInstitution, createUser, launchBrowser } from './harness.mjs';
+import { Session, apiAs, createInstitution, createUser, endSessionElsewhere, launchBrowser } from './harness.mjs';
 import { gateWrites, json, keysAndPatients } from './rotation-fixture.mjs';
 
 const PASSPHRASE = 'stopping passphrase 42';
@@ -220,4 +221,47 @@ test('signing out during a run stops it before the keys are forgotten: no error,
   await page.click('#rotation-continue');
   await sA.waitForNotice(new RegExp(`Key rotation finished: ${left} passports? re-encrypted\\. ${NOTES.length} observation notes re-encrypted\\.`));
   assert.deepEqual(await pending(), { version: 2, passports: 0, notes: 0 });
+}));
+
+test('the session ending during a run stops it: no error, nothing written after; signed in again, the page offers to continue', () => sA.step('rotation-stop-session-ended', async () => {
+  const { page } = sA;
+  const total = PATIENTS.length;
+  await sA.goto('/home');
+  await sA.goto('/keys');
+  // A new version: two passports go through, the next writes (one per writer) stay on the wire.
+  const writes = await gateWrites(page, WRITES, 2);
+  await page.click('#rotate-key');
+  await page.locator('dialog.dialog .btn-danger').click();
+  await page.locator('#rotation-count', { hasText: `2 of ${total} passports` }).waitFor();
+  await waitUntil(() => writes.paths.length === 5, 'three writes on the wire');
+  const before = await pending();
+  assert.deepEqual(before, { version: 3, passports: total - 2, notes: NOTES.length });
+
+  // The session ends on the server (signed out in another window); the writes on the wire are
+  // let go then, and each is answered 401.
+  await endSessionElsewhere(sA);
+  const mark = sA.requests.length;
+  writes.release();
+  await sA.waitForRoute('/login');
+  assert.match(await page.locator('#main .notice').innerText(), /Your session has ended/);
+  await page.waitForTimeout(1000);
+  const written = sA.requests
+    .slice(mark)
+    .filter((r) => r.method !== 'GET')
+    .map((r) => `${r.method} ${new URL(r.url).pathname}`);
+  assert.deepEqual(written, [], 'nothing is written (nor searched) after the session ended');
+  assert.equal(writes.paths.length, 5, 'no passport write was sent after the 401');
+  assert.deepEqual(await pending(), before, 'the writes refused wrote nothing');
+  assert.deepEqual(sA.pageErrors, [], 'no uncaught exception (nor unhandled rejection)');
+  assert.deepEqual(sA.consoleErrors, [], 'no console error');
+  assert.equal(await page.locator('#main .notice-error').count(), 0, 'no error is shown');
+  await page.unroute(WRITES);
+
+  // Signed in again (the keys stayed unlocked in this tab): the Keys page, with the run to continue.
+  await sA.signIn(admin.login, admin.password, { expectRoute: '/keys' });
+  const left = before.passports;
+  await sA.waitForNotice(new RegExp(`Key rotation unfinished: ${left} passports? (is|are) still under (an )?older key versions?`));
+  await page.click('#rotation-continue');
+  await sA.waitForNotice(new RegExp(`Key rotation finished: ${left} passports? re-encrypted\\. ${NOTES.length} observation notes re-encrypted\\.`));
+  assert.deepEqual(await pending(), { version: 3, passports: 0, notes: 0 });
 }));

@@ -4,7 +4,9 @@
 // administrator's reset of a lost phone, turning it off with a code, and a role that
 // requires a second factor sending its holders to enrolment, at sign-in and in the middle of a
 // session. A language switch keeps the key being set up and the recovery codes on screen (in the
-// page's memory, never in storage). The codes are computed here from the key the page shows (RFC 6238: HMAC-SHA1,
+// page's memory, never in storage), and so does the session ending under the user before the
+// codes are saved: the same user signing in again in the tab sees the same codes, anyone else
+// never does. The codes are computed here from the key the page shows (RFC 6238: HMAC-SHA1,
 // 30-second steps, 6 digits), as an authenticator app would.
 
 import { after, before, test } from 'node:test';
@@ -12,7 +14,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ADMIN, Session, apiAs, apiContext, createInstitution, createUser, launchBrowser, unique, withSession } from './harness.mjs';
+import { ADMIN, Session, apiAs, apiContext, createInstitution, createUser, endSessionElsewhere, launchBrowser, unique, withSession } from './harness.mjs';
 
 const STEP_SECS = 30;
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -531,6 +533,122 @@ test('a language switch keeps the key being set up and the recovery codes on scr
     await s.waitForRoute('/home');
     await s.goto('/password');
     assert.match(await page.locator('#recovery-codes-left').innerText(), /^9 recovery codes left\.$/);
+  });
+});
+
+/** Answers the page's next `GET /me` with the server's 401, as if the session had just ended. */
+function expireOnNextMe(page) {
+  return page.route('**/api/v1/me', (route) => route.fulfill({ status: 401, json: { error: { code: 'unauthenticated', message: 'sign in first' } } }), { times: 1 });
+}
+
+/** Signs `user` in on the sign-in page with the password, then `code` (the app's or a recovery code). */
+async function signInWithCode(s, user, code, expectRoute) {
+  const { page } = s;
+  await s.signIn(user.login, user.password, { expectRoute: null });
+  await page.locator('#login-totp').waitFor();
+  await page.fill('#login-totp', code);
+  await page.click('#main form button[type="submit"]');
+  await s.waitForRoute(expectRoute);
+}
+
+/** Fails if any of `codes` is in the tab's storage (localStorage, sessionStorage, IndexedDB). */
+async function assertNotStored(page, codes) {
+  const stored = await storedText(page);
+  for (const code of codes) assert.ok(!stored.includes(code), `${code} is kept in no storage`);
+}
+
+test('the session ends before the recovery codes are saved: the same user signing in again sees the same codes, kept in memory only', async () => {
+  const pharmacist = await createUser(api, { institution_id: institution.id });
+  await withSession(browser, { name: 'totp-codes-session-ended' }, async (s) => {
+    const { page } = s;
+    await s.signIn(pharmacist.login, pharmacist.password);
+    await s.goto('/password');
+    const app = await startEnrolment(s);
+
+    // The session ends just as the second factor is turned on: the codes are in force, but the
+    // page's next request (it reads the account again) finds the session gone, before they are
+    // drawn.
+    await expireOnNextMe(page);
+    const answer = page.waitForResponse((r) => r.url().endsWith('/api/v1/me/totp/confirm'));
+    await page.fill('#totp-confirm-code', await app.code());
+    await page.click('form[data-form-id="totp-confirm"] button[type="submit"]');
+    const { recovery_codes: codes } = await json(await answer, 200);
+    await s.waitForRoute('/login');
+    assert.match(await page.locator('#main .notice').innerText(), /Your session has ended/);
+    await assertNotStored(page, codes);
+    await signInWithCode(s, pharmacist, await app.code(), '/password');
+    await s.waitForNotice(/The second factor is on/);
+    assert.deepEqual(await codesOnScreen(page), codes, 'the codes made before the session ended');
+    assert.equal(await page.locator('#totp-status').count(), 0, 'only the codes until they are saved');
+    assert.match(await page.locator('#recovery-codes-panel').innerText(), /Save these recovery codes now/);
+
+    // Ended again, on the server (signed out in another window), while the codes are on screen:
+    // the next request (the password form beside them) finds it gone.
+    await endSessionElsewhere(s);
+    await page.fill('#password-current_password', pharmacist.password);
+    await page.fill('#password-new_password', 'another-horse-battery-2');
+    await page.fill('#password-new_password_repeat', 'another-horse-battery-2');
+    await page.click('form[data-form-id="password"] button[type="submit"]');
+    await s.waitForRoute('/login');
+    assert.match(await page.locator('#main .notice').innerText(), /Your session has ended/);
+    await assertNotStored(page, codes);
+    await signInWithCode(s, pharmacist, await app.code(), '/password');
+    assert.deepEqual(await codesOnScreen(page), codes, 'the same codes again');
+    assert.equal(await page.inputValue('#password-current_password'), '', 'passwords are not kept');
+    await assertNotStored(page, codes);
+    await s.screenshot('en-account-totp-recovery-codes-after-sign-in');
+    await page.click('#recovery-codes-done');
+    assert.match(await page.locator('#totp-status').innerText(), /On\s+Signing in asks for a code/);
+    assert.match(await page.locator('#recovery-codes-left').innerText(), /^10 recovery codes left\.$/);
+
+    // The codes shown again are the ones in force; once saved (or after a sign-out) they are
+    // not shown again.
+    await page.click('#topbar button:has-text("Sign out")');
+    await s.waitForRoute('/login');
+    await signInWithCode(s, pharmacist, codes[0], '/home');
+    await s.goto('/password');
+    assert.equal(await page.locator('#recovery-codes').count(), 0, 'not shown again');
+    assert.match(await page.locator('#recovery-codes-left').innerText(), /^9 recovery codes left\.$/);
+  });
+});
+
+test('recovery codes kept across an ended session are never shown to another user signing in, and are gone then', async () => {
+  const first = await createUser(api, { institution_id: institution.id });
+  const second = await createUser(api, { institution_id: institution.id });
+  await withSession(browser, { name: 'totp-codes-other-user' }, async (s) => {
+    const { page } = s;
+    await s.signIn(first.login, first.password);
+    await s.goto('/password');
+    const app = await startEnrolment(s);
+    const codes = await confirmAndSeeRecoveryCodes(s, app);
+
+    // The session ended elsewhere; a language switch reads the account again and finds it gone.
+    await endSessionElsewhere(s);
+    await page.click('#topbar button[lang="ru"]');
+    await s.waitForRoute('/login');
+    assert.match(await page.locator('#main .notice').innerText(), /Сеанс работы завершён/);
+    await page.click('#topbar button[lang="en"]');
+    await page.locator('#main h1', { hasText: 'Sign in' }).waitFor();
+    await s.waitForRoute('/login');
+
+    // Someone else signs in at this computer: home, not the page the codes were on, and nowhere
+    // the codes.
+    await s.signIn(second.login, second.password, { expectRoute: '/home' });
+    await s.goto('/password');
+    assert.match(await page.locator('#totp-status').innerText(), /Off/);
+    assert.equal(await page.locator('#recovery-codes').count(), 0);
+    const seen = await page.locator('body').innerText();
+    for (const code of codes) assert.ok(!seen.includes(code), `${code} is not shown to ${second.login}`);
+    await assertNotStored(page, codes);
+    await page.click('#topbar button:has-text("Sign out")');
+    await s.waitForRoute('/login');
+
+    // Gone for their owner too: the draft of the page was discarded as the other user signed in.
+    await signInWithCode(s, first, await app.code(), '/home');
+    await s.goto('/password');
+    assert.equal(await page.locator('#recovery-codes').count(), 0, 'not shown again');
+    assert.match(await page.locator('#totp-status').innerText(), /On\s+Signing in asks for a code/);
+    assert.match(await page.locator('#recovery-codes-left').innerText(), /^10 recovery codes left\.$/);
   });
 });
 

@@ -7,10 +7,16 @@
 // - fields inside or marked `[data-sensitive]` (patient-identifying data in clear): this module's
 //   memory only, never any storage, so they survive a re-sign-in in the same tab and nothing else;
 // - password and file fields, and `[data-no-draft]`: nowhere.
+// Beside the forms, a page may keep part of its state (ctx.state, router.js `keepAcrossSignIn`:
+// the recovery codes on screen, pages/password.js) in the same memory, for its first render
+// after the sign-in.
 // A draft belongs to the user who typed it: another user signing in never sees it.
 
 const STORAGE_KEY = 'palreg.draft';
-/** route -> { userId, forms: { formId: { field: value } } } for the sensitive values. */
+/**
+ * route -> { userId, forms: { formId: { field: value } }, state } for what stays in memory: the
+ * sensitive values, and the page's state kept across the sign-in (or null).
+ */
 const sensitiveDrafts = new Map();
 
 function storage() {
@@ -118,11 +124,14 @@ function hasValues(bucket) {
   return Object.values(bucket).some((values) => Object.keys(values).length > 0);
 }
 
-/** Saves the forms under `root` as the draft of `route` for `userId` (passwords excepted). */
-export function saveDraft(route, userId, root) {
+/**
+ * Saves the forms under `root` as the draft of `route` for `userId` (passwords excepted), with
+ * `state`, what the page keeps of its state (memory only), if any.
+ */
+export function saveDraft(route, userId, root, state = null) {
   discardAll();
   const { plain, sensitive } = captureForms(root);
-  if (hasValues(sensitive)) sensitiveDrafts.set(route, { userId, forms: sensitive });
+  if (hasValues(sensitive) || state) sensitiveDrafts.set(route, { userId, forms: sensitive, state });
   if (hasValues(plain)) {
     try {
       storage()?.setItem(STORAGE_KEY, JSON.stringify({ route, userId, forms: plain }));
@@ -152,6 +161,17 @@ function readStored() {
   } catch {
     return null;
   }
+}
+
+/**
+ * Takes (and forgets) the page state kept with the draft of `route`, if `userId` left it; else
+ * null. The router asks before the page renders (it becomes ctx.state), the forms come after.
+ */
+export function takeDraftState(route, userId) {
+  const memory = sensitiveDrafts.get(route);
+  const state = memory?.userId === userId ? memory.state : null;
+  if (memory) memory.state = null;
+  return state ?? null;
 }
 
 /**

@@ -18,6 +18,8 @@
 //       path: '/admin/refs/districts', //   where the entry leads (required when route has params)
 //     },
 //     render: async (ctx) => cleanup?, // builds the page into ctx.root (see below)
+//     keepAcrossSignIn: (state) => part?, // optional: what of ctx.state (below) outlives the
+//                                      // session ending under the user, or null
 //   })
 //
 // ctx = { root, params, query (URLSearchParams), route, user, signal (aborted when the user
@@ -33,11 +35,16 @@
 // sign-in or sign-out) starts with a new, empty one. `ctx.stateSignal` is aborted when
 // `ctx.state` is let go that way: work that belongs to the page rather than to one drawing of it
 // stops on that signal, and goes on across a language switch.
+// One exception: what a page's `keepAcrossSignIn(state)` returns when the session ends under the
+// user (session.js) waits with the form draft, in memory (drafts.js), and is the `ctx.state` of
+// the same page's first render after the same user signs in again in this tab (what the server
+// has already made and the page alone shows: the recovery codes, pages/password.js). Anyone else
+// signing in, or a sign-out, discards it.
 
 import { t } from './i18n.js';
 import { h } from './dom.js';
 import { currentUser } from './session.js';
-import { applyForms, captureForms, takeDraft } from './drafts.js';
+import { applyForms, captureForms, takeDraft, takeDraftState } from './drafts.js';
 import { errorMessage } from './api.js';
 import { notice, pageHeading, showFlash } from './ui.js';
 
@@ -281,6 +288,17 @@ export function leavePage() {
   for (const view of outlet.children) view.inert = true;
 }
 
+/**
+ * What the page shown keeps of its state (its `keepAcrossSignIn`) when the session of `userId`
+ * ends under it on `route`, for that user's sign-in again (session.js saves it with the draft);
+ * null for most pages.
+ */
+export function stateKeptAcrossSignIn(route, userId) {
+  if (!kept || kept.route !== route || kept.userId !== userId) return null;
+  const page = pages.find((p) => p.route === kept.page);
+  return page?.keepAcrossSignIn?.(kept.state) ?? null;
+}
+
 /** Renders the current route again, keeping whatever was typed into its forms. */
 export function refresh() {
   pendingRestore = outlet ? captureForms(outlet, { includePasswords: true }) : null;
@@ -317,7 +335,9 @@ async function render({ again = false } = {}) {
   const same = again && kept && kept.page === page.route && kept.route === route && kept.userId === userId;
   if (!same) {
     kept?.leave.abort();
-    kept = { page: page.route, route, userId, state: {}, leave: new AbortController() };
+    // Signed in again after the session ended here: what the page kept then, if this user left it.
+    const state = (user && takeDraftState(route, user.id)) ?? {};
+    kept = { page: page.route, route, userId, state, leave: new AbortController() };
   }
   // Each render gets its own container, so that a slow page that resolves after the user has
   // moved on writes into a detached element, not into the next page.

@@ -7,7 +7,7 @@
 import { get, post, setEnrolmentRequiredHandler, setSessionExpiredHandler } from './api.js';
 import { discardAll, draftRouteFor, saveDraft } from './drafts.js';
 import { forgetKeys, keyWorkEnded } from './keystore.js';
-import { HOME, LOGIN, currentRoute, leavePage, navigate, outletElement, rememberReturn, takeReturn } from './router.js';
+import { HOME, LOGIN, currentRoute, leavePage, navigate, outletElement, rememberReturn, stateKeptAcrossSignIn, takeReturn } from './router.js';
 
 let user = null;
 let expired = false;
@@ -132,7 +132,9 @@ function sessionEnded() {
   if (!user) return;
   const route = currentRoute();
   const outlet = outletElement();
-  if (outlet) saveDraft(route, user.id, outlet);
+  // The forms, and what the page keeps of its state (the recovery codes on screen): the same user
+  // signing in again in this tab gets them back.
+  if (outlet) saveDraft(route, user.id, outlet, stateKeptAcrossSignIn(route, user.id));
   rememberReturn(route, user.id);
   user = null;
   expired = true;

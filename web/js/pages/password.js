@@ -16,7 +16,10 @@
 // (the key and QR code being set up, or the recovery codes just made) is kept in the page's state
 // in memory (ctx.state, never any storage) and drawn again in the new language, so that nothing
 // shown only once is lost. An answer that arrives after the switch is drawn on the page shown
-// then.
+// then. The recovery codes also outlive the session ending under the user while they are on
+// screen (router.js `keepAcrossSignIn`, in memory): they are in force on the server already, so
+// the same user signing in again in this tab sees them again; anyone else, or a sign-out, drops
+// them.
 
 import { HOME, mustEnrol, registerPage } from '../router.js';
 import { h, replace } from '../dom.js';
@@ -387,6 +390,9 @@ registerPage({
   titleKey: 'password.title',
   enrolment: true,
   menu: { section: 'account', order: 10, descriptionKey: 'home.shortcuts.password' },
+  // Recovery codes not yet saved would be lost for good with the session: they wait for the
+  // same user's sign-in (drawn while the second factor is still on, as after a language switch).
+  keepAcrossSignIn: (state) => (state.totp?.step === 'codes' ? { totp: state.totp, totpFirst: state.totpFirst } : null),
   async render(ctx) {
     // The second factor may have changed since sign-in (an administrator's reset, a role).
     const user = await refreshUser({ signal: ctx.signal });
