@@ -375,8 +375,20 @@ fn restore_checks_the_backups_signature(backend: Backend) {
     );
     std::fs::write(backup.signature(), kept_signature).unwrap();
 
-    // Nothing was restored by any of these; the right key restores it.
+    // Nothing was restored by any of these, nor left behind (a restore checks and reads a
+    // private copy of the backup, in the data directory); the right key restores it.
+    let partial = |dir: &Path| names_in(dir).into_iter().any(|n| n.contains("partial"));
+    assert!(
+        !partial(elsewhere.dir.path()),
+        "{:?}",
+        names_in(elsewhere.dir.path())
+    );
     assert_eq!(backup.restore_into(&elsewhere), Ok(0));
+    assert!(
+        !partial(elsewhere.dir.path()),
+        "{:?}",
+        names_in(elsewhere.dir.path())
+    );
     let app = spawn_with(backend, elsewhere, |_| {});
     let admin = app.admin_token();
     assert_eq!(institution_codes(&app, &admin), ["H1"]);

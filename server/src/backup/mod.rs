@@ -402,6 +402,16 @@ fn checked(bytes_of: &Path, backup: &Path, checking: &Checking<'_>) -> anyhow::R
     Ok(Checked { sha256, signed_by })
 }
 
+/// Copies `from` into the existing file `to`, keeping `to`'s permissions (the private copy of
+/// a backup that a restore checks and reads).
+fn copy_into(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let mut source = File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mut target = OpenOptions::new().write(true).open(to)?;
+    std::io::copy(&mut source, &mut target)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
 /// The SHA-256 of `bytes_of`, checked against the checksum beside `backup` when there is one:
 /// SQLite's and pg_restore's checks miss a flipped byte inside a value, the checksum does not.
 fn checked_sha256(bytes_of: &Path, backup: &Path) -> anyhow::Result<String> {

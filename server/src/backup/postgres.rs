@@ -9,7 +9,7 @@ use anyhow::Context;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, RunQueryDsl};
 
-use super::{Contents, Restored};
+use super::{Contents, Restored, TempFile};
 use crate::db::{self, DatabaseUrl, DbConn};
 
 /// Dumps the database into the empty file `into` (pg_dump's custom format), from the same
@@ -40,14 +40,21 @@ pub(super) fn dump(url: &str, into: &Path) -> anyhow::Result<Contents> {
 }
 
 /// Restores the archive `file` into the database, which must be empty, then checks it and
-/// records the restore; a restore that fails its checks is taken out again.
+/// records the restore; a restore that fails its checks is taken out again. What is checked
+/// and restored is a private copy in the data directory: the file itself could be changed
+/// between its check and pg_restore's reading of it.
 pub(super) fn restore(
     url: &str,
     file: &Path,
     trust: &super::Checking<'_>,
 ) -> anyhow::Result<Restored> {
     let target = Target::parse(url)?;
-    let checked = super::checked(file, file, trust)?;
+    crate::secrets::create_private_dir(trust.data_dir)?;
+    let copy = TempFile::create_beside(&trust.data_dir.join("restore.dump"))?;
+    super::copy_into(file, copy.path())?;
+    let checked = super::checked(copy.path(), file, trust)?;
+    let backup = file;
+    let file = copy.path();
     archive_entries(file, &target).context("it is not a readable pg_dump archive")?;
     let mut conn = connect(url)?;
     // Holding the migration lock: a server started meanwhile waits, then finds it restored.
@@ -65,7 +72,7 @@ pub(super) fn restore(
                 file.as_os_str(),
             ],
         )?;
-        super::check_and_record(conn, file, &checked, None).or_else(|refused| {
+        super::check_and_record(conn, backup, &checked, None).or_else(|refused| {
             empty_public_schema(conn)
                 .context("and the restored tables could not be dropped again: drop the database")
                 .map_err(|e| e.context(format!("{refused:#}")))?;

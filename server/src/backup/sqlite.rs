@@ -55,7 +55,7 @@ pub(super) fn restore(
     }
     let kept_as = db.exists().then(|| kept_name(db)).transpose()?;
     let tmp = TempFile::create_beside(db)?;
-    copy_into(file, tmp.path())?;
+    super::copy_into(file, tmp.path())?;
     let checked = super::checked(tmp.path(), file, trust)?;
     // Before the server's PRAGMAs, which would fail on a damaged file with a vaguer message.
     check_integrity(&mut DbConn::Sqlite(open(tmp.path())?))?;
@@ -111,16 +111,6 @@ fn check_integrity(conn: &mut DbConn) -> anyhow::Result<()> {
     if found != ["ok"] {
         anyhow::bail!("it fails SQLite's integrity check: {}", found.join("; "));
     }
-    Ok(())
-}
-
-/// Copies `from` into the existing file `to`, keeping `to`'s permissions.
-fn copy_into(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let mut source =
-        std::fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
-    let mut target = std::fs::OpenOptions::new().write(true).open(to)?;
-    std::io::copy(&mut source, &mut target)
-        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 
