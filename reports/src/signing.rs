@@ -276,28 +276,43 @@ impl ReportSignature {
 
     /// The `.sig` file: a version line and the algorithm with the base64 signature.
     pub fn to_sig_file(&self) -> String {
-        format!("{SIG_FILE_HEADER}\n{SIG_ALGORITHM} {}\n", self.to_base64())
+        self.to_sig_file_under(SIG_FILE_HEADER)
+    }
+
+    /// A `.sig` file of the same form whose first line is `header` (what else the server signs
+    /// names itself there: a backup, `palreg-backup-signature v1`).
+    pub fn to_sig_file_under(&self, header: &str) -> String {
+        format!("{header}\n{SIG_ALGORITHM} {}\n", self.to_base64())
     }
 
     /// Reads a `.sig` file, or the bare base64 signature of the header form.
     pub fn parse(text: &str) -> Result<Self, VerifyError> {
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        let first = lines.next().ok_or(VerifyError::MalformedSignature)?;
-        let encoded = if first == SIG_FILE_HEADER {
-            let line = lines.next().ok_or(VerifyError::MalformedSignature)?;
-            let encoded = line
-                .strip_prefix(SIG_ALGORITHM)
-                .filter(|rest| rest.starts_with(' '))
-                .ok_or(VerifyError::MalformedSignature)?;
-            if lines.next().is_some() {
-                return Err(VerifyError::MalformedSignature);
-            }
-            encoded.trim()
-        } else if lines.next().is_none() {
-            first
-        } else {
+        match (lines.next(), lines.next()) {
+            (Some(only), None) if only != SIG_FILE_HEADER => Self::from_base64(only),
+            _ => Self::parse_sig_file(text, SIG_FILE_HEADER),
+        }
+    }
+
+    /// Reads a `.sig` file written by [`Self::to_sig_file_under`] with `header` (the header
+    /// line is required).
+    pub fn parse_sig_file(text: &str, header: &str) -> Result<Self, VerifyError> {
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        if lines.next() != Some(header) {
             return Err(VerifyError::MalformedSignature);
-        };
+        }
+        let line = lines.next().ok_or(VerifyError::MalformedSignature)?;
+        let encoded = line
+            .strip_prefix(SIG_ALGORITHM)
+            .filter(|rest| rest.starts_with(' '))
+            .ok_or(VerifyError::MalformedSignature)?;
+        if lines.next().is_some() {
+            return Err(VerifyError::MalformedSignature);
+        }
+        Self::from_base64(encoded.trim())
+    }
+
+    fn from_base64(encoded: &str) -> Result<Self, VerifyError> {
         let bytes: [u8; 64] = BASE64
             .decode(encoded)
             .map_err(|_| VerifyError::MalformedSignature)?

@@ -79,6 +79,22 @@ fn signature_and_key_formats_round_trip() {
         ReportSignature::parse(&file.replace("ed25519", "rsa")),
         Err(VerifyError::MalformedSignature)
     );
+    // A file of the same form under another header (a backup's) reads only under that header.
+    let other = sig.to_sig_file_under("palreg-backup-signature v1");
+    assert_eq!(
+        ReportSignature::parse_sig_file(&other, "palreg-backup-signature v1"),
+        Ok(sig)
+    );
+    assert_eq!(
+        ReportSignature::parse(&other),
+        Err(VerifyError::MalformedSignature)
+    );
+    for text in [&file, &sig.to_base64()] {
+        assert_eq!(
+            ReportSignature::parse_sig_file(text, "palreg-backup-signature v1"),
+            Err(VerifyError::MalformedSignature)
+        );
+    }
     assert_eq!(
         ReportPublicKey::parse("AAAA"),
         Err(VerifyError::MalformedPublicKey)

@@ -77,11 +77,8 @@ pub fn backup(url: &DatabaseUrl, file: &Path, data_dir: &Path) -> anyhow::Result
     std::fs::write(&checksum, format!("{sha256}  {}\n", file_name(file)))
         .with_context(|| format!("cannot write {}", checksum.display()))?;
     let signed = key.sign(&signed_message(&sha256));
-    std::fs::write(
-        &signature,
-        format!("{SIG_HEADER}\ned25519 {}\n", signed.to_base64()),
-    )
-    .with_context(|| format!("cannot write {}", signature.display()))?;
+    std::fs::write(&signature, signed.to_sig_file_under(SIG_HEADER))
+        .with_context(|| format!("cannot write {}", signature.display()))?;
     let public_key = key.public_key().to_base64();
     record_backup(url, file, &sha256, &public_key, bytes).with_context(|| {
         format!(
@@ -164,79 +161,83 @@ fn signature_path(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The key a restore checks signatures with: the one given, else the data directory's.
-fn trusted_key(trust: &Trust, data_dir: &Path) -> anyhow::Result<Option<PublicKey>> {
-    if let Some(text) = &trust.public_key {
-        return PublicKey::parse(text)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("--public-key: {e}"));
-    }
-    let path = data_dir.join(BACKUP_KEY_FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let key = SigningKey::load(&path)
-        .map_err(|e| anyhow::anyhow!("backup signing key {}: {e}", path.display()))?;
-    Ok(Some(key.public_key()))
+/// How a restore checks who made a backup: with the key it trusts (the one given, else the data
+/// directory's, if any), or not at all (`--unsigned`). Made before anything is copied or read.
+pub(super) struct Verifier {
+    key: Option<PublicKey>,
+    unsigned: bool,
 }
 
-/// Checks the signature beside `backup` over `sha256`: the public key that made it, or `None`
-/// for a backup restored unchecked with [`Trust::unsigned`].
-fn check_signature(
-    backup: &Path,
-    sha256: &str,
-    trust: &Trust,
-    data_dir: &Path,
-) -> anyhow::Result<Option<String>> {
-    let path = signature_path(backup);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
-    };
-    let key = trusted_key(trust, data_dir)?;
-    let (text, key) = match (text, key) {
-        (Some(text), Some(key)) => (text, key),
-        (text, key) => {
-            if trust.unsigned {
-                println!(
-                    "note: the backup's signature is not checked (--unsigned): nothing shows \
-                     that this server's backup key made it"
-                );
-                return Ok(None);
+impl Verifier {
+    fn new(trust: &Trust, data_dir: &Path) -> anyhow::Result<Self> {
+        let key = match &trust.public_key {
+            Some(text) => {
+                Some(PublicKey::parse(text).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?)
             }
-            if text.is_none() {
+            None => {
+                let path = data_dir.join(BACKUP_KEY_FILE);
+                if path.exists() {
+                    let key = SigningKey::load(&path).map_err(|e| {
+                        anyhow::anyhow!("backup signing key {}: {e}", path.display())
+                    })?;
+                    Some(key.public_key())
+                } else {
+                    None
+                }
+            }
+        };
+        Ok(Self {
+            key,
+            unsigned: trust.unsigned,
+        })
+    }
+
+    /// Checks the signature beside `backup` over `sha256`: the public key that made it, or
+    /// `None` for a backup restored unchecked with [`Trust::unsigned`].
+    fn check(&self, backup: &Path, sha256: &str) -> anyhow::Result<Option<String>> {
+        let path = signature_path(backup);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+        };
+        let (text, key) = match (text, &self.key) {
+            (Some(text), Some(key)) => (text, key),
+            (text, _) => {
+                if self.unsigned {
+                    println!(
+                        "note: the backup's signature is not checked (--unsigned): nothing shows \
+                         that this server's backup key made it"
+                    );
+                    return Ok(None);
+                }
+                if text.is_none() {
+                    anyhow::bail!(
+                        "there is no {} beside it: without its signature nothing shows that it \
+                         was not changed. A backup made before backups were signed restores with \
+                         --unsigned",
+                        path.display()
+                    );
+                }
                 anyhow::bail!(
-                    "there is no {} beside it: without its signature nothing shows that it was \
-                     not changed. A backup made before backups were signed restores with --unsigned",
-                    path.display()
+                    "its signature cannot be checked: there is no {} in the data directory. Give \
+                     the backup key's public half, printed when the backup was made, with \
+                     --public-key (or restore with --unsigned)",
+                    BACKUP_KEY_FILE
                 );
             }
-            debug_assert!(key.is_none());
+        };
+        let signature = Signature::parse_sig_file(&text, SIG_HEADER)
+            .map_err(|_| anyhow::anyhow!("{} is not a palreg backup signature", path.display()))?;
+        if key.verify(&signed_message(sha256), &signature).is_err() {
             anyhow::bail!(
-                "its signature cannot be checked: there is no {} in the data directory. Give the \
-                 backup key's public half, printed when the backup was made, with --public-key \
-                 (or restore with --unsigned)",
-                BACKUP_KEY_FILE
+                "its signature does not match: the file or its checksum was changed, or another \
+                 key signed it (the key checked: {})",
+                key.to_base64()
             );
         }
-    };
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let signature = match (lines.next(), lines.next(), lines.next()) {
-        (Some(SIG_HEADER), Some(line), None) => line
-            .strip_prefix("ed25519 ")
-            .and_then(|b64| Signature::parse(b64).ok()),
-        _ => None,
+        Ok(Some(key.to_base64()))
     }
-    .ok_or_else(|| anyhow::anyhow!("{} is not a palreg backup signature", path.display()))?;
-    if key.verify(&signed_message(sha256), &signature).is_err() {
-        anyhow::bail!(
-            "its signature does not match: the file or its checksum was changed, or another \
-             key signed it (the key checked: {})",
-            key.to_base64()
-        );
-    }
-    Ok(Some(key.to_base64()))
 }
 
 /// Replaces the database with the backup in `file`, after checking it, and prints the result.
@@ -250,10 +251,10 @@ pub fn restore(
         if !file.is_file() {
             anyhow::bail!("there is no file {}", file.display());
         }
-        let trust = Checking { trust, data_dir };
+        let verifier = Verifier::new(trust, data_dir)?;
         match url {
-            DatabaseUrl::Sqlite(db) => sqlite::restore(db, file, &trust),
-            DatabaseUrl::Postgres(url) => postgres::restore(url, file, &trust),
+            DatabaseUrl::Sqlite(db) => sqlite::restore(db, file, &verifier),
+            DatabaseUrl::Postgres(url) => postgres::restore(url, file, data_dir, &verifier),
         }
     })()
     .with_context(|| format!("cannot restore {} into {}", file.display(), url.redacted()))?;
@@ -380,12 +381,6 @@ fn checksum_path(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// How a restore checks who made the backup, with the data directory whose key it trusts.
-struct Checking<'a> {
-    trust: &'a Trust,
-    data_dir: &'a Path,
-}
-
 /// What a restore found of a backup before it touched anything.
 struct Checked {
     sha256: String,
@@ -396,9 +391,9 @@ struct Checked {
 /// The SHA-256 of `bytes_of` (a backup, or the copy of it about to be restored), checked against
 /// the checksum beside `backup` (a missing one is noted: the signature covers the hash
 /// itself), and the signature beside `backup` over it.
-fn checked(bytes_of: &Path, backup: &Path, checking: &Checking<'_>) -> anyhow::Result<Checked> {
+fn checked(bytes_of: &Path, backup: &Path, verifier: &Verifier) -> anyhow::Result<Checked> {
     let sha256 = checked_sha256(bytes_of, backup)?;
-    let signed_by = check_signature(backup, &sha256, checking.trust, checking.data_dir)?;
+    let signed_by = verifier.check(backup, &sha256)?;
     Ok(Checked { sha256, signed_by })
 }
 

@@ -46,13 +46,14 @@ pub(super) fn dump(url: &str, into: &Path) -> anyhow::Result<Contents> {
 pub(super) fn restore(
     url: &str,
     file: &Path,
-    trust: &super::Checking<'_>,
+    data_dir: &Path,
+    verifier: &super::Verifier,
 ) -> anyhow::Result<Restored> {
     let target = Target::parse(url)?;
-    crate::secrets::create_private_dir(trust.data_dir)?;
-    let copy = TempFile::create_beside(&trust.data_dir.join("restore.dump"))?;
+    crate::secrets::create_private_dir(data_dir)?;
+    let copy = TempFile::create_beside(&data_dir.join("restore.dump"))?;
     super::copy_into(file, copy.path())?;
-    let checked = super::checked(copy.path(), file, trust)?;
+    let checked = super::checked(copy.path(), file, verifier)?;
     let backup = file;
     let file = copy.path();
     archive_entries(file, &target).context("it is not a readable pg_dump archive")?;

@@ -35,7 +35,7 @@ pub(super) fn snapshot(db: &Path, into: &Path) -> anyhow::Result<Contents> {
 pub(super) fn restore(
     db: &Path,
     file: &Path,
-    trust: &super::Checking<'_>,
+    verifier: &super::Verifier,
 ) -> anyhow::Result<Restored> {
     let _lock = DatabaseLock::try_acquire(db).map_err(|e| match e {
         LockError::Held { lock, .. } => anyhow::anyhow!(
@@ -56,7 +56,7 @@ pub(super) fn restore(
     let kept_as = db.exists().then(|| kept_name(db)).transpose()?;
     let tmp = TempFile::create_beside(db)?;
     super::copy_into(file, tmp.path())?;
-    let checked = super::checked(tmp.path(), file, trust)?;
+    let checked = super::checked(tmp.path(), file, verifier)?;
     // Before the server's PRAGMAs, which would fail on a damaged file with a vaguer message.
     check_integrity(&mut DbConn::Sqlite(open(tmp.path())?))?;
     let contents = {
