@@ -3,12 +3,48 @@
 // patients and sealed notes.
 
 import assert from 'node:assert/strict';
+import { Session, apiAs, createInstitution, createUser, launchBrowser } from './harness.mjs';
 
 /** The JSON of `response`, which must have `status`. */
 export async function json(response, status = 200) {
   const text = await response.text();
   assert.equal(response.status(), status, `${response.url()}: ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+/**
+ * A browser and a new institution whose administrator (named `fullName`) is at hand through the
+ * API and in a browser session: `{ admin, api, session, members, close }`. `members()` is the
+ * institution's members as the API gives them; `close(...secrets)` checks that the session
+ * raised no error and sent none of `secrets`, then closes everything (also what a failed start
+ * had opened).
+ */
+export async function adminInstitution(fullName) {
+  const opened = { browser: await launchBrowser() };
+  const close = async (...secrets) => {
+    try {
+      opened.session?.assertClean();
+      opened.session?.assertNothingSent(...secrets);
+    } finally {
+      await opened.session?.close();
+      await opened.api?.dispose();
+      await opened.browser.close();
+    }
+  };
+  try {
+    const root = await apiAs();
+    const institution = await createInstitution(root);
+    const admin = await createUser(root, { full_name: fullName, roles: ['admin'], institution_id: institution.id });
+    await root.dispose();
+    opened.api = await apiAs(admin.login, admin.password);
+    opened.session = await Session.open(opened.browser);
+    const { api, session } = opened;
+    const members = async () => json(await api.get(`/api/v1/institutions/${institution.id}/members`));
+    return { admin, api, session, members, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 /**

@@ -12,8 +12,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Session, apiAs, createInstitution, createUser, launchBrowser } from './harness.mjs';
-import { gateWrites, json, keysAndPatients } from './rotation-fixture.mjs';
+import { adminInstitution, gateWrites, json, keysAndPatients } from './rotation-fixture.mjs';
 
 const PASSPHRASE = 'switch passphrase 42';
 const PATIENTS = [
@@ -37,36 +36,20 @@ const NOTES = [
 const NAMES = PATIENTS.flatMap(([s, f]) => [s, f]);
 const NOTE_TEXTS = NOTES.map(([, text]) => text);
 
-let browser;
+let suite; // the administrator's institution (rotation-fixture.mjs)
 let admin;
 let api; // the administrator, through the API (for checks)
 let sA;
-let institutionId;
 const ids = [];
 
 before(async () => {
-  browser = await launchBrowser();
-  const root = await apiAs();
-  const institution = await createInstitution(root);
-  institutionId = institution.id;
-  admin = await createUser(root, { full_name: 'Lebedeva Inna Sergeevna', roles: ['admin'], institution_id: institution.id });
-  await root.dispose();
-  api = await apiAs(admin.login, admin.password);
-  sA = await Session.open(browser);
+  suite = await adminInstitution('Lebedeva Inna Sergeevna');
+  ({ admin, api, session: sA } = suite);
 });
 
-after(async () => {
-  try {
-    sA?.assertClean();
-    sA?.assertNothingSent(...NAMES, ...NOTE_TEXTS, PASSPHRASE);
-  } finally {
-    await sA?.close();
-    await api?.dispose();
-    await browser?.close();
-  }
-});
+after(() => suite?.close(...NAMES, ...NOTE_TEXTS, PASSPHRASE));
 
-const members = async () => json(await api.get(`/api/v1/institutions/${institutionId}/members`));
+const members = () => suite.members();
 
 /** The key versions of every passport and every note, as the API gives them. */
 async function versions() {

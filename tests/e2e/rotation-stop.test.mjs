@@ -12,8 +12,8 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Session, apiAs, createInstitution, createUser, endSessionElsewhere, launchBrowser } from './harness.mjs';
-import { gateWrites, json, keysAndPatients } from './rotation-fixture.mjs';
+import { endSessionElsewhere } from './harness.mjs';
+import { adminInstitution, gateWrites, json, keysAndPatients } from './rotation-fixture.mjs';
 
 const PASSPHRASE = 'stopping passphrase 42';
 const PATIENTS = [
@@ -35,36 +35,20 @@ const SEARCH = '**/api/v1/patients/search';
 const ENVELOPES = '**/api/v1/me/envelopes';
 const WRITES = '**/api/v1/patients/*';
 
-let browser;
+let suite; // the administrator's institution (rotation-fixture.mjs)
 let admin;
 let api; // the administrator, through the API (for checks)
 let sA;
-let institutionId;
 const ids = [];
 
 before(async () => {
-  browser = await launchBrowser();
-  const root = await apiAs();
-  const institution = await createInstitution(root);
-  institutionId = institution.id;
-  admin = await createUser(root, { full_name: 'Kedrova Anna Pavlovna', roles: ['admin'], institution_id: institution.id });
-  await root.dispose();
-  api = await apiAs(admin.login, admin.password);
-  sA = await Session.open(browser);
+  suite = await adminInstitution('Kedrova Anna Pavlovna');
+  ({ admin, api, session: sA } = suite);
 });
 
-after(async () => {
-  try {
-    sA?.assertClean();
-    sA?.assertNothingSent(...NAMES, ...NOTE_TEXTS, PASSPHRASE);
-  } finally {
-    await sA?.close();
-    await api?.dispose();
-    await browser?.close();
-  }
-});
+after(() => suite?.close(...NAMES, ...NOTE_TEXTS, PASSPHRASE));
 
-const members = async () => json(await api.get(`/api/v1/institutions/${institutionId}/members`));
+const members = () => suite.members();
 
 /** What the server counts as left to re-encrypt. */
 async function pending() {
