@@ -12,8 +12,8 @@ pub mod testing;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
@@ -156,11 +156,26 @@ pub type PooledConn = r2d2::PooledConnection<Manager>;
 /// transaction. With writes spread over the pool, every import batch and audit commit began
 /// with a cold cache and read the upper levels of its indexes back from the file; the one
 /// writer keeps them (the readers' caches are dropped at each commit anyway).
+///
+/// Two lanes lead to the turn. Every writer takes the first, except a bulk write (an import
+/// batch of thousands of patients): it waits in the second while anyone waits in the first, so
+/// that a clinician's edit, or the audit entries of the reads and searches of every
+/// institution, wait for the batch already being written, not for the ones queued behind it
+/// too (bench/README.md, twenty-first session). Only under writes that never stop coming does
+/// a batch go first, after [`BULK_WAITS_AT_MOST`].
 pub struct Writer {
     url: DatabaseUrl,
     cache_kib: u64,
     conn: Mutex<DbConn>,
+    /// Writers waiting in the first lane (counted until they hold the turn).
+    waiting: Mutex<usize>,
+    /// Told when no one waits in the first lane any more.
+    first_lane_empty: Condvar,
 }
+
+/// The longest a bulk write lets the first lane go before it: under writes that never stop
+/// coming, a batch still gets its turn.
+const BULK_WAITS_AT_MOST: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,18 +196,69 @@ impl Writer {
             conn: Mutex::new(writer_connection(url, cache_kib)?),
             url: url.clone(),
             cache_kib,
+            waiting: Mutex::new(0),
+            first_lane_empty: Condvar::new(),
         })
     }
 
-    /// Waits for this process's turn to write, and holds it without writing.
-    fn hold(&self) -> WriterTurn<'_> {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_conn(&self) -> WriterTurn<'_> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits in the first lane for this process's turn to write, and holds it without writing.
+    fn hold(&self) -> WriterTurn<'_> {
+        *self.waiting() += 1;
+        let turn = self.lock_conn();
+        let mut waiting = self.waiting();
+        *waiting -= 1;
+        if *waiting == 0 {
+            self.first_lane_empty.notify_all();
+        }
+        turn
+    }
+
+    /// Waits in the bulk lane (see [`Writer`]): for the turn once no one waits in the first
+    /// lane, or once [`BULK_WAITS_AT_MOST`] has passed.
+    fn hold_in_bulk(&self) -> WriterTurn<'_> {
+        let deadline = Instant::now() + BULK_WAITS_AT_MOST;
+        loop {
+            let mut waiting = self.waiting();
+            while *waiting > 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                waiting = self
+                    .first_lane_empty
+                    .wait_timeout(waiting, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            drop(waiting);
+            let turn = self.lock_conn();
+            // Someone may have come to the first lane while this one waited for the lock.
+            if *self.waiting() == 0 || Instant::now() >= deadline {
+                return turn;
+            }
+        }
     }
 
     /// Waits for this process's turn to write, and hands over the writer's connection (opened
     /// again first if a panic in a transaction left it broken).
     pub fn turn(&self) -> Result<WriterTurn<'_>, ConnectionError> {
-        let mut turn = self.hold();
+        self.ready(self.hold())
+    }
+
+    /// [`Writer::turn`] for a bulk write, in the lane that lets every other writer go first.
+    pub fn bulk_turn(&self) -> Result<WriterTurn<'_>, ConnectionError> {
+        self.ready(self.hold_in_bulk())
+    }
+
+    fn ready<'a>(&self, mut turn: WriterTurn<'a>) -> Result<WriterTurn<'a>, ConnectionError> {
         if is_broken(&mut turn) {
             *turn = writer_connection(&self.url, self.cache_kib)?;
         }
@@ -302,6 +368,15 @@ impl std::ops::DerefMut for WriteConn<'_> {
 pub fn write_conn<'a>(pool: &Pool, gate: Option<&'a Writer>) -> anyhow::Result<WriteConn<'a>> {
     Ok(match gate {
         Some(gate) => WriteConn::Writer(gate.turn()?),
+        None => WriteConn::Pooled(pool.get()?),
+    })
+}
+
+/// [`write_conn`] for a bulk write (an import batch): on SQLite it lets every other writer
+/// waiting for the turn go first (see [`Writer`]).
+pub fn bulk_write_conn<'a>(pool: &Pool, gate: Option<&'a Writer>) -> anyhow::Result<WriteConn<'a>> {
+    Ok(match gate {
+        Some(gate) => WriteConn::Writer(gate.bulk_turn()?),
         None => WriteConn::Pooled(pool.get()?),
     })
 }
@@ -1051,6 +1126,65 @@ mod tests {
             [2],
             "the open transaction was rolled back, the next one committed"
         );
+    }
+
+    /// A bulk write waiting for the turn lets a writer that came after it go first: an import
+    /// batch does not make a clinician's write wait for the batches queued behind the one
+    /// being written.
+    #[test]
+    fn a_bulk_write_lets_the_first_lane_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("lanes.db"));
+        let gate = write_gate(&url, 2).unwrap().unwrap();
+        let order = Mutex::new(Vec::new());
+        let batch_written = gate.turn().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _turn = gate.bulk_turn().unwrap();
+                order.lock().unwrap().push("queued batch");
+            });
+            // The queued batch waits for the turn first (or will, and sees the edit waiting).
+            std::thread::sleep(Duration::from_millis(50));
+            s.spawn(|| {
+                let _turn = gate.turn().unwrap();
+                order.lock().unwrap().push("edit");
+            });
+            // The edit is counted in the first lane before the batch being written ends.
+            while *gate.waiting() == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(batch_written);
+        });
+        assert_eq!(*order.lock().unwrap(), ["edit", "queued batch"]);
+    }
+
+    /// A bulk write is not held back for ever by writers that keep coming.
+    #[test]
+    fn a_bulk_write_gets_its_turn_under_writes_that_never_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("busy.db"));
+        let gate = write_gate(&url, 2).unwrap().unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // Two writers, each back in the first lane before the other has left it.
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _turn = gate.turn().unwrap();
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let start = Instant::now();
+            drop(gate.bulk_turn().unwrap());
+            let waited = start.elapsed();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                waited < BULK_WAITS_AT_MOST + Duration::from_secs(3),
+                "waited {waited:?}"
+            );
+        });
     }
 
     /// A request that finds every connection busy is told to come back (503 with Retry-After),

@@ -65,12 +65,35 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn, &mut NewEntry) -> ApiResult<T> + Send + 'static,
 {
+    audited_in(state, Lane::First, entry, change).await
+}
+
+/// Which lane of the write turn a change waits in (see [`db::Writer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Every change but the bulk ones.
+    First,
+    /// A bulk change (an import batch): every writer waiting in the first lane goes first.
+    Bulk,
+}
+
+/// [`audited`], in the lane given.
+pub async fn audited_in<T, F>(
+    state: &web::Data<AppState>,
+    lane: Lane,
+    entry: NewEntry,
+    change: F,
+) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &mut NewEntry) -> ApiResult<T> + Send + 'static,
+{
     let state = state.clone();
     web::block(move || {
         let attempt = entry.clone();
         // The write turn is given back before a refusal is queued: the queue's leader takes
         // it itself.
-        let result = in_write_transaction(&state, |conn| {
+        let result = in_write_transaction(&state, lane, |conn| {
             let place = audit::reserve(conn)?;
             let mut entry = entry;
             let value = change(conn, &mut entry)?;
@@ -99,18 +122,23 @@ where
     F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
 {
     let state = state.clone();
-    web::block(move || in_write_transaction(&state, f)).await?
+    web::block(move || in_write_transaction(&state, Lane::First, f)).await?
 }
 
 /// Runs `f` in one transaction on the connection to write with (on SQLite after waiting for
 /// this process's write turn, which is given back on return).
 fn in_write_transaction<T>(
     state: &AppState,
+    lane: Lane,
     f: impl FnOnce(&mut DbConn) -> ApiResult<T>,
 ) -> ApiResult<T> {
     use diesel::Connection;
-    let mut conn =
-        db::write_conn(&state.pool, state.write_gate.as_deref()).map_err(ApiError::internal)?;
+    let gate = state.write_gate.as_deref();
+    let mut conn = match lane {
+        Lane::First => db::write_conn(&state.pool, gate),
+        Lane::Bulk => db::bulk_write_conn(&state.pool, gate),
+    }
+    .map_err(ApiError::internal)?;
     conn.transaction(f)
 }
 

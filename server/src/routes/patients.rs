@@ -17,7 +17,7 @@ use crate::db::DbConn;
 use crate::db::models::patients::{self, Patient, PatientFilter, RecordFields};
 use crate::db::models::{self, keys, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::{AuditedRead, audited, db, read_audited_as};
+use crate::routes::{AuditedRead, Lane, audited, audited_in, db, read_audited_as};
 use crate::state::AppState;
 
 /// Patient statuses the record knows (codes of the `patient-statuses` book).
@@ -640,7 +640,9 @@ pub async fn import_patients(
     // Shared with the naming of a taken pseudonym, which only a refused batch needs.
     let pseudonyms = Arc::new(pseudonyms);
     let names = pseudonyms.clone();
-    let ids = match audited(&state, entry, move |conn, _| {
+    // Thousands of patients in one transaction: the reads and edits of every institution go
+    // first (see `db::Writer`).
+    let ids = match audited_in(&state, Lane::Bulk, entry, move |conn, _| {
         let items: Vec<_> = pseudonyms.iter().zip(&batch).collect();
         insert_patients(conn, institution_id, user_id, &items, item_error)
     })
