@@ -81,8 +81,14 @@ pub enum Command {
     /// Import patients from a CSV register (resumable; see the README for the format).
     Import {
         file: PathBuf,
+        /// Patients per request, 1 to 5000 (the server's largest batch).
         #[arg(long, default_value_t = import::MAX_BATCH)]
         batch_size: usize,
+        /// Bytes of one request's body, at most 24 MiB (under the server's 32 MiB): less for a
+        /// proxy in front of it that allows less. A batch is closed before a patient that
+        /// would take it over; a patient alone over it is still sent.
+        #[arg(long, default_value_t = import::MAX_BATCH_BYTES)]
+        batch_bytes: usize,
         /// The file's encoding: utf-8, or windows-1251 (cp1251), Excel's plain "CSV" on a
         /// Russian Windows. A file in the other one is refused, saying which to give.
         #[arg(long, default_value_t = Encoding::Utf8)]
@@ -600,6 +606,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Import {
             file,
             batch_size,
+            batch_bytes,
             encoding,
         } => {
             let clinic = ctx.clinic()?;
@@ -608,6 +615,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 file,
                 &import::Options {
                     batch_size: *batch_size,
+                    batch_bytes: *batch_bytes,
                     progress: true,
                     encoding: *encoding,
                 },

@@ -20,8 +20,16 @@ use crate::patients::{for_each_page, seal};
 use crate::refs::Books;
 use crate::row::{self, Row};
 
-/// The server's largest batch.
-pub const MAX_BATCH: usize = 1000;
+/// The server's largest batch (`IMPORT_BATCH_MAX`).
+pub const MAX_BATCH: usize = 5000;
+
+/// The most one import request's body may weigh. The server refuses a body over 32 MiB
+/// (`IMPORT_BODY_LIMIT`, a 413), and 5000 passports of up to 64 KiB each would weigh far
+/// more: batches are cut by size as well, with room left under that limit.
+pub const MAX_BATCH_BYTES: usize = 24 * 1024 * 1024;
+
+/// `{"patients":[]}`: what [`crate::api::Api::import`] wraps the sealed patients in.
+const BODY_FRAMING: usize = r#"{"patients":[]}"#.len();
 
 /// A line that was not imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +53,10 @@ impl std::fmt::Display for LineError {
 pub struct Options {
     /// Patients per request, 1 to [`MAX_BATCH`].
     pub batch_size: usize,
+    /// Bytes of one request's body, up to [`MAX_BATCH_BYTES`] (less for a proxy in front of
+    /// the server that allows less). A batch holds at least one patient however large: a
+    /// patient alone over the budget is sent alone, and the server decides.
+    pub batch_bytes: usize,
     /// Show a progress bar (it is hidden anyway when stderr is not a terminal).
     pub progress: bool,
     /// The file's text encoding (a file in another one is refused, see `csvfile::decode`).
@@ -55,6 +67,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             batch_size: MAX_BATCH,
+            batch_bytes: MAX_BATCH_BYTES,
             progress: true,
             encoding: Encoding::Utf8,
         }
@@ -144,6 +157,7 @@ pub fn run(clinic: &Clinic, csv: &Path, options: &Options) -> Result<Report> {
     // chain does not vouch for the newest version held.
     clinic.key()?;
     let batch_size = options.batch_size.clamp(1, MAX_BATCH);
+    let batch_bytes = options.batch_bytes.clamp(1, MAX_BATCH_BYTES);
     let bytes = std::fs::read(csv)?;
     // The file as it is on disk; lines are then known by the hash of their decoded cells, so
     // a line is the same line whether the file was read as Windows-1251 or re-saved as UTF-8.
@@ -213,10 +227,11 @@ pub fn run(clinic: &Clinic, csv: &Path, options: &Options) -> Result<Report> {
     let bar = progress_bar(todo.len(), options.progress);
     let mut queue = todo.as_slice();
     while !queue.is_empty() {
-        let (batch, rest) = queue.split_at(batch_size.min(queue.len()));
+        let batch = take_batch(clinic, queue, batch_size, batch_bytes)?;
+        let (taken, rest) = queue.split_at(batch.entries.len());
         queue = rest;
         let sent = send_batch(clinic, batch, &mut journal, &journal_file, &mut report)?;
-        bar.inc(batch.len() as u64);
+        bar.inc(taken.len() as u64);
         report.imported += sent;
     }
     bar.finish_and_clear();
@@ -235,35 +250,88 @@ fn progress_bar(len: usize, wanted: bool) -> ProgressBar {
     bar
 }
 
+/// A batch sealed for sending: the request's patients, and the journal entries they become
+/// (in the same order).
+#[derive(Default)]
+struct Batch {
+    bodies: Vec<NewPatient>,
+    entries: Vec<JournalEntry>,
+}
+
+/// Seals the lines at the head of `queue` one by one, up to `max_rows`, and closes the batch
+/// before a line that would take the request's body over `max_bytes` (that line, sealed
+/// again, opens the next batch). The first line is always taken, so that every batch makes
+/// progress.
+fn take_batch(clinic: &Clinic, queue: &[Good], max_rows: usize, max_bytes: usize) -> Result<Batch> {
+    let mut batch = Batch::default();
+    let mut body = BodySize::new(max_bytes);
+    for g in queue.iter().take(max_rows) {
+        let pseudonym = Pseudonym::generate()?;
+        let sealed = seal(clinic, &pseudonym, &g.row.passport, g.row.record.clone())?;
+        if !body.admit(serde_json::to_vec(&sealed)?.len()) {
+            break;
+        }
+        batch.bodies.push(sealed);
+        batch.entries.push(JournalEntry {
+            line: g.line,
+            row_sha256: g.hash.clone(),
+            pseudonym: pseudonym.as_str().to_string(),
+            id: None,
+        });
+    }
+    Ok(batch)
+}
+
+/// The length of an import request's body (`{"patients":[...]}`, as [`crate::api::Api::import`]
+/// serializes it) as sealed patients join it, against a budget.
+struct BodySize {
+    bytes: usize,
+    patients: usize,
+    max_bytes: usize,
+}
+
+impl BodySize {
+    fn new(max_bytes: usize) -> Self {
+        Self {
+            bytes: BODY_FRAMING,
+            patients: 0,
+            max_bytes,
+        }
+    }
+
+    /// Counts a patient of `len` serialized bytes (and the comma before it) if the body stays
+    /// within the budget. The first is counted whatever its size: refusing it would leave it
+    /// unsent forever; the server takes it, or refuses the body as too large (a 413 stops
+    /// the import).
+    fn admit(&mut self, len: usize) -> bool {
+        let bytes = self
+            .bytes
+            .saturating_add(len)
+            .saturating_add(usize::from(self.patients > 0));
+        if self.patients > 0 && bytes > self.max_bytes {
+            return false;
+        }
+        self.bytes = bytes;
+        self.patients += 1;
+        true
+    }
+}
+
 /// Sends one batch (retrying without the lines the server refuses); records it in the journal
 /// before sending and after the answer. Returns how many patients it created.
 fn send_batch(
     clinic: &Clinic,
-    batch: &[Good],
+    batch: Batch,
     journal: &mut Journal,
     journal_file: &Path,
     report: &mut Report,
 ) -> Result<usize> {
-    let mut rows: Vec<&Good> = batch.iter().collect();
-    while !rows.is_empty() {
-        let mut bodies: Vec<NewPatient> = Vec::with_capacity(rows.len());
-        let mut entries = Vec::with_capacity(rows.len());
-        for g in &rows {
-            let pseudonym = Pseudonym::generate()?;
-            bodies.push(seal(
-                clinic,
-                &pseudonym,
-                &g.row.passport,
-                g.row.record.clone(),
-            )?);
-            entries.push(JournalEntry {
-                line: g.line,
-                row_sha256: g.hash.clone(),
-                pseudonym: pseudonym.as_str().to_string(),
-                id: None,
-            });
-        }
-        journal.pending = entries;
+    let Batch {
+        mut bodies,
+        mut entries,
+    } = batch;
+    while !bodies.is_empty() {
+        journal.pending = std::mem::take(&mut entries);
         journal.save(journal_file)?;
         match clinic.api.import(&bodies) {
             Ok(ids) => {
@@ -276,26 +344,28 @@ fn send_batch(
                 journal.save(journal_file)?;
                 return Ok(n);
             }
-            // The server names the refused patient; nothing of the batch was written.
+            // The server names the refused patient; nothing of the batch was written, so the
+            // others go again as they were sealed.
             Err(Error::Api {
                 status,
                 code,
                 message,
             }) if (400..500).contains(&status)
-                && refused_index(&message).is_some_and(|i| i < rows.len()) =>
+                && refused_index(&message).is_some_and(|i| i < bodies.len()) =>
             {
                 let i = refused_index(&message).unwrap_or(0);
                 let reason = message
                     .split_once("]: ")
                     .map_or(message.as_str(), |(_, m)| m)
                     .to_string();
+                entries = std::mem::take(&mut journal.pending);
+                let refused = entries.remove(i);
+                bodies.remove(i);
                 report.errors.push(LineError {
-                    line: rows[i].line,
+                    line: refused.line,
                     column: "-".into(),
                     reason: format!("refused by the server ({code}): {reason}"),
                 });
-                rows.remove(i);
-                journal.pending.clear();
                 journal.save(journal_file)?;
             }
             // A 4xx is the server's refusal: the transaction did not commit.
@@ -363,5 +433,69 @@ mod tests {
     fn refused_index_reads_the_server_message() {
         assert_eq!(refused_index("patients[12]: bad sex"), Some(12));
         assert_eq!(refused_index("something else"), None);
+    }
+
+    fn patient(passport: &str) -> NewPatient {
+        NewPatient {
+            pseudonym: "p-\"quoted\"-пациент".into(),
+            passport: passport.into(),
+            blind_indexes: vec!["surname:ab12".into(), "dob:\\x".into()],
+            record: crate::api::Record {
+                sex: "F".into(),
+                birth_year: 1948,
+                district_id: None,
+                diagnosis_id: 42,
+                care_form_id: Some(-7),
+                status: "registered".into(),
+                registered_on: "2025-02-01".into(),
+                discharged_on: None,
+                deceased_on: Some("2025-08-20".into()),
+                needs: vec![1, 20, 300],
+            },
+        }
+    }
+
+    fn len(p: &NewPatient) -> usize {
+        serde_json::to_vec(p).unwrap().len()
+    }
+
+    #[test]
+    fn the_body_is_measured_as_the_api_sends_it() {
+        let mut batch: Vec<NewPatient> = Vec::new();
+        let mut body = BodySize::new(usize::MAX);
+        assert_eq!(
+            body.bytes,
+            serde_json::to_string(&json!({ "patients": batch }))
+                .unwrap()
+                .len()
+        );
+        for passport in ["", "short", &"x".repeat(1000), "é\n\u{1}"] {
+            let p = patient(passport);
+            assert!(body.admit(len(&p)));
+            batch.push(p);
+            let sent = serde_json::to_string(&json!({ "patients": batch })).unwrap();
+            assert_eq!(body.bytes, sent.len(), "{} patients", batch.len());
+        }
+    }
+
+    #[test]
+    fn a_batch_closes_before_the_patient_that_would_overflow_it() {
+        let p = len(&patient("sealed"));
+        let two = BODY_FRAMING + 2 * p + 1;
+        let mut body = BodySize::new(two);
+        assert!(body.admit(p) && body.admit(p), "two fit exactly");
+        assert!(!body.admit(p), "the third waits for the next batch");
+        assert_eq!(body.bytes, two);
+    }
+
+    #[test]
+    fn a_patient_alone_over_the_budget_is_still_sent_alone() {
+        let mut body = BodySize::new(1);
+        assert!(
+            body.admit(64 * 1024),
+            "the first is taken, whatever its size"
+        );
+        assert!(!body.admit(1), "and nothing joins it");
+        assert_eq!(body.patients, 1);
     }
 }

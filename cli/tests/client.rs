@@ -5,11 +5,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use client_crypto::key_chain::Untrusted;
-use client_crypto::{BlindIndexBits, BlindIndexField, InstitutionKey, UserKeyPair};
+use client_crypto::{BlindIndexBits, BlindIndexField, InstitutionKey, Pseudonym, UserKeyPair};
 use palreg_client::api::Api;
 use palreg_client::csvfile::Encoding;
 use palreg_client::http::{Recording, Request, Response, Transport, Trust, UreqTransport};
@@ -105,6 +105,42 @@ impl Transport for ProxyFailsImport {
             status: self.status,
             body: format!("<html><body>{} from the proxy</body></html>", self.status),
         })
+    }
+}
+
+/// Forwards everything, and keeps the body of every import call: how the client cut its
+/// batches.
+struct ImportBodies {
+    inner: UreqTransport,
+    bodies: Mutex<Vec<String>>,
+}
+
+impl ImportBodies {
+    fn new(inner: UreqTransport) -> Self {
+        Self {
+            inner,
+            bodies: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The import requests' bodies, parsed, with their lengths in bytes.
+    fn sent(&self) -> Vec<(usize, serde_json::Value)> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| (b.len(), serde_json::from_str(b).unwrap()))
+            .collect()
+    }
+}
+
+impl Transport for ImportBodies {
+    fn send(&self, request: &Request<'_>) -> palreg_client::Result<Response> {
+        if request.url.ends_with("/api/v1/patients/import") {
+            let body = request.body.unwrap_or_default().to_string();
+            self.bodies.lock().unwrap().push(body);
+        }
+        self.inner.send(request)
     }
 }
 
@@ -618,6 +654,114 @@ fn a_proxy_5xx_keeps_the_batch_pending_and_the_resume_does_not_duplicate() {
     );
     assert_eq!(total(&clinic), GOOD_ROWS as i64, "nothing duplicated");
     assert!(journal_of(&csv).pending.is_empty());
+}
+
+/// The serialized size of every good line of `csv` once sealed by `clinic`, as an import
+/// request carries it: measured, since padding and blind indexes make it hard to foresee.
+fn sealed_sizes(clinic: &Clinic, csv: &Path, books: &Books) -> Vec<usize> {
+    parsed(csv, books)
+        .iter()
+        .map(|row| {
+            let pseudonym = Pseudonym::generate().unwrap();
+            let sealed =
+                patients::seal(clinic, &pseudonym, &row.passport, row.record.clone()).unwrap();
+            serde_json::to_vec(&sealed).unwrap().len()
+        })
+        .collect()
+}
+
+/// The patients of an import request's body.
+fn patients_of(body: &serde_json::Value) -> &[serde_json::Value] {
+    body["patients"].as_array().unwrap()
+}
+
+#[test]
+fn batches_are_cut_by_the_size_of_the_request_body() {
+    // Arrange: a budget that holds any two sealed patients of the example, and a batch size
+    // that would take the whole file in one request.
+    let app = spawn_app(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(ImportBodies::new(transport(&app)));
+    let clinic = library_clinician(&app, "H18", "galina", dir.path(), recorder.clone());
+    let books = Books::load(&clinic.api).unwrap();
+    let csv = dir.path().join("register.csv");
+    std::fs::copy(example(), &csv).unwrap();
+    let mut sizes = sealed_sizes(&clinic, &csv, &books);
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let framing = serde_json::json!({ "patients": [] }).to_string().len();
+    let budget = framing + sizes[0] + 1 + sizes[1];
+    assert!(
+        sizes.iter().sum::<usize>() > budget,
+        "the example does not fit one request"
+    );
+    let options = import::Options {
+        batch_size: GOOD_ROWS,
+        batch_bytes: budget,
+        progress: false,
+        ..import::Options::default()
+    };
+
+    // Act
+    let report = import::run(&clinic, &csv, &options).unwrap();
+
+    // Assert: several requests, none over the budget, each closed only before a patient that
+    // would have taken it over.
+    let sent = recorder.sent();
+    assert!(sent.len() > 1, "{} import requests", sent.len());
+    for (len, body) in &sent {
+        assert!(*len <= budget, "a body of {len} bytes, over {budget}");
+        assert!(!patients_of(body).is_empty());
+    }
+    for pair in sent.windows(2) {
+        let (len, _) = &pair[0];
+        let next = patients_of(&pair[1].1)[0].to_string().len();
+        assert!(
+            len + 1 + next > budget,
+            "a batch of {len} bytes was closed before a patient of {next} that fitted"
+        );
+    }
+    // Every good line arrives once.
+    let carried: usize = sent.iter().map(|(_, body)| patients_of(body).len()).sum();
+    assert_eq!((report.imported, carried), (GOOD_ROWS, GOOD_ROWS));
+    assert_eq!(total(&clinic), GOOD_ROWS as i64);
+    assert_eq!(
+        register_of(&clinic, &books),
+        canonical(&parsed(&example(), &books), &books)
+    );
+    assert!(journal_of(&csv).pending.is_empty());
+}
+
+#[test]
+fn a_patient_alone_over_the_byte_budget_is_still_sent_alone() {
+    // Arrange: a budget no sealed patient fits in.
+    let app = spawn_app(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(ImportBodies::new(transport(&app)));
+    let clinic = library_clinician(&app, "H19", "daria", dir.path(), recorder.clone());
+    let books = Books::load(&clinic.api).unwrap();
+    let csv = dir.path().join("register.csv");
+    std::fs::copy(example(), &csv).unwrap();
+    let options = import::Options {
+        batch_bytes: 1,
+        progress: false,
+        ..import::Options::default()
+    };
+
+    // Act
+    let report = import::run(&clinic, &csv, &options).unwrap();
+
+    // Assert: one request a patient, every good line imported once, none dropped.
+    let sent = recorder.sent();
+    assert_eq!(sent.len(), GOOD_ROWS);
+    assert!(sent.iter().all(|(_, body)| patients_of(body).len() == 1));
+    assert_eq!(report.imported, GOOD_ROWS);
+    let bad: BTreeSet<u64> = report.errors.iter().map(|e| e.line).collect();
+    assert_eq!(bad, BAD_LINES.into_iter().collect());
+    assert_eq!(total(&clinic), GOOD_ROWS as i64);
+    assert_eq!(
+        register_of(&clinic, &books),
+        canonical(&parsed(&example(), &books), &books)
+    );
 }
 
 /// The binary's `patient edit` against a passport written with the fields only the browser

@@ -2,6 +2,7 @@
 //! its needs, blind indexes and first version, or none is, and the error names the bad item.
 
 use client_crypto::{BlindIndexField, Sex};
+use palreg_server::routes::patients::IMPORT_BATCH_MAX;
 use palreg_tests::clinic::{Clinic, clinic, passport, record, ref_id};
 use palreg_tests::{Backend, TestApp, on_both_backends, spawn_app};
 use serde_json::{Value, json};
@@ -145,11 +146,34 @@ fn a_bad_item_refuses_the_whole_batch_and_names_it(backend: Backend) {
 
     // Nothing of the refused batches was stored.
     assert_eq!(total(&app, &c), 1);
+}
+
+fn a_batch_is_one_to_the_largest_number_of_patients(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "IMP3");
     let (status, body) = import(&app, &c, &[]);
-    assert_eq!(status, 400, "{body:?}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_batch"))
+    );
+
+    // Counted before anything else is looked at (these would be refused as repeated
+    // pseudonyms otherwise).
+    let one = batch(&app, &c, &[]).swap_remove(0);
+    let too_many = vec![one; IMPORT_BATCH_MAX + 1];
+    let (status, body) = import(&app, &c, &too_many);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_batch"))
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&IMPORT_BATCH_MAX.to_string()), "{message}");
+    assert_eq!(total(&app, &c), 0);
 }
 
 on_both_backends!(
     a_batch_is_stored_whole_with_needs_indexes_and_history,
     a_bad_item_refuses_the_whole_batch_and_names_it,
+    a_batch_is_one_to_the_largest_number_of_patients,
 );
