@@ -3,7 +3,7 @@
 //! layer (there is no batch endpoint for them).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveDate};
@@ -19,7 +19,8 @@ use super::http::{self, agent};
 use super::synth::{self, Books, Rng};
 
 pub const CLINICIAN_PASSWORD: &str = "bench-clinician-password-1";
-const BATCH: usize = 1000;
+/// How often the clinician of [`import`] reads a patient while the import runs.
+const READ_EVERY: Duration = Duration::from_millis(50);
 
 /// One imported batch: the institution's index, the new ids, and (pseudonym, surname) probes.
 type BatchResult = (usize, Vec<i64>, Vec<(String, String)>);
@@ -171,6 +172,9 @@ pub struct ImportFigures {
     pub http: Duration,
     /// Latency of each batch request (ms).
     pub batch_ms: Vec<f64>,
+    /// Latency of each read by id (`GET /api/v1/patients/{id}`, ms) that a clinician made,
+    /// one every [`READ_EVERY`], from start to end within a sending phase.
+    pub read_ms: Vec<f64>,
 }
 
 fn tokens(inst: &Institution, p: &client_crypto::Passport) -> anyhow::Result<Vec<String>> {
@@ -289,24 +293,30 @@ fn in_parallel<T: Send>(
     Ok(out.into_iter().map(|(_, v)| v).collect())
 }
 
-/// Imports every institution's patients in batches of 1000 from `clients` threads. Works in
+/// Imports every institution's patients in batches of `batch` from `clients` threads. Works in
 /// rounds: first the clients generate and seal a round of batches, then they send them, so the
 /// sending phases measure the server alone (on a 2-core machine the client's encryption would
 /// otherwise take the server's CPU).
+///
+/// Meanwhile a clinician of another institution reads patients imported earlier, one every
+/// [`READ_EVERY`]: the audit entry of each read waits for the write turn behind the batches,
+/// and the figures keep how long those reads took while batches were being sent.
 pub fn import(
     base: &str,
     institutions: &mut [Institution],
     books: &Books,
     clients: usize,
+    batch: usize,
     today: NaiveDate,
 ) -> anyhow::Result<ImportFigures> {
+    let batch = batch.max(1);
     // Jobs interleave institutions so that parallel batches hit different ones.
     let mut jobs: Vec<(usize, usize, usize)> = Vec::new(); // (institution, first, size)
     let max_target = institutions.iter().map(|i| i.target).max().unwrap_or(0);
-    for first in (0..max_target).step_by(BATCH) {
+    for first in (0..max_target).step_by(batch) {
         for (k, inst) in institutions.iter().enumerate() {
             if first < inst.target {
-                jobs.push((k, first, BATCH.min(inst.target - first)));
+                jobs.push((k, first, batch.min(inst.target - first)));
             }
         }
     }
@@ -323,50 +333,72 @@ pub fn import(
     let mut batch_ms = Vec::new();
     let mut done = 0;
     let start = Instant::now();
-    for round in jobs.chunks(clients.max(1) * 4) {
-        let prepared = in_parallel(round.len(), clients, |i| {
-            let (mut c, mut b) = (Duration::ZERO, Duration::ZERO);
-            let p = prepare(insts, round[i], books, today, &mut c, &mut b)?;
-            Ok((p, c, b))
-        })?;
-        let prepared: Vec<Prepared> = prepared
-            .into_iter()
-            .map(|(p, c, b)| {
-                crypto += c;
-                build += b;
-                p
-            })
-            .collect();
-        let t = Instant::now();
-        let sent = in_parallel(prepared.len(), clients, |i| {
-            let a = agent();
-            let p = &prepared[i];
-            let t = Instant::now();
-            let reply = http::post_raw(&a, &url, Some(&insts[p.institution].token), &p.body)?
-                .expect(201, "import")?;
-            let elapsed = t.elapsed();
-            let ids: Vec<i64> = reply["ids"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_i64).collect())
-                .unwrap_or_default();
-            anyhow::ensure!(ids.len() == p.size, "import returned {} ids", ids.len());
-            Ok((ids, elapsed))
-        })?;
-        sending += t.elapsed();
-        for (p, (ids, elapsed)) in prepared.into_iter().zip(sent) {
-            http += elapsed;
-            batch_ms.push(elapsed.as_secs_f64() * 1e3);
-            done += p.size;
-            results.push((p.institution, ids, p.probes));
-        }
-        if done % 50_000 < round.len() * BATCH {
-            eprintln!(
-                "  imported {done}/{total_patients} ({:.0}/s sending, {:.0}/s end to end)",
-                done as f64 / sending.as_secs_f64(),
-                done as f64 / start.elapsed().as_secs_f64()
-            );
-        }
-    }
+    // (institution, id) of patients the clinician may read; whether batches are being sent.
+    let readable: Mutex<Vec<(usize, i64)>> = Mutex::new(Vec::new());
+    let sending_now = AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
+    let read_ms: Mutex<Vec<f64>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        s.spawn(|| {
+            clinician_reads(base, insts, &readable, &sending_now, &finished, &read_ms);
+        });
+        let imported = (|| -> anyhow::Result<()> {
+            for round in jobs.chunks(clients.max(1) * 4) {
+                let prepared = in_parallel(round.len(), clients, |i| {
+                    let (mut c, mut b) = (Duration::ZERO, Duration::ZERO);
+                    let p = prepare(insts, round[i], books, today, &mut c, &mut b)?;
+                    Ok((p, c, b))
+                })?;
+                let prepared: Vec<Prepared> = prepared
+                    .into_iter()
+                    .map(|(p, c, b)| {
+                        crypto += c;
+                        build += b;
+                        p
+                    })
+                    .collect();
+                let t = Instant::now();
+                sending_now.store(true, Ordering::SeqCst);
+                let sent = in_parallel(prepared.len(), clients, |i| {
+                    let a = agent();
+                    let p = &prepared[i];
+                    let t = Instant::now();
+                    let reply =
+                        http::post_raw(&a, &url, Some(&insts[p.institution].token), &p.body)?
+                            .expect(201, "import")?;
+                    let elapsed = t.elapsed();
+                    let ids: Vec<i64> = reply["ids"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                        .unwrap_or_default();
+                    anyhow::ensure!(ids.len() == p.size, "import returned {} ids", ids.len());
+                    Ok((ids, elapsed))
+                });
+                sending_now.store(false, Ordering::SeqCst);
+                let sent = sent?;
+                sending += t.elapsed();
+                for (p, (ids, elapsed)) in prepared.into_iter().zip(sent) {
+                    http += elapsed;
+                    batch_ms.push(elapsed.as_secs_f64() * 1e3);
+                    done += p.size;
+                    if let Ok(mut r) = readable.lock() {
+                        r.extend(ids.iter().step_by(97).map(|&id| (p.institution, id)));
+                    }
+                    results.push((p.institution, ids, p.probes));
+                }
+                if done % 50_000 < round.len() * batch {
+                    eprintln!(
+                        "  imported {done}/{total_patients} ({:.0}/s sending, {:.0}/s end to end)",
+                        done as f64 / sending.as_secs_f64(),
+                        done as f64 / start.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            Ok(())
+        })();
+        finished.store(true, Ordering::SeqCst);
+        imported
+    })?;
     let wall = start.elapsed();
     for (k, ids, probes) in results {
         institutions[k].patient_ids.extend(ids);
@@ -380,7 +412,47 @@ pub fn import(
         build,
         http,
         batch_ms,
+        read_ms: read_ms.into_inner().unwrap_or_default(),
     })
+}
+
+/// The clinician of [`import`]: until `finished`, reads a patient every [`READ_EVERY`] as its
+/// institution's clinician (the import's own token: any institution's read takes the same
+/// write turn for its audit entry) and keeps the latency of each read made wholly within a
+/// sending phase. A failed read is printed and ends the readings.
+fn clinician_reads(
+    base: &str,
+    insts: &[Institution],
+    readable: &Mutex<Vec<(usize, i64)>>,
+    sending_now: &AtomicBool,
+    finished: &AtomicBool,
+    read_ms: &Mutex<Vec<f64>>,
+) {
+    let a = agent();
+    let mut rng = Rng::new(0x0ead);
+    while !finished.load(Ordering::SeqCst) {
+        std::thread::sleep(READ_EVERY);
+        let pick = readable
+            .lock()
+            .ok()
+            .and_then(|r| (!r.is_empty()).then(|| r[rng.below(r.len())]));
+        let Some((k, id)) = pick else { continue };
+        let during = sending_now.load(Ordering::SeqCst);
+        let t = Instant::now();
+        let url = format!("{base}/api/v1/patients/{id}");
+        match http::get(&a, &url, Some(&insts[k].token)).and_then(|r| r.expect(200, "read")) {
+            Ok(_) if during && sending_now.load(Ordering::SeqCst) => {
+                if let Ok(mut m) = read_ms.lock() {
+                    m.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("  a read during the import failed: {e:#}");
+                return;
+            }
+        }
+    }
 }
 
 /// Writes `count` prescriptions spread over the institutions' patients straight through the
