@@ -220,18 +220,20 @@ pub struct PatientFields {
     /// Free-text notes (sealed with the passport).
     #[arg(long)]
     pub notes: Option<String>,
-    /// Ask for the identifying fields not given (surname, names, date of birth, SNILS, policy,
-    /// phone, address) on the terminal, one per line (an empty line skips one), instead of
-    /// taking them as arguments. The document, contact person and notes are taken from their
-    /// flags only.
+    /// Ask on the terminal for the identifying fields not given as flags, one per line, so that
+    /// they stay out of the shell's history and the process list: surname, names, date of
+    /// birth, SNILS, policy, phone, address; the identity document's kind and, for a document,
+    /// its series, number, issuer and date of issue; the contact person's name and, for a
+    /// contact person, relation and phone; the notes (one line: a note of several lines needs
+    /// --notes). An empty answer leaves a field out (in `patient edit`, as it is).
     #[arg(long)]
     pub ask: bool,
 }
 
-/// The passport's columns and how a prompt names them. Given as arguments they stay in the
-/// shell's history and are shown to every local account in the process list; `--ask` takes
-/// them from the terminal instead.
-const IDENTIFYING: [(&str, &str); 8] = [
+/// The passport's columns, in the order `--ask` asks for them, and how a prompt names them.
+/// Given as arguments they stay in the shell's history and are shown to every local account in
+/// the process list; `--ask` takes them from the terminal instead.
+const IDENTIFYING: [(&str, &str); 17] = [
     ("surname", "Surname"),
     ("first_name", "First name"),
     ("patronymic", "Patronymic"),
@@ -240,6 +242,15 @@ const IDENTIFYING: [(&str, &str); 8] = [
     ("policy_number", "Policy number"),
     ("phone", "Phone"),
     ("address", "Address"),
+    ("id_document_kind", "Identity document kind"),
+    ("id_document_series", "Document series"),
+    ("id_document_number", "Document number"),
+    ("id_document_issued_by", "Document issued by"),
+    ("id_document_issued_on", "Document issued on"),
+    ("contact_name", "Contact person's name"),
+    ("contact_relation", "Contact person's relation"),
+    ("contact_phone", "Contact person's phone"),
+    ("notes", "Notes"),
 ];
 
 fn warn_identifying_arguments(err: &mut dyn Write) -> Result<()> {
@@ -252,12 +263,21 @@ fn warn_identifying_arguments(err: &mut dyn Write) -> Result<()> {
 }
 
 /// With `ask`, reads each identifying column of `columns` not already given from `input` (an
-/// empty answer leaves it out); without, warns once on `err` when any is given as an argument.
+/// empty answer leaves it out, and so an edit leaves it as it is); without, warns once on `err`
+/// when any is given as an argument.
+///
+/// The identity document's series, number, issuer and date of issue are asked only for a
+/// document: one whose kind was just typed or any of whose columns is given, or, in an edit, the
+/// one `opened` holds (so that its number can change without its kind typed again). The
+/// contact person's relation and phone follow its name alike. A clinician with no document at
+/// hand so answers one empty line, not five. The lines are taken as typed: `row::parse` checks
+/// them as it checks the flags.
 fn identifying_fields(
     given: &mut BTreeMap<&'static str, String>,
     columns: &[&'static str],
     ask: bool,
-    input: &mut dyn std::io::BufRead,
+    opened: Option<&Passport>,
+    input: &mut dyn BufRead,
     err: &mut dyn Write,
 ) -> Result<()> {
     let asked = IDENTIFYING.iter().filter(|(c, _)| columns.contains(c));
@@ -267,11 +287,36 @@ fn identifying_fields(
         }
         return Ok(());
     }
+    // Each group, its first column leading, and whether the opened passport holds one.
+    let groups: [(&[&str], bool); 2] = [
+        (
+            &row::DOCUMENT_COLUMNS,
+            opened.is_some_and(|p| p.identity_document.is_some()),
+        ),
+        (
+            &row::CONTACT_COLUMNS,
+            opened.is_some_and(|p| p.contact_person.is_some()),
+        ),
+    ];
     for (column, label) in asked {
         if given.contains_key(column) {
             continue;
         }
-        write!(err, "{label}: ")?;
+        let follows = groups.iter().find(|(group, _)| group[1..].contains(column));
+        if let Some((group, held)) = follows
+            && !held
+            && !group.iter().any(|c| given.contains_key(c))
+        {
+            continue;
+        }
+        // What an empty answer to a question that may well have none means.
+        let leads = *column == "notes" || groups.iter().any(|(group, _)| group[0] == *column);
+        let hint = match (leads, opened) {
+            (false, _) => "",
+            (true, None) => " (empty: none)",
+            (true, Some(_)) => " (empty: unchanged)",
+        };
+        write!(err, "{label}{hint}: ")?;
         err.flush()?;
         let mut line = String::new();
         input.read_line(&mut line)?;
@@ -284,20 +329,16 @@ fn identifying_fields(
 }
 
 impl PatientFields {
-    /// The columns given as arguments and, with `--ask`, at the terminal.
-    fn given(&self) -> Result<BTreeMap<&'static str, String>> {
+    /// The columns given as arguments and, with `--ask`, at the terminal; `opened` is the
+    /// passport an edit changes (none for a new one).
+    fn given(&self, opened: Option<&Passport>) -> Result<BTreeMap<&'static str, String>> {
         let mut given = self.columns();
-        // The document, contact person and notes identify as much as a name does, and have
-        // flags only: said once, as for the fields `--ask` could have taken.
-        let warned_below = !self.ask && IDENTIFYING.iter().any(|(c, _)| given.contains_key(c));
-        if !warned_below && given.keys().any(|c| beyond_the_prompts(c)) {
-            warn_identifying_arguments(&mut std::io::stderr())?;
-        }
         let all: Vec<_> = IDENTIFYING.iter().map(|(c, _)| *c).collect();
         identifying_fields(
             &mut given,
             &all,
             self.ask,
+            opened,
             &mut std::io::stdin().lock(),
             &mut std::io::stderr(),
         )?;
@@ -950,14 +991,6 @@ fn warn_untrusted(clinic: &Clinic) {
     }
 }
 
-/// Whether `column` is one of the identifying columns `--ask` does not prompt for: the
-/// identity document's, the contact person's, the notes.
-fn beyond_the_prompts(column: &str) -> bool {
-    row::DOCUMENT_COLUMNS.contains(&column)
-        || row::CONTACT_COLUMNS.contains(&column)
-        || column == "notes"
-}
-
 /// Whether an edit parses `column` as the opened passport has it: every column but those of a
 /// document or contact person none of whose flags is given. Those are left out, so that a
 /// document typed elsewhere without what this client requires (a number, say) does not stop
@@ -1000,7 +1033,7 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
         PatientCommand::Add(fields) => {
             // Refused before anything is asked when there is no key to seal under.
             clinic.key()?;
-            let mut cells = fields.given()?;
+            let mut cells = fields.given(None)?;
             cells.entry("status").or_insert_with(|| "registered".into());
             cells
                 .entry("registered_on")
@@ -1019,7 +1052,8 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
             let (patient, passport) = patients::show(&clinic, *id)?;
             // The whole line is parsed (the record's rules span columns), but only the given
             // fields are laid over the opened passport: see `row::overlay_passport`.
-            let given = fields.given()?;
+            // Asked after the passport is opened: what it holds decides what is asked.
+            let given = fields.given(Some(&passport))?;
             let mut cells: BTreeMap<&'static str, String> = COLUMNS
                 .iter()
                 .copied()
@@ -1048,6 +1082,7 @@ fn patient_command(ctx: &Context, command: &PatientCommand, out: &mut dyn Write)
                 &mut given,
                 &["surname", "date_of_birth", "snils", "policy_number"],
                 args.ask,
+                None,
                 &mut std::io::stdin().lock(),
                 &mut std::io::stderr(),
             )?;
@@ -1184,6 +1219,7 @@ fn print_patient(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::row::tests::books;
 
     #[test]
     fn asked_fields_come_from_the_terminal_and_arguments_are_warned_about() {
@@ -1192,7 +1228,7 @@ mod tests {
         let mut given = BTreeMap::from([("first_name", "Нина".to_string())]);
         let mut input = "Лебедева\n\n01.02.1940\n112-233-445 95\n\n\n\n".as_bytes();
         let mut err = Vec::new();
-        identifying_fields(&mut given, &all, true, &mut input, &mut err).unwrap();
+        identifying_fields(&mut given, &all, true, None, &mut input, &mut err).unwrap();
         assert_eq!(given["surname"], "Лебедева");
         assert_eq!(given["first_name"], "Нина");
         assert_eq!(given["date_of_birth"], "01.02.1940");
@@ -1210,11 +1246,267 @@ mod tests {
 
         // Given as arguments: kept, with a note; nothing identifying given: no note.
         let mut err = Vec::new();
-        identifying_fields(&mut given, &all, false, &mut "".as_bytes(), &mut err).unwrap();
+        identifying_fields(&mut given, &all, false, None, &mut "".as_bytes(), &mut err).unwrap();
         assert!(String::from_utf8(err).unwrap().contains("--ask"));
         let mut status_only = BTreeMap::from([("status", "discharged".to_string())]);
         let mut err = Vec::new();
-        identifying_fields(&mut status_only, &all, false, &mut "".as_bytes(), &mut err).unwrap();
+        identifying_fields(
+            &mut status_only,
+            &all,
+            false,
+            None,
+            &mut "".as_bytes(),
+            &mut err,
+        )
+        .unwrap();
         assert!(err.is_empty());
+    }
+
+    /// `identifying_fields` with `--ask` over every column: the fields it ends with, the prompts
+    /// it wrote, and the answers it left unread.
+    fn asked(
+        mut given: BTreeMap<&'static str, String>,
+        opened: Option<&Passport>,
+        answers: &str,
+    ) -> (BTreeMap<&'static str, String>, String, String) {
+        let all: Vec<_> = IDENTIFYING.iter().map(|(c, _)| *c).collect();
+        let mut input = answers.as_bytes();
+        let mut err = Vec::new();
+        identifying_fields(&mut given, &all, true, opened, &mut input, &mut err).unwrap();
+        let unread = String::from_utf8(input.to_vec()).unwrap();
+        (given, String::from_utf8(err).unwrap(), unread)
+    }
+
+    /// The record's columns a new patient needs, beside what is asked.
+    fn with_record(mut cells: BTreeMap<&'static str, String>) -> BTreeMap<&'static str, String> {
+        for (column, value) in [
+            ("sex", "F"),
+            ("diagnosis", "C50"),
+            ("status", "registered"),
+            ("registered_on", "2024-01-01"),
+        ] {
+            cells.insert(column, value.into());
+        }
+        cells
+    }
+
+    #[test]
+    fn the_prompts_cover_the_document_and_contact_columns_in_order() {
+        let columns: Vec<_> = IDENTIFYING.iter().map(|(c, _)| *c).collect();
+        assert_eq!(&columns[8..13], &row::DOCUMENT_COLUMNS);
+        assert_eq!(&columns[13..16], &row::CONTACT_COLUMNS);
+        assert_eq!(columns[16], "notes");
+    }
+
+    #[test]
+    fn a_document_a_contact_person_and_notes_are_asked_after_the_passport_s_fields() {
+        let answers = "Лебедева\nНина\n\n01.02.1940\n\n\n\n\n\
+                       паспорт РФ\n8600\n123456\nОВД г. Петрозаводска\n02.03.2005\n\
+                       Лебедев Пётр\nсын\n+7 900 555-44-33\n\
+                       ключ у соседки\n";
+        let (given, prompts, unread) = asked(BTreeMap::new(), None, answers);
+        assert_eq!(
+            prompts,
+            "Surname: First name: Patronymic: Date of birth: SNILS: Policy number: Phone: \
+             Address: Identity document kind (empty: none): Document series: Document number: \
+             Document issued by: Document issued on: Contact person's name (empty: none): \
+             Contact person's relation: Contact person's phone: Notes (empty: none): "
+        );
+        assert!(unread.is_empty());
+
+        // The answers are parsed as the flags are: the date of issue normalized.
+        let row = parse_fields(with_record(given), &books()).unwrap();
+        let document = row.passport.identity_document.clone().unwrap();
+        assert_eq!(
+            (
+                document.kind.as_str(),
+                document.series.as_deref(),
+                document.number.as_str(),
+                document.issued_by.as_deref(),
+                document.issued_on.as_deref()
+            ),
+            (
+                "паспорт РФ",
+                Some("8600"),
+                "123456",
+                Some("ОВД г. Петрозаводска"),
+                Some("2005-03-02")
+            )
+        );
+        let contact = row.passport.contact_person.clone().unwrap();
+        assert_eq!(
+            (
+                contact.name.as_str(),
+                contact.relation.as_deref(),
+                contact.phone.as_deref()
+            ),
+            ("Лебедев Пётр", Some("сын"), Some("+7 900 555-44-33"))
+        );
+        assert_eq!(row.passport.notes.as_deref(), Some("ключ у соседки"));
+    }
+
+    #[test]
+    fn an_empty_kind_or_name_skips_the_rest_of_the_document_or_contact_person() {
+        let answers = "Лебедева\nНина\n\n01.02.1940\n\n\n\n\n\n\n\nnot an answer\n";
+        let (given, prompts, unread) = asked(BTreeMap::new(), None, answers);
+        assert!(
+            prompts.ends_with(
+                "Address: Identity document kind (empty: none): \
+                 Contact person's name (empty: none): Notes (empty: none): "
+            ),
+            "{prompts}"
+        );
+        assert!(!prompts.contains("Document series") && !prompts.contains("relation"));
+        assert_eq!(unread, "not an answer\n", "nothing more is read");
+        assert!(
+            given
+                .keys()
+                .all(|c| !row::DOCUMENT_COLUMNS.contains(c) && !row::CONTACT_COLUMNS.contains(c))
+        );
+        assert!(!given.contains_key("notes"));
+        let row = parse_fields(with_record(given), &books()).unwrap();
+        assert!(row.passport.identity_document.is_none() && row.passport.contact_person.is_none());
+    }
+
+    #[test]
+    fn fields_given_as_flags_are_not_asked_again() {
+        let given = BTreeMap::from([
+            ("surname", "Лебедева".to_string()),
+            ("first_name", "Нина".to_string()),
+            ("date_of_birth", "01.02.1940".to_string()),
+            ("id_document_kind", "паспорт РФ".to_string()),
+            ("contact_relation", "дочь".to_string()),
+            ("notes", "ключ у соседки".to_string()),
+        ]);
+        let answers = "\n\n\n\n\n8600\n123456\n\n\nЛебедева Ольга\n\n";
+        let (given, prompts, unread) = asked(given, None, answers);
+        // A kind given: the rest of the document is asked; a relation given: the name is
+        // asked (and needed) and the phone too.
+        assert_eq!(
+            prompts,
+            "Patronymic: SNILS: Policy number: Phone: Address: Document series: \
+             Document number: Document issued by: Document issued on: \
+             Contact person's name (empty: none): Contact person's phone: "
+        );
+        assert!(unread.is_empty());
+        assert_eq!(given["id_document_kind"], "паспорт РФ");
+        assert_eq!(given["id_document_number"], "123456");
+        assert_eq!(given["contact_name"], "Лебедева Ольга");
+        assert_eq!(given["contact_relation"], "дочь");
+        assert_eq!(given["notes"], "ключ у соседки");
+    }
+
+    #[test]
+    fn an_edit_asks_for_the_opened_document_and_an_empty_answer_leaves_a_field_as_it_is() {
+        let mut opened =
+            Passport::new("Лебедева", "Нина", "1940-02-01", client_crypto::Sex::Female);
+        opened.identity_document = Some(client_crypto::IdentityDocument {
+            kind: "паспорт РФ".into(),
+            series: Some("8600".into()),
+            number: "123456".into(),
+            issued_by: None,
+            issued_on: None,
+        });
+        opened.notes = Some("ключ у соседки".into());
+        // The kind left as it is, the number changed; no contact person to ask about.
+        let answers = "\n\n\n\n\n\n\n\n\n\n654321\n\n\n\n";
+        let (given, prompts, unread) = asked(BTreeMap::new(), Some(&opened), answers);
+        assert_eq!(
+            prompts,
+            "Surname: First name: Patronymic: Date of birth: SNILS: Policy number: Phone: \
+             Address: Identity document kind (empty: unchanged): Document series: \
+             Document number: Document issued by: Document issued on: \
+             Contact person's name (empty: unchanged): Notes (empty: unchanged): "
+        );
+        assert!(unread.is_empty());
+        assert_eq!(
+            given,
+            BTreeMap::from([("id_document_number", "654321".to_string())])
+        );
+
+        // Laid over the opened passport as an edit lays it: the number alone changes.
+        let mut cells: BTreeMap<&'static str, String> = COLUMNS
+            .iter()
+            .copied()
+            .zip(row::to_cells(
+                &opened,
+                &crate::api::Record {
+                    sex: "F".into(),
+                    birth_year: 1940,
+                    district_id: None,
+                    diagnosis_id: 1,
+                    care_form_id: None,
+                    status: "registered".into(),
+                    registered_on: "2024-01-01".into(),
+                    discharged_on: None,
+                    deceased_on: None,
+                    needs: Vec::new(),
+                },
+                &books(),
+            ))
+            .filter(|(column, _)| parsed_in_edit(column, &given))
+            .collect();
+        cells.extend(given.clone());
+        let row = parse_fields(cells, &books()).unwrap();
+        let edited = row::overlay_passport(&opened, &row.passport, given.keys().copied());
+        let mut expected = opened.clone();
+        if let Some(d) = expected.identity_document.as_mut() {
+            d.number = "654321".into();
+        }
+        assert!(edited == expected);
+    }
+
+    #[test]
+    fn an_answer_is_refused_as_its_flag_would_be() {
+        let answers = "Лебедева\nНина\n\n01.02.1940\n\n\n\n\nпаспорт РФ\n\n\n\n31.02.2005\n\n\n";
+        let (given, _, _) = asked(BTreeMap::new(), None, answers);
+        let Err(asked) = parse_fields(with_record(given), &books()) else {
+            panic!("an invalid date of issue is refused");
+        };
+        let flags = PatientFields {
+            surname: Some("Лебедева".into()),
+            first_name: Some("Нина".into()),
+            dob: Some("01.02.1940".into()),
+            id_document_kind: Some("паспорт РФ".into()),
+            id_document_issued_on: Some("31.02.2005".into()),
+            ..PatientFields::default()
+        };
+        let Err(flagged) = parse_fields(with_record(flags.columns()), &books()) else {
+            panic!("an invalid date of issue is refused");
+        };
+        assert_eq!(asked.to_string(), flagged.to_string());
+        let said = asked.to_string();
+        assert!(said.contains("--id-document-number: required"), "{said}");
+        assert!(
+            said.contains("--id-document-issued-on: not a date"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn without_ask_nothing_is_asked_and_the_document_contact_and_notes_are_warned_about() {
+        let all: Vec<_> = IDENTIFYING.iter().map(|(c, _)| *c).collect();
+        for column in ["id_document_number", "contact_name", "notes"] {
+            let mut given = BTreeMap::from([(column, "…".to_string())]);
+            let mut input = "Лебедева\n".as_bytes();
+            let mut err = Vec::new();
+            identifying_fields(&mut given, &all, false, None, &mut input, &mut err).unwrap();
+            let said = String::from_utf8(err).unwrap();
+            assert!(
+                said.starts_with("note:") && said.contains("--ask"),
+                "{said}"
+            );
+            assert_eq!(input, "Лебедева\n".as_bytes(), "nothing is read");
+            assert_eq!(given.len(), 1);
+        }
+        // Said once, however many are given.
+        let mut given = BTreeMap::from([
+            ("surname", "Лебедева".to_string()),
+            ("contact_phone", "+7 900 555-44-33".to_string()),
+            ("notes", "ключ у соседки".to_string()),
+        ]);
+        let mut err = Vec::new();
+        identifying_fields(&mut given, &all, false, None, &mut "".as_bytes(), &mut err).unwrap();
+        assert_eq!(String::from_utf8(err).unwrap().matches("note:").count(), 1);
     }
 }

@@ -430,7 +430,7 @@ pub fn to_cells(passport: &Passport, record: &Record, books: &Books) -> Vec<Stri
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use client_crypto::{ContactPerson, IdentityDocument};
 
     use super::*;
@@ -474,7 +474,8 @@ mod tests {
         assert!(overlay_passport(&opened, &parsed, ["status", "discharged_on"]) == opened);
     }
 
-    fn books() -> Books {
+    /// Reference books of a few entries, for tests that parse rows.
+    pub(crate) fn books() -> Books {
         use crate::api::RefEntry;
         use crate::refs::Book;
         let book = |codes: &[&str]| {

@@ -991,6 +991,203 @@ fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
     assert!(!said.contains("8602") && !said.contains("Зуева"), "{said}");
 }
 
+/// `patient add --ask` and `patient edit --ask` take the whole passport at the terminal: the
+/// document, the contact person and the notes too, so that no identifying value is an argument
+/// of the process (nor lands in the shell's history).
+#[test]
+fn the_binary_takes_the_whole_passport_at_the_terminal() {
+    let app = spawn_app(Backend::Sqlite);
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H7", "Hospice seven");
+    app.create_user(&admin, "rita", &["user"], Some(institution));
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.json");
+    let run = |args: &[&str]| {
+        let output = client(&app, dir.path(), &key_file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // The client run with `answers` typed at the terminal; its arguments as the process list
+    // shows them to every local account.
+    let ask = |args: &[&str], answers: &[&str]| {
+        let mut child = client(&app, dir.path(), &key_file)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read while the client waits for its answers. Right after `spawn` the new program may
+        // not have laid out its arguments yet: the list reads empty for a moment.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let mut listed = String::new();
+        for _ in 0..500 {
+            match std::fs::read(&cmdline) {
+                Ok(c) if c.is_empty() => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Ok(c) => {
+                    listed = String::from_utf8_lossy(&c).replace('\0', " ");
+                    break;
+                }
+                // No /proc here: the arguments as given.
+                Err(_) => {
+                    listed = args.join(" ");
+                    break;
+                }
+            }
+        }
+        let typed: String = answers.iter().map(|a| format!("{a}\n")).collect();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), typed.as_bytes()).unwrap();
+        (child.wait_with_output().unwrap(), listed)
+    };
+    run(&["login", "--login", "rita"]);
+    run(&["keys", "init"]);
+    run(&["keys", "bootstrap"]);
+
+    // Act: everything identifying typed at the terminal; only the record given as flags.
+    let answers = [
+        "Лебедева",
+        "Нина",
+        "Петровна",
+        "01.02.1940",
+        "112-233-445 95",
+        "1000000000000001",
+        "+7 900 111-22-33",
+        "Петрозаводск, ул. Ленина, 1",
+        "паспорт РФ",
+        "8600",
+        "123456",
+        "ОВД г. Петрозаводска",
+        "02.03.2005",
+        "Лебедев Пётр",
+        "сын",
+        "+7 900 555-44-33",
+        "ключ у соседки",
+    ];
+    let (added, listed) = ask(
+        &[
+            "patient",
+            "add",
+            "--ask",
+            "--sex",
+            "Ж",
+            "--diagnosis",
+            "C50",
+        ],
+        &answers,
+    );
+
+    // Assert: registered, asked for in turn, nothing identifying among the arguments and so
+    // nothing to warn about.
+    assert!(added.status.success(), "{added:?}");
+    let prompts = String::from_utf8(added.stderr).unwrap();
+    for prompt in [
+        "Identity document kind (empty: none): ",
+        "Document number: ",
+        "Contact person's name (empty: none): ",
+        "Contact person's relation: ",
+        "Notes (empty: none): ",
+    ] {
+        assert!(prompts.contains(prompt), "{prompt:?} in {prompts}");
+    }
+    assert!(!prompts.contains("note:"), "{prompts}");
+    assert!(listed.contains("--ask"), "{listed}");
+    for value in answers {
+        assert!(!listed.contains(value), "{value:?} in {listed}");
+    }
+    let added = String::from_utf8(added.stdout).unwrap();
+    let id = added
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("{added}"))
+        .to_string();
+    let line = |column: &str, value: &str| format!("  {column:<21} {value}\n");
+    let shown = run(&["patient", "show", &id]);
+    for (column, value) in [
+        ("surname", "Лебедева"),
+        ("snils", "112-233-445 95"),
+        ("id_document_kind", "паспорт РФ"),
+        ("id_document_series", "8600"),
+        ("id_document_number", "123456"),
+        ("id_document_issued_by", "ОВД г. Петрозаводска"),
+        ("id_document_issued_on", "2005-03-02"),
+        ("contact_name", "Лебедев Пётр"),
+        ("contact_relation", "сын"),
+        ("contact_phone", "+7 900 555-44-33"),
+        ("notes", "ключ у соседки"),
+    ] {
+        assert!(shown.contains(&line(column, value)), "{column} in {shown}");
+    }
+
+    // Act: an edit at the terminal of the document's number and the contact's phone alone;
+    // every other answer empty.
+    let mut answers = [""; 17];
+    answers[10] = "654321";
+    answers[15] = "+7 900 777-66-55";
+    let (edited, listed) = ask(&["patient", "edit", &id, "--ask"], &answers);
+
+    // Assert: those two changed, everything else as it was.
+    assert!(edited.status.success(), "{edited:?}");
+    let prompts = String::from_utf8(edited.stderr).unwrap();
+    assert!(
+        prompts.contains("Identity document kind (empty: unchanged): Document series: "),
+        "{prompts}"
+    );
+    assert!(!listed.contains("654321") && !listed.contains("777-66-55"));
+    let after = run(&["patient", "show", &id]);
+    let expected = shown
+        .replace(
+            &line("id_document_number", "123456"),
+            &line("id_document_number", "654321"),
+        )
+        .replace(
+            &line("contact_phone", "+7 900 555-44-33"),
+            &line("contact_phone", "+7 900 777-66-55"),
+        );
+    // The first line names the version, which the edit moved on.
+    let fields = |shown: &str| shown.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(fields(&after), fields(&expected));
+
+    // A document without its number, typed at the terminal, is refused as its flags would be:
+    // the column named, never the value.
+    let answers = [
+        "Зуева",
+        "Ия",
+        "",
+        "1950-01-01",
+        "",
+        "",
+        "",
+        "",
+        "паспорт РФ",
+        "8602",
+        "",
+        "",
+        "",
+        "",
+        "",
+    ];
+    let (refused, _) = ask(
+        &[
+            "patient",
+            "add",
+            "--ask",
+            "--sex",
+            "F",
+            "--diagnosis",
+            "C50",
+        ],
+        &answers,
+    );
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--id-document-number: required"), "{said}");
+    assert!(!said.contains("8602") && !said.contains("Зуева"), "{said}");
+}
+
 /// Passports still under the older version during an unfinished rotation open and are found.
 #[test]
 fn a_rotation_in_progress_leaves_older_passports_readable_and_findable() {
