@@ -594,6 +594,7 @@ test('the session ends before the recovery codes are saved: the same user signin
     await assertNotStored(page, codes);
     await signInWithCode(s, pharmacist, await app.code(), '/password');
     assert.deepEqual(await codesOnScreen(page), codes, 'the same codes again');
+    assert.equal(await page.locator('#recovery-codes .recovery-code-spent').count(), 0, 'the app\'s code spends none of them');
     assert.equal(await page.inputValue('#password-current_password'), '', 'passwords are not kept');
     await assertNotStored(page, codes);
     await s.screenshot('en-account-totp-recovery-codes-after-sign-in');
@@ -609,6 +610,115 @@ test('the session ends before the recovery codes are saved: the same user signin
     await s.goto('/password');
     assert.equal(await page.locator('#recovery-codes').count(), 0, 'not shown again');
     assert.match(await page.locator('#recovery-codes-left').innerText(), /^9 recovery codes left\.$/);
+  });
+});
+
+/**
+ * Ends the session of `s` elsewhere while the account page shows the recovery codes; the page's
+ * next request (the password form beside them) finds it gone and leads to the sign-in page.
+ */
+async function endSessionUnderCodes(s, user) {
+  const { page } = s;
+  await endSessionElsewhere(s);
+  await page.fill('#password-current_password', user.password);
+  await page.fill('#password-new_password', 'another-horse-battery-2');
+  await page.fill('#password-new_password_repeat', 'another-horse-battery-2');
+  await page.click('form[data-form-id="password"] button[type="submit"]');
+  await s.waitForRoute('/login');
+}
+
+/** What the page hands to the clipboard as its copy button is clicked (the clipboard itself is stubbed). */
+async function copiedText(page) {
+  await page.evaluate(() => {
+    window.copiedForTest = null;
+    navigator.clipboard.writeText = async (text) => {
+      window.copiedForTest = text;
+    };
+  });
+  await page.click('#recovery-codes-copy');
+  await page.locator('#recovery-codes-copied', { hasText: /copied/ }).waitFor();
+  return page.evaluate(() => window.copiedForTest);
+}
+
+/** The text file the download button gives. */
+async function downloadedText(page) {
+  const [file] = await Promise.all([page.waitForEvent('download'), page.click('#recovery-codes-download')]);
+  return readFile(await file.path(), 'utf8');
+}
+
+/**
+ * The kept recovery codes as the page shows them now: each spent one marked (struck through,
+ * labelled "used"), the others not; the copy and the download offer only the others.
+ */
+async function assertSpentMarked(page, codes, spent) {
+  await page.locator('#recovery-codes').waitFor();
+  assert.equal(await page.locator('#recovery-codes li').count(), codes.length, 'the whole list, spent ones too');
+  for (const code of codes) {
+    const item = page.locator('#recovery-codes li', { hasText: code });
+    if (spent.includes(code)) {
+      assert.equal(await item.getAttribute('class'), 'recovery-code-spent', `${code} is marked spent`);
+      assert.equal(await item.locator('code s').innerText(), code, `${code} is struck through`);
+      assert.equal(await item.innerText(), `${code} used`, `${code} says "used", in words read out too`);
+    } else {
+      assert.equal(await item.innerText(), code, `${code} is shown as usable`);
+      assert.equal(await item.locator('s').count(), 0);
+    }
+  }
+  const note = page.locator('#recovery-codes-spent');
+  assert.match(await note.innerText(), spent.length === 1 ? /^The code struck through has been used to sign in and no longer works/ : new RegExp(`^The ${spent.length} codes struck through have been used to sign in`));
+  for (const [what, text] of [['copy', await copiedText(page)], ['download', await downloadedText(page)]]) {
+    for (const code of codes) {
+      assert.equal(text.includes(code), !spent.includes(code), `${code} ${spent.includes(code) ? 'left out of' : 'in'} the ${what}`);
+    }
+  }
+}
+
+test('signing in again with one of the recovery codes kept across an ended session marks it used, and leaves it out of the copy and the download', async () => {
+  const social = await createUser(api, { institution_id: institution.id });
+  await withSession(browser, { name: 'totp-codes-spent-at-sign-in' }, async (s) => {
+    const { page } = s;
+    await s.signIn(social.login, social.password);
+    await s.goto('/password');
+    const app = await startEnrolment(s);
+    const codes = await confirmAndSeeRecoveryCodes(s, app);
+    assert.equal(await page.locator('#recovery-codes-spent').count(), 0, 'nothing spent yet');
+
+    // The session ends under the codes; the user signs in again with one of them, typed from
+    // paper (capitals, no dash): the server spends it.
+    await endSessionUnderCodes(s, social);
+    const first = codes[4];
+    await signInWithCode(s, social, first.replace('-', '').toUpperCase(), '/password');
+    await s.waitForNotice(/The second factor is on/);
+    assert.match(await page.locator('#recovery-codes-panel').innerText(), /Save these recovery codes now/);
+    assert.equal(await page.locator('#totp-status').count(), 0, 'only the codes until they are saved');
+    await assertSpentMarked(page, codes, [first]);
+    await s.screenshot('en-account-totp-recovery-codes-spent');
+    await assertNotStored(page, codes);
+
+    // The mark stays across a language switch, in Russian words.
+    await switchTo(s, 'ru');
+    assert.equal(await page.locator('#recovery-codes li', { hasText: first }).innerText(), `${first} использован`);
+    assert.match(await page.locator('#recovery-codes-spent').innerText(), /^Зачёркнутый код уже использован для входа/);
+    await s.screenshot('ru-account-totp-recovery-codes-spent');
+    await switchTo(s, 'en');
+    await assertSpentMarked(page, codes, [first]);
+
+    // Ended again: a sign-in with the app's code spends none of them, and the mark stays.
+    await endSessionUnderCodes(s, social);
+    await signInWithCode(s, social, await app.code(), '/password');
+    await assertSpentMarked(page, codes, [first]);
+
+    // And again, with another of them: both are marked.
+    await endSessionUnderCodes(s, social);
+    const second = codes[7];
+    await signInWithCode(s, social, second, '/password');
+    await assertSpentMarked(page, codes, [first, second]);
+    await assertNotStored(page, codes);
+
+    // The server agrees: two spent, eight left.
+    await page.click('#recovery-codes-done');
+    assert.match(await page.locator('#totp-status').innerText(), /On\s+Signing in asks for a code/);
+    assert.match(await page.locator('#recovery-codes-left').innerText(), /^8 recovery codes left\.$/);
   });
 });
 

@@ -2,7 +2,8 @@
 // user's feet (it expired, or was ended by a password change or from another window).
 //
 // The session itself is the HttpOnly cookie the server sets: JavaScript never sees or stores the
-// token. This module only keeps the answer of `GET /me` in memory.
+// token. This module only keeps the answer of `GET /me` in memory (and the recovery code the
+// sign-in spent, if any).
 
 import { get, post, setEnrolmentRequiredHandler, setSessionExpiredHandler } from './api.js';
 import { discardAll, draftRouteFor, saveDraft } from './drafts.js';
@@ -11,6 +12,9 @@ import { HOME, LOGIN, currentRoute, leavePage, navigate, outletElement, remember
 
 let user = null;
 let expired = false;
+// The recovery code this session was signed in with (as the server reads it), memory only: it is
+// spent on the server, and a page that still shows it must say so (pages/password.js).
+let spentRecoveryCode = null;
 
 function changed() {
   window.dispatchEvent(new CustomEvent('palreg:session', { detail: { user } }));
@@ -72,10 +76,31 @@ export async function refreshUser({ signal } = {}) {
  */
 export async function signIn(login, password, totp = undefined) {
   await post('/auth/login', { login, password, totp }, { session: false });
+  // The answer does not say which factor was taken, nor need it: the server takes a code that
+  // reads as a recovery code as one and never as the app's (routes/auth.rs), so a sign-in it
+  // let in with one spent exactly that code.
+  spentRecoveryCode = totp === undefined ? null : recoveryCodeOf(totp);
   user = await get('/me', { session: false });
   expired = false;
   changed();
   return user;
+}
+
+/**
+ * A typed recovery code as the server reads it (totp.rs `normalize_recovery_code`): without
+ * white space and dashes, ASCII letters in lower case, ten characters of the codes' alphabet;
+ * null for anything else (the app's six digits).
+ */
+export function recoveryCodeOf(typed) {
+  const code = String(typed)
+    .replace(/[\p{White_Space}-]/gu, '')
+    .replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return /^[2-9a-hjkmnp-z]{10}$/.test(code) ? code : null;
+}
+
+/** The recovery code (as `recoveryCodeOf` gives it) the current session was signed in with, or null. */
+export function signedInWithRecoveryCode() {
+  return user ? spentRecoveryCode : null;
 }
 
 /**
@@ -112,6 +137,7 @@ export async function signOut() {
  */
 export function endLocally() {
   user = null;
+  spentRecoveryCode = null;
   expired = false;
   leavePage();
   discardAll();
@@ -137,6 +163,7 @@ function sessionEnded() {
   if (outlet) saveDraft(route, user.id, outlet, stateKeptAcrossSignIn(route, user.id));
   rememberReturn(route, user.id);
   user = null;
+  spentRecoveryCode = null;
   expired = true;
   changed();
   navigate(LOGIN);

@@ -19,7 +19,9 @@
 // then. The recovery codes also outlive the session ending under the user while they are on
 // screen (router.js `keepAcrossSignIn`, in memory): they are in force on the server already, so
 // the same user signing in again in this tab sees them again; anyone else, or a sign-out, drops
-// them.
+// them. Signing in again with one of them spends it: it is then shown struck through, marked
+// "used", and left out of the copy and the download, so that no list saved from here offers it
+// (session.js knows the code typed; the mark is kept with the codes, in memory too).
 
 import { HOME, mustEnrol, registerPage } from '../router.js';
 import { h, replace } from '../dom.js';
@@ -27,7 +29,7 @@ import { t } from '../i18n.js';
 import { del, errorMessage, post, put } from '../api.js';
 import { createForm, totpField } from '../forms.js';
 import { announce, badge, button, flash, notice, pageHeading } from '../ui.js';
-import { currentUser, endLocally, refreshUser } from '../session.js';
+import { currentUser, endLocally, recoveryCodeOf, refreshUser, signedInWithRecoveryCode } from '../session.js';
 import { qrSvg } from '../qr.js';
 
 const MIN_PASSWORD = 10;
@@ -80,7 +82,10 @@ function groupedSecret(secret) {
 /** Recovery codes left at or below which the page asks for a new set. */
 const FEW_RECOVERY_CODES = 3;
 
-/** The recovery codes as a text file: a title, the account, the date, one code a line. */
+/**
+ * The recovery codes as a text file (and the copy): a title, the account, the date, one code a
+ * line; only the codes still usable.
+ */
 function recoveryCodesText(codes) {
   const user = currentUser();
   const lines = [
@@ -95,13 +100,20 @@ function recoveryCodesText(codes) {
   return lines.join('\n');
 }
 
+/** One recovery code of the list; a spent one struck through, with a "used" label read out too. */
+function recoveryCodeItem(code, spent) {
+  if (!spent) return h('li', {}, h('code', {}, code));
+  return h('li', { class: 'recovery-code-spent' }, h('code', {}, h('s', {}, code)), ' ', badge(t('totp.recovery.used'), 'muted'));
+}
+
 /**
  * The recovery codes just made, shown this once with a "save them now" warning, a copy and a
- * download button; `done` leaves the page. The download's object URL goes into `urls`, for the
- * page to revoke when it goes.
+ * download button; `done` leaves the page. `spent`: those of them used to sign in since, marked
+ * and left out of the copy and the download. The download's object URL goes into `urls`, for
+ * the page to revoke when it goes.
  */
-function recoveryCodesPanel(codes, { done, doneLabel, urls }) {
-  const text = recoveryCodesText(codes);
+function recoveryCodesPanel(codes, { spent = [], done, doneLabel, urls }) {
+  const text = recoveryCodesText(codes.filter((code) => !spent.includes(code)));
   const status = h('p', { class: 'hint', id: 'recovery-codes-copied', role: 'status' });
   async function copy() {
     try {
@@ -119,7 +131,8 @@ function recoveryCodesPanel(codes, { done, doneLabel, urls }) {
     { class: 'recovery-codes-panel', id: 'recovery-codes-panel' },
     notice('warning', t('totp.recovery.save_now')),
     h('p', {}, t('totp.recovery.about')),
-    h('ol', { class: 'recovery-codes', id: 'recovery-codes' }, codes.map((code) => h('li', {}, h('code', {}, code)))),
+    h('ol', { class: 'recovery-codes', id: 'recovery-codes' }, codes.map((code) => recoveryCodeItem(code, spent.includes(code)))),
+    spent.length > 0 ? h('p', { class: 'hint', id: 'recovery-codes-spent' }, t('totp.recovery.spent', { count: spent.length })) : null,
     h(
       'p',
       { class: 'actions' },
@@ -160,11 +173,24 @@ const CODES_SHOWN = {
 };
 
 /**
+ * Marks spent, in a step of recovery codes kept across a sign-in (`{ step: 'codes', codes,
+ * spent }`), the code this session was signed in with, if it is one of them: the server took
+ * it, and the list must not offer it any more. A sign-in with the app's code marks nothing.
+ */
+function markSpent(step) {
+  const used = signedInWithRecoveryCode();
+  if (step?.step !== 'codes' || !used) return;
+  const code = step.codes.find((c) => recoveryCodeOf(c) === used);
+  if (code && !step.spent?.includes(code)) step.spent = [...(step.spent ?? []), code];
+}
+
+/**
  * The second-factor section: its status, and setting it up or turning it off. The step that
  * must survive a language switch is `ctx.state.totp`: `{ step: 'enrolling', enrolment }` (the
- * key to scan, before the first code) or `{ step: 'codes', codes, kind }` (recovery codes on
- * screen, `kind` a key of CODES_SHOWN); null while the page shows the account's status. Returns
- * the section and the cleanup of the page.
+ * key to scan, before the first code) or `{ step: 'codes', codes, kind, spent }` (recovery codes
+ * on screen, `kind` a key of CODES_SHOWN, `spent` those used to sign in since: markSpent);
+ * null while the page shows the account's status. Returns the section and the cleanup of the
+ * page.
  */
 function secondFactorSection(ctx) {
   const heading = h('h2', { id: 'totp-h', tabindex: '-1' }, t('totp.title'));
@@ -184,7 +210,7 @@ function secondFactorSection(ctx) {
   /** Draws a kept step on this section; `again`: drawn anew in place (no focus, no announcement). */
   function drawStep(step, { again = false } = {}) {
     if (step.step === 'enrolling') drawEnrolling(step.enrolment, { again });
-    else drawCodes(step.codes, step.kind, { again });
+    else drawCodes(step, { again });
   }
 
   /** Draws the state the server reports (`GET /me`), with an optional message on top. */
@@ -273,10 +299,10 @@ function secondFactorSection(ctx) {
   }
 
   /**
-   * The recovery codes just made (`kind`: why, see CODES_SHOWN), this once, and nothing else
-   * until they are saved.
+   * The recovery codes just made (`kind`: why, see CODES_SHOWN; `spent`: used since), this once,
+   * and nothing else until they are saved.
    */
-  function drawCodes(codes, kind, { again = false } = {}) {
+  function drawCodes({ codes, kind, spent = [] }, { again = false } = {}) {
     const { message, doneLabel, home } = CODES_SHOWN[kind];
     const done = home ? () => ctx.navigate(HOME) : () => draw();
     replace(
@@ -284,11 +310,12 @@ function secondFactorSection(ctx) {
       heading,
       notice('success', t(message)),
       h('h3', {}, t('totp.recovery.title')),
-      recoveryCodesPanel(codes, { done, doneLabel: t(doneLabel), urls }),
+      recoveryCodesPanel(codes, { spent, done, doneLabel: t(doneLabel), urls }),
     );
     if (again) return;
     heading.focus();
-    announce(`${t(message)} ${t('totp.recovery.save_now')}`);
+    const used = spent.length > 0 ? ` ${t('totp.recovery.spent', { count: spent.length })}` : '';
+    announce(`${t(message)} ${t('totp.recovery.save_now')}${used}`);
   }
 
   /** How many recovery codes are left, and a new set with a current code. */
@@ -394,6 +421,8 @@ registerPage({
   // same user's sign-in (drawn while the second factor is still on, as after a language switch).
   keepAcrossSignIn: (state) => (state.totp?.step === 'codes' ? { totp: state.totp, totpFirst: state.totpFirst } : null),
   async render(ctx) {
+    // Before any request: should the session end again, the codes are kept with the mark.
+    markSpent(ctx.state.totp);
     // The second factor may have changed since sign-in (an administrator's reset, a role).
     const user = await refreshUser({ signal: ctx.signal });
     const required = mustEnrol(user);
