@@ -125,14 +125,12 @@ impl Journal {
         }
     }
 
-    /// Written to a temporary file and renamed, so a crash leaves the old or the new journal.
+    /// Written to a temporary file and renamed, so a crash leaves the old or the new journal;
+    /// durably (the folder synced after the rename), since a batch must be on record as
+    /// pending before it is sent: a journal that lost that record to a power cut would let
+    /// the next run send the batch again under new pseudonyms, a second copy of each patient.
     fn save(&self, path: &Path) -> Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        crate::config::write_private(&tmp, &serde_json::to_vec_pretty(self)?)?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
+        crate::config::write_private_atomic(path, &serde_json::to_vec_pretty(self)?)
     }
 }
 

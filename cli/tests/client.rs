@@ -729,6 +729,13 @@ fn batches_are_cut_by_the_size_of_the_request_body() {
         canonical(&parsed(&example(), &books), &books)
     );
     assert!(journal_of(&csv).pending.is_empty());
+    // The journal was rewritten after every batch, each time through a temporary file.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
