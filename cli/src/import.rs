@@ -3,7 +3,7 @@
 //! journal beside the file so that a re-run after an interruption never duplicates a patient.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use client_crypto::Pseudonym;
@@ -88,7 +88,7 @@ pub struct Report {
 
 /// A line the journal knows, by the hash of its content (so a file whose bad lines were fixed
 /// or removed still resumes).
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
     pub line: u64,
     pub row_sha256: String,
@@ -98,8 +98,15 @@ pub struct JournalEntry {
     pub id: Option<i64>,
 }
 
-/// `FILE.csv.palreg-import.json`.
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+/// What the journal `FILE.csv.palreg-import.json` records: the state an import resumes from.
+///
+/// On disk it is JSON Lines, appended to and never rewritten (a rewrite per batch would write
+/// O(N²) bytes over an import of N lines): a header line ([`JOURNAL_NAME`], [`JOURNAL_VERSION`],
+/// the server, the institution and the file's SHA-256), then one event a line, `{"pending":[...]}`,
+/// `{"done":[...]}`, `{"cleared":true}` or `{"file_sha256":"..."}`, whose replay gives this
+/// state. Its serde form is the earlier format, one JSON object rewritten whole: an import an
+/// earlier palreg-client left unfinished is read in it, and rewritten once in the new one.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct Journal {
     pub file_sha256: String,
     pub server: String,
@@ -116,22 +123,266 @@ pub fn journal_path(csv: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The header's `journal`: tells the journal from any other JSON file (and from the earlier
+/// format, whose first line is not a header).
+pub const JOURNAL_NAME: &str = "palreg-import";
+/// The header's `version`: this format, the first (version 1) being the single object.
+pub const JOURNAL_VERSION: u32 = 2;
+
+/// The journal's first line.
+#[derive(Serialize, Deserialize, Debug)]
+struct Header {
+    journal: String,
+    version: u32,
+    server: String,
+    institution_id: i64,
+    file_sha256: String,
+}
+
+/// One line of the journal after its header, a change of [`Journal`]'s state
+/// ([`Journal::apply`]). Externally tagged: `{"pending":[...]}`, `{"cleared":true}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Event {
+    /// A batch about to be sent (entries without ids): it becomes the pending batch.
+    Pending(Vec<JournalEntry>),
+    /// The pending batch settled: these of its entries, with their ids, are done (all of them
+    /// when the server answered; those found on the server when `recover_pending` looked),
+    /// and nothing is pending any more.
+    Done(Vec<JournalEntry>),
+    /// The pending batch settled with nothing done: the server refused it (a 4xx, nothing
+    /// committed), or `recover_pending` found none of it on the server. Always `true`.
+    Cleared(bool),
+    /// The file changed since the header was written (bad lines fixed between runs): its
+    /// SHA-256 from now on.
+    FileSha256(String),
+}
+
+impl Event {
+    /// Why this client cannot have written the event, if it cannot.
+    fn fault(&self) -> Option<&'static str> {
+        match self {
+            Event::Pending(entries) if entries.iter().any(|e| e.id.is_some()) => {
+                Some("a pending entry has an id")
+            }
+            Event::Done(entries) if entries.iter().any(|e| e.id.is_none()) => {
+                Some("a done entry has no id")
+            }
+            Event::Cleared(false) => Some("\"cleared\" is not true"),
+            _ => None,
+        }
+    }
+}
+
 impl Journal {
-    fn load(path: &Path) -> Result<Option<Journal>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(serde_json::from_str(&text)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+    /// The journal at `path`, in either format (`None` when there is none). A torn last line
+    /// is ignored (it was never acted on); any other unreadable line is an error naming it.
+    pub fn read(path: &Path) -> Result<Option<Journal>> {
+        Ok(replay(path)?.map(|(journal, _)| journal))
+    }
+
+    /// The state after `event`: replaying the journal's events applies them in order, and the
+    /// import changes its state only by recording one ([`JournalFile::record`]), so what a
+    /// re-run reads back is what the run held.
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Pending(entries) => self.pending = entries,
+            Event::Done(entries) => {
+                self.done.extend(entries);
+                self.pending.clear();
+            }
+            Event::Cleared(_) => self.pending.clear(),
+            Event::FileSha256(sha256) => self.file_sha256 = sha256,
         }
     }
 
-    /// Written to a temporary file and renamed, so a crash leaves the old or the new journal;
-    /// durably (the folder synced after the rename), since a batch must be on record as
-    /// pending before it is sent: a journal that lost that record to a power cut would let
-    /// the next run send the batch again under new pseudonyms, a second copy of each patient.
-    fn save(&self, path: &Path) -> Result<()> {
-        crate::config::write_private_atomic(path, &serde_json::to_vec_pretty(self)?)
+    /// The journal written afresh: its header, then its done entries and its pending batch
+    /// as one event each.
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        push_line(
+            &mut bytes,
+            &Header {
+                journal: JOURNAL_NAME.into(),
+                version: JOURNAL_VERSION,
+                server: self.server.clone(),
+                institution_id: self.institution_id,
+                file_sha256: self.file_sha256.clone(),
+            },
+        )?;
+        if !self.done.is_empty() {
+            push_line(&mut bytes, &Event::Done(self.done.clone()))?;
+        }
+        if !self.pending.is_empty() {
+            push_line(&mut bytes, &Event::Pending(self.pending.clone()))?;
+        }
+        Ok(bytes)
     }
+}
+
+/// `value` as one line of JSON (compact: a string's line breaks are escaped) and its `\n`.
+fn push_line(bytes: &mut Vec<u8>, value: &impl Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *bytes, value)?;
+    bytes.push(b'\n');
+    Ok(())
+}
+
+/// Where the journal's next event goes.
+#[derive(Debug)]
+enum Disk {
+    /// No journal yet, or one in the earlier format: the first event is preceded by the whole
+    /// state written afresh, atomically ([`Journal::snapshot`]).
+    Rewrite,
+    /// A journal in this format whose sound lines end at byte `len`; past it, a torn last line,
+    /// cut off before anything is appended (else the next line would be glued to it).
+    Lines { len: u64 },
+    /// Open for appending.
+    Open(std::fs::File),
+}
+
+/// The journal file, recording the import's events.
+struct JournalFile {
+    path: PathBuf,
+    disk: Disk,
+    /// The file hash the journal on disk holds last (its header's, or a later event's).
+    recorded_sha256: String,
+}
+
+impl JournalFile {
+    /// Appends `event` durably (written and synced before this returns: a batch must be on
+    /// record as pending before it is sent, since a journal that lost that record to a power
+    /// cut would let the next run send the batch again under new pseudonyms, a second copy of
+    /// each patient), then applies it to `journal`. `journal` must be the state the file
+    /// holds (its `file_sha256` aside): the first event of a run may write it afresh, so the
+    /// import changes it by recording events only.
+    fn record(&mut self, journal: &mut Journal, event: Event) -> Result<()> {
+        let mut file = match std::mem::replace(&mut self.disk, Disk::Rewrite) {
+            Disk::Open(file) => file,
+            Disk::Lines { len } => {
+                let file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+                if file.metadata()?.len() > len {
+                    file.set_len(len)?;
+                    file.sync_all()?;
+                }
+                file
+            }
+            Disk::Rewrite => {
+                crate::config::write_private_atomic(&self.path, &journal.snapshot()?)?;
+                #[cfg(unix)]
+                if self.path.parent().is_some_and(|p| p.as_os_str().is_empty()) {
+                    // `write_private_atomic` syncs the folder it names; a bare file name's
+                    // folder is the current one.
+                    std::fs::File::open(".")?.sync_all()?;
+                }
+                self.recorded_sha256.clone_from(&journal.file_sha256);
+                std::fs::OpenOptions::new().append(true).open(&self.path)?
+            }
+        };
+        let mut bytes = Vec::new();
+        if self.recorded_sha256 != journal.file_sha256 {
+            push_line(&mut bytes, &Event::FileSha256(journal.file_sha256.clone()))?;
+        }
+        push_line(&mut bytes, &event)?;
+        file.write_all(&bytes)?;
+        file.sync_data()?;
+        self.disk = Disk::Open(file);
+        self.recorded_sha256.clone_from(&journal.file_sha256);
+        journal.apply(event);
+        Ok(())
+    }
+}
+
+/// The error for line `line` of the journal at `path`.
+fn unreadable(path: &Path, line: u64, why: impl std::fmt::Display) -> Error {
+    Error::usage(format!(
+        "{}: line {line}: not an import journal record ({why}); refusing to guess what was imported",
+        path.display()
+    ))
+}
+
+/// Reads the journal at `path`: its state, and where appending resumes.
+///
+/// A last line that is incomplete (no `\n`) or does not parse is ignored: it can only be one
+/// torn by a crash while it was appended, and nothing acted on it, since the import goes on
+/// only once an append is written and synced ([`JournalFile::record`]). A torn `pending`
+/// means its batch was never sent; a torn `done` leaves its `pending` line in force, which
+/// the next run settles by looking the batch's pseudonyms up (`recover_pending`); a torn
+/// `cleared` leaves a refused batch pending, which the server does not hold, so the look-up
+/// drops it. A bad line anywhere else cannot come from a crash: it is an error, not a guess.
+/// The header is never torn: it is written with the file, atomically.
+fn replay(path: &Path) -> Result<Option<(Journal, Disk)>> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    let mut len = reader.read_until(b'\n', &mut line)? as u64;
+    let header = match serde_json::from_slice::<Header>(&line) {
+        Ok(header) => header,
+        Err(header_error) => {
+            // The earlier format: one object (pretty-printed, so its first line is `{`).
+            reader.read_to_end(&mut line)?;
+            return match serde_json::from_slice::<Journal>(&line) {
+                Ok(journal) => Ok(Some((journal, Disk::Rewrite))),
+                Err(_) => Err(unreadable(path, 1, header_error)),
+            };
+        }
+    };
+    if header.journal != JOURNAL_NAME {
+        return Err(unreadable(path, 1, "not a palreg-import header"));
+    }
+    if header.version != JOURNAL_VERSION {
+        return Err(unreadable(
+            path,
+            1,
+            format!(
+                "version {}, this palreg-client reads version {JOURNAL_VERSION}",
+                header.version
+            ),
+        ));
+    }
+    if !line.ends_with(b"\n") {
+        return Err(unreadable(path, 1, "the header has no line end"));
+    }
+    let mut journal = Journal {
+        file_sha256: header.file_sha256,
+        server: header.server,
+        institution_id: header.institution_id,
+        ..Journal::default()
+    };
+    let mut number = 1;
+    // A bad line, forgiven if it turns out to be the last.
+    let mut torn: Option<(u64, String)> = None;
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 {
+            break;
+        }
+        if let Some((number, why)) = torn.take() {
+            return Err(unreadable(path, number, why));
+        }
+        number += 1;
+        let event = match line.strip_suffix(b"\n") {
+            None => Err("no line end".to_string()),
+            Some(text) => serde_json::from_slice::<Event>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|event| match event.fault() {
+                    Some(fault) => Err(fault.to_string()),
+                    None => Ok(event),
+                }),
+        };
+        match event {
+            Ok(event) => {
+                journal.apply(event);
+                len += read as u64;
+            }
+            Err(why) => torn = Some((number, why)),
+        }
+    }
+    Ok(Some((journal, Disk::Lines { len })))
 }
 
 fn row_hash(cells: &[String]) -> String {
@@ -189,22 +440,32 @@ pub fn run(clinic: &Clinic, csv: &Path, options: &Options) -> Result<Report> {
     }
 
     let journal_file = journal_path(csv);
-    let mut journal = match Journal::load(&journal_file)? {
-        Some(j) if j.institution_id != clinic.institution_id || j.server != clinic.api.base() => {
+    let (mut journal, disk) = match replay(&journal_file)? {
+        Some((j, _))
+            if j.institution_id != clinic.institution_id || j.server != clinic.api.base() =>
+        {
             return Err(Error::usage(format!(
                 "{} belongs to an import into another server or institution; move it away to start afresh",
                 journal_file.display()
             )));
         }
-        Some(j) => j,
-        None => Journal {
-            server: clinic.api.base().to_string(),
-            institution_id: clinic.institution_id,
-            ..Journal::default()
-        },
+        Some(read) => read,
+        None => (
+            Journal {
+                server: clinic.api.base().to_string(),
+                institution_id: clinic.institution_id,
+                ..Journal::default()
+            },
+            Disk::Rewrite,
+        ),
+    };
+    let mut log = JournalFile {
+        path: journal_file,
+        disk,
+        recorded_sha256: journal.file_sha256.clone(),
     };
     journal.file_sha256 = file_sha256;
-    report.recovered = recover_pending(clinic, &mut journal, &journal_file)?;
+    report.recovered = recover_pending(clinic, &mut journal, &mut log)?;
 
     // Skip lines already imported: by content, as many times as they were imported.
     let mut done: BTreeMap<&str, usize> = BTreeMap::new();
@@ -228,7 +489,7 @@ pub fn run(clinic: &Clinic, csv: &Path, options: &Options) -> Result<Report> {
         let batch = take_batch(clinic, queue, batch_size, batch_bytes)?;
         let (taken, rest) = queue.split_at(batch.entries.len());
         queue = rest;
-        let sent = send_batch(clinic, batch, &mut journal, &journal_file, &mut report)?;
+        let sent = send_batch(clinic, batch, &mut journal, &mut log, &mut report)?;
         bar.inc(taken.len() as u64);
         report.imported += sent;
     }
@@ -321,7 +582,7 @@ fn send_batch(
     clinic: &Clinic,
     batch: Batch,
     journal: &mut Journal,
-    journal_file: &Path,
+    log: &mut JournalFile,
     report: &mut Report,
 ) -> Result<usize> {
     let Batch {
@@ -329,17 +590,20 @@ fn send_batch(
         mut entries,
     } = batch;
     while !bodies.is_empty() {
-        journal.pending = std::mem::take(&mut entries);
-        journal.save(journal_file)?;
+        log.record(journal, Event::Pending(std::mem::take(&mut entries)))?;
         match clinic.api.import(&bodies) {
             Ok(ids) => {
-                let mut entries = std::mem::take(&mut journal.pending);
-                for (e, id) in entries.iter_mut().zip(ids) {
-                    e.id = Some(id);
-                }
+                let entries: Vec<JournalEntry> = journal
+                    .pending
+                    .iter()
+                    .zip(ids)
+                    .map(|(e, id)| JournalEntry {
+                        id: Some(id),
+                        ..e.clone()
+                    })
+                    .collect();
                 let n = entries.len();
-                journal.done.extend(entries);
-                journal.save(journal_file)?;
+                log.record(journal, Event::Done(entries))?;
                 return Ok(n);
             }
             // The server names the refused patient; nothing of the batch was written, so the
@@ -356,7 +620,7 @@ fn send_batch(
                     .split_once("]: ")
                     .map_or(message.as_str(), |(_, m)| m)
                     .to_string();
-                entries = std::mem::take(&mut journal.pending);
+                entries = journal.pending.clone();
                 let refused = entries.remove(i);
                 bodies.remove(i);
                 report.errors.push(LineError {
@@ -364,12 +628,11 @@ fn send_batch(
                     column: "-".into(),
                     reason: format!("refused by the server ({code}): {reason}"),
                 });
-                journal.save(journal_file)?;
+                log.record(journal, Event::Cleared(true))?;
             }
             // A 4xx is the server's refusal: the transaction did not commit.
             Err(e @ Error::Api { status, .. }) if (400..500).contains(&status) => {
-                journal.pending.clear();
-                journal.save(journal_file)?;
+                log.record(journal, Event::Cleared(true))?;
                 return Err(e);
             }
             // No answer, or a 5xx (a proxy's 502/504 may come after the server committed): the
@@ -393,7 +656,7 @@ fn refused_index(message: &str) -> Option<usize> {
 
 /// A batch sent without a recorded answer was written whole or not at all (the server's
 /// import is one transaction): look its pseudonyms up among the institution's patients.
-fn recover_pending(clinic: &Clinic, journal: &mut Journal, path: &Path) -> Result<usize> {
+fn recover_pending(clinic: &Clinic, journal: &mut Journal, log: &mut JournalFile) -> Result<usize> {
     if journal.pending.is_empty() {
         return Ok(0);
     }
@@ -410,22 +673,212 @@ fn recover_pending(clinic: &Clinic, journal: &mut Journal, path: &Path) -> Resul
         }
         Ok(())
     })?;
-    let pending = std::mem::take(&mut journal.pending);
-    let mut recovered = 0;
-    for (i, mut e) in pending.into_iter().enumerate() {
-        if let Some(id) = found.get(&i) {
-            e.id = Some(*id);
-            journal.done.push(e);
-            recovered += 1;
-        }
-    }
-    journal.save(path)?;
+    let settled: Vec<JournalEntry> = journal
+        .pending
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            found.get(&i).map(|id| JournalEntry {
+                id: Some(*id),
+                ..e.clone()
+            })
+        })
+        .collect();
+    let recovered = settled.len();
+    let event = if settled.is_empty() {
+        Event::Cleared(true)
+    } else {
+        Event::Done(settled)
+    };
+    log.record(journal, event)?;
     Ok(recovered)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(line: u64, id: Option<i64>) -> JournalEntry {
+        JournalEntry {
+            line,
+            row_sha256: format!("row{line}"),
+            pseudonym: format!("p{line}"),
+            id,
+        }
+    }
+
+    fn fresh(path: &Path) -> (Journal, JournalFile) {
+        let journal = Journal {
+            file_sha256: "f1".into(),
+            server: "https://palreg.test".into(),
+            institution_id: 7,
+            ..Journal::default()
+        };
+        let log = JournalFile {
+            path: path.to_path_buf(),
+            disk: Disk::Rewrite,
+            recorded_sha256: String::new(),
+        };
+        (journal, log)
+    }
+
+    #[test]
+    fn replaying_the_recorded_events_gives_the_state_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv.palreg-import.json");
+        let (mut journal, mut log) = fresh(&path);
+        let events = [
+            Event::Pending(vec![entry(2, None), entry(3, None)]),
+            Event::Done(vec![entry(2, Some(20)), entry(3, Some(30))]),
+            Event::Pending(vec![entry(4, None), entry(5, None)]),
+            Event::Cleared(true),
+            Event::Pending(vec![entry(5, None)]),
+            Event::Done(vec![]),
+            Event::Pending(vec![entry(6, None)]),
+        ];
+        let mut before = Vec::new();
+        for (i, event) in events.into_iter().enumerate() {
+            if i == 4 {
+                journal.file_sha256 = "f2".into();
+            }
+            log.record(&mut journal, event).unwrap();
+            assert_eq!(Journal::read(&path).unwrap().as_ref(), Some(&journal));
+            let now = std::fs::read(&path).unwrap();
+            assert!(now.starts_with(&before), "event {i} rewrote the journal");
+            before = now;
+        }
+        assert_eq!(journal.done.len(), 2);
+        assert_eq!(journal.pending, vec![entry(6, None)]);
+        assert_eq!(journal.file_sha256, "f2");
+        let text = String::from_utf8(before).unwrap();
+        let kinds: Vec<String> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object().unwrap().keys().cloned().collect()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "pending",
+                "done",
+                "pending",
+                "cleared",
+                "file_sha256",
+                "pending",
+                "done",
+                "pending"
+            ]
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    /// A journal in this format: its header and `events`, each a line of text as given.
+    fn written(path: &Path, events: &[&str]) -> Journal {
+        let (journal, _) = fresh(path);
+        let mut text = String::from_utf8(journal.snapshot().unwrap()).unwrap();
+        for e in events {
+            text.push_str(e);
+        }
+        std::fs::write(path, text).unwrap();
+        journal
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_cut_off_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.palreg-import.json");
+        let pending = r#"{"pending":[{"line":2,"row_sha256":"row2","pseudonym":"p2"}]}"#;
+        let done = r#"{"done":[{"line":2,"row_sha256":"row2","pseudonym":"p2","id":20}]}"#;
+        // Torn mid-line, torn just before its line end, and garbage ending a line.
+        for tail in [&done[..20], done, "\0\0\0\n"] {
+            let mut journal = written(&path, &[pending, "\n", tail]);
+            journal.pending = vec![entry(2, None)];
+            assert_eq!(
+                Journal::read(&path).unwrap(),
+                Some(journal.clone()),
+                "{tail}"
+            );
+
+            // The next append goes after the last sound line, not after the fragment.
+            let (mut read, disk) = replay(&path).unwrap().unwrap();
+            let mut log = JournalFile {
+                path: path.clone(),
+                disk,
+                recorded_sha256: read.file_sha256.clone(),
+            };
+            log.record(&mut read, Event::Done(vec![entry(2, Some(20))]))
+                .unwrap();
+            assert_eq!(Journal::read(&path).unwrap(), Some(read.clone()));
+            assert_eq!(read.done, vec![entry(2, Some(20))]);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text.lines().count(), 3, "{text}");
+            assert!(text.ends_with(&format!("{pending}\n{done}\n")), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_bad_line_before_the_last_is_refused_naming_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.csv.palreg-import.json");
+        let pending = r#"{"pending":[{"line":2,"row_sha256":"row2","pseudonym":"p2"}]}"#;
+        let no_id = r#"{"done":[{"line":2,"row_sha256":"row2","pseudonym":"p2"}]}"#;
+        for bad in [
+            "{\"pend",
+            "",
+            no_id,
+            r#"{"cleared":false}"#,
+            r#"{"other":1}"#,
+        ] {
+            written(
+                &path,
+                &[pending, "\n", bad, "\n", r#"{"cleared":true}"#, "\n"],
+            );
+            let error = Journal::read(&path).unwrap_err().to_string();
+            assert!(
+                error.contains(&path.display().to_string()) && error.contains("line 3"),
+                "{bad}: {error}"
+            );
+        }
+        std::fs::write(&path, "{\"journal\":\"palreg-import\",\"version\":3}\n").unwrap();
+        let error = Journal::read(&path).unwrap_err().to_string();
+        assert!(error.contains("line 1"), "{error}");
+    }
+
+    #[test]
+    fn a_journal_in_the_earlier_format_is_read_then_rewritten_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.csv.palreg-import.json");
+        let (mut old, mut log) = fresh(&path);
+        old.done = vec![entry(2, Some(20)), entry(3, Some(30))];
+        old.pending = vec![entry(4, None)];
+        for bytes in [
+            serde_json::to_vec_pretty(&old).unwrap(),
+            serde_json::to_vec(&old).unwrap(),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            assert_eq!(Journal::read(&path).unwrap(), Some(old.clone()));
+        }
+        let (mut journal, disk) = replay(&path).unwrap().unwrap();
+        assert!(matches!(disk, Disk::Rewrite));
+        log.disk = disk;
+        log.record(&mut journal, Event::Done(vec![entry(4, Some(40))]))
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "header, done, pending, done: {text}");
+        assert!(lines[0].contains(r#""journal":"palreg-import","version":2"#));
+        assert_eq!(Journal::read(&path).unwrap(), Some(journal.clone()));
+        assert_eq!(journal.done.len(), 3);
+        assert!(journal.pending.is_empty());
+    }
 
     #[test]
     fn refused_index_reads_the_server_message() {

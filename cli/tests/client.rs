@@ -177,7 +177,78 @@ fn client(app: &TestApp, dir: &Path, key_file: &Path) -> std::process::Command {
 }
 
 fn journal_of(csv: &Path) -> import::Journal {
-    serde_json::from_str(&std::fs::read_to_string(import::journal_path(csv)).unwrap()).unwrap()
+    import::Journal::read(&import::journal_path(csv))
+        .unwrap()
+        .expect("a journal")
+}
+
+/// The keys of the journal's event lines (after its header), in order.
+fn journal_events(bytes: &[u8]) -> Vec<String> {
+    std::str::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
+            assert_eq!(keys.len(), 1, "{line}");
+            keys[0].clone()
+        })
+        .collect()
+}
+
+/// How many entries the journal's event line `n` (counting the header as 0) carries.
+fn entries_on(bytes: &[u8], n: usize) -> usize {
+    let line = std::str::from_utf8(bytes).unwrap().lines().nth(n).unwrap();
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    let (_, entries) = event.as_object().unwrap().iter().next().unwrap();
+    entries.as_array().unwrap().len()
+}
+
+/// An import of `csv` (the example's lines) in batches of 2 whose second answer is lost after
+/// the server stored it (two batches on the server, the journal holding the second as
+/// pending); then the institution's clinic over a sound connection, to resume with.
+fn interrupted_import(
+    app: &TestApp,
+    login: &str,
+    dir: &Path,
+    csv: &Path,
+) -> (Clinic, import::Options) {
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, "H40", "Hospice forty");
+    app.create_user(&admin, login, &["user"], Some(institution));
+    let key_file = dir.join(format!("{login}.json"));
+    let flaky = Arc::new(LoseImportAnswer {
+        inner: transport(app),
+        seen: AtomicUsize::new(0),
+        lose: 1,
+    });
+    let api = signed_in(app, login, flaky);
+    keys::init(&api, &key_file, PASSPHRASE).unwrap();
+    let pair = keys::load(&key_file, PASSPHRASE).unwrap();
+    keys::bootstrap(&api, &pair).unwrap();
+    let clinic = Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap();
+    let options = import::Options {
+        batch_size: 2,
+        progress: false,
+        ..import::Options::default()
+    };
+    let interrupted = import::run(&clinic, csv, &options);
+    assert!(
+        matches!(interrupted, Err(Error::Http(_))),
+        "{interrupted:?}"
+    );
+    assert_eq!(total(&clinic), 4, "two batches reached the server");
+    let api = signed_in(app, login, Arc::new(transport(app)));
+    let clinic = Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap();
+    (clinic, options)
+}
+
+/// A copy of the example beside `dir`'s other files.
+fn example_in(dir: &Path) -> PathBuf {
+    let csv = dir.join("register.csv");
+    std::fs::copy(example(), &csv).unwrap();
+    csv
 }
 
 fn total(clinic: &Clinic) -> i64 {
@@ -413,11 +484,7 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
 #[test]
 fn semicolon_file_resumes_after_a_lost_answer_without_duplicates() {
     let app = spawn_app(Backend::Sqlite);
-    let admin = app.admin_token();
-    let institution = app.create_institution(&admin, "H2", "Hospice two");
-    app.create_user(&admin, "vera", &["user"], Some(institution));
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("vera.json");
 
     // The example as Russian Excel writes it: `;` between cells.
     let csv = dir.path().join("register;excel.csv");
@@ -438,32 +505,11 @@ fn semicolon_file_resumes_after_a_lost_answer_without_duplicates() {
     drop(writer);
 
     // The answer to the second batch is lost after the server stored it.
-    let flaky = Arc::new(LoseImportAnswer {
-        inner: transport(&app),
-        seen: AtomicUsize::new(0),
-        lose: 1,
-    });
-    let api = signed_in(&app, "vera", flaky);
-    keys::init(&api, &key_file, PASSPHRASE).unwrap();
-    let pair = keys::load(&key_file, PASSPHRASE).unwrap();
-    keys::bootstrap(&api, &pair).unwrap();
-    let clinic = Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap();
-    let options = import::Options {
-        batch_size: 2,
-        progress: false,
-        ..import::Options::default()
-    };
-    let interrupted = import::run(&clinic, &csv, &options);
-    assert!(matches!(interrupted, Err(Error::Http(_))), "the run stops");
-    assert_eq!(total(&clinic), 4, "two batches reached the server");
-    let journal: import::Journal =
-        serde_json::from_str(&std::fs::read_to_string(import::journal_path(&csv)).unwrap())
-            .unwrap();
+    let (clinic, options) = interrupted_import(&app, "vera", dir.path(), &csv);
+    let journal = journal_of(&csv);
     assert_eq!((journal.done.len(), journal.pending.len()), (2, 2));
 
     // Resume with a sound connection.
-    let api = signed_in(&app, "vera", Arc::new(transport(&app)));
-    let clinic = Clinic::open(api, &pair, 8, &mut Pins::in_memory()).unwrap();
     let resumed = import::run(&clinic, &csv, &options).unwrap();
     assert_eq!(
         resumed.recovered, 2,
@@ -656,6 +702,100 @@ fn a_proxy_5xx_keeps_the_batch_pending_and_the_resume_does_not_duplicate() {
     assert!(journal_of(&csv).pending.is_empty());
 }
 
+#[test]
+fn the_import_journal_grows_by_appends_only() {
+    // Arrange: an import interrupted after its second batch was sent.
+    let app = spawn_app(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = example_in(dir.path());
+    let (clinic, options) = interrupted_import(&app, "alla", dir.path(), &csv);
+    let path = import::journal_path(&csv);
+    let interrupted = std::fs::read(&path).unwrap();
+
+    // The header, then a pending and a done line for the first batch, and a pending line for
+    // the second.
+    let header: serde_json::Value =
+        serde_json::from_slice(interrupted.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(header["journal"], "palreg-import");
+    assert_eq!(header["version"], 2);
+    assert_eq!(header["server"], app.base.as_str());
+    assert_eq!(header["institution_id"], clinic.institution_id);
+    assert_eq!(journal_events(&interrupted), ["pending", "done", "pending"]);
+
+    // Act: resume, then run once more with nothing left to do.
+    let resumed = import::run(&clinic, &csv, &options).unwrap();
+    let after_resume = std::fs::read(&path).unwrap();
+    let again = import::run(&clinic, &csv, &options).unwrap();
+    let after_again = std::fs::read(&path).unwrap();
+
+    // Assert: every earlier state is a prefix of the later ones; the resume appended the
+    // settled batch (as done) and a pending and a done line for each of its own two batches.
+    assert_eq!(
+        (resumed.recovered, resumed.already_done, resumed.imported),
+        (2, 4, GOOD_ROWS - 4)
+    );
+    assert_eq!((again.already_done, again.imported), (GOOD_ROWS, 0));
+    assert_eq!(total(&clinic), GOOD_ROWS as i64, "nothing duplicated");
+    assert!(
+        after_resume.starts_with(&interrupted),
+        "a line was rewritten"
+    );
+    assert_eq!(after_again, after_resume, "nothing to record");
+    assert_eq!(
+        journal_events(&after_resume),
+        [
+            "pending", "done", "pending", "done", "pending", "done", "pending", "done"
+        ]
+    );
+    assert_eq!(entries_on(&after_resume, 4), 2, "the lost batch, found");
+    let journal = journal_of(&csv);
+    assert_eq!((journal.done.len(), journal.pending.len()), (GOOD_ROWS, 0));
+}
+
+#[test]
+fn an_import_journal_in_the_earlier_format_resumes_and_is_rewritten_once() {
+    // Arrange: an interrupted import whose journal is in the format an earlier palreg-client
+    // wrote, one JSON object, two lines done and two pending.
+    let app = spawn_app(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = example_in(dir.path());
+    let (clinic, options) = interrupted_import(&app, "nina", dir.path(), &csv);
+    let path = import::journal_path(&csv);
+    let old = journal_of(&csv);
+    assert_eq!((old.done.len(), old.pending.len()), (2, 2));
+    std::fs::write(&path, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    assert_eq!(journal_of(&csv), old, "the earlier format is read");
+
+    // Act
+    let resumed = import::run(&clinic, &csv, &options).unwrap();
+
+    // Assert: the pending batch is found on the server, nothing is sent twice, and the journal
+    // is now the header, the old state (done, then pending) and the appended events.
+    assert_eq!(
+        (resumed.recovered, resumed.already_done, resumed.imported),
+        (2, 4, GOOD_ROWS - 4)
+    );
+    assert_eq!(total(&clinic), GOOD_ROWS as i64, "nothing duplicated");
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"{\"journal\":\"palreg-import\",\"version\":2,"));
+    assert_eq!(
+        journal_events(&bytes),
+        [
+            "done", "pending", "done", "pending", "done", "pending", "done"
+        ]
+    );
+    assert_eq!((entries_on(&bytes, 1), entries_on(&bytes, 2)), (2, 2));
+    let journal = journal_of(&csv);
+    assert_eq!((journal.done.len(), journal.pending.len()), (GOOD_ROWS, 0));
+    let found: BTreeSet<&str> = journal.done.iter().map(|e| e.pseudonym.as_str()).collect();
+    assert!(
+        old.pending
+            .iter()
+            .all(|e| found.contains(e.pseudonym.as_str()))
+    );
+    assert_eq!(found.len(), GOOD_ROWS);
+}
+
 /// The serialized size of every good line of `csv` once sealed by `clinic`, as an import
 /// request carries it: measured, since padding and blind indexes make it hard to foresee.
 fn sealed_sizes(clinic: &Clinic, csv: &Path, books: &Books) -> Vec<usize> {
@@ -729,7 +869,7 @@ fn batches_are_cut_by_the_size_of_the_request_body() {
         canonical(&parsed(&example(), &books), &books)
     );
     assert!(journal_of(&csv).pending.is_empty());
-    // The journal was rewritten after every batch, each time through a temporary file.
+    // The journal was created through a temporary file (then appended to): none is left.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
