@@ -119,14 +119,6 @@ fn line(name: &str, l: &Latencies) {
     }
 }
 
-/// What `PRAGMA wal_checkpoint` answers.
-#[derive(QueryableByName)]
-struct Checkpoint {
-    /// 1 when the checkpoint could not run to its end.
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    busy: i32,
-}
-
 /// Waits until the seed is at rest (SQLite): the whole WAL copied into the database file and
 /// the WAL emptied (a TRUNCATE checkpoint, retried while the server's own checkpointer or a
 /// straggling reader holds it up), then every written page flushed to the disk (`sync`).
@@ -139,7 +131,7 @@ fn settle(pool: &palreg_server::db::Pool) -> anyhow::Result<Duration> {
         return Ok(Duration::ZERO);
     };
     loop {
-        let round: Checkpoint =
+        let round: palreg_server::db::Checkpoint =
             diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result(c)?;
         if round.busy == 0 {
             break;

@@ -173,6 +173,15 @@ pub struct Writer {
     first_lane_empty: Condvar,
 }
 
+/// Which lane of the write turn a writer waits in (see [`Writer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Every write but the bulk ones.
+    First,
+    /// A bulk write (an import batch): every writer waiting in the first lane goes first.
+    Bulk,
+}
+
 /// The longest a bulk write lets the first lane go before it: under writes that never stop
 /// coming, a batch still gets its turn.
 const BULK_WAITS_AT_MOST: Duration = Duration::from_secs(2);
@@ -250,15 +259,15 @@ impl Writer {
     /// Waits for this process's turn to write, and hands over the writer's connection (opened
     /// again first if a panic in a transaction left it broken).
     pub fn turn(&self) -> Result<WriterTurn<'_>, ConnectionError> {
-        self.ready(self.hold())
+        self.turn_in(Lane::First)
     }
 
-    /// [`Writer::turn`] for a bulk write, in the lane that lets every other writer go first.
-    pub fn bulk_turn(&self) -> Result<WriterTurn<'_>, ConnectionError> {
-        self.ready(self.hold_in_bulk())
-    }
-
-    fn ready<'a>(&self, mut turn: WriterTurn<'a>) -> Result<WriterTurn<'a>, ConnectionError> {
+    /// [`Writer::turn`], waiting in the lane given.
+    pub fn turn_in(&self, lane: Lane) -> Result<WriterTurn<'_>, ConnectionError> {
+        let mut turn = match lane {
+            Lane::First => self.hold(),
+            Lane::Bulk => self.hold_in_bulk(),
+        };
         if is_broken(&mut turn) {
             *turn = writer_connection(&self.url, self.cache_kib)?;
         }
@@ -366,17 +375,18 @@ impl std::ops::DerefMut for WriteConn<'_> {
 /// Waits for this process's turn to write on SQLite (`gate` from [`write_gate`]) and hands over
 /// the writer's connection; on PostgreSQL (no gate) a pooled connection, without waiting.
 pub fn write_conn<'a>(pool: &Pool, gate: Option<&'a Writer>) -> anyhow::Result<WriteConn<'a>> {
-    Ok(match gate {
-        Some(gate) => WriteConn::Writer(gate.turn()?),
-        None => WriteConn::Pooled(pool.get()?),
-    })
+    write_conn_in(pool, gate, Lane::First)
 }
 
-/// [`write_conn`] for a bulk write (an import batch): on SQLite it lets every other writer
-/// waiting for the turn go first (see [`Writer`]).
-pub fn bulk_write_conn<'a>(pool: &Pool, gate: Option<&'a Writer>) -> anyhow::Result<WriteConn<'a>> {
+/// [`write_conn`], waiting in the lane given on SQLite (a bulk write lets every other writer
+/// waiting for the turn go first: see [`Writer`]).
+pub fn write_conn_in<'a>(
+    pool: &Pool,
+    gate: Option<&'a Writer>,
+    lane: Lane,
+) -> anyhow::Result<WriteConn<'a>> {
     Ok(match gate {
-        Some(gate) => WriteConn::Writer(gate.bulk_turn()?),
+        Some(gate) => WriteConn::Writer(gate.turn_in(lane)?),
         None => WriteConn::Pooled(pool.get()?),
     })
 }
@@ -637,15 +647,15 @@ const WAL_RESTART_FRAMES: i64 = 16_384;
 const WAL_KEEP_BYTES: i64 = 256 * 1024 * 1024;
 const _: () = assert!(WAL_KEEP_BYTES >= 4 * WAL_RESTART_FRAMES * 4096);
 
-/// What `PRAGMA wal_checkpoint` answers.
+/// What `PRAGMA wal_checkpoint` answers (SQLite).
 #[derive(diesel::QueryableByName, Debug)]
-struct Checkpoint {
+pub struct Checkpoint {
     /// 1 when the checkpoint could not run to its end.
     #[diesel(sql_type = diesel::sql_types::Integer)]
-    busy: i32,
+    pub busy: i32,
     /// Frames in the WAL.
     #[diesel(sql_type = diesel::sql_types::Integer)]
-    log: i32,
+    pub log: i32,
 }
 
 /// Before a RESTART, PASSIVE rounds run until the writers added at most this many frames during
@@ -1140,7 +1150,7 @@ mod tests {
         let batch_written = gate.turn().unwrap();
         std::thread::scope(|s| {
             s.spawn(|| {
-                let _turn = gate.bulk_turn().unwrap();
+                let _turn = gate.turn_in(Lane::Bulk).unwrap();
                 order.lock().unwrap().push("queued batch");
             });
             // The queued batch waits for the turn first (or will, and sees the edit waiting).
@@ -1177,7 +1187,7 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(20));
             let start = Instant::now();
-            drop(gate.bulk_turn().unwrap());
+            drop(gate.turn_in(Lane::Bulk).unwrap());
             let waited = start.elapsed();
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             assert!(

@@ -18,6 +18,7 @@ pub mod totp;
 use actix_web::{HttpMessage, web};
 
 use crate::auth::{Caller, Permission, Principal};
+pub use crate::db::Lane;
 use crate::db::models::audit::{self, NewEntry};
 use crate::db::{self, DbConn};
 use crate::error::{ApiError, ApiResult};
@@ -66,15 +67,6 @@ where
     F: FnOnce(&mut DbConn, &mut NewEntry) -> ApiResult<T> + Send + 'static,
 {
     audited_in(state, Lane::First, entry, change).await
-}
-
-/// Which lane of the write turn a change waits in (see [`db::Writer`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
-    /// Every change but the bulk ones.
-    First,
-    /// A bulk change (an import batch): every writer waiting in the first lane goes first.
-    Bulk,
 }
 
 /// [`audited`], in the lane given.
@@ -133,12 +125,8 @@ fn in_write_transaction<T>(
     f: impl FnOnce(&mut DbConn) -> ApiResult<T>,
 ) -> ApiResult<T> {
     use diesel::Connection;
-    let gate = state.write_gate.as_deref();
-    let mut conn = match lane {
-        Lane::First => db::write_conn(&state.pool, gate),
-        Lane::Bulk => db::bulk_write_conn(&state.pool, gate),
-    }
-    .map_err(ApiError::internal)?;
+    let mut conn = db::write_conn_in(&state.pool, state.write_gate.as_deref(), lane)
+        .map_err(ApiError::internal)?;
     conn.transaction(f)
 }
 
