@@ -244,6 +244,15 @@ fn interrupted_import(
     (clinic, options)
 }
 
+/// The temporary files (`*.tmp`) in `dir`: a file written through one and renamed leaves none.
+fn temporary_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
 /// A copy of the example beside `dir`'s other files.
 fn example_in(dir: &Path) -> PathBuf {
     let csv = dir.join("register.csv");
@@ -343,8 +352,7 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
 
     // Act: import the example; bad lines are reported, good ones imported.
     let csv_dir = tempfile::tempdir().unwrap();
-    let csv = csv_dir.path().join("register.csv");
-    std::fs::copy(example(), &csv).unwrap();
+    let csv = example_in(csv_dir.path());
     let quiet = import::Options {
         batch_size: 3,
         progress: false,
@@ -636,8 +644,7 @@ fn a_proxy_5xx_keeps_the_batch_pending_and_the_resume_does_not_duplicate() {
     app.create_user(&admin, "zoya", &["user"], Some(institution));
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("zoya.json");
-    let csv = dir.path().join("register.csv");
-    std::fs::copy(example(), &csv).unwrap();
+    let csv = example_in(dir.path());
     let options = import::Options {
         batch_size: 2,
         progress: false,
@@ -824,8 +831,7 @@ fn batches_are_cut_by_the_size_of_the_request_body() {
     let recorder = Arc::new(ImportBodies::new(transport(&app)));
     let clinic = library_clinician(&app, "H18", "galina", dir.path(), recorder.clone());
     let books = Books::load(&clinic.api).unwrap();
-    let csv = dir.path().join("register.csv");
-    std::fs::copy(example(), &csv).unwrap();
+    let csv = example_in(dir.path());
     let mut sizes = sealed_sizes(&clinic, &csv, &books);
     sizes.sort_unstable_by(|a, b| b.cmp(a));
     let framing = serde_json::json!({ "patients": [] }).to_string().len();
@@ -870,11 +876,7 @@ fn batches_are_cut_by_the_size_of_the_request_body() {
     );
     assert!(journal_of(&csv).pending.is_empty());
     // The journal was created through a temporary file (then appended to): none is left.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
+    let leftovers = temporary_files(dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -886,8 +888,7 @@ fn a_patient_alone_over_the_byte_budget_is_still_sent_alone() {
     let recorder = Arc::new(ImportBodies::new(transport(&app)));
     let clinic = library_clinician(&app, "H19", "daria", dir.path(), recorder.clone());
     let books = Books::load(&clinic.api).unwrap();
-    let csv = dir.path().join("register.csv");
-    std::fs::copy(example(), &csv).unwrap();
+    let csv = example_in(dir.path());
     let options = import::Options {
         batch_bytes: 1,
         progress: false,
@@ -917,22 +918,9 @@ fn a_patient_alone_over_the_byte_budget_is_still_sent_alone() {
 fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
     use client_crypto::{ContactPerson, IdentityDocument};
     let app = spawn_app(Backend::Sqlite);
-    let admin = app.admin_token();
-    let institution = app.create_institution(&admin, "H6", "Hospice six");
-    app.create_user(&admin, "dina", &["user"], Some(institution));
-    let dir = tempfile::tempdir().unwrap();
+    let (_, dir) = binary_user(&app, "H6", "dina", &["user"]);
     let key_file = dir.path().join("key.json");
-    let run = |args: &[&str]| {
-        let output = client(&app, dir.path(), &key_file)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{args:?}: {output:?}");
-        String::from_utf8(output.stdout).unwrap()
-    };
-    run(&["login", "--login", "dina"]);
-    run(&["keys", "init"]);
-    run(&["keys", "bootstrap"]);
+    let run = |args: &[&str]| run_ok(&app, dir.path(), args);
     // Typed on a Russian keyboard: a Cyrillic С in the diagnosis code.
     let added = run(&[
         "patient",
@@ -1144,19 +1132,9 @@ fn the_binary_edits_a_patient_without_losing_the_browser_s_fields() {
 #[test]
 fn the_binary_takes_the_whole_passport_at_the_terminal() {
     let app = spawn_app(Backend::Sqlite);
-    let admin = app.admin_token();
-    let institution = app.create_institution(&admin, "H7", "Hospice seven");
-    app.create_user(&admin, "rita", &["user"], Some(institution));
-    let dir = tempfile::tempdir().unwrap();
+    let (_, dir) = binary_user(&app, "H7", "rita", &["user"]);
     let key_file = dir.path().join("key.json");
-    let run = |args: &[&str]| {
-        let output = client(&app, dir.path(), &key_file)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{args:?}: {output:?}");
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let run = |args: &[&str]| run_ok(&app, dir.path(), args);
     // The client run with `answers` typed at the terminal; its arguments as the process list
     // shows them to every local account.
     let ask = |args: &[&str], answers: &[&str]| {
@@ -1189,9 +1167,6 @@ fn the_binary_takes_the_whole_passport_at_the_terminal() {
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), typed.as_bytes()).unwrap();
         (child.wait_with_output().unwrap(), listed)
     };
-    run(&["login", "--login", "rita"]);
-    run(&["keys", "init"]);
-    run(&["keys", "bootstrap"]);
 
     // Act: everything identifying typed at the terminal; only the record given as flags.
     let answers = [
@@ -1467,6 +1442,31 @@ fn run_client(app: &TestApp, dir: &Path, args: &[&str]) -> std::process::Output 
         .unwrap()
 }
 
+/// A user of `roles` in a new institution `code`, using the binary in a folder of its own (its
+/// key file `key.json` there): signed in, key pair made, the institution's first key version
+/// created. Returns the institution and the folder.
+fn binary_user(app: &TestApp, code: &str, login: &str, roles: &[&str]) -> (i64, tempfile::TempDir) {
+    let admin = app.admin_token();
+    let institution = app.create_institution(&admin, code, &format!("Hospice {code}"));
+    app.create_user(&admin, login, roles, Some(institution));
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["login", "--login", login][..],
+        &["keys", "init"],
+        &["keys", "bootstrap"],
+    ] {
+        run_ok(app, dir.path(), args);
+    }
+    (institution, dir)
+}
+
+/// [`run_client`], which must succeed: its standard output.
+fn run_ok(app: &TestApp, dir: &Path, args: &[&str]) -> String {
+    let output = run_client(app, dir, args);
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// A clinician allowed to rotate keys, using the binary in a folder of its own: signed in, key
 /// pair made, the institution's first key version created. Returns the institution, the
 /// folder, a signed-in API client of the same account and the key pair.
@@ -1475,18 +1475,7 @@ fn binary_clinician(
     code: &str,
     login: &str,
 ) -> (i64, tempfile::TempDir, Api, UserKeyPair) {
-    let admin = app.admin_token();
-    let institution = app.create_institution(&admin, code, &format!("Hospice {code}"));
-    app.create_user(&admin, login, &["user", "admin"], Some(institution));
-    let dir = tempfile::tempdir().unwrap();
-    for args in [
-        &["login", "--login", login][..],
-        &["keys", "init"],
-        &["keys", "bootstrap"],
-    ] {
-        let output = run_client(app, dir.path(), args);
-        assert!(output.status.success(), "{args:?}: {output:?}");
-    }
+    let (institution, dir) = binary_user(app, code, login, &["user", "admin"]);
     let api = signed_in(app, login, Arc::new(transport(app)));
     let pair = keys::load(&dir.path().join("key.json"), PASSPHRASE).unwrap();
     (institution, dir, api, pair)
@@ -1656,8 +1645,7 @@ fn a_planted_key_version_seals_nothing_searches_nothing_and_is_not_granted() {
     assert_eq!(patients_on_server(&api), before, "no patient created");
 
     // Import refuses before it reads the file or writes a journal.
-    let csv = dir.path().join("register.csv");
-    std::fs::copy(example(), &csv).unwrap();
+    let csv = example_in(dir.path());
     let import = run(&["import", csv.to_str().unwrap()]);
     assert!(!import.status.success(), "{import:?}");
     assert!(String::from_utf8_lossy(&import.stderr).contains("key_chain_broken"));
@@ -2115,11 +2103,7 @@ fn the_pin_file_is_private_and_a_second_run_leaves_it_alone() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "private after a rewrite too");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
+    let leftovers = temporary_files(dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
