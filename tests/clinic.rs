@@ -141,9 +141,6 @@ impl Clinic {
             key.blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)
                 .unwrap()
                 .to_token(),
-            key.blind_index_surname_birth_year(&p.surname, &p.date_of_birth, bits)
-                .unwrap()
-                .to_token(),
         ];
         if let Some(snils) = &p.snils {
             out.push(

@@ -413,6 +413,8 @@ pub struct SearchArgs {
     pub surname: Option<String>,
     #[arg(long)]
     pub dob: Option<String>,
+    /// The year of birth: a filter of the record (whose birth year is not secret), alone or
+    /// with the surname.
     #[arg(long)]
     pub birth_year: Option<i32>,
     #[arg(long)]

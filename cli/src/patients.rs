@@ -10,8 +10,8 @@ use crate::api::{NewPatient, PatientView, Record};
 use crate::error::{Error, Result};
 use crate::keys::Clinic;
 
-/// The blind-index tokens stored with a passport (surname, date of birth, surname + birth
-/// year, SNILS and policy number when present), under the key passports are sealed under (an
+/// The blind-index tokens stored with a passport (surname, date of birth, SNILS and policy
+/// number when present), under the key passports are sealed under (an
 /// error when the key chain does not vouch for the newest version held).
 pub fn tokens(clinic: &Clinic, p: &Passport) -> Result<Vec<String>> {
     let (key, bits) = (clinic.key()?, clinic.bits);
@@ -19,8 +19,6 @@ pub fn tokens(clinic: &Clinic, p: &Passport) -> Result<Vec<String>> {
         key.blind_index(BlindIndexField::Surname, &p.surname, bits)?
             .to_token(),
         key.blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)?
-            .to_token(),
-        key.blind_index_surname_birth_year(&p.surname, &p.date_of_birth, bits)?
             .to_token(),
     ];
     if let Some(snils) = &p.snils {
@@ -180,11 +178,9 @@ impl Query {
             self.tokens_under(key, clinic.bits, &mut tokens)?;
         }
         let mut request = Value::Object(self.filters.clone());
-        if let (None, Some(y)) = (&self.surname, self.birth_year) {
-            // No token for a year alone: the record's birth year is a server filter (as an age band).
-            let age = crate::dates::today().0 - y;
-            request["age_from"] = json!(age);
-            request["age_to"] = json!(age);
+        if let Some(y) = self.birth_year {
+            // The record's birth year is in clear: a server filter, never part of a token.
+            request["birth_year"] = json!(y);
         }
         request["blind_indexes"] = json!(tokens);
         Ok(request)
@@ -196,18 +192,8 @@ impl Query {
         bits: BlindIndexBits,
         tokens: &mut Vec<String>,
     ) -> Result<()> {
-        match (&self.surname, self.birth_year) {
-            (Some(s), Some(y)) => tokens.push(
-                key.blind_index_surname_birth_year(s, &format!("{y:04}"), bits)?
-                    .to_token(),
-            ),
-            (Some(s), None) => tokens.push(
-                key.blind_index(BlindIndexField::Surname, s, bits)?
-                    .to_token(),
-            ),
-            _ => {}
-        }
         for (field, value) in [
+            (BlindIndexField::Surname, &self.surname),
             (BlindIndexField::DateOfBirth, &self.date_of_birth),
             (BlindIndexField::Snils, &self.snils),
             (BlindIndexField::PolicyNumber, &self.policy),

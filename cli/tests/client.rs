@@ -585,6 +585,20 @@ fn the_binary_signs_in_and_keeps_the_token_private() {
         text.contains("Лебедева Нина") && text.contains("1 found"),
         "{text}"
     );
+    // By surname and year of birth: the surname's token and the record's birth year.
+    for (year, found) in [("1940", "1 found"), ("1941", "0 found")] {
+        let out = run(&[
+            "patient",
+            "search",
+            "--surname",
+            "Лебедева",
+            "--birth-year",
+            year,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(found), "born in {year}: {text}");
+    }
     let logout = run(&["logout"]);
     assert!(logout.status.success());
     assert!(!run(&["whoami"]).status.success(), "signed out");

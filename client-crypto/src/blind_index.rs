@@ -41,7 +41,9 @@ pub enum BlindIndexField {
     PolicyNumber = 6,
     /// Phone number (id 7, label `phone`).
     Phone = 7,
-    /// Compound: surname and year of birth (id 8, label `surname_birth_year`).
+    /// Compound: surname and year of birth (id 8, label `surname_birth_year`). Retired: where
+    /// the year of birth is stored in clear beside the token (as palreg's records do), equal
+    /// tokens of one year tell equal surnames. The palreg server refuses it.
     SurnameBirthYear = 8,
 }
 
@@ -261,6 +263,7 @@ impl InstitutionKey {
     }
 
     /// The compound index of a surname and a year of birth (`birth` is a year or a date).
+    /// Retired (see [`BlindIndexField::SurnameBirthYear`]): kept for the format's vectors.
     pub fn blind_index_surname_birth_year(
         &self,
         surname: &str,

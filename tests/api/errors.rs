@@ -129,6 +129,8 @@ fn hostile_input_is_refused_before_the_database(backend: Backend) {
         (json!({"icd10_block": "C00\u{0}"}), "invalid_filter"),
         (json!({"age_to": i32::MIN}), "invalid_age"),
         (json!({"age_from": 200}), "invalid_age"),
+        (json!({"birth_year": 1899}), "invalid_birth_year"),
+        (json!({"birth_year": 99999}), "invalid_birth_year"),
         (json!({"registered_from": "-5000-01-01"}), "invalid_dates"),
     ] {
         let what = body.to_string();

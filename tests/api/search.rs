@@ -207,7 +207,8 @@ fn search_matches_a_plaintext_model(backend: Backend) {
             .map(|r| r.pseudonym.clone())
             .collect()
     };
-    let this_year: i32 = 2026;
+    // The server's age is this year (UTC) less the birth year.
+    let this_year = chrono::Datelike::year(&chrono::Utc::now());
 
     for q in 0..12 {
         let probe = model[rng.below(N)].clone();
@@ -221,16 +222,15 @@ fn search_matches_a_plaintext_model(backend: Backend) {
         );
         let want = expect(&|r| norm(BlindIndexField::Surname, &r.surname) == s);
         assert_eq!(got, want, "query {q}: surname {}", probe.surname);
-        // 2. Surname and year of birth (compound index), with a status filter.
-        let compound = c
-            .key
-            .blind_index_surname_birth_year(&probe.surname, &probe.dob, bits)
-            .unwrap()
-            .to_token();
+        // 2. Surname and year of birth (the surname's token and the birth_year filter), with
+        // a status filter.
         let got = search_all(
             &app,
             &c,
-            json!({"blind_indexes": [compound], "status": probe.status}),
+            json!({
+                "blind_indexes": [token(BlindIndexField::Surname, &probe.surname)],
+                "birth_year": probe.birth_year, "status": probe.status,
+            }),
             |p| {
                 norm(BlindIndexField::Surname, &p.surname) == s
                     && p.date_of_birth[..4] == probe.dob[..4]
@@ -313,4 +313,85 @@ fn search_matches_a_plaintext_model(backend: Backend) {
     );
 }
 
-on_both_backends!(search_matches_a_plaintext_model);
+/// The compound index of surname and year of birth is retired (the year is in clear beside
+/// it): a token of it is refused when a patient is created, imported or edited and in a search,
+/// and nothing is written. The search by surname and year of birth is the surname's token and
+/// `birth_year`, also together with an age band.
+fn the_surname_and_year_index_is_refused(backend: Backend) {
+    use palreg_tests::clinic::{passport, record};
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    let t = Some(c.a.token.as_str());
+    let p = passport("Орлова", "Нина", "1941-07-01", Sex::Female);
+    let compound = c
+        .key
+        .blind_index_surname_birth_year(&p.surname, &p.date_of_birth, c.bits())
+        .unwrap()
+        .to_token();
+    let refused = |r: palreg_tests::Reply, what: &str| {
+        assert_eq!(
+            (r.status, r.error_code()),
+            (400, "retired_blind_index"),
+            "{what}: {:?}",
+            r.body
+        );
+    };
+    let (_, mut body) = c.new_patient(&p, record(&app, &c.a.token, 1941));
+    body["blind_indexes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(compound));
+    refused(app.post("/api/v1/patients", t, &body), "create");
+    refused(
+        app.post("/api/v1/patients/import", t, &json!({"patients": [body]})),
+        "import",
+    );
+    let search = |q: Value| app.post("/api/v1/patients/search", t, &q);
+    assert_eq!(search(json!({})).body["total"], 0, "nothing was written");
+
+    let (_, body) = c.new_patient(&p, record(&app, &c.a.token, 1941));
+    let created = app.post("/api/v1/patients", t, &body);
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    let mut edit = json!({
+        "version": 1,
+        "passport": body["passport"],
+        "blind_indexes": body["blind_indexes"],
+        "record": body["record"],
+    });
+    edit["blind_indexes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(compound));
+    refused(app.put(&format!("/api/v1/patients/{id}"), t, &edit), "edit");
+    refused(search(json!({"blind_indexes": [compound]})), "search");
+
+    let surname = c
+        .key
+        .blind_index(BlindIndexField::Surname, &p.surname, c.bits())
+        .unwrap()
+        .to_token();
+    let this_year = chrono::Datelike::year(&chrono::Utc::now());
+    let age = this_year - 1941;
+    for (q, found) in [
+        (json!({"blind_indexes": [surname], "birth_year": 1941}), 1),
+        (json!({"blind_indexes": [surname], "birth_year": 1942}), 0),
+        (
+            json!({"birth_year": 1941, "age_from": age, "age_to": age}),
+            1,
+        ),
+        (json!({"birth_year": 1941, "age_from": age + 1}), 0),
+    ] {
+        let r = search(q.clone());
+        assert_eq!(r.status, 200, "{q}: {:?}", r.body);
+        assert_eq!(r.body["total"], found, "{q}");
+    }
+    let r = app.get(&format!("/api/v1/patients/{id}"), t);
+    assert_eq!(r.body["version"], 1, "the refused edit changed nothing");
+}
+
+on_both_backends!(
+    search_matches_a_plaintext_model,
+    the_surname_and_year_index_is_refused
+);

@@ -573,9 +573,68 @@ fn a_command_does_not_migrate_a_sqlite_database_in_use() {
     assert_eq!(db.palreg(&["user", "list"]), Ok(0));
 }
 
+/// Migration `2026-11-30-000016_retire_surname_birth_year`: the compound surname and year of
+/// birth tokens stored before it are deleted, every other token kept, and the patient is still
+/// found by surname and year of birth (the surname's token and the `birth_year` filter).
+fn the_retiring_migration_deletes_the_surname_and_year_tokens(backend: Backend) {
+    use palreg_tests::clinic::{clinic, passport, record};
+    use serde_json::json;
+    let db = TestDatabase::new(backend);
+    let app = spawn_with(backend, db, |_| {});
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "RET");
+    let someone = passport("Зуева", "Мария", "1944-02-03", client_crypto::Sex::Female);
+    let (_, body) = c.new_patient(&someone, record(&app, &c.a.token, 1944));
+    let created = app.post("/api/v1/patients", Some(&c.a.token), &body);
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    // What a client stored beside the others before the index was retired.
+    let compound = c
+        .key
+        .blind_index_surname_birth_year(&someone.surname, &someone.date_of_birth, c.bits())
+        .unwrap()
+        .to_token();
+    assert_eq!(
+        &compound[2..4],
+        "08",
+        "the field id the migration looks for"
+    );
+    app.raw_sql(&format!(
+        "INSERT INTO patient_blind_indexes (patient_id, institution_id, token) \
+         VALUES ({id}, {}, '{compound}')",
+        c.institution_id
+    ));
+    app.raw_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261130000016'");
+    let tokens = "SELECT token AS t FROM patient_blind_indexes ORDER BY token";
+    let before = app.query_texts(tokens);
+    assert!(before.contains(&compound), "{before:?}");
+
+    let TestAppParts { db } = stop(app);
+    let app = spawn_with(backend, db, |_| {});
+    let mut kept = c.tokens(&c.key, &someone);
+    kept.sort();
+    assert_eq!(
+        app.query_texts(tokens),
+        kept,
+        "only the compound token is gone"
+    );
+    let token = app.login(&c.a.login, palreg_tests::PASSWORD);
+    let surname = &c.tokens(&c.key, &someone)[0];
+    for (year, found) in [(1944, 1), (1945, 0)] {
+        let r = app.post(
+            "/api/v1/patients/search",
+            Some(&token),
+            &json!({"blind_indexes": [surname], "birth_year": year}),
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["total"], found, "born in {year}");
+    }
+}
+
 on_both_backends!(
     restart_keeps_data_and_seeds_once,
     the_command_line_manages_users,
     the_compacting_migration_keeps_the_register_and_drops_history_passports,
     the_audit_rowid_migration_keeps_the_chain,
+    the_retiring_migration_deletes_the_surname_and_year_tokens,
 );

@@ -18,8 +18,9 @@ export const NOTE_PURPOSE = 'observation';
 
 /** Blind-index tokens of a passport under `key`: one per field the search offers. */
 export function blindIndexes(key, passport) {
+  // No compound surname + year of birth token: the year is in clear on the record, and beside
+  // it such a token would tell which patients born in the same year share a surname.
   const tokens = [key.blindIndex('surname', passport.surname, INDEX_BITS), key.blindIndex('date_of_birth', passport.date_of_birth, INDEX_BITS)];
-  tokens.push(key.blindIndexSurnameBirthYear(passport.surname, passport.date_of_birth, INDEX_BITS));
   if (passport.snils) tokens.push(key.blindIndex('snils', passport.snils, INDEX_BITS));
   if (passport.policy_number) tokens.push(key.blindIndex('policy_number', passport.policy_number, INDEX_BITS));
   return tokens;

@@ -9,6 +9,7 @@ use palreg_server::db::DbConn;
 use palreg_server::db::models::audit::{self, NewEntry};
 
 use super::http::Latencies;
+use super::seed::Probe;
 
 #[derive(QueryableByName)]
 struct PlanRow {
@@ -121,8 +122,18 @@ fn search_sql(label: &'static str, institution: i64, conds: &str) -> SearchSql {
     }
 }
 
+/// The server's condition for a group of one token (`token = ?`, see `db::in_list`).
+fn token_condition(institution: i64, token: &str) -> String {
+    let token = token.replace('\'', "''");
+    format!(
+        " AND patients.id IN (SELECT patient_blind_indexes.patient_id FROM \
+         patient_blind_indexes WHERE patient_blind_indexes.institution_id = \
+         {institution} AND patient_blind_indexes.token = '{token}')"
+    )
+}
+
 fn token_search_sql(label: &'static str, institution: i64, token: &str) -> SearchSql {
-    // A group of one token is `token = ?` (`db::in_list`).
+    let condition = token_condition(institution, token);
     let token = token.replace('\'', "''");
     SearchSql {
         count: format!(
@@ -130,28 +141,25 @@ fn token_search_sql(label: &'static str, institution: i64, token: &str) -> Searc
              WHERE patient_blind_indexes.institution_id = {institution} \
              AND patient_blind_indexes.token = '{token}'"
         ),
-        ..search_sql(
-            label,
-            institution,
-            &format!(
-                " AND patients.id IN (SELECT patient_blind_indexes.patient_id FROM \
-                 patient_blind_indexes WHERE patient_blind_indexes.institution_id = \
-                 {institution} AND patient_blind_indexes.token = '{token}')"
-            ),
-        )
+        ..search_sql(label, institution, &condition)
     }
 }
 
-pub fn searches(
-    institution: i64,
-    surname: &str,
-    surname_year: &str,
-    filter: (i64, i64, i32, i32),
-) -> Vec<SearchSql> {
+pub fn searches(institution: i64, probe: &Probe, filter: (i64, i64, i32, i32)) -> Vec<SearchSql> {
     let (diagnosis, status, year_from, year_to) = filter;
     vec![
-        token_search_sql("surname token", institution, surname),
-        token_search_sql("surname+birth-year token", institution, surname_year),
+        token_search_sql("surname token", institution, &probe.surname),
+        // The token, then the birth year (`birth_year_from` = `birth_year_to`), as
+        // `db::models::patients::filtered` writes them.
+        search_sql(
+            "surname token+birth year",
+            institution,
+            &format!(
+                "{} AND patients.birth_year >= {year} AND patients.birth_year <= {year}",
+                token_condition(institution, &probe.surname),
+                year = probe.birth_year
+            ),
+        ),
         search_sql(
             "filters (diagnosis+status+age band)",
             institution,

@@ -22,8 +22,15 @@ pub const CLINICIAN_PASSWORD: &str = "bench-clinician-password-1";
 /// How often the clinician of [`import`] reads a patient while the import runs.
 const READ_EVERY: Duration = Duration::from_millis(50);
 
-/// One imported batch: the institution's index, the new ids, and (pseudonym, surname) probes.
-type BatchResult = (usize, Vec<i64>, Vec<(String, String)>);
+/// One imported batch: the institution's index, the new ids, and its search probes.
+type BatchResult = (usize, Vec<i64>, Vec<Probe>);
+
+/// A seeded passport's surname token and its year of birth, for the searches.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub surname: String,
+    pub birth_year: i32,
+}
 /// Search probes kept per institution (passports whose tokens the searches use).
 const PROBES: usize = 256;
 
@@ -37,8 +44,8 @@ pub struct Institution {
     /// Patients to seed here.
     pub target: usize,
     pub patient_ids: Vec<i64>,
-    /// Blind-index tokens of seeded passports: (surname, surname + birth year).
-    pub probes: Vec<(String, String)>,
+    /// Seeded passports to search for.
+    pub probes: Vec<Probe>,
 }
 
 pub fn refs(base: &str, admin: &str, book: &str) -> anyhow::Result<Vec<(i64, String)>> {
@@ -185,8 +192,6 @@ fn tokens(inst: &Institution, p: &client_crypto::Passport) -> anyhow::Result<Vec
             .to_token(),
         k.blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)?
             .to_token(),
-        k.blind_index_surname_birth_year(&p.surname, &p.date_of_birth, bits)?
-            .to_token(),
     ];
     if let Some(s) = &p.snils {
         out.push(k.blind_index(BlindIndexField::Snils, s, bits)?.to_token());
@@ -205,7 +210,7 @@ struct Prepared {
     institution: usize,
     size: usize,
     body: Vec<u8>,
-    probes: Vec<(String, String)>,
+    probes: Vec<Probe>,
 }
 
 /// Generates, seals and serializes one batch of `size` patients of institution `k`.
@@ -230,7 +235,10 @@ fn prepare(
         let toks = tokens(inst, &p.passport)?;
         let t2 = Instant::now();
         if (first + n) % (inst.target / PROBES).max(1) == 0 {
-            probes.push((toks[0].clone(), toks[2].clone()));
+            probes.push(Probe {
+                surname: toks[0].clone(),
+                birth_year: p.passport.date_of_birth[..4].parse()?,
+            });
         }
         items.push(json!({
             "pseudonym": pseudonym.as_str(),

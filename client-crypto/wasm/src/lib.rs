@@ -296,7 +296,8 @@ impl InstitutionKey {
         Ok(index.to_token())
     }
 
-    /// The compound blind-index token of a surname and a year (or date) of birth.
+    /// The compound blind-index token of a surname and a year (or date) of birth. Retired:
+    /// the palreg server refuses it (see client-crypto's README, field 8).
     #[wasm_bindgen(js_name = blindIndexSurnameBirthYear)]
     pub fn blind_index_surname_birth_year(
         &self,

@@ -319,11 +319,7 @@ registerPage({
           f.setFormError(t('patients.search.need_field'));
           return;
         }
-        const tokens = indexKeys.flatMap((k) => {
-          const own = typed.map(([n, v]) => k.blindIndex(n, v, INDEX_BITS));
-          if (values.surname && values.date_of_birth) own.push(k.blindIndexSurnameBirthYear(values.surname, values.date_of_birth, INDEX_BITS));
-          return own;
-        });
+        const tokens = indexKeys.flatMap((k) => typed.map(([n, v]) => k.blindIndex(n, v, INDEX_BITS)));
         criteria = { tokens, typed, filters };
         shown = [];
         delete results.dataset.done;
