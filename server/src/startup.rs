@@ -54,7 +54,7 @@ pub fn prepare_database(settings: &Settings) -> anyhow::Result<db::Pool> {
     }
     crate::housekeeping::tidy(&mut conn, models::now())?;
     // Fresh statistics for the query planner (cheap when nothing changed); the checkpointer
-    // refreshes them hourly while the server runs.
+    // refreshes them every few seconds while the server runs.
     db::refresh_statistics(&mut conn)?;
     Ok(pool)
 }

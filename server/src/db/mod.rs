@@ -615,17 +615,22 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// How often the checkpointer refreshes the query planner's statistics
 /// ([`refresh_statistics`]): an import of many patients otherwise leaves the planner with the
-/// row counts of the day the server started.
-const STATISTICS_EVERY: Duration = Duration::from_secs(3600);
+/// row counts of the day the server started, or with none. It was an hour: a register that
+/// started empty and imported its patients had no statistics for up to an hour. A round that
+/// finds nothing to do holds the write turn for a few milliseconds. (A pooled connection keeps
+/// the statistics it read when it was opened; the pool replaces its connections within 30
+/// minutes. The searches do not rely on them: see `db::unindexed`.)
+const STATISTICS_EVERY: Duration = Duration::from_secs(10);
 
 /// `PRAGMA optimize` with 0x10000 (check every table, not only those this connection used:
 /// a new connection has used none, so the default is a no-op at startup), 0x10 (a temporary
 /// `analysis_limit`, so that it takes milliseconds at any size) and 0x02 (run `ANALYZE` where
-/// a table's row count changed tenfold since its statistics, or it has none).
+/// a table's row count changed much since its statistics, or it has rows and none).
 const OPTIMIZE: &str = "PRAGMA optimize = 0x10012";
 
 /// Refreshes the planner's statistics of the SQLite tables that changed much since they were
-/// last analyzed (see [`OPTIMIZE`]). Writes `sqlite_stat1`: run it in the write turn.
+/// last analyzed, or were never analyzed and have rows (see [`OPTIMIZE`]). Writes
+/// `sqlite_stat1`: run it in the write turn.
 pub fn refresh_statistics(conn: &mut DbConn) -> diesel::QueryResult<()> {
     match conn {
         DbConn::Sqlite(conn) => conn.batch_execute(OPTIMIZE),
@@ -893,13 +898,16 @@ mod tests {
     use super::*;
 
     /// The row count the planner knows for `index`, from `sqlite_stat1`.
-    fn known_rows(conn: &mut SqliteConnection, index: &str) -> Option<i64> {
+    fn known_rows(conn: &mut DbConn, index: &str) -> Option<i64> {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
         struct Stat {
             #[diesel(sql_type = diesel::sql_types::Text)]
             stat: String,
         }
+        let DbConn::Sqlite(conn) = conn else {
+            unreachable!("a SQLite URL")
+        };
         let rows: Vec<Stat> = diesel::sql_query(format!(
             "SELECT stat FROM sqlite_stat1 WHERE idx = '{index}'"
         ))
@@ -907,6 +915,38 @@ mod tests {
         .unwrap();
         rows.first()
             .and_then(|r| r.stat.split(' ').next()?.parse().ok())
+    }
+
+    /// Appends `n` rows to the table `t` of the statistics tests.
+    fn insert_rows(conn: &mut DbConn, n: usize) {
+        conn.batch_execute(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+             INSERT INTO t (k) SELECT i % 7 FROM n"
+        ))
+        .unwrap();
+    }
+
+    /// A table that was never analyzed gets statistics once it has rows, also on a connection
+    /// that never queried it (the checkpointer's); an empty table is left for a later round.
+    #[test]
+    fn statistics_are_gathered_for_a_register_that_started_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("empty.db"));
+        let mut conn = url.connect().unwrap();
+        conn.batch_execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER NOT NULL);
+             CREATE INDEX t_k ON t(k);
+             CREATE TABLE u (id INTEGER PRIMARY KEY, k INTEGER NOT NULL);
+             CREATE INDEX u_k ON u(k);",
+        )
+        .unwrap();
+        refresh_statistics(&mut conn).unwrap();
+        insert_rows(&mut conn, 5000);
+        drop(conn);
+        let mut fresh = url.connect().unwrap();
+        refresh_statistics(&mut fresh).unwrap();
+        assert_eq!(known_rows(&mut fresh, "t_k"), Some(5000));
+        assert_eq!(known_rows(&mut fresh, "u_k"), None, "u has no rows yet");
     }
 
     /// A table that grew tenfold since it was analyzed gets fresh statistics, also on a new
@@ -918,37 +958,23 @@ mod tests {
         let mut conn = url.connect().unwrap();
         conn.batch_execute(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER NOT NULL);
-             CREATE INDEX t_k ON t(k);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
-             INSERT INTO t (k) SELECT i % 7 FROM n;
-             ANALYZE;",
+             CREATE INDEX t_k ON t(k);",
         )
         .unwrap();
-        let DbConn::Sqlite(sqlite) = &mut conn else {
-            unreachable!()
-        };
-        assert_eq!(known_rows(sqlite, "t_k"), Some(20));
-        conn.batch_execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)
-             INSERT INTO t (k) SELECT i % 7 FROM n",
-        )
-        .unwrap();
+        insert_rows(&mut conn, 20);
+        conn.batch_execute("ANALYZE").unwrap();
+        assert_eq!(known_rows(&mut conn, "t_k"), Some(20));
+        insert_rows(&mut conn, 50_000);
         drop(conn);
         let mut fresh = url.connect().unwrap();
         fresh.batch_execute("PRAGMA optimize").unwrap();
-        let DbConn::Sqlite(sqlite) = &mut fresh else {
-            unreachable!()
-        };
         assert_eq!(
-            known_rows(sqlite, "t_k"),
+            known_rows(&mut fresh, "t_k"),
             Some(20),
             "plain optimize skips it"
         );
         refresh_statistics(&mut fresh).unwrap();
-        let DbConn::Sqlite(sqlite) = &mut fresh else {
-            unreachable!()
-        };
-        let rows = known_rows(sqlite, "t_k").unwrap();
+        let rows = known_rows(&mut fresh, "t_k").unwrap();
         assert!(rows > 10_000, "{rows}");
     }
 

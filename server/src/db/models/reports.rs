@@ -571,7 +571,7 @@ mod tests {
     /// 5M prescriptions that was 80 s against a few. The statements are the report's own, as
     /// diesel sends them; the build has the planner stability guarantee, so the plan does not
     /// depend on the values bound at run time. The server gives the planner its statistics at
-    /// start-up and every hour (`db::refresh_statistics`); here, `ANALYZE` does.
+    /// start-up and every few seconds (`db::refresh_statistics`); here, `ANALYZE` does.
     #[test]
     fn the_summary_reads_only_covering_indexes() {
         use diesel::connection::SimpleConnection;
