@@ -389,6 +389,48 @@ fn the_surname_and_year_index_is_refused(backend: Backend) {
     }
     let r = app.get(&format!("/api/v1/patients/{id}"), t);
     assert_eq!(r.body["version"], 1, "the refused edit changed nothing");
+
+    // The tokens carry the record's year of birth: an edit of the year alone, then one with a
+    // new passport and its tokens, move it, and the search follows.
+    let born_in = |year: i32| {
+        let r = search(json!({"blind_indexes": [surname], "birth_year": year}));
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["total"].as_i64().unwrap()
+    };
+    let mut record = body["record"].clone();
+    record["birth_year"] = json!(1942);
+    let r = app.put(
+        &format!("/api/v1/patients/{id}"),
+        t,
+        &json!({"version": 1, "record": record}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        (born_in(1941), born_in(1942)),
+        (0, 1),
+        "after the year's edit"
+    );
+    let pseudonym =
+        client_crypto::Pseudonym::parse(created.body["pseudonym"].as_str().unwrap()).unwrap();
+    let resealed = json!({
+        "passport": c.key.seal_passport(&p, &pseudonym, c.institution_id).unwrap(),
+        "blind_indexes": c.tokens(&c.key, &p),
+    });
+    record["birth_year"] = json!(1943);
+    let r = app.put(
+        &format!("/api/v1/patients/{id}"),
+        t,
+        &json!({
+            "version": 2, "record": record,
+            "passport": resealed["passport"], "blind_indexes": resealed["blind_indexes"],
+        }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        (born_in(1942), born_in(1943)),
+        (0, 1),
+        "after a new passport"
+    );
 }
 
 on_both_backends!(

@@ -373,6 +373,23 @@ fn the_command_line_manages_users(backend: Backend) {
     assert_eq!(actions, ["admin.user.deactivate", "admin.user.create"]);
 }
 
+/// The down of `2026-11-30-000017_blind_index_birth_year`: undone first by the tests of the
+/// earlier migrations of the same table.
+fn birth_year_tokens_down(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            include_str!(
+                "../../migrations/sqlite/2026-11-30-000017_blind_index_birth_year/down.sql"
+            )
+        }
+        Backend::Postgres => {
+            include_str!(
+                "../../migrations/postgres/2026-11-30-000017_blind_index_birth_year/down.sql"
+            )
+        }
+    }
+}
+
 /// Migration `2026-11-29-000006_compact_register` on a register that has data: the passports
 /// leave the history's snapshots, and (SQLite) the blind indexes and needs move into tables
 /// without rowids with every row kept. The migration's down runs first, and an old-style
@@ -407,9 +424,14 @@ fn the_compacting_migration_keeps_the_register_and_drops_history_passports(backe
             ),
         ),
     };
+    // The later migration of the same table first.
+    app.raw_sql(birth_year_tokens_down(backend));
     app.raw_sql(down);
     app.raw_sql(&put_back);
-    app.raw_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261129000006'");
+    app.raw_sql(
+        "DELETE FROM __diesel_schema_migrations \
+         WHERE version IN ('20261129000006', '20261130000016', '20261130000017')",
+    );
     let old = app.query_texts("SELECT snapshot AS t FROM patient_versions");
     assert!(old[0].contains(OLD_ENVELOPE), "{old:?}");
 
@@ -573,8 +595,9 @@ fn a_command_does_not_migrate_a_sqlite_database_in_use() {
     assert_eq!(db.palreg(&["user", "list"]), Ok(0));
 }
 
-/// Migration `2026-11-30-000016_retire_surname_birth_year`: the compound surname and year of
-/// birth tokens stored before it are deleted, every other token kept, and the patient is still
+/// Migrations `2026-11-30-000016_retire_surname_birth_year` and `000017_blind_index_birth_year`
+/// on a register of the schema before them: the compound surname and year of birth tokens are
+/// deleted, every other token kept and given its patient's year of birth, and the patient is
 /// found by surname and year of birth (the surname's token and the `birth_year` filter).
 fn the_retiring_migration_deletes_the_surname_and_year_tokens(backend: Backend) {
     use palreg_tests::clinic::{clinic, passport, record};
@@ -599,12 +622,16 @@ fn the_retiring_migration_deletes_the_surname_and_year_tokens(backend: Backend) 
         "08",
         "the field id the migration looks for"
     );
+    app.raw_sql(birth_year_tokens_down(backend));
     app.raw_sql(&format!(
         "INSERT INTO patient_blind_indexes (patient_id, institution_id, token) \
          VALUES ({id}, {}, '{compound}')",
         c.institution_id
     ));
-    app.raw_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261130000016'");
+    app.raw_sql(
+        "DELETE FROM __diesel_schema_migrations \
+         WHERE version IN ('20261130000016', '20261130000017')",
+    );
     let tokens = "SELECT token AS t FROM patient_blind_indexes ORDER BY token";
     let before = app.query_texts(tokens);
     assert!(before.contains(&compound), "{before:?}");
@@ -617,6 +644,11 @@ fn the_retiring_migration_deletes_the_surname_and_year_tokens(backend: Backend) 
         app.query_texts(tokens),
         kept,
         "only the compound token is gone"
+    );
+    assert_eq!(
+        app.query_texts("SELECT DISTINCT CAST(birth_year AS TEXT) AS t FROM patient_blind_indexes"),
+        ["1944"],
+        "each token has its patient's year of birth"
     );
     let token = app.login(&c.a.login, palreg_tests::PASSWORD);
     let surname = &c.tokens(&c.key, &someone)[0];

@@ -111,7 +111,15 @@ pub struct SearchSql {
 }
 
 fn search_sql(label: &'static str, institution: i64, conds: &str) -> SearchSql {
-    let wher = format!("patients.institution_id = {institution}{conds}");
+    // A search by blind index writes the institution `+patients.institution_id`, so that the
+    // tokens' index drives (`db::unindexed`).
+    let by_token = conds.contains("patient_blind_indexes");
+    let column = if by_token {
+        "+patients.institution_id"
+    } else {
+        "patients.institution_id"
+    };
+    let wher = format!("{column} = {institution}{conds}");
     SearchSql {
         label,
         page: format!(
@@ -122,24 +130,40 @@ fn search_sql(label: &'static str, institution: i64, conds: &str) -> SearchSql {
     }
 }
 
-/// The server's condition for a group of one token (`token = ?`, see `db::in_list`).
-fn token_condition(institution: i64, token: &str) -> String {
+/// The tokens of a group of one (`token = ?`, see `db::in_list`) of patients born in `years`
+/// (the integers' bounds when the search has none), as `db::models::patients::tokens_in`.
+fn tokens_where(institution: i64, token: &str, years: Option<i32>) -> String {
     let token = token.replace('\'', "''");
+    let (from, to) = years.map_or((i32::MIN, i32::MAX), |y| (y, y));
     format!(
-        " AND patients.id IN (SELECT patient_blind_indexes.patient_id FROM \
-         patient_blind_indexes WHERE patient_blind_indexes.institution_id = \
-         {institution} AND patient_blind_indexes.token = '{token}')"
+        "patient_blind_indexes.institution_id = {institution} AND patient_blind_indexes.token = \
+         '{token}' AND patient_blind_indexes.birth_year >= {from} AND \
+         patient_blind_indexes.birth_year <= {to}"
     )
 }
 
-fn token_search_sql(label: &'static str, institution: i64, token: &str) -> SearchSql {
-    let condition = token_condition(institution, token);
-    let token = token.replace('\'', "''");
+/// A search by a token, and a year of birth if given: the page reads the patients the tokens
+/// name; the count reads the tokens' index alone.
+fn token_search_sql(
+    label: &'static str,
+    institution: i64,
+    token: &str,
+    year: Option<i32>,
+) -> SearchSql {
+    let tokens = tokens_where(institution, token, year);
+    let mut condition = format!(
+        " AND patients.id IN (SELECT patient_blind_indexes.patient_id FROM \
+         patient_blind_indexes WHERE {tokens})"
+    );
+    if let Some(y) = year {
+        condition.push_str(&format!(
+            " AND patients.birth_year >= {y} AND patients.birth_year <= {y}"
+        ));
+    }
     SearchSql {
         count: format!(
             "SELECT COUNT(DISTINCT patient_blind_indexes.patient_id) FROM patient_blind_indexes \
-             WHERE patient_blind_indexes.institution_id = {institution} \
-             AND patient_blind_indexes.token = '{token}'"
+             WHERE {tokens}"
         ),
         ..search_sql(label, institution, &condition)
     }
@@ -148,17 +172,12 @@ fn token_search_sql(label: &'static str, institution: i64, token: &str) -> Searc
 pub fn searches(institution: i64, probe: &Probe, filter: (i64, i64, i32, i32)) -> Vec<SearchSql> {
     let (diagnosis, status, year_from, year_to) = filter;
     vec![
-        token_search_sql("surname token", institution, &probe.surname),
-        // The token, then the birth year (`birth_year_from` = `birth_year_to`), as
-        // `db::models::patients::filtered` writes them.
-        search_sql(
+        token_search_sql("surname token", institution, &probe.surname, None),
+        token_search_sql(
             "surname token+birth year",
             institution,
-            &format!(
-                "{} AND patients.birth_year >= {year} AND patients.birth_year <= {year}",
-                token_condition(institution, &probe.surname),
-                year = probe.birth_year
-            ),
+            &probe.surname,
+            Some(probe.birth_year),
         ),
         search_sql(
             "filters (diagnosis+status+age band)",

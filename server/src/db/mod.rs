@@ -9,6 +9,7 @@ pub mod models;
 pub mod schema;
 #[cfg(test)]
 pub mod testing;
+pub mod unindexed;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

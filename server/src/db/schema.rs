@@ -254,6 +254,7 @@ diesel::table! {
         patient_id -> BigInt,
         institution_id -> BigInt,
         token -> Text,
+        birth_year -> Integer,
     }
 }
 

@@ -814,8 +814,11 @@ pub async fn update_patient(
             ));
         }
         patients::set_needs(conn, id, &body.record.needs)?;
-        if let Some(tokens) = &body.blind_indexes {
-            patients::set_blind_indexes(conn, id, institution_id, tokens)?;
+        match &body.blind_indexes {
+            Some(tokens) => {
+                patients::set_blind_indexes(conn, id, institution_id, record.birth_year, tokens)?
+            }
+            None => patients::align_token_birth_year(conn, id, record.birth_year)?,
         }
         let change = match (&body.passport, record == previous) {
             (Some(_), true) => "passport",

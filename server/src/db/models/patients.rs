@@ -10,6 +10,7 @@ use crate::db::in_list::in_list;
 use crate::db::schema::{
     diagnoses, patient_blind_indexes, patient_needs, patient_versions, patients,
 };
+use crate::db::unindexed::unindexed;
 
 type Db = <DbConn as Connection>::Backend;
 
@@ -115,6 +116,8 @@ struct TokenRow {
     patient_id: i64,
     institution_id: i64,
     token: String,
+    /// The patient's year of birth, as its record (see [`align_token_birth_year`]).
+    birth_year: i32,
 }
 
 #[derive(Insertable)]
@@ -206,10 +209,12 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
         .zip(&ids)
         .flat_map(|(r, &patient_id)| {
             let institution_id = r.patient.institution_id;
+            let birth_year = r.patient.record.birth_year;
             r.tokens.iter().map(move |token| TokenRow {
                 patient_id,
                 institution_id,
                 token: token.clone(),
+                birth_year,
             })
         })
         .collect();
@@ -354,6 +359,7 @@ pub fn set_blind_indexes(
     conn: &mut DbConn,
     id: i64,
     institution_id: i64,
+    birth_year: i32,
     tokens: &[String],
 ) -> QueryResult<()> {
     diesel::delete(patient_blind_indexes::table.filter(patient_blind_indexes::patient_id.eq(id)))
@@ -364,9 +370,24 @@ pub fn set_blind_indexes(
                 patient_blind_indexes::patient_id.eq(id),
                 patient_blind_indexes::institution_id.eq(institution_id),
                 patient_blind_indexes::token.eq(token),
+                patient_blind_indexes::birth_year.eq(birth_year),
             ))
             .execute(conn)?;
     }
+    Ok(())
+}
+
+/// Gives a patient's tokens its record's year of birth. Each token carries it so that a search
+/// by a token and a year (or an age band) reads only the tokens of those years, not the record
+/// of every patient the token matches (migration `000017`).
+pub fn align_token_birth_year(conn: &mut DbConn, id: i64, birth_year: i32) -> QueryResult<()> {
+    diesel::update(
+        patient_blind_indexes::table
+            .filter(patient_blind_indexes::patient_id.eq(id))
+            .filter(patient_blind_indexes::birth_year.ne(birth_year)),
+    )
+    .set(patient_blind_indexes::birth_year.eq(birth_year))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -436,7 +457,8 @@ pub struct PatientFilter {
 }
 
 impl PatientFilter {
-    /// The one token group of a search by blind index and nothing else.
+    /// The one token group of a search by blind index, with nothing else but years of birth
+    /// (which the tokens carry).
     fn blind_index_only(&self) -> Option<&[String]> {
         let Self {
             token_groups,
@@ -446,8 +468,8 @@ impl PatientFilter {
             care_form_id: None,
             district_id: None,
             sex: None,
-            birth_year_from: None,
-            birth_year_to: None,
+            birth_year_from: _,
+            birth_year_to: _,
             registered_from: None,
             registered_to: None,
             key_version_below: None,
@@ -463,19 +485,55 @@ impl PatientFilter {
     }
 }
 
+/// The statement of [`tokens_in`], step by step.
+type TokensOfInstitution = diesel::dsl::Filter<
+    patient_blind_indexes::table,
+    diesel::dsl::Eq<patient_blind_indexes::institution_id, i64>,
+>;
+type TokensOfGroup = diesel::dsl::Filter<
+    TokensOfInstitution,
+    crate::db::in_list::InList<patient_blind_indexes::token, String>,
+>;
+type TokensFrom =
+    diesel::dsl::Filter<TokensOfGroup, diesel::dsl::GtEq<patient_blind_indexes::birth_year, i32>>;
+type TokensIn =
+    diesel::dsl::Filter<TokensFrom, diesel::dsl::LtEq<patient_blind_indexes::birth_year, i32>>;
+
+/// The institution's tokens of one group, of patients born in the filter's years: the lookup
+/// index sorts each token's entries by year (migration `000017`). Without a bound, the year is
+/// bounded by the integers' own, so that every search by token is one statement, prepared once
+/// (diesel cannot box a subquery over both backends).
+fn tokens_in(institution_id: i64, group: &[String], f: &PatientFilter) -> TokensIn {
+    patient_blind_indexes::table
+        .filter(patient_blind_indexes::institution_id.eq(institution_id))
+        .filter(in_list(patient_blind_indexes::token, group.to_vec()))
+        .filter(patient_blind_indexes::birth_year.ge(f.birth_year_from.unwrap_or(i32::MIN)))
+        .filter(patient_blind_indexes::birth_year.le(f.birth_year_to.unwrap_or(i32::MAX)))
+}
+
 fn filtered<'a>(institution_id: i64, f: &'a PatientFilter) -> patients::BoxedQuery<'a, Db> {
-    let mut q = patients::table
-        .filter(patients::institution_id.eq(institution_id))
-        .into_boxed();
+    let mut q = if f.token_groups.is_empty() {
+        patients::table
+            .filter(patients::institution_id.eq(institution_id))
+            .into_boxed()
+    } else {
+        // A search by blind index starts from the tokens' index: a token matches a few
+        // patients, by design never many. The institution is still checked on every row, but
+        // written `+institution_id` so that no index of `patients` (each begins with the
+        // institution) can be chosen to read the whole institution instead. Without planner
+        // statistics, and the pool's connections keep those of the moment they were opened,
+        // SQLite did just that for a surname's token with a birth year: it read all 50,000
+        // patients of the institution to count a dozen (bench/README.md, twenty-second
+        // session).
+        patients::table
+            .filter(unindexed(patients::institution_id).eq(institution_id))
+            .into_boxed()
+    };
     for group in &f.token_groups {
-        q = q.filter(
-            patients::id.eq_any(
-                patient_blind_indexes::table
-                    .filter(patient_blind_indexes::institution_id.eq(institution_id))
-                    .filter(in_list(patient_blind_indexes::token, group.clone()))
-                    .select(patient_blind_indexes::patient_id),
-            ),
-        );
+        q =
+            q.filter(patients::id.eq_any(
+                tokens_in(institution_id, group, f).select(patient_blind_indexes::patient_id),
+            ));
     }
     if let Some(v) = f.diagnosis_id {
         q = q.filter(patients::diagnosis_id.eq(v));
@@ -559,10 +617,9 @@ pub fn search(
         .order(patients::id.asc())
         .load(conn)?;
     let total = match filter.blind_index_only() {
-        // A patient's tokens carry its institution (a patient never changes institution).
-        Some(group) => patient_blind_indexes::table
-            .filter(patient_blind_indexes::institution_id.eq(institution_id))
-            .filter(in_list(patient_blind_indexes::token, group.to_vec()))
+        // A patient's tokens carry its institution (a patient never changes institution) and
+        // its year of birth.
+        Some(group) => tokens_in(institution_id, group, filter)
             .select(diesel::dsl::count(patient_blind_indexes::patient_id).aggregate_distinct())
             .get_result(conn)?,
         None => filtered(institution_id, filter).count().get_result(conn)?,
@@ -619,6 +676,7 @@ mod tests {
                 patient_id: i,
                 institution_id: 1,
                 token: format!("s1:{i:08x}"),
+                birth_year: 1950,
             })
             .collect()
     }
@@ -660,5 +718,68 @@ mod tests {
             .get_result(&mut conn)
             .unwrap();
         assert_eq!(stored, 2 * batch);
+    }
+
+    /// A search by blind index reads the patients it names by id, whatever else it filters by,
+    /// and never an index of the whole institution, also without planner statistics (a new
+    /// register, or a pooled connection opened before its first `ANALYZE`). The tokens' index
+    /// narrows them by year of birth; a token and a year are counted there alone.
+    #[test]
+    fn a_search_by_blind_index_starts_from_the_tokens() {
+        let (_dir, mut conn) = crate::db::testing::migrated_sqlite("tokens.db");
+        let token = || vec![vec!["0101000000010e1234".to_string()]];
+        let filters = [
+            PatientFilter {
+                token_groups: token(),
+                birth_year_from: Some(1950),
+                birth_year_to: Some(1950),
+                ..Default::default()
+            },
+            PatientFilter {
+                token_groups: token(),
+                status_id: Some(1),
+                birth_year_from: Some(1940),
+                birth_year_to: Some(1960),
+                ..Default::default()
+            },
+            PatientFilter {
+                token_groups: token(),
+                diagnosis_id: Some(1),
+                status_id: Some(1),
+                registered_from: NaiveDate::from_ymd_opt(2024, 1, 1),
+                ..Default::default()
+            },
+            PatientFilter {
+                token_groups: vec![token()[0].clone(), vec!["0104000000010e1234".into()]],
+                sex: Some("F".into()),
+                ..Default::default()
+            },
+        ];
+        for (n, filter) in filters.iter().enumerate() {
+            let statements = crate::db::testing::plans_of(&mut conn, |conn| {
+                search(conn, 1, filter, None, 50).unwrap();
+            });
+            let [page, _rows, count] = &statements[..] else {
+                panic!("the page's ids, its rows and the count: {statements:#?}");
+            };
+            for (sql, plan) in &statements {
+                for step in plan.iter().filter(|step| {
+                    step.starts_with("SEARCH patients") || step.starts_with("SCAN patients")
+                }) {
+                    assert!(
+                        step.contains("USING INTEGER PRIMARY KEY"),
+                        "{filter:?}: {step}\nin the plan {plan:#?}\nof {sql}"
+                    );
+                }
+            }
+            let tokens_by_year = "SEARCH patient_blind_indexes USING COVERING INDEX \
+                 patient_blind_indexes_lookup (institution_id=? AND token=? AND birth_year>? \
+                 AND birth_year<?)";
+            assert!(page.1.iter().any(|s| s == tokens_by_year), "{page:#?}");
+            if n == 0 {
+                // A token and a year: counted in the tokens' index alone.
+                assert_eq!(count.1, [tokens_by_year], "{count:#?}");
+            }
+        }
     }
 }
