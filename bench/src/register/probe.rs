@@ -110,10 +110,9 @@ pub struct SearchSql {
     pub count: String,
 }
 
-fn search_sql(label: &'static str, institution: i64, conds: &str) -> SearchSql {
-    // A search by blind index writes the institution `+patients.institution_id`, so that the
-    // tokens' index drives (`db::unindexed`).
-    let by_token = conds.contains("patient_blind_indexes");
+/// `by_token`: a search by blind index writes the institution `+patients.institution_id`, so
+/// that the tokens' index drives (`db::unindexed`).
+fn search_sql(label: &'static str, institution: i64, by_token: bool, conds: &str) -> SearchSql {
     let column = if by_token {
         "+patients.institution_id"
     } else {
@@ -165,7 +164,7 @@ fn token_search_sql(
             "SELECT COUNT(DISTINCT patient_blind_indexes.patient_id) FROM patient_blind_indexes \
              WHERE {tokens}"
         ),
-        ..search_sql(label, institution, &condition)
+        ..search_sql(label, institution, true, &condition)
     }
 }
 
@@ -182,6 +181,7 @@ pub fn searches(institution: i64, probe: &Probe, filter: (i64, i64, i32, i32)) -
         search_sql(
             "filters (diagnosis+status+age band)",
             institution,
+            false,
             &format!(
                 " AND patients.diagnosis_id = {diagnosis} AND patients.status_id = {status} \
                  AND patients.birth_year >= {year_from} AND patients.birth_year <= {year_to}"

@@ -818,7 +818,11 @@ pub async fn update_patient(
             Some(tokens) => {
                 patients::set_blind_indexes(conn, id, institution_id, record.birth_year, tokens)?
             }
-            None => patients::align_token_birth_year(conn, id, record.birth_year)?,
+            // The tokens carry the year of birth: moved only when the record's moved.
+            None if record.birth_year != previous.birth_year => {
+                patients::align_token_birth_year(conn, id, record.birth_year)?
+            }
+            None => {}
         }
         let change = match (&body.passport, record == previous) {
             (Some(_), true) => "passport",

@@ -381,13 +381,9 @@ pub fn set_blind_indexes(
 /// by a token and a year (or an age band) reads only the tokens of those years, not the record
 /// of every patient the token matches (migration `000017`).
 pub fn align_token_birth_year(conn: &mut DbConn, id: i64, birth_year: i32) -> QueryResult<()> {
-    diesel::update(
-        patient_blind_indexes::table
-            .filter(patient_blind_indexes::patient_id.eq(id))
-            .filter(patient_blind_indexes::birth_year.ne(birth_year)),
-    )
-    .set(patient_blind_indexes::birth_year.eq(birth_year))
-    .execute(conn)?;
+    diesel::update(patient_blind_indexes::table.filter(patient_blind_indexes::patient_id.eq(id)))
+        .set(patient_blind_indexes::birth_year.eq(birth_year))
+        .execute(conn)?;
     Ok(())
 }
 
