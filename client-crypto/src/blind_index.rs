@@ -95,10 +95,33 @@ impl BlindIndexField {
             })
     }
 
+    /// The length of this field's tokens when an institution's blind indexes are `bits` long.
+    ///
+    /// The date of birth's is [`BIRTH_YEAR_BITS`] shorter (at least 1 bit): a register keeps
+    /// the year of birth in clear beside the token, and the year splits every token value
+    /// among some 64 years of birth. At the full length, equal tokens of one year would all but
+    /// name equal dates; shorter by 6 bits, a value still matches about as many patients of
+    /// one year as a surname's matches of the whole register. A search by date of birth sends
+    /// the token with the year as a server filter and gets as few candidates as before.
+    /// Every other field keeps `bits`.
+    pub fn index_bits(self, bits: BlindIndexBits) -> BlindIndexBits {
+        match self {
+            BlindIndexField::DateOfBirth => {
+                BlindIndexBits(bits.get().saturating_sub(BIRTH_YEAR_BITS).max(1))
+            }
+            _ => bits,
+        }
+    }
+
     pub(crate) fn slot(self) -> usize {
         usize::from(self.id() - 1)
     }
 }
+
+/// How much shorter a date of birth's token is than the institution's length
+/// ([`BlindIndexField::index_bits`]): 2^6 = 64, about the number of years of birth among the
+/// patients of a palliative-care register.
+pub const BIRTH_YEAR_BITS: u8 = 6;
 
 impl fmt::Display for BlindIndexField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -262,6 +285,29 @@ impl InstitutionKey {
         Ok(self.blind_index_normalized(field, &[&normalized], bits))
     }
 
+    /// The blind indexes palreg's clients store with a passport: surname and date of birth,
+    /// and SNILS and policy number when it has them, each at its field's length when the
+    /// institution's indexes are `bits` long ([`BlindIndexField::index_bits`]).
+    pub fn passport_blind_indexes(
+        &self,
+        passport: &crate::Passport,
+        bits: BlindIndexBits,
+    ) -> Result<Vec<BlindIndex>, CryptoError> {
+        [
+            (BlindIndexField::Surname, Some(&passport.surname)),
+            (BlindIndexField::DateOfBirth, Some(&passport.date_of_birth)),
+            (BlindIndexField::Snils, passport.snils.as_ref()),
+            (
+                BlindIndexField::PolicyNumber,
+                passport.policy_number.as_ref(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| Some((field, value?)))
+        .map(|(field, value)| self.blind_index(field, value, field.index_bits(bits)))
+        .collect()
+    }
+
     /// The compound index of a surname and a year of birth (`birth` is a year or a date).
     /// Retired (see [`BlindIndexField::SurnameBirthYear`]): kept for the format's vectors.
     pub fn blind_index_surname_birth_year(
@@ -370,6 +416,56 @@ mod tests {
 
     fn bits(n: u8) -> BlindIndexBits {
         BlindIndexBits::new(n).unwrap()
+    }
+
+    #[test]
+    fn the_date_of_birth_is_indexed_shorter_by_the_year_it_sits_beside() {
+        use BlindIndexField::*;
+        for field in BlindIndexField::ALL {
+            for n in 1..=64 {
+                let expected = match (field, n) {
+                    (DateOfBirth, 1..=7) => 1,
+                    (DateOfBirth, _) => n - BIRTH_YEAR_BITS,
+                    _ => n,
+                };
+                assert_eq!(field.index_bits(bits(n)), bits(expected), "{field} {n}");
+            }
+        }
+        // The web client's and palreg-client's default length.
+        assert_eq!(DateOfBirth.index_bits(bits(12)).get(), 6);
+    }
+
+    #[test]
+    fn a_passport_is_indexed_by_its_searchable_fields_each_at_its_length() {
+        use crate::{Passport, Sex};
+        let key = InstitutionKey::from_bytes(2, Zeroizing::new([5; 32]));
+        let mut p = Passport::new("Иванова", "Анна", "1950-02-01", Sex::Female);
+        let of = |p: &Passport| -> Vec<(BlindIndexField, u8)> {
+            let indexes = key.passport_blind_indexes(p, bits(12)).unwrap();
+            indexes
+                .iter()
+                .map(|i| (i.field(), i.bits().get()))
+                .collect()
+        };
+        use BlindIndexField::*;
+        assert_eq!(of(&p), [(Surname, 12), (DateOfBirth, 6)]);
+        p.snils = Some("112-233-445 95".into());
+        p.policy_number = Some("1234567890123456".into());
+        p.phone = Some("+7 900 000-00-00".into());
+        assert_eq!(
+            of(&p),
+            [
+                (Surname, 12),
+                (DateOfBirth, 6),
+                (Snils, 12),
+                (PolicyNumber, 12)
+            ]
+        );
+        let dob = key.passport_blind_indexes(&p, bits(12)).unwrap()[1];
+        assert_eq!(
+            dob,
+            key.blind_index(DateOfBirth, "01.02.1950", bits(6)).unwrap()
+        );
     }
 
     #[test]

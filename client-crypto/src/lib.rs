@@ -21,7 +21,9 @@ pub mod shape;
 #[cfg(feature = "test-vectors")]
 pub mod deterministic;
 
-pub use blind_index::{BitRange, BlindIndex, BlindIndexBits, BlindIndexField, recommend_bits};
+pub use blind_index::{
+    BIRTH_YEAR_BITS, BitRange, BlindIndex, BlindIndexBits, BlindIndexField, recommend_bits,
+};
 pub use error::{CryptoError, Format, ShapeError};
 pub use institution_key::InstitutionKey;
 pub use key_file::KdfParams;

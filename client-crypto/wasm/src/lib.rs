@@ -296,6 +296,22 @@ impl InstitutionKey {
         Ok(index.to_token())
     }
 
+    /// The blind-index token of `value` for `field` when the institution's blind indexes are
+    /// `institution_bits` long: at the field's own length ([`blindIndexBits`]; the date of
+    /// birth's is 6 bits shorter). What palreg's clients store and search with.
+    #[wasm_bindgen(js_name = indexToken)]
+    pub fn index_token(
+        &self,
+        field: &str,
+        value: &str,
+        institution_bits: u8,
+    ) -> Result<String, JsError> {
+        let field = cc::BlindIndexField::from_label(field).map_err(js_error)?;
+        let bits = field.index_bits(bits(institution_bits)?);
+        let index = self.0.blind_index(field, value, bits).map_err(js_error)?;
+        Ok(index.to_token())
+    }
+
     /// The compound blind-index token of a surname and a year (or date) of birth. Retired:
     /// the palreg server refuses it (see client-crypto's README, field 8).
     #[wasm_bindgen(js_name = blindIndexSurnameBirthYear)]
@@ -474,6 +490,15 @@ pub struct BitRange {
     pub min: u8,
     /// Longest safe length in bits (the recommended one).
     pub max: u8,
+}
+
+/// The length of `field`'s tokens (a label such as `"date_of_birth"`) when the institution's
+/// blind indexes are `bits` long: the date of birth's is 6 bits shorter, because the year of
+/// birth is kept in clear beside it (client-crypto's README, "Choosing the length").
+#[wasm_bindgen(js_name = blindIndexBits)]
+pub fn blind_index_bits(field: &str, bits_len: u8) -> Result<u8, JsError> {
+    let field = cc::BlindIndexField::from_label(field).map_err(js_error)?;
+    Ok(field.index_bits(bits(bits_len)?).get())
 }
 
 /// Safe blind-index lengths for `expectedPatients` patients, given the lengths of the other
