@@ -2,9 +2,7 @@
 //! institution key, and helpers that do in the test what the browser does (seal passports,
 //! compute blind indexes) with client-crypto.
 
-use client_crypto::{
-    BlindIndexBits, BlindIndexField, InstitutionKey, Passport, Pseudonym, Sex, UserKeyPair,
-};
+use client_crypto::{BlindIndexBits, InstitutionKey, Passport, Pseudonym, Sex, UserKeyPair};
 use serde_json::{Value, json};
 
 use crate::{PASSWORD, TestApp};
@@ -131,32 +129,11 @@ impl Clinic {
         BlindIndexBits::new(self.bits).unwrap()
     }
 
-    /// The tokens the browser stores for a passport.
+    /// The tokens the browser stores for a passport (each field at its own length: the date
+    /// of birth's is shorter).
     pub fn tokens(&self, key: &InstitutionKey, p: &Passport) -> Vec<String> {
-        let bits = self.bits();
-        let mut out = vec![
-            key.blind_index(BlindIndexField::Surname, &p.surname, bits)
-                .unwrap()
-                .to_token(),
-            key.blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)
-                .unwrap()
-                .to_token(),
-        ];
-        if let Some(snils) = &p.snils {
-            out.push(
-                key.blind_index(BlindIndexField::Snils, snils, bits)
-                    .unwrap()
-                    .to_token(),
-            );
-        }
-        if let Some(policy) = &p.policy_number {
-            out.push(
-                key.blind_index(BlindIndexField::PolicyNumber, policy, bits)
-                    .unwrap()
-                    .to_token(),
-            );
-        }
-        out
+        let indexes = key.passport_blind_indexes(p, self.bits()).unwrap();
+        indexes.iter().map(|i| i.to_token()).collect()
     }
 
     /// The body of `POST /api/v1/patients` for a passport and a record.

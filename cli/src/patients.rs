@@ -14,26 +14,22 @@ use crate::keys::Clinic;
 /// number when present), under the key passports are sealed under (an
 /// error when the key chain does not vouch for the newest version held).
 pub fn tokens(clinic: &Clinic, p: &Passport) -> Result<Vec<String>> {
-    let (key, bits) = (clinic.key()?, clinic.bits);
-    let mut out = vec![
-        key.blind_index(BlindIndexField::Surname, &p.surname, bits)?
-            .to_token(),
-        key.blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)?
-            .to_token(),
-    ];
-    if let Some(snils) = &p.snils {
-        out.push(
-            key.blind_index(BlindIndexField::Snils, snils, bits)?
-                .to_token(),
-        );
-    }
-    if let Some(policy) = &p.policy_number {
-        out.push(
-            key.blind_index(BlindIndexField::PolicyNumber, policy, bits)?
-                .to_token(),
-        );
-    }
-    Ok(out)
+    let indexes = clinic.key()?.passport_blind_indexes(p, clinic.bits)?;
+    Ok(indexes.iter().map(|i| i.to_token()).collect())
+}
+
+/// The token of `value` for `field` at the field's length for the institution's `bits` (the
+/// date of birth's is shorter: its year is in clear on the record, see
+/// [`BlindIndexField::index_bits`]).
+fn token(
+    key: &InstitutionKey,
+    field: BlindIndexField,
+    value: &str,
+    bits: BlindIndexBits,
+) -> Result<String> {
+    Ok(key
+        .blind_index(field, value, field.index_bits(bits))?
+        .to_token())
 }
 
 /// Seals a passport under a pseudonym; the result is safe to send.
@@ -178,7 +174,7 @@ impl Query {
             self.tokens_under(key, clinic.bits, &mut tokens)?;
         }
         let mut request = Value::Object(self.filters.clone());
-        if let Some(y) = self.birth_year {
+        if let Some(y) = self.year()? {
             // The record's birth year is in clear: a server filter, never part of a token.
             request["birth_year"] = json!(y);
         }
@@ -199,10 +195,29 @@ impl Query {
             (BlindIndexField::PolicyNumber, &self.policy),
         ] {
             if let Some(v) = value {
-                tokens.push(key.blind_index(field, v, bits)?.to_token());
+                tokens.push(token(key, field, v, bits)?);
             }
         }
         Ok(())
+    }
+
+    /// The year of birth filter: `--birth-year`, or the year of the date of birth looked for
+    /// (its token is short and matches every year's patients of that value; the year narrows
+    /// it back). Both given must agree.
+    fn year(&self) -> Result<Option<i32>> {
+        let of_date = match &self.date_of_birth {
+            Some(d) => {
+                let date = normalize::normalize(BlindIndexField::DateOfBirth, d)?;
+                date.get(..4).and_then(|y| y.parse::<i32>().ok())
+            }
+            None => None,
+        };
+        match (self.birth_year, of_date) {
+            (Some(given), Some(of_date)) if given != of_date => Err(Error::usage(format!(
+                "--birth-year {given} and the date of birth's year {of_date} disagree"
+            ))),
+            (given, of_date) => Ok(given.or(of_date)),
+        }
     }
 
     /// Whether an opened passport truly matches (drops blind-index false positives).

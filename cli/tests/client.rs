@@ -438,6 +438,25 @@ fn two_clinicians_import_search_and_export_without_sending_names() {
     .unwrap();
     assert_eq!(by_dob.matches.len(), 1);
     assert_eq!(by_dob.matches[0].1.surname, "Фёдоров");
+    // The date's token is short (its year is in clear on the record): the search sends the
+    // date's year as the birth_year filter, and a --birth-year beside it must agree.
+    let dob_and_year = |year| Query {
+        date_of_birth: Some("12.07.1939".into()),
+        birth_year: Some(year),
+        ..Query::default()
+    };
+    assert_eq!(
+        patients::search(&boris, &dob_and_year(1939))
+            .unwrap()
+            .matches
+            .len(),
+        1
+    );
+    let disagree = patients::search(&boris, &dob_and_year(1940))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(disagree.contains("disagree"), "{disagree}");
 
     // Export round trip: the exported passports and records equal the imported ones.
     let out = csv_dir.path().join("export.csv");

@@ -199,7 +199,11 @@ fn search_matches_a_plaintext_model(backend: Backend) {
         }
     }
     let bits = c.bits();
-    let token = |field, value: &str| c.key.blind_index(field, value, bits).unwrap().to_token();
+    // Each field at its own length, as the clients index (the date of birth's is shorter).
+    let token = |field: BlindIndexField, value: &str| {
+        let bits = field.index_bits(bits);
+        c.key.blind_index(field, value, bits).unwrap().to_token()
+    };
     let expect = |pred: &dyn Fn(&Row) -> bool| -> BTreeSet<String> {
         model
             .iter()
@@ -242,12 +246,16 @@ fn search_matches_a_plaintext_model(backend: Backend) {
                 && r.status == probe.status
         });
         assert_eq!(got, want, "query {q}: surname+year");
-        // 3. Date of birth, written another way.
+        // 3. Date of birth, written another way: its short token and its year, as the
+        // clients search.
         let (y, m, d) = (&probe.dob[..4], &probe.dob[5..7], &probe.dob[8..10]);
         let got = search_all(
             &app,
             &c,
-            json!({"blind_indexes": [token(BlindIndexField::DateOfBirth, &format!("{d}.{m}.{y}"))]}),
+            json!({
+                "blind_indexes": [token(BlindIndexField::DateOfBirth, &format!("{d}.{m}.{y}"))],
+                "birth_year": probe.birth_year,
+            }),
             |p| p.date_of_birth == probe.dob,
         );
         assert_eq!(
@@ -433,7 +441,116 @@ fn the_surname_and_year_index_is_refused(backend: Backend) {
     );
 }
 
+/// The date of birth's token is 6 bits shorter than the others (its year is in clear on the
+/// record): a full-length one, as a client of before the rule would send, is refused on create,
+/// import and edit with nothing written; the short one and the year find the patient, and the
+/// short one finds every patient of that token value whatever the year (so the year is needed).
+fn a_full_length_date_of_birth_token_is_refused(backend: Backend) {
+    use palreg_tests::clinic::{passport, record};
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H2");
+    let t = Some(c.a.token.as_str());
+    let p = passport("Орлова", "Нина", "1941-07-01", Sex::Female);
+    let dob = |bits: u8| {
+        let bits = client_crypto::BlindIndexBits::new(bits).unwrap();
+        c.key
+            .blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)
+            .unwrap()
+            .to_token()
+    };
+    assert_eq!(
+        BlindIndexField::DateOfBirth.index_bits(c.bits()).get(),
+        c.bits - 6
+    );
+    let (full, short) = (dob(c.bits), dob(c.bits - 6));
+    let (_, body) = c.new_patient(&p, record(&app, &c.a.token, 1941));
+    assert!(
+        body["blind_indexes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(short))
+    );
+    let with_full = |body: &Value| {
+        let mut body = body.clone();
+        for token in body["blind_indexes"].as_array_mut().unwrap() {
+            if *token == json!(short) {
+                *token = json!(full);
+            }
+        }
+        body
+    };
+    let refused = |r: palreg_tests::Reply, what: &str| {
+        assert_eq!(
+            (r.status, r.error_code()),
+            (400, "blind_index_too_long"),
+            "{what}: {:?}",
+            r.body
+        );
+    };
+    refused(app.post("/api/v1/patients", t, &with_full(&body)), "create");
+    refused(
+        app.post(
+            "/api/v1/patients/import",
+            t,
+            &json!({"patients": [with_full(&body)]}),
+        ),
+        "import",
+    );
+    let search = |q: Value| app.post("/api/v1/patients/search", t, &q);
+    assert_eq!(search(json!({})).body["total"], 0, "nothing was written");
+
+    let created = app.post("/api/v1/patients", t, &body);
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    let edit = json!({
+        "version": 1,
+        "passport": body["passport"],
+        "blind_indexes": body["blind_indexes"],
+        "record": body["record"],
+    });
+    refused(
+        app.put(&format!("/api/v1/patients/{id}"), t, &with_full(&edit)),
+        "edit",
+    );
+    let r = app.get(&format!("/api/v1/patients/{id}"), t);
+    assert_eq!(r.body["version"], 1, "the refused edit changed nothing");
+
+    // A patient born another year whose date shares the short token's value: only the year
+    // tells them apart (a value of L - 6 bits is shared by one date in 2^(L-6), of any year).
+    let twin = (0u32..40_000)
+        .map(|n| {
+            let year = 1942 + n / 336 % 80;
+            format!("{year}-{:02}-{:02}", 1 + n / 28 % 12, 1 + n % 28)
+        })
+        .find(|d| {
+            let bits = client_crypto::BlindIndexBits::new(c.bits - 6).unwrap();
+            let token = c.key.blind_index(BlindIndexField::DateOfBirth, d, bits);
+            token.unwrap().to_token() == short
+        })
+        .expect("some date of another year shares the value");
+    let twin_year: i32 = twin[..4].parse().unwrap();
+    let other = passport("Белова", "Анна", &twin, Sex::Female);
+    let (_, body) = c.new_patient(&other, record(&app, &c.a.token, twin_year));
+    let r = app.post("/api/v1/patients", t, &body);
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    for (q, found) in [
+        (json!({"blind_indexes": [short]}), 2),
+        (json!({"blind_indexes": [short], "birth_year": 1941}), 1),
+        (
+            json!({"blind_indexes": [short], "birth_year": twin_year}),
+            1,
+        ),
+        (json!({"blind_indexes": [full]}), 0),
+    ] {
+        let r = search(q.clone());
+        assert_eq!(r.status, 200, "{q}: {:?}", r.body);
+        assert_eq!(r.body["total"], found, "{q}");
+    }
+}
+
 on_both_backends!(
     search_matches_a_plaintext_model,
-    the_surname_and_year_index_is_refused
+    the_surname_and_year_index_is_refused,
+    a_full_length_date_of_birth_token_is_refused
 );

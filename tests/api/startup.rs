@@ -663,10 +663,91 @@ fn the_retiring_migration_deletes_the_surname_and_year_tokens(backend: Backend) 
     }
 }
 
+/// Migration `2026-12-01-000018_shorter_date_of_birth_tokens` on tokens stored before the
+/// date of birth's was shorter: each patient's date token is cut to 6 bits under the longest of
+/// its other tokens (at least 1), whatever that length, and is then the very token a client
+/// computes at the new length; a date token already short enough, and one with no other
+/// token beside it, are kept; the other tokens are untouched.
+fn the_date_of_birth_tokens_are_shortened_by_their_migration(backend: Backend) {
+    use client_crypto::{BlindIndexBits, BlindIndexField};
+    use palreg_tests::clinic::{clinic, passport, record};
+    use serde_json::json;
+    let db = TestDatabase::new(backend);
+    let app = spawn_with(backend, db, |_| {});
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "DOB");
+    let token = |field: BlindIndexField, value: &str, bits: u8| {
+        let bits = BlindIndexBits::new(bits).unwrap();
+        c.key.blind_index(field, value, bits).unwrap().to_token()
+    };
+    // (surname's length, or none; the date's length stored; the date's length expected)
+    let cases: [(Option<u8>, u8, u8); 11] = [
+        (Some(12), 12, 6),
+        (Some(7), 7, 1),
+        (Some(3), 3, 1),
+        (Some(8), 8, 2),
+        (Some(9), 9, 3),
+        (Some(13), 13, 7),
+        (Some(19), 19, 13),
+        (Some(22), 22, 16),
+        (Some(64), 64, 58),
+        (Some(12), 6, 6),
+        (None, 12, 12),
+    ];
+    let mut expected = Vec::new();
+    for (i, (surname_bits, stored, after)) in cases.into_iter().enumerate() {
+        let dob = format!("19{:02}-0{}-1{}", 30 + i, 1 + i % 9, i % 10);
+        let year: i32 = dob[..4].parse().unwrap();
+        let someone = passport("Зуева", "Мария", &dob, client_crypto::Sex::Female);
+        let (_, body) = c.new_patient(&someone, record(&app, &c.a.token, year));
+        let created = app.post("/api/v1/patients", Some(&c.a.token), &body);
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let id = created.body["id"].as_i64().unwrap();
+        // What a client of before the rule stored.
+        let mut stored_tokens = vec![token(BlindIndexField::DateOfBirth, &dob, stored)];
+        stored_tokens.extend(surname_bits.map(|b| token(BlindIndexField::Surname, "Зуева", b)));
+        app.raw_sql(&format!(
+            "DELETE FROM patient_blind_indexes WHERE patient_id = {id}"
+        ));
+        for t in &stored_tokens {
+            app.raw_sql(&format!(
+                "INSERT INTO patient_blind_indexes (patient_id, institution_id, token, birth_year) \
+                 VALUES ({id}, {}, '{t}', {year})",
+                c.institution_id
+            ));
+        }
+        let mut after_tokens = vec![token(BlindIndexField::DateOfBirth, &dob, after)];
+        after_tokens.extend(surname_bits.map(|b| token(BlindIndexField::Surname, "Зуева", b)));
+        expected.push((id, year, after_tokens));
+    }
+    app.raw_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261201000018'");
+
+    let TestAppParts { db } = stop(app);
+    let app = spawn_with(backend, db, |_| {});
+    for (id, _, mut want) in expected.clone() {
+        want.sort();
+        let got = app.query_texts(&format!(
+            "SELECT token AS t FROM patient_blind_indexes WHERE patient_id = {id} ORDER BY token"
+        ));
+        assert_eq!(got, want, "patient {id}");
+    }
+    // The first patient is found by its new date token and year, as the clients search.
+    let login = app.login(&c.a.login, palreg_tests::PASSWORD);
+    let (id, year, tokens) = &expected[0];
+    let r = app.post(
+        "/api/v1/patients/search",
+        Some(&login),
+        &json!({"blind_indexes": [tokens[0]], "birth_year": year}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["items"][0]["id"], *id);
+}
+
 on_both_backends!(
     restart_keeps_data_and_seeds_once,
     the_command_line_manages_users,
     the_compacting_migration_keeps_the_register_and_drops_history_passports,
     the_audit_rowid_migration_keeps_the_chain,
     the_retiring_migration_deletes_the_surname_and_year_tokens,
+    the_date_of_birth_tokens_are_shortened_by_their_migration,
 );

@@ -35,7 +35,7 @@ const SERVER_CODES = [
   'payload_too_large', 'internal_error',
   // Keys and patients (pages keys.js, patients*.js).
   'stale_version', 'pseudonym_taken', 'no_institution_key', 'stale_key_version', 'wrong_key_version',
-  'not_a_key_holder', 'no_public_key', 'invalid_blind_index', 'retired_blind_index', 'invalid_pseudonym', 'no_institution',
+  'not_a_key_holder', 'no_public_key', 'invalid_blind_index', 'retired_blind_index', 'blind_index_too_long', 'invalid_pseudonym', 'no_institution',
   'invalid_sex', 'invalid_birth_year', 'invalid_dates', 'invalid_status', 'invalid_needs',
   'inactive_diagnosis', 'inactive_care_form', 'unknown_status', 'invalid_limit', 'version_mismatch',
   'link_required', 'unexpected_link', 'already_linked',

@@ -16,13 +16,32 @@ export const INDEX_BITS = 12;
  */
 export const NOTE_PURPOSE = 'observation';
 
+/**
+ * The blind-index token of `value` for `field` under `key`, at the field's length for
+ * INDEX_BITS: the date of birth's is 6 bits shorter, because the year of birth is in clear on
+ * the record beside it (client-crypto's README, "Choosing the length"). A search by date of
+ * birth therefore sends the year as a filter too (see `dateOfBirthFilter`).
+ */
+export function indexToken(key, field, value) {
+  return key.indexToken(field, value, INDEX_BITS);
+}
+
+/**
+ * The server filter that goes with a date-of-birth token: its year (the record's birth year
+ * is the passport's, both pages derive it from the date). Without it a token would match
+ * every year's patients of that token value.
+ */
+export function dateOfBirthFilter(dateOfBirth) {
+  return { birth_year: Number.parseInt(dateOfBirth.slice(0, 4), 10) };
+}
+
 /** Blind-index tokens of a passport under `key`: one per field the search offers. */
 export function blindIndexes(key, passport) {
   // No compound surname + year of birth token: the year is in clear on the record, and beside
   // it such a token would tell which patients born in the same year share a surname.
-  const tokens = [key.blindIndex('surname', passport.surname, INDEX_BITS), key.blindIndex('date_of_birth', passport.date_of_birth, INDEX_BITS)];
-  if (passport.snils) tokens.push(key.blindIndex('snils', passport.snils, INDEX_BITS));
-  if (passport.policy_number) tokens.push(key.blindIndex('policy_number', passport.policy_number, INDEX_BITS));
+  const tokens = [indexToken(key, 'surname', passport.surname), indexToken(key, 'date_of_birth', passport.date_of_birth)];
+  if (passport.snils) tokens.push(indexToken(key, 'snils', passport.snils));
+  if (passport.policy_number) tokens.push(indexToken(key, 'policy_number', passport.policy_number));
   return tokens;
 }
 

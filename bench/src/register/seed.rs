@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveDate};
-use client_crypto::{BlindIndexBits, BlindIndexField, InstitutionKey, Pseudonym, UserKeyPair};
+use client_crypto::{BlindIndexBits, InstitutionKey, Pseudonym, UserKeyPair};
 use diesel::Connection;
 use palreg_server::db::models::prescriptions::{
     self, NewPrescription, Prescription, PrescriptionFields,
@@ -185,24 +185,9 @@ pub struct ImportFigures {
 }
 
 fn tokens(inst: &Institution, p: &client_crypto::Passport) -> anyhow::Result<Vec<String>> {
-    let k = &inst.key;
-    let bits = inst.bits;
-    let mut out = vec![
-        k.blind_index(BlindIndexField::Surname, &p.surname, bits)?
-            .to_token(),
-        k.blind_index(BlindIndexField::DateOfBirth, &p.date_of_birth, bits)?
-            .to_token(),
-    ];
-    if let Some(s) = &p.snils {
-        out.push(k.blind_index(BlindIndexField::Snils, s, bits)?.to_token());
-    }
-    if let Some(s) = &p.policy_number {
-        out.push(
-            k.blind_index(BlindIndexField::PolicyNumber, s, bits)?
-                .to_token(),
-        );
-    }
-    Ok(out)
+    // As the clients index: each field at its own length (the date of birth's is shorter).
+    let indexes = inst.key.passport_blind_indexes(p, inst.bits)?;
+    Ok(indexes.iter().map(|i| i.to_token()).collect())
 }
 
 /// A request body ready to send.

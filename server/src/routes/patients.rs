@@ -360,7 +360,7 @@ fn check_passport_under(current: Option<i32>, passport: &str, tokens: &[String])
             format!("passports are sealed under the current key version {current}"),
         ));
     }
-    let mut fields = BTreeSet::new();
+    let mut fields = BTreeMap::new();
     for token in tokens {
         let index = checked_token(token)?;
         if index.key_version != info.key_version {
@@ -369,14 +369,45 @@ fn check_passport_under(current: Option<i32>, passport: &str, tokens: &[String])
                 "blind indexes use the passport's key version",
             ));
         }
-        if !fields.insert(index.field) {
+        if fields.insert(index.field, index.bits).is_some() {
             return Err(bad(
                 "invalid_blind_index",
                 format!("two tokens for the field {}", index.field),
             ));
         }
     }
+    check_date_of_birth_length(&fields)?;
     Ok(version)
+}
+
+/// The date of birth's token is shorter than the others written with it, by the rule every
+/// client follows ([`BlindIndexField::index_bits`]): the year of birth is in clear on the
+/// record, and beside it a token of the full length would all but name the date. A client of
+/// before the rule (a browser tab opened before the upgrade) is refused, not stored.
+fn check_date_of_birth_length(
+    fields: &BTreeMap<BlindIndexField, client_crypto::BlindIndexBits>,
+) -> ApiResult<()> {
+    let Some(&dob) = fields.get(&BlindIndexField::DateOfBirth) else {
+        return Ok(());
+    };
+    let longest = fields
+        .iter()
+        .filter(|(field, _)| **field != BlindIndexField::DateOfBirth)
+        .map(|(_, bits)| *bits)
+        .max();
+    match longest.map(|bits| BlindIndexField::DateOfBirth.index_bits(bits)) {
+        Some(most) if dob > most => Err(bad(
+            "blind_index_too_long",
+            format!(
+                "the date of birth's token has {} bits; beside {}-bit tokens it has at most {} \
+                 (its year is in clear on the record): reload the client",
+                dob.get(),
+                longest.map_or(0, |b| b.get()),
+                most.get()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A blind-index token's shape, and not of a retired field.

@@ -13,7 +13,7 @@ import { createForm } from '../forms.js';
 import { button, dataTable, facts, flash, linkButton, notice, pageHeader, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
 import { UntrustedKeyError, openInstitutionKey, openInstitutionKeys, trustedInstitutionKeys } from '../keystore.js';
-import { INDEX_BITS, blindIndexes, openPassport, openResults } from '../passports.js';
+import { INDEX_BITS, blindIndexes, dateOfBirthFilter, indexToken, openPassport, openResults } from '../passports.js';
 import { loadBook, refName, refOptions } from '../refs.js';
 import { allowed } from '../router.js';
 import { patientObservations } from './observations.js';
@@ -319,7 +319,8 @@ registerPage({
           f.setFormError(t('patients.search.need_field'));
           return;
         }
-        const tokens = indexKeys.flatMap((k) => typed.map(([n, v]) => k.blindIndex(n, v, INDEX_BITS)));
+        if (values.date_of_birth) Object.assign(filters, dateOfBirthFilter(values.date_of_birth));
+        const tokens = indexKeys.flatMap((k) => typed.map(([n, v]) => indexToken(k, n, v)));
         criteria = { tokens, typed, filters };
         shown = [];
         delete results.dataset.done;
