@@ -94,6 +94,22 @@ test("blind index vectors give their tokens, and normalization its forms", () =>
   }
 });
 
+test("indexToken indexes each field at its length: the date of birth 6 bits shorter", () => {
+  let dates = 0;
+  for (const b of vectors.blind_indexes) {
+    const k = key(b.institution_key);
+    const bits = b.field === "date_of_birth" ? Math.max(1, b.bits - 6) : b.bits;
+    assert.equal(wasm.blindIndexBits(b.field, b.bits), bits, `${b.field} ${b.bits}`);
+    assert.equal(k.indexToken(b.field, b.input, b.bits), k.blindIndex(b.field, b.input, bits), `${b.field} ${b.input}`);
+    if (b.field !== "date_of_birth") assert.equal(k.indexToken(b.field, b.input, b.bits), b.token);
+    else dates++;
+  }
+  assert.ok(dates > 0, "the vectors have dates of birth");
+  assert.equal(wasm.blindIndexBits("date_of_birth", 12), 6);
+  assert.equal(wasm.blindIndexBits("date_of_birth", 5), 1);
+  throwsCode(assert, () => wasm.blindIndexBits("date_of_birth", 65), "invalid_bits", "65 bits");
+});
+
 test("pseudonyms and bit-length recommendations", () => {
   for (const c of vectors.pseudonyms.from_bits) assert.equal(wasm.parsePseudonym(c.pseudonym), c.pseudonym);
   for (const c of vectors.pseudonyms.canonical) assert.equal(wasm.parsePseudonym(c.input), c.pseudonym);
@@ -143,7 +159,7 @@ test("ids must be safe integers; raw keys are not reachable from JavaScript", ()
   const surface = (obj) =>
     Object.getOwnPropertyNames(Object.getPrototypeOf(obj)).filter((n) => !n.startsWith("__")).sort();
   assert.deepEqual(surface(k), ["blindIndex", "blindIndexSurnameBirthYear", "constructor", "fingerprint", "free",
-    "linkTo", "openNote", "openPassport", "openPassportBytes", "sealNote", "sealPassport", "verifyLink", "version",
+    "indexToken", "linkTo", "openNote", "openPassport", "openPassportBytes", "sealNote", "sealPassport", "verifyLink", "version",
     "wrapFor"]);
   assert.deepEqual(surface(aliceKeys), ["constructor", "exportKeyFile", "fingerprint", "free", "openKeyEnvelope",
     "publicKey"]);
