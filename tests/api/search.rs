@@ -321,6 +321,18 @@ fn search_matches_a_plaintext_model(backend: Backend) {
     );
 }
 
+/// A check that a reply is a 400 with `code` (`what` names the request in the message).
+fn refusal(code: &'static str) -> impl Fn(palreg_tests::Reply, &str) {
+    move |r, what| {
+        assert_eq!(
+            (r.status, r.error_code()),
+            (400, code),
+            "{what}: {:?}",
+            r.body
+        );
+    }
+}
+
 /// The compound index of surname and year of birth is retired (the year is in clear beside
 /// it): a token of it is refused when a patient is created, imported or edited and in a search,
 /// and nothing is written. The search by surname and year of birth is the surname's token and
@@ -337,14 +349,7 @@ fn the_surname_and_year_index_is_refused(backend: Backend) {
         .blind_index_surname_birth_year(&p.surname, &p.date_of_birth, c.bits())
         .unwrap()
         .to_token();
-    let refused = |r: palreg_tests::Reply, what: &str| {
-        assert_eq!(
-            (r.status, r.error_code()),
-            (400, "retired_blind_index"),
-            "{what}: {:?}",
-            r.body
-        );
-    };
+    let refused = refusal("retired_blind_index");
     let (_, mut body) = c.new_patient(&p, record(&app, &c.a.token, 1941));
     body["blind_indexes"]
         .as_array_mut()
@@ -480,14 +485,7 @@ fn a_full_length_date_of_birth_token_is_refused(backend: Backend) {
         }
         body
     };
-    let refused = |r: palreg_tests::Reply, what: &str| {
-        assert_eq!(
-            (r.status, r.error_code()),
-            (400, "blind_index_too_long"),
-            "{what}: {:?}",
-            r.body
-        );
-    };
+    let refused = refusal("blind_index_too_long");
     refused(app.post("/api/v1/patients", t, &with_full(&body)), "create");
     refused(
         app.post(

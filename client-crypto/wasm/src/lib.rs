@@ -306,10 +306,7 @@ impl InstitutionKey {
         value: &str,
         institution_bits: u8,
     ) -> Result<String, JsError> {
-        let field = cc::BlindIndexField::from_label(field).map_err(js_error)?;
-        let bits = field.index_bits(bits(institution_bits)?);
-        let index = self.0.blind_index(field, value, bits).map_err(js_error)?;
-        Ok(index.to_token())
+        self.blind_index(field, value, blind_index_bits(field, institution_bits)?)
     }
 
     /// The compound blind-index token of a surname and a year (or date) of birth. Retired:

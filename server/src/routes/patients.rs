@@ -390,24 +390,28 @@ fn check_date_of_birth_length(
     let Some(&dob) = fields.get(&BlindIndexField::DateOfBirth) else {
         return Ok(());
     };
-    let longest = fields
+    let Some(longest) = fields
         .iter()
         .filter(|(field, _)| **field != BlindIndexField::DateOfBirth)
         .map(|(_, bits)| *bits)
-        .max();
-    match longest.map(|bits| BlindIndexField::DateOfBirth.index_bits(bits)) {
-        Some(most) if dob > most => Err(bad(
+        .max()
+    else {
+        return Ok(());
+    };
+    let most = BlindIndexField::DateOfBirth.index_bits(longest);
+    if dob > most {
+        return Err(bad(
             "blind_index_too_long",
             format!(
                 "the date of birth's token has {} bits; beside {}-bit tokens it has at most {} \
                  (its year is in clear on the record): reload the client",
                 dob.get(),
-                longest.map_or(0, |b| b.get()),
+                longest.get(),
                 most.get()
             ),
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// A blind-index token's shape, and not of a retired field.
