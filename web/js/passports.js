@@ -20,19 +20,19 @@ export const NOTE_PURPOSE = 'observation';
  * The blind-index token of `value` for `field` under `key`, at the field's length for
  * INDEX_BITS: the date of birth's is 6 bits shorter, because the year of birth is in clear on
  * the record beside it (client-crypto's README, "Choosing the length"). A search by date of
- * birth therefore sends the year as a filter too (see `dateOfBirthFilter`).
+ * birth therefore sends the year as a filter too (see `birthYear`).
  */
 export function indexToken(key, field, value) {
   return key.indexToken(field, value, INDEX_BITS);
 }
 
 /**
- * The server filter that goes with a date-of-birth token: its year (the record's birth year
- * is the passport's, both pages derive it from the date). Without it a token would match
- * every year's patients of that token value.
+ * The year of a date of birth (`YYYY-MM-DD`): the record's birth year, and the birth_year
+ * filter that goes with a date-of-birth token in a search (without it the short token matches
+ * every year's patients of its value). One function for both, so the filter finds the record.
  */
-export function dateOfBirthFilter(dateOfBirth) {
-  return { birth_year: Number.parseInt(dateOfBirth.slice(0, 4), 10) };
+export function birthYear(dateOfBirth) {
+  return Number.parseInt(dateOfBirth.slice(0, 4), 10);
 }
 
 /** Blind-index tokens of a passport under `key`: one per field the search offers. */

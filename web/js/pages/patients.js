@@ -13,7 +13,7 @@ import { createForm } from '../forms.js';
 import { button, dataTable, facts, flash, linkButton, notice, pageHeader, pageHeading } from '../ui.js';
 import { loadCrypto } from '../crypto.js';
 import { UntrustedKeyError, openInstitutionKey, openInstitutionKeys, trustedInstitutionKeys } from '../keystore.js';
-import { INDEX_BITS, blindIndexes, dateOfBirthFilter, indexToken, openPassport, openResults } from '../passports.js';
+import { INDEX_BITS, birthYear, blindIndexes, indexToken, openPassport, openResults } from '../passports.js';
 import { loadBook, refName, refOptions } from '../refs.js';
 import { allowed } from '../router.js';
 import { patientObservations } from './observations.js';
@@ -131,7 +131,7 @@ function split(values, stored = {}) {
   passport.sex = PASSPORT_SEX[values.sex];
   const record = {
     sex: values.sex,
-    birth_year: Number.parseInt(values.date_of_birth.slice(0, 4), 10),
+    birth_year: birthYear(values.date_of_birth),
     district_id: values.district_id ?? null,
     diagnosis_id: values.diagnosis_id,
     care_form_id: values.care_form_id ?? null,
@@ -319,7 +319,7 @@ registerPage({
           f.setFormError(t('patients.search.need_field'));
           return;
         }
-        if (values.date_of_birth) Object.assign(filters, dateOfBirthFilter(values.date_of_birth));
+        if (values.date_of_birth) filters.birth_year = birthYear(values.date_of_birth);
         const tokens = indexKeys.flatMap((k) => typed.map(([n, v]) => indexToken(k, n, v)));
         criteria = { tokens, typed, filters };
         shown = [];
