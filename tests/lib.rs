@@ -409,7 +409,32 @@ impl TestApp {
     /// Runs a `palreg` command on this app's database ([`TestDatabase::palreg`]); its exit
     /// code, 2 when it failed to run.
     pub fn cli(&self, args: &[&str]) -> i32 {
+        self.audit_settled();
         self.db.palreg(args).unwrap_or(2)
+    }
+
+    /// Waits until the server has folded its audit spool into the log (SQLite: see
+    /// `palreg_server::audit_spool`), so that what a test then reads or changes in the database
+    /// directly holds the entries of every request answered so far.
+    pub fn audit_settled(&self) {
+        if !matches!(self.backend, Backend::Sqlite) {
+            return;
+        }
+        let dir = format!("{}-audit", self.db.url.trim_start_matches("sqlite://"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting = std::fs::read_dir(&dir).is_ok_and(|mut files| {
+                files.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".jsonl")))
+            });
+            if !waiting {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the audit spool in {dir} was not folded within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Signs in and returns the token; panics unless it succeeds.
@@ -465,7 +490,7 @@ impl TestApp {
     }
 
     /// What an attacker holding the database at rest would read: on SQLite the database file
-    /// with its WAL and shared memory, on PostgreSQL [`Self::dump_postgres`].
+    /// with its WAL, shared memory and audit spool, on PostgreSQL [`Self::dump_postgres`].
     pub fn stored_bytes(&self) -> Vec<u8> {
         match self.backend {
             Backend::Sqlite => {
@@ -473,6 +498,14 @@ impl TestApp {
                 let mut all = Vec::new();
                 for name in ["palreg.db", "palreg.db-wal", "palreg.db-shm"] {
                     if let Ok(bytes) = std::fs::read(dir.join(name)) {
+                        all.extend(bytes);
+                    }
+                }
+                for spooled in std::fs::read_dir(dir.join("palreg.db-audit"))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Ok(bytes) = spooled.and_then(|f| std::fs::read(f.path())) {
                         all.extend(bytes);
                     }
                 }
@@ -534,6 +567,7 @@ impl TestApp {
     /// database (to look at what is stored as an attacker holding the file would).
     pub fn query_texts(&self, sql: &str) -> Vec<String> {
         use diesel::RunQueryDsl;
+        self.audit_settled();
         let rows: Vec<Text> = match self.backend {
             Backend::Sqlite => diesel::sql_query(sql).load(&mut self.sqlite()),
             Backend::Postgres => diesel::sql_query(sql).load(&mut self.postgres()),
@@ -544,6 +578,7 @@ impl TestApp {
 
     /// Runs SQL directly against the test database (to play the attacker in tests).
     pub fn raw_sql(&self, sql: &str) {
+        self.audit_settled();
         match self.backend {
             Backend::Sqlite => self.sqlite().batch_execute(sql),
             Backend::Postgres => self.postgres().batch_execute(sql),
@@ -554,6 +589,7 @@ impl TestApp {
     /// A connection of the server's own type to the test database (to call the storage layer
     /// directly).
     pub fn db_conn(&self) -> palreg_server::db::DbConn {
+        self.audit_settled();
         match self.backend {
             Backend::Sqlite => palreg_server::db::DbConn::Sqlite(self.sqlite()),
             Backend::Postgres => palreg_server::db::DbConn::Pg(self.postgres()),

@@ -15,6 +15,9 @@
 //!
 //! Changes still append their entry inside their own transaction ([`crate::routes::audited`]):
 //! a change and its trace commit or roll back together.
+//!
+//! On SQLite the entries go to the [`Spool`] instead, a file folded into the log a few times a
+//! second (see its module for why and what it keeps).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use diesel::Connection;
 
+use crate::audit_spool::{Folding, Spool};
 use crate::db::models::audit::{self, NewEntry};
 use crate::db::{Pool, WriteGate, write_conn};
 use crate::error::{ApiError, ApiResult};
@@ -46,9 +50,27 @@ pub struct AuditQueue {
     waiting: Mutex<Waiting>,
     /// Signalled when a batch is committed (or failed).
     committed: Condvar,
+    counters: Arc<Counters>,
+    /// SQLite: where the entries go instead of a transaction each.
+    spool: Option<Arc<Spool>>,
+}
+
+/// The transactions that appended entries, for [`AuditQueue::stats`].
+#[derive(Default)]
+pub struct Counters {
     batches: AtomicU64,
     entries: AtomicU64,
     commit_nanos: AtomicU64,
+}
+
+impl Counters {
+    /// One transaction of `entries` entries that took `took`.
+    pub fn count(&self, entries: usize, took: Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.entries.fetch_add(entries as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What the group commit has done since the queue was made (see [`AuditQueue::stats`]).
@@ -92,33 +114,71 @@ impl AuditQueueStats {
 }
 
 impl AuditQueue {
-    /// `write_gate` is the SQLite writers' in-process turn ([`crate::db::write_gate`]); a leader
-    /// takes it for its batch.
+    /// A group commit into the log. `write_gate` is the SQLite writers' in-process turn
+    /// ([`crate::db::write_gate`]); a leader takes it for its batch.
     pub fn new(pool: Pool, write_gate: Option<WriteGate>) -> Self {
         Self {
             pool,
             write_gate,
             waiting: Mutex::new(Waiting::default()),
             committed: Condvar::new(),
-            batches: AtomicU64::new(0),
-            entries: AtomicU64::new(0),
-            commit_nanos: AtomicU64::new(0),
+            counters: Arc::default(),
+            spool: None,
+        }
+    }
+
+    /// The queue of a database: on SQLite through the spool beside the file at `url` (which
+    /// this folds first if an earlier run left entries in it), on PostgreSQL a group commit.
+    pub fn open(
+        url: &crate::db::DatabaseUrl,
+        pool: Pool,
+        write_gate: Option<WriteGate>,
+    ) -> anyhow::Result<Self> {
+        let mut queue = Self::new(pool, write_gate);
+        if let crate::db::DatabaseUrl::Sqlite(path) = url {
+            queue.spool = Some(Arc::new(Spool::open(
+                path,
+                queue.pool.clone(),
+                queue.write_gate.clone(),
+                queue.counters.clone(),
+            )?));
+        }
+        Ok(queue)
+    }
+
+    /// Starts folding the spool (SQLite); the handle folds what is left when dropped.
+    pub fn start_folding(&self) -> Option<Folding> {
+        self.spool.as_ref().map(Spool::start_folding)
+    }
+
+    /// Brings the log up to date: folds the spool (a no-op on PostgreSQL, whose entries are
+    /// committed before their requests are answered). Blocking.
+    pub fn flush(&self) -> ApiResult<()> {
+        match &self.spool {
+            Some(spool) => spool.fold().map_err(ApiError::Internal),
+            None => Ok(()),
         }
     }
 
     /// Counts since the queue was made; the bench reads them around a scenario to tell how
     /// large the batches were and how long each took.
     pub fn stats(&self) -> AuditQueueStats {
+        let c = &self.counters;
         AuditQueueStats {
-            batches: self.batches.load(Ordering::Relaxed),
-            entries: self.entries.load(Ordering::Relaxed),
-            commit_time: Duration::from_nanos(self.commit_nanos.load(Ordering::Relaxed)),
+            batches: c.batches.load(Ordering::Relaxed),
+            entries: c.entries.load(Ordering::Relaxed),
+            commit_time: Duration::from_nanos(c.commit_nanos.load(Ordering::Relaxed)),
         }
     }
 
     /// Appends `entry` and waits (blocking: call it off the async workers) until the
-    /// transaction that holds it is committed.
+    /// transaction that holds it is committed, or on SQLite until it is in the spool.
     pub fn record(&self, entry: NewEntry) -> ApiResult<()> {
+        if let Some(spool) = &self.spool {
+            return spool.record(entry).map_err(|err| {
+                ApiError::Internal(anyhow::anyhow!("cannot append to the audit log: {err}"))
+            });
+        }
         let outcome = Outcome::default();
         let mut waiting = self.lock();
         waiting.entries.push((entry, outcome.clone()));
@@ -161,12 +221,9 @@ impl AuditQueue {
     /// Appends the batch in one transaction, counted in [`AuditQueue::stats`].
     fn commit(&self, entries: Vec<NewEntry>) -> anyhow::Result<()> {
         let started = Instant::now();
-        let count = entries.len() as u64;
+        let count = entries.len();
         let result = self.append(entries);
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.entries.fetch_add(count, Ordering::Relaxed);
-        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters.count(count, started.elapsed());
         result
     }
 
@@ -203,7 +260,7 @@ impl Drop for Leading<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn queue(dir: &std::path::Path) -> (AuditQueue, Pool) {
@@ -215,7 +272,8 @@ mod tests {
         )
     }
 
-    fn entry(n: usize) -> NewEntry {
+    /// A read's entry, told apart by `n` (its object id).
+    pub(crate) fn entry(n: usize) -> NewEntry {
         NewEntry {
             action: "patients.read".into(),
             object_type: "patient".into(),

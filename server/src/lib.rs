@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod audit_queue;
+pub mod audit_spool;
 pub mod auth;
 pub mod backup;
 pub mod cli;

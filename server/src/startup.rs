@@ -30,6 +30,8 @@ pub struct Application {
     pub tls_fingerprint: Option<String>,
     /// The periodic tidying up ([`crate::housekeeping`]), stopped with the server.
     housekeeping: crate::housekeeping::Running,
+    /// SQLite: the thread that folds the audit spool into the log ([`crate::audit_spool`]).
+    folding: Option<crate::audit_spool::Folding>,
 }
 
 /// Opens the database (migrating and seeding it) and returns the pool.
@@ -301,7 +303,8 @@ impl Application {
             }
         }
         let write_gate = db::write_gate(&settings.database_url, settings.sqlite_caches.writer_mib)?;
-        let audit = AuditQueue::new(pool.clone(), write_gate.clone());
+        // Before anything is answered: folds what a crash left in the audit spool (SQLite).
+        let audit = AuditQueue::open(&settings.database_url, pool.clone(), write_gate.clone())?;
         let reports = db::open_reports(&settings.database_url, settings.sqlite_caches)?;
         let state = web::Data::new(AppState {
             pool,
@@ -319,6 +322,7 @@ impl Application {
             settings: Arc::new(settings),
         });
         let housekeeping = crate::housekeeping::spawn(state.clone());
+        let folding = state.audit.start_folding();
         let server = actix_web::HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -376,6 +380,7 @@ impl Application {
             lock,
             tls_fingerprint,
             housekeeping,
+            folding,
         })
     }
 
@@ -391,6 +396,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _lock = self.lock;
         let _housekeeping = self.housekeeping;
+        // Dropped after the server has stopped: folds the last entries of the audit spool.
+        let _folding = self.folding;
         self.server.await
     }
 }

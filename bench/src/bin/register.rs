@@ -433,7 +433,7 @@ fn main() -> anyhow::Result<()> {
         line(s.name, l);
         if audit.batches > 0 {
             println!(
-                "      audit group commit: {} entries in {} transactions ({:.2} a transaction), {:.0} µs each (mean, write turn to COMMIT)",
+                "      audit entries appended to the log: {} in {} transactions ({:.2} a transaction), {:.0} µs each (mean, write turn to COMMIT)",
                 audit.entries,
                 audit.batches,
                 audit.entries_per_batch(),

@@ -108,6 +108,9 @@ pub async fn list_audit(
         before_seq: q.before,
         institution: principal.institution_id,
     };
+    // The reads of the last moments are still in the spool (SQLite): the listing shows them.
+    let flushing = state.clone();
+    web::block(move || flushing.audit.flush()).await??;
     let entry = principal.audit("admin.audit.read", "audit_log", None);
     let rows = audited(&state, entry, move |conn, _| {
         Ok(audit::list(conn, &filter, limit)?)

@@ -82,6 +82,11 @@ where
 {
     let state = state.clone();
     web::block(move || {
+        // The reads answered before this change began take their places in the chain before it
+        // (on SQLite they may still be in the audit spool).
+        if let Err(err) = state.audit.flush() {
+            tracing::warn!(error = ?err, "cannot fold the audit spool before a change");
+        }
         let attempt = entry.clone();
         // The write turn is given back before a refusal is queued: the queue's leader takes
         // it itself.
@@ -155,8 +160,8 @@ impl AuditedRead {
 /// institution), makes the audit entry of `what`, and runs `read`, which may fill the entry
 /// in. The connection then goes back to the pool, and the entry (with the refusal's code if
 /// `read` refused) to the [`AuditQueue`](crate::audit_queue::AuditQueue), which commits it with
-/// the other entries waiting. Nothing is answered before its entry is committed: if the append
-/// fails, the request fails.
+/// the other entries waiting (on SQLite, writes it to the audit spool). Nothing is answered before
+/// its entry is committed or spooled: if the append fails, the request fails.
 ///
 /// Refusals before the read are not entries of the read, as with a [`Principal`] extractor:
 /// 403s are audited as `access.denied` by the middleware, which finds the principal in the

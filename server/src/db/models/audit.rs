@@ -32,8 +32,8 @@ pub struct AuditRow {
     pub institution_id: Option<i64>,
 }
 
-/// What is recorded, before it gets its place in the chain.
-#[derive(Debug, Clone, Default)]
+/// What is recorded, before it gets its place in the chain (and as the audit spool keeps it).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct NewEntry {
     pub at: Option<NaiveDateTime>,
     pub actor_id: Option<i64>,
