@@ -121,11 +121,6 @@ impl Spool {
         Ok(spool)
     }
 
-    /// The folder holding the spool files.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes `entry` to the spool; when this returns, the entry is in the file.
     pub fn record(&self, mut entry: NewEntry) -> anyhow::Result<()> {
         // The time of the read, not of the fold.
@@ -139,8 +134,8 @@ impl Spool {
                 writing.waiting()
             );
         }
-        let path = self.file_of(writing.generation);
         if writing.file.is_none() {
+            let path = self.file_of(writing.generation);
             writing.file = Some(crate::secrets::create_private_file(&path).map_err(|e| {
                 anyhow::anyhow!("cannot create the audit spool {}: {e}", path.display())
             })?);
@@ -152,6 +147,7 @@ impl Spool {
         if let Err(err) = written {
             // Whatever part of the line reached the file is its torn end: the generation ends
             // there (a file of nothing but that is removed), and the next entry starts a new one.
+            let path = self.file_of(writing.generation);
             if writing.entries.is_empty() {
                 let _ = std::fs::remove_file(&path);
                 writing.file = None;
@@ -179,9 +175,8 @@ impl Spool {
                 // Kept, in order, for the next fold; the entries written meanwhile are newer.
                 closed.push_front((generation, entries));
                 let mut writing = self.lock();
-                while let Some(g) = closed.pop_back() {
-                    writing.closed.push_front(g);
-                }
+                closed.append(&mut writing.closed);
+                writing.closed = closed;
                 return Err(err);
             }
             let _ = std::fs::remove_file(self.file_of(generation));
