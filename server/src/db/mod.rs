@@ -1254,10 +1254,10 @@ mod tests {
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite with the query planner stability
-    /// guarantee, so that statements with a bound `LIMIT` stay prepared, and with a page cache
-    /// of its own for each connection (see there).
+    /// guarantee, so that statements with a bound `LIMIT` stay prepared, with a page cache of
+    /// its own for each connection, and without memory statistics (see there).
     #[test]
-    fn sqlite_is_built_with_a_stable_query_planner_and_separate_page_caches() {
+    fn sqlite_is_built_with_a_stable_query_planner_separate_page_caches_and_no_memory_statistics() {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
         struct CompileOption {
@@ -1274,6 +1274,10 @@ mod tests {
         assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
         assert!(
             !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
             "{options:?}"
         );
     }
