@@ -86,6 +86,21 @@ impl SessionCache {
         Ok(Some(user))
     }
 
+    /// What [`Self::live`] last found of the session, and the epoch it was found under, if
+    /// that is still this user's unexpired session; the database is not asked, so the epoch
+    /// must be compared with one read in the same snapshot as whatever this lets in.
+    pub fn remembered(
+        &self,
+        session_id: &str,
+        user_id: i64,
+        now: NaiveDateTime,
+    ) -> Option<(i64, SessionUser)> {
+        self.lock()
+            .get(session_id)
+            .filter(|r| r.user_id == user_id && r.expires_at > now)
+            .map(|r| (r.epoch, r.user.clone()))
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Remembered>> {
         // The map holds no invariant a panic could break half way.
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())

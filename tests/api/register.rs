@@ -727,9 +727,71 @@ fn reads_authenticate_in_their_own_transaction(backend: Backend) {
     assert_eq!(count("patients.search", "ok", "h1.b"), 0);
 }
 
+/// A read by id trusts the session as it was last found only while nothing it depends on has
+/// changed (`routes::read_one_audited_as`): every change of the account is seen at the next
+/// read, and each read is audited once, whichever way it went.
+fn a_remembered_session_sees_each_change_of_its_account_at_the_next_read(backend: Backend) {
+    let app = spawn_app(backend);
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "H1");
+    let elsewhere = app.create_institution(&admin, "H2", "Institution H2");
+    let id = register(&app, &c, "Соколова", "Анна", "1951-02-03")["id"]
+        .as_i64()
+        .unwrap();
+    let read = format!("/api/v1/patients/{id}");
+    let account = format!("/api/v1/admin/users/{}", c.a.id);
+    let status = || app.get(&read, Some(&c.a.token)).status;
+    let change = |body: Value| {
+        let r = app.put(&account, Some(&admin), &body);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    };
+
+    // Found, then found again from the remembered session.
+    assert_eq!(status(), 200);
+    assert_eq!(status(), 200);
+    // Roles that no longer grant `patients`: refused at once; granted again: let in.
+    change(json!({"roles": ["ministry"]}));
+    assert_eq!(status(), 403);
+    change(json!({"roles": ["user"]}));
+    assert_eq!(status(), 200);
+    // Moved to another institution: the patient is not the account's to read any more.
+    change(json!({"institution_id": elsewhere}));
+    assert_eq!(status(), 404);
+    change(json!({"institution_id": c.institution_id}));
+    assert_eq!(status(), 200);
+    // Another account's change moves the epoch on too; this session is looked up again.
+    change_other(&app, &admin, c.b.id);
+    assert_eq!(status(), 200);
+    // De-registered: the session is over.
+    let r = app.delete(&account, Some(&admin));
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(status(), 401);
+
+    let page = app.get("/api/v1/admin/audit?limit=500", Some(&admin));
+    let reads: Vec<&str> = page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "patients.read" && e["actor_login"] == "h1.a")
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(reads, ["ok", "ok", "not_found", "ok", "ok", "ok"]);
+}
+
+/// Renames another account (any change of any account moves the auth epoch on).
+fn change_other(app: &TestApp, admin: &str, user: i64) {
+    let r = app.put(
+        &format!("/api/v1/admin/users/{user}"),
+        Some(admin),
+        &json!({"full_name": "Renamed"}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
 on_both_backends!(
     patients_are_registered_read_and_edited,
     reads_authenticate_in_their_own_transaction,
+    a_remembered_session_sees_each_change_of_its_account_at_the_next_read,
     a_stale_write_is_refused_and_nothing_is_lost,
     another_institution_sees_nothing,
     prescriptions_are_written_edited_and_cancelled,

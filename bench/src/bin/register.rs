@@ -71,17 +71,21 @@ fn bench_routes(cfg: &mut web::ServiceConfig, _state: &web::Data<AppState>) {
     .route("/bench/patient/{id}", web::get().to(bare_patient));
 }
 
-/// A bare diesel lookup of a patient row by id: no auth, no audit, no scope.
+/// A bare diesel lookup of a patient row by id: no auth, no audit, no scope. On the backend's
+/// own connection, as the API's read runs its statements: through the server's
+/// `MultiConnection`, diesel writes out the statement's SQL twice on every run.
 async fn bare_patient(state: web::Data<AppState>, path: web::Path<i64>) -> HttpResponse {
     let pool = state.pool.clone();
     let id = path.into_inner();
     let found = web::block(move || -> anyhow::Result<Option<Patient>> {
         let mut conn = pool.get()?;
-        Ok(patients_table::table
-            .find(id)
-            .select(Patient::as_select())
-            .first(&mut conn)
-            .optional()?)
+        Ok(palreg_server::per_backend!(&mut *conn, |c| {
+            patients_table::table
+                .find(id)
+                .select(Patient::as_select())
+                .first(c)
+                .optional()
+        })?)
     })
     .await;
     match found {

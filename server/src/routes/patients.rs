@@ -17,7 +17,9 @@ use crate::db::DbConn;
 use crate::db::models::patients::{self, Patient, PatientFilter, RecordFields};
 use crate::db::models::{self, keys, refs};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::{AuditedRead, Lane, audited, audited_in, db, read_audited_as};
+use crate::routes::{
+    AuditedRead, Lane, audited, audited_in, db, read_audited_as, read_one_audited_as,
+};
 use crate::state::AppState;
 
 /// Patient statuses the record knows (codes of the `patient-statuses` book).
@@ -437,18 +439,38 @@ fn status_codes(conn: &mut DbConn) -> ApiResult<BTreeMap<i64, String>> {
     Ok(refs::patient_status::codes(conn)?.into_iter().collect())
 }
 
-fn record_of(p: &Patient, needs: Vec<i64>, statuses: &BTreeMap<i64, String>) -> RecordInput {
+fn record_of(p: &Patient, needs: Vec<i64>, status: String) -> RecordInput {
     RecordInput {
         sex: p.sex.clone(),
         birth_year: p.birth_year,
         district_id: p.district_id,
         diagnosis_id: p.diagnosis_id,
         care_form_id: p.care_form_id,
-        status: statuses.get(&p.status_id).cloned().unwrap_or_default(),
+        status,
         registered_on: p.registered_on,
         discharged_on: p.discharged_on,
         deceased_on: p.deceased_on,
         needs,
+    }
+}
+
+impl PatientView {
+    /// The patient's row with the code of its status and its needs.
+    fn of(p: Patient, status: String, needs: Vec<i64>) -> Self {
+        let record = record_of(&p, needs, status);
+        PatientView {
+            id: p.id,
+            pseudonym: p.pseudonym,
+            institution_id: p.institution_id,
+            passport: p.passport,
+            passport_key_version: p.passport_key_version,
+            record,
+            version: p.version,
+            created_by: p.created_by,
+            created_at: p.created_at,
+            updated_by: p.updated_by,
+            updated_at: p.updated_at,
+        }
     }
 }
 
@@ -462,20 +484,9 @@ fn views(conn: &mut DbConn, list: Vec<Patient>) -> ApiResult<Vec<PatientView>> {
     Ok(list
         .into_iter()
         .map(|p| {
-            let record = record_of(&p, needs.remove(&p.id).unwrap_or_default(), &statuses);
-            PatientView {
-                id: p.id,
-                pseudonym: p.pseudonym,
-                institution_id: p.institution_id,
-                passport: p.passport,
-                passport_key_version: p.passport_key_version,
-                record,
-                version: p.version,
-                created_by: p.created_by,
-                created_at: p.created_at,
-                updated_by: p.updated_by,
-                updated_at: p.updated_at,
-            }
+            let status = statuses.get(&p.status_id).cloned().unwrap_or_default();
+            let needs = needs.remove(&p.id).unwrap_or_default();
+            PatientView::of(p, status, needs)
         })
         .collect())
 }
@@ -758,15 +769,16 @@ pub async fn get_patient(
     path: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let view = read_audited_as(
+    let view = read_one_audited_as(
         &state,
         caller,
         Permission::Patients,
         institution_of,
         AuditedRead::new("patients.read", "patient", Some(id.to_string())),
         move |conn, institution_id, _| {
-            let patient = patients::find_in_institution(conn, id, institution_id)?;
-            view(conn, patient)
+            let shown = patients::find_shown(conn, id, institution_id)?;
+            let view = PatientView::of(shown.patient, shown.status, shown.needs);
+            Ok((view, shown.auth_epoch))
         },
     )
     .await?;
@@ -907,7 +919,14 @@ pub async fn patient_history(
                     changed_by: v.changed_by,
                     changed_at: v.changed_at,
                     change: v.change,
-                    record: record_of(&snap.record, snap.needs, &statuses),
+                    record: record_of(
+                        &snap.record,
+                        snap.needs,
+                        statuses
+                            .get(&snap.record.status_id)
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
                     passport_key_version: snap.record.passport_key_version,
                 });
             }

@@ -269,7 +269,9 @@ fn insert_chained(
         institution_id: entry.institution_id,
     };
     row.hash = entry_hash(&row);
-    head::Insert { row: &row }.execute(conn)?;
+    // On the backend's own connection: a fold of the SQLite spool writes every read's entry
+    // here, and through `DbConn` diesel would write the statement out twice each time.
+    crate::per_backend!(conn, |c| head::Insert { row: &row }.execute(c))?;
     Ok(row)
 }
 

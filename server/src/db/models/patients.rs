@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::db::DbConn;
 use crate::db::in_list::in_list;
 use crate::db::schema::{
-    diagnoses, patient_blind_indexes, patient_needs, patient_versions, patients,
+    auth_epoch, diagnoses, patient_blind_indexes, patient_needs, patient_statuses,
+    patient_versions, patients,
 };
 use crate::db::unindexed::unindexed;
 
@@ -279,6 +280,56 @@ pub fn find_in_institution(
         .filter(patients::institution_id.eq(institution_id))
         .select(Patient::as_select())
         .first(conn)
+}
+
+/// A patient as a clinician reads it ([`find_shown`]).
+pub struct Shown {
+    pub patient: Patient,
+    /// The code of its status.
+    pub status: String,
+    /// Its needs, in ascending order.
+    pub needs: Vec<i64>,
+    /// The auth epoch ([`super::sessions::auth_epoch`]) in the same snapshot.
+    pub auth_epoch: Option<i64>,
+}
+
+/// The patient as a clinician reads it, with the auth epoch of the same snapshot; `NotFound`
+/// unless it belongs to the institution.
+///
+/// One statement, where the session's epoch, the row, the status codes and the needs were
+/// four: one snapshot without a transaction (see [`crate::routes::read_one_audited_as`]).
+/// It runs on the backend's own connection ([`crate::per_backend`]): run through [`DbConn`],
+/// diesel writes out a statement's SQL twice every time, prepared or not, which was a fifth of
+/// a read's time in the database (bench/README.md, twenty-fifth session).
+pub fn find_shown(conn: &mut DbConn, id: i64, institution_id: i64) -> QueryResult<Shown> {
+    let rows: Vec<(Patient, String, Option<i64>, Option<i64>)> = crate::per_backend!(conn, |c| {
+        patients::table
+            .inner_join(patient_statuses::table)
+            .left_join(patient_needs::table)
+            .filter(patients::id.eq(id))
+            .filter(patients::institution_id.eq(institution_id))
+            .select((
+                Patient::as_select(),
+                patient_statuses::code,
+                patient_needs::need_id.nullable(),
+                auth_epoch::table.select(auth_epoch::value).single_value(),
+            ))
+            .order(patient_needs::need_id)
+            .load(c)
+    })?;
+    let mut rows = rows.into_iter();
+    let (patient, status, first, auth_epoch) =
+        rows.next().ok_or(diesel::result::Error::NotFound)?;
+    let needs = first
+        .into_iter()
+        .chain(rows.filter_map(|row| row.2))
+        .collect();
+    Ok(Shown {
+        patient,
+        status,
+        needs,
+        auth_epoch,
+    })
 }
 
 /// Patients in the register, of every institution (for an operator's summary of a backup).

@@ -121,8 +121,12 @@ pub fn live_principal(
 
 /// The number that the database's triggers move on whenever a session, an account, its roles
 /// or a role's permissions change (migration `auth_epoch`). Read it before anything it guards.
+/// Every authenticated request reads it, so on the backend's own connection (see
+/// [`super::patients::find_shown`]).
 pub fn auth_epoch(conn: &mut DbConn) -> QueryResult<i64> {
-    auth_epoch::table.select(auth_epoch::value).get_result(conn)
+    crate::per_backend!(conn, |c| auth_epoch::table
+        .select(auth_epoch::value)
+        .get_result(c))
 }
 
 pub fn revoke(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
