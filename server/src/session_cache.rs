@@ -58,12 +58,10 @@ impl SessionCache {
         now: NaiveDateTime,
     ) -> QueryResult<Option<SessionUser>> {
         let epoch = sessions::auth_epoch(conn)?;
-        if let Some(r) = self.lock().get(session_id)
-            && r.epoch == epoch
-            && r.user_id == user_id
-            && r.expires_at > now
+        if let Some((found_under, user)) = self.remembered(session_id, user_id, now)
+            && found_under == epoch
         {
-            return Ok(Some(r.user.clone()));
+            return Ok(Some(user));
         }
         let Some((user, expires_at)) = sessions::live_principal(conn, session_id, user_id, now)?
         else {

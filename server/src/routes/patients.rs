@@ -439,6 +439,11 @@ fn status_codes(conn: &mut DbConn) -> ApiResult<BTreeMap<i64, String>> {
     Ok(refs::patient_status::codes(conn)?.into_iter().collect())
 }
 
+/// The code of a patient's status among [`status_codes`].
+fn status_code(statuses: &BTreeMap<i64, String>, p: &Patient) -> String {
+    statuses.get(&p.status_id).cloned().unwrap_or_default()
+}
+
 fn record_of(p: &Patient, needs: Vec<i64>, status: String) -> RecordInput {
     RecordInput {
         sex: p.sex.clone(),
@@ -484,7 +489,7 @@ fn views(conn: &mut DbConn, list: Vec<Patient>) -> ApiResult<Vec<PatientView>> {
     Ok(list
         .into_iter()
         .map(|p| {
-            let status = statuses.get(&p.status_id).cloned().unwrap_or_default();
+            let status = status_code(&statuses, &p);
             let needs = needs.remove(&p.id).unwrap_or_default();
             PatientView::of(p, status, needs)
         })
@@ -922,10 +927,7 @@ pub async fn patient_history(
                     record: record_of(
                         &snap.record,
                         snap.needs,
-                        statuses
-                            .get(&snap.record.status_id)
-                            .cloned()
-                            .unwrap_or_default(),
+                        status_code(&statuses, &snap.record),
                     ),
                     passport_key_version: snap.record.passport_key_version,
                 });
