@@ -4,10 +4,9 @@
 //! the signature and expiry, then that the session is still live and the account active, and
 //! loads the caller's permissions (RBAC is data: roles can change between requests).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -19,7 +18,7 @@ use crate::db::DbConn;
 use crate::db::models::sessions::{SecondFactor, SessionUser};
 use crate::db::models::{self, audit::NewEntry};
 use crate::error::ApiError;
-use crate::session_cache::SessionCache;
+use crate::session_cache::{Memory, SessionCache};
 use crate::state::AppState;
 
 /// The cookie that carries the session token for the browser.
@@ -102,7 +101,7 @@ pub struct TokenKeys {
     /// (bench/README.md, twenty-fifth session); every request of a session sends the same
     /// token. Only a token that passed the full check is here, so a forged or altered one
     /// is never found; the expiry is checked on every use, against the clock.
-    checked: Mutex<HashMap<String, Checked>>,
+    checked: Memory<Checked>,
 }
 
 impl TokenKeys {
@@ -114,7 +113,7 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-            checked: Mutex::default(),
+            checked: Memory::new(MAX_CHECKED),
         }
     }
 
@@ -146,8 +145,8 @@ impl TokenKeys {
 
     fn check_at(&self, token: &str, now: u64) -> Option<(i64, String)> {
         let live = |c: &Checked| c.expires_at.saturating_add(LEEWAY) >= now;
-        if let Some(c) = self.remembered().get(token) {
-            return live(c).then(|| (c.user_id, c.session_id.clone()));
+        if let Some(c) = self.checked.find(token) {
+            return live(&c).then_some((c.user_id, c.session_id));
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let checked = Checked {
@@ -159,17 +158,8 @@ impl TokenKeys {
             return None;
         }
         let answer = (checked.user_id, checked.session_id.clone());
-        let mut remembered = self.remembered();
-        if remembered.len() >= MAX_CHECKED {
-            remembered.clear();
-        }
-        remembered.insert(token.to_string(), checked);
+        self.checked.remember(token, checked);
         Some(answer)
-    }
-
-    fn remembered(&self) -> MutexGuard<'_, HashMap<String, Checked>> {
-        // The map holds no invariant a panic could break half way.
-        self.checked.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -406,7 +396,7 @@ mod tests {
         let (keys, token) = keys_and_token(expires_at as i64);
         let named = Some((7, "session-7".to_string()));
         assert_eq!(keys.check_at(&token, now()), named);
-        assert_eq!(keys.remembered().len(), 1);
+        assert_eq!(keys.checked.len(), 1);
         // From memory: the same answer, and none once past the expiry and its leeway.
         assert_eq!(keys.check_at(&token, expires_at + LEEWAY), named);
         assert_eq!(keys.check_at(&token, expires_at + LEEWAY + 1), None);
@@ -416,7 +406,7 @@ mod tests {
     fn an_expired_token_is_refused_and_not_remembered() {
         let (keys, token) = keys_and_token(now() as i64 - 60);
         assert_eq!(keys.check_at(&token, now()), None);
-        assert!(keys.remembered().is_empty());
+        assert!(keys.checked.is_empty());
     }
 
     #[test]
@@ -435,7 +425,7 @@ mod tests {
             .issue(7, "session-7", 0, now() as i64 + 600)
             .unwrap();
         assert_eq!(keys.check_at(&foreign, now()), None);
-        assert_eq!(keys.remembered().len(), 1);
+        assert_eq!(keys.checked.len(), 1);
     }
 
     #[test]
@@ -446,6 +436,6 @@ mod tests {
             let token = keys.issue(i, &format!("s{i}"), 0, expires_at).unwrap();
             assert_eq!(keys.check_at(&token, now()), Some((i, format!("s{i}"))));
         }
-        assert_eq!(keys.remembered().len(), 1);
+        assert_eq!(keys.checked.len(), 1);
     }
 }

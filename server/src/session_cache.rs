@@ -28,6 +28,7 @@ use crate::db::models::sessions::{self, SessionUser};
 /// one full lookup each, as without the cache).
 const MAX_SESSIONS: usize = 10_000;
 
+#[derive(Clone)]
 struct Remembered {
     epoch: i64,
     user_id: i64,
@@ -35,10 +36,63 @@ struct Remembered {
     user: SessionUser,
 }
 
+/// What one server process remembers by a string key, shared by every worker: at most `max`
+/// entries, and when full it starts over. The session cache and the memory of checked tokens
+/// ([`crate::auth::TokenKeys`]) are two of these.
+pub struct Memory<V> {
+    entries: Mutex<HashMap<String, V>>,
+    max: usize,
+}
+
+impl<V: Clone> Memory<V> {
+    pub fn new(max: usize) -> Self {
+        Self {
+            entries: Mutex::default(),
+            max,
+        }
+    }
+
+    pub fn find(&self, key: &str) -> Option<V> {
+        self.lock().get(key).cloned()
+    }
+
+    pub fn remember(&self, key: &str, value: V) {
+        let mut entries = self.lock();
+        if entries.len() >= self.max {
+            entries.clear();
+        }
+        entries.insert(key.to_string(), value);
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, V>> {
+        // The map holds no invariant a panic could break half way.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Shared by every worker of one server process.
-#[derive(Default)]
 pub struct SessionCache {
-    sessions: Mutex<HashMap<String, Remembered>>,
+    sessions: Memory<Remembered>,
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self {
+            sessions: Memory::new(MAX_SESSIONS),
+        }
+    }
 }
 
 impl std::fmt::Debug for SessionCache {
@@ -65,15 +119,11 @@ impl SessionCache {
         }
         let Some((user, expires_at)) = sessions::live_principal(conn, session_id, user_id, now)?
         else {
-            self.lock().remove(session_id);
+            self.sessions.forget(session_id);
             return Ok(None);
         };
-        let mut remembered = self.lock();
-        if remembered.len() >= MAX_SESSIONS {
-            remembered.clear();
-        }
-        remembered.insert(
-            session_id.to_string(),
+        self.sessions.remember(
+            session_id,
             Remembered {
                 epoch,
                 user_id,
@@ -93,14 +143,9 @@ impl SessionCache {
         user_id: i64,
         now: NaiveDateTime,
     ) -> Option<(i64, SessionUser)> {
-        self.lock()
-            .get(session_id)
+        self.sessions
+            .find(session_id)
             .filter(|r| r.user_id == user_id && r.expires_at > now)
-            .map(|r| (r.epoch, r.user.clone()))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Remembered>> {
-        // The map holds no invariant a panic could break half way.
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+            .map(|r| (r.epoch, r.user))
     }
 }
