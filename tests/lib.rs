@@ -129,6 +129,8 @@ pub fn test_settings(url: &str, data_dir: &std::path::Path) -> SettingsArgs {
         db_pool: 4,
         sqlite_cache_mib: 32,
         sqlite_read_cache_mib: 2,
+        // Folded often, so that a test waiting for the spool (`audit_settled`) waits little.
+        audit_fold_ms: 50,
         small_cell_k: 5,
         web_dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web")),
     }

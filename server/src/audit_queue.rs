@@ -146,9 +146,10 @@ impl AuditQueue {
         Ok(queue)
     }
 
-    /// Starts folding the spool (SQLite); the handle folds what is left when dropped.
-    pub fn start_folding(&self) -> Option<Folding> {
-        self.spool.as_ref().map(Spool::start_folding)
+    /// Starts folding the spool (SQLite) every `every`; the handle folds what is left when
+    /// dropped.
+    pub fn start_folding(&self, every: Duration) -> Option<Folding> {
+        self.spool.as_ref().map(|spool| spool.start_folding(every))
     }
 
     /// Brings the log up to date: folds the spool (a no-op on PostgreSQL, whose entries are
@@ -229,7 +230,8 @@ impl AuditQueue {
 
     fn append(&self, entries: Vec<NewEntry>) -> anyhow::Result<()> {
         let mut conn = write_conn(&self.pool, self.write_gate.as_deref())?;
-        conn.transaction::<_, diesel::result::Error, _>(|conn| audit::append_many(conn, entries))?;
+        let entries: Vec<_> = entries.iter().map(NewEntry::as_entry_ref).collect();
+        conn.transaction::<_, diesel::result::Error, _>(|conn| audit::append_many(conn, &entries))?;
         Ok(())
     }
 }

@@ -1,18 +1,19 @@
 //! The audit entries of reads on SQLite: written to a spool file before the answer, folded into
-//! the hash-chained log a few times a second.
+//! the hash-chained log every second or so.
 //!
 //! Each group commit of [`crate::audit_queue`] was a write transaction of its own: six pages of
 //! the log, its indexes and its head, and a dozen `pwrite`s. On SQLite it also ends the page
 //! cache of every reading connection, which starts its next transaction from an empty cache when
 //! the file has changed since its last one. So every read of patient data paid for its entry
 //! twice. Here a read's entry is one line appended to a file (one `write`), and a folder thread
-//! moves the lines into the log in one transaction every [`FOLD_EVERY`].
+//! moves the lines into the log in one transaction every so often (`PALREG_AUDIT_FOLD_MS`, a
+//! second by default).
 //!
 //! Durability is the same as the log's own: the line is written before the answer leaves, and
 //! survives the server's crash as a commit does (the database runs with `synchronous = NORMAL`,
 //! whose WAL is not flushed to disk at each commit either). What changes is *when* an entry takes
-//! its place in the chain: at the fold, up to [`FOLD_EVERY`] after the read (its time says when
-//! the read was). A change folds the spool before its own transaction, so every entry of a
+//! its place in the chain: at the fold, up to the fold interval after the read (its time says
+//! when the read was). A change folds the spool before its own transaction, so every entry of a
 //! request answered before the change began comes before it in the chain; only requests that
 //! overlapped may come in either order. The audit listing folds first, so an administrator never
 //! misses an entry.
@@ -35,15 +36,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use diesel::Connection;
 use diesel::prelude::*;
 
 use crate::audit_queue::Counters;
-use crate::db::models::audit::{self, NewEntry};
+use crate::db::models::audit::{self, EntryRef, NewEntry};
 use crate::db::{DbConn, Pool, WriteGate, write_conn};
-
-/// How often the folder moves the spool into the log.
-pub const FOLD_EVERY: Duration = Duration::from_millis(100);
 
 /// Entries waiting at most (written but not yet folded, after failed folds too): past this,
 /// reads are refused rather than kept in memory without end.
@@ -52,8 +51,12 @@ const MAX_WAITING: usize = 200_000;
 /// Where `settings` keeps the last generation folded.
 const FOLDED: &str = "audit_spool_folded";
 
-/// One generation's entries, in the order they were written.
-type Generation = (u64, Vec<NewEntry>);
+/// One generation: its number, its lines (as in its file) and how many.
+pub struct Generation {
+    number: u64,
+    lines: Vec<u8>,
+    count: usize,
+}
 
 #[derive(Default)]
 struct Writing {
@@ -61,22 +64,27 @@ struct Writing {
     generation: u64,
     /// Its file, opened at its first entry.
     file: Option<File>,
-    /// Its entries, as written to the file.
-    entries: Vec<NewEntry>,
+    /// Its lines, as written to the file: kept as they are, not as entries, so that an entry
+    /// is dropped by the request that made it and folded without copying its text.
+    lines: Vec<u8>,
+    count: usize,
     /// Closed generations not folded yet (a fold failed), oldest first.
     closed: VecDeque<Generation>,
 }
 
 impl Writing {
     fn waiting(&self) -> usize {
-        self.entries.len() + self.closed.iter().map(|(_, e)| e.len()).sum::<usize>()
+        self.count + self.closed.iter().map(|g| g.count).sum::<usize>()
     }
 
     /// Closes the generation being written (if it has entries): the next entry starts a file.
     fn close(&mut self) {
-        if !self.entries.is_empty() {
-            let entries = std::mem::take(&mut self.entries);
-            self.closed.push_back((self.generation, entries));
+        if self.count > 0 {
+            self.closed.push_back(Generation {
+                number: self.generation,
+                lines: std::mem::take(&mut self.lines),
+                count: std::mem::take(&mut self.count),
+            });
             self.file = None;
             self.generation += 1;
         }
@@ -103,9 +111,7 @@ impl Spool {
         write_gate: Option<WriteGate>,
         counters: Arc<Counters>,
     ) -> anyhow::Result<Self> {
-        let mut dir = database.as_os_str().to_owned();
-        dir.push("-audit");
-        let dir = PathBuf::from(dir);
+        let dir = dir_of(database);
         crate::secrets::create_private_dir(&dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         let spool = Self {
@@ -148,7 +154,7 @@ impl Spool {
             // Whatever part of the line reached the file is its torn end: the generation ends
             // there (a file of nothing but that is removed), and the next entry starts a new one.
             let path = self.file_of(writing.generation);
-            if writing.entries.is_empty() {
+            if writing.count == 0 {
                 let _ = std::fs::remove_file(&path);
                 writing.file = None;
                 writing.generation += 1;
@@ -157,7 +163,8 @@ impl Spool {
             }
             anyhow::bail!("cannot write to the audit spool {}: {err}", path.display());
         }
-        writing.entries.push(entry);
+        writing.lines.extend_from_slice(&line);
+        writing.count += 1;
         Ok(())
     }
 
@@ -170,91 +177,56 @@ impl Spool {
             writing.close();
             std::mem::take(&mut writing.closed)
         };
-        while let Some((generation, entries)) = closed.pop_front() {
-            if let Err(err) = self.fold_generation(generation, &entries) {
+        while let Some(generation) = closed.pop_front() {
+            if let Err(err) = self.fold_generation(&generation) {
                 // Kept, in order, for the next fold; the entries written meanwhile are newer.
-                closed.push_front((generation, entries));
+                closed.push_front(generation);
                 let mut writing = self.lock();
                 closed.append(&mut writing.closed);
                 writing.closed = closed;
                 return Err(err);
             }
-            let _ = std::fs::remove_file(self.file_of(generation));
+            let _ = std::fs::remove_file(self.file_of(generation.number));
         }
         Ok(())
     }
 
-    fn fold_generation(&self, generation: u64, entries: &[NewEntry]) -> anyhow::Result<()> {
+    fn fold_generation(&self, generation: &Generation) -> anyhow::Result<()> {
         let started = Instant::now();
         let result = (|| {
+            let (entries, _) = parse(&generation.lines);
             let mut conn = write_conn(&self.pool, self.write_gate.as_deref())?;
-            conn.transaction::<_, diesel::result::Error, _>(|conn| {
-                audit::append_many(conn, entries.to_vec())?;
-                set_folded(conn, generation)
-            })?;
+            fold_on(&mut conn, generation.number, &entries)?;
             anyhow::Ok(())
         })();
-        self.counters.count(entries.len(), started.elapsed());
+        self.counters.count(generation.count, started.elapsed());
         result
     }
 
-    /// Folds the generations a crash left behind and deletes those already folded; returns
-    /// the generation to write next.
+    /// Folds the generations a crash left behind and deletes them all; returns the generation
+    /// to write next.
     fn recover(&self) -> anyhow::Result<u64> {
-        let folded = {
-            let mut conn = self.pool.get()?;
-            folded(&mut conn)?
-        };
-        let mut last = folded;
-        for generation in self.generations()? {
-            last = last.max(generation);
-            let path = self.file_of(generation);
-            if generation > folded {
-                let (entries, torn) = read_generation(&path)?;
-                if torn > 0 {
-                    tracing::warn!(path = %path.display(), torn, "an audit spool ended in a torn line (a request the crash cut short); the line is skipped");
-                }
-                tracing::info!(
-                    generation,
-                    entries = entries.len(),
-                    "folding the audit spool an earlier run left"
-                );
-                self.fold_generation(generation, &entries)?;
-            }
-            std::fs::remove_file(&path)
-                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;
-        }
-        Ok(last + 1)
+        let mut conn = write_conn(&self.pool, self.write_gate.as_deref())?;
+        recover_into(&mut conn, &self.dir)
     }
 
     /// The generations found in the folder, oldest first.
+    #[cfg(test)]
     fn generations(&self) -> anyhow::Result<Vec<u64>> {
-        let mut found = Vec::new();
-        for item in std::fs::read_dir(&self.dir)? {
-            let name = item?.file_name();
-            let generation = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".jsonl"))
-                .and_then(|n| n.parse::<u64>().ok());
-            if let Some(generation) = generation {
-                found.push(generation);
-            }
-        }
-        found.sort_unstable();
-        Ok(found)
+        generations_in(&self.dir)
     }
 
     fn file_of(&self, generation: u64) -> PathBuf {
-        self.dir.join(format!("{generation:020}.jsonl"))
+        file_in(&self.dir, generation)
     }
 
     fn lock(&self) -> MutexGuard<'_, Writing> {
         self.writing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts the thread that folds every [`FOLD_EVERY`]; it folds one last time when the
-    /// returned handle is dropped.
-    pub fn start_folding(self: &Arc<Self>) -> Folding {
+    /// Starts the thread that folds every `every`; it folds one last time when the returned
+    /// handle is dropped.
+    pub fn start_folding(self: &Arc<Self>, every: Duration) -> Folding {
         let (stop, stopped) = mpsc::channel::<()>();
         let spool = self.clone();
         let thread = std::thread::Builder::new()
@@ -262,7 +234,7 @@ impl Spool {
             .spawn(move || {
                 loop {
                     let last = !matches!(
-                        stopped.recv_timeout(FOLD_EVERY),
+                        stopped.recv_timeout(every),
                         Err(mpsc::RecvTimeoutError::Timeout)
                     );
                     if let Err(err) = spool.fold() {
@@ -281,19 +253,135 @@ impl Spool {
     }
 }
 
-/// The entries of a spool file, and how many lines could not be read (a torn last line).
-fn read_generation(path: &Path) -> anyhow::Result<(Vec<NewEntry>, usize)> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+/// The spool folder of the SQLite database at `database`: `<database>-audit`.
+pub fn dir_of(database: &Path) -> PathBuf {
+    let mut dir = database.as_os_str().to_owned();
+    dir.push("-audit");
+    PathBuf::from(dir)
+}
+
+fn file_in(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("{generation:020}.jsonl"))
+}
+
+/// The generations found in a spool folder (none if there is no folder), oldest first.
+fn generations_in(dir: &Path) -> anyhow::Result<Vec<u64>> {
+    let items = match std::fs::read_dir(dir) {
+        Ok(items) => items,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => anyhow::bail!("cannot read {}: {err}", dir.display()),
+    };
+    let mut found = Vec::new();
+    for item in items {
+        let name = item?.file_name();
+        let generation = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(generation) = generation {
+            found.push(generation);
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// Appends one generation's entries to the log on `conn` and records it folded, in one
+/// transaction.
+fn fold_on(conn: &mut DbConn, generation: u64, entries: &[EntryRef<'_>]) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        audit::append_many(conn, entries)?;
+        set_folded(conn, generation)
+    })
+}
+
+/// Folds into the log on `conn` the generations in the spool folder `dir` that it has not
+/// folded yet (a crash left them), oldest first, then deletes every generation file; returns
+/// the generation to write next. Only while no server writes to the spool: at the start of
+/// one, and by `palreg restore` before it sets the database aside.
+pub fn recover_into(conn: &mut DbConn, dir: &Path) -> anyhow::Result<u64> {
+    let folded = folded(conn)?;
+    let mut last = folded;
+    for generation in generations_in(dir)? {
+        last = last.max(generation);
+        let path = file_in(dir, generation);
+        if generation > folded {
+            let lines = read_generation(&path)?;
+            let (entries, torn) = parse(&lines);
+            if torn > 0 {
+                tracing::warn!(path = %path.display(), torn, "an audit spool ended in a torn line (a request the crash cut short); the line is skipped");
+            }
+            tracing::info!(
+                generation,
+                entries = entries.len(),
+                "folding the audit spool an earlier run left"
+            );
+            fold_on(conn, generation, &entries)?;
+        }
+        std::fs::remove_file(&path)
+            .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;
+    }
+    Ok(last + 1)
+}
+
+/// Folds into `copy`, a copy of the database at `database` made while a server may be running
+/// on it, the entries waiting in that database's spool that the copy has not folded: the reads
+/// answered before the copy was made are in it, as in the live log after its next fold. The
+/// spool is read *before* the copy is made (`read_spool`), so that a generation folded and
+/// deleted by the server between the two is in the copy already; the spool is left as it is.
+/// Returns the entries folded.
+pub fn fold_into_copy(copy: &mut DbConn, spooled: Vec<Generation>) -> anyhow::Result<usize> {
+    let folded = folded(copy)?;
+    let mut count = 0;
+    for generation in spooled.iter().filter(|g| g.number > folded) {
+        let (entries, _) = parse(&generation.lines);
+        fold_on(copy, generation.number, &entries)?;
+        count += entries.len();
+    }
+    Ok(count)
+}
+
+/// Every entry in the spool of the database at `database`, by generation, oldest first, read
+/// while a server may be writing to it and folding it: a generation deleted meanwhile is
+/// skipped (it is in the log), and so is a line being written (the request is not answered
+/// yet).
+pub fn read_spool(database: &Path) -> anyhow::Result<Vec<Generation>> {
+    let dir = dir_of(database);
+    let mut spooled = Vec::new();
+    for generation in generations_in(&dir)? {
+        match read_generation(&file_in(&dir, generation)) {
+            Ok(lines) => spooled.push(Generation {
+                number: generation,
+                count: lines.iter().filter(|b| **b == b'\n').count(),
+                lines,
+            }),
+            Err(err)
+                if err
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(spooled)
+}
+
+/// The lines of a spool file.
+fn read_generation(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The entries of a spool's lines, borrowing their text, and how many lines could not be read
+/// (a torn last line).
+fn parse(lines: &[u8]) -> (Vec<EntryRef<'_>>, usize) {
     let mut entries = Vec::new();
     let mut torn = 0;
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        match serde_json::from_slice::<NewEntry>(line) {
+    for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<EntryRef>(line) {
             Ok(entry) => entries.push(entry),
             Err(_) => torn += 1,
         }
     }
-    Ok((entries, torn))
+    (entries, torn)
 }
 
 /// The last generation folded (0: none).
@@ -395,7 +483,8 @@ mod tests {
         assert!(logged(&db).is_empty());
         let generation = files(&spool);
         assert_eq!(generation.len(), 1);
-        let (written, torn) = read_generation(&spool.file_of(generation[0])).unwrap();
+        let lines = read_generation(&spool.file_of(generation[0])).unwrap();
+        let (written, torn) = parse(&lines);
         assert_eq!((written.len(), torn), (3, 0));
         assert!(written.iter().all(|e| e.at.is_some_and(|at| at >= before)));
         spool.fold().unwrap();
@@ -415,6 +504,66 @@ mod tests {
         spool.fold().unwrap();
         spool.fold().unwrap();
         assert_eq!(logged(&db), ids(0..4));
+    }
+
+    #[test]
+    fn a_folded_entry_is_the_entry_recorded_to_the_last_character() {
+        let db = db();
+        let spool = spool(&db);
+        let full = NewEntry {
+            at: Some(crate::db::models::now()),
+            actor_id: Some(7),
+            actor_login: Some("врач-Иванова".into()),
+            action: "patients.update".into(),
+            object_type: "patient".into(),
+            object_id: Some("42".into()),
+            outcome: "ok".into(),
+            client_addr: Some("203.0.113.9".into()),
+            details: Some(
+                "{\"changed\":[\"status\"],\"note\":\"quote \\\" tab \t nl \n 🩺\"}".into(),
+            ),
+            institution_id: Some(3),
+        };
+        let bare = entry(1);
+        spool.record(full.clone()).unwrap();
+        spool.record(bare.clone()).unwrap();
+        // The text is borrowed from the line where it has no escapes, copied where it has.
+        let lines = read_generation(&spool.file_of(files(&spool)[0])).unwrap();
+        let (parsed, torn) = parse(&lines);
+        assert_eq!(torn, 0);
+        assert!(matches!(
+            parsed[0].actor_login.as_ref().unwrap().0,
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            parsed[0].details.as_ref().unwrap().0,
+            std::borrow::Cow::Owned(_)
+        ));
+        spool.fold().unwrap();
+        let mut conn = db.pool.get().unwrap();
+        let mut rows = audit::list(&mut conn, &Default::default(), 10).unwrap();
+        rows.reverse();
+        assert_eq!(rows.len(), 2);
+        for (row, recorded) in rows.iter().zip([&full, &bare]) {
+            let as_logged = NewEntry {
+                at: Some(row.at),
+                actor_id: row.actor_id,
+                actor_login: row.actor_login.clone(),
+                action: row.action.clone(),
+                object_type: row.object_type.clone(),
+                object_id: row.object_id.clone(),
+                outcome: row.outcome.clone(),
+                client_addr: row.client_addr.clone(),
+                details: row.details.clone(),
+                institution_id: row.institution_id,
+            };
+            let recorded = NewEntry {
+                at: recorded.at.or(Some(row.at)),
+                ..(*recorded).clone()
+            };
+            assert_eq!(format!("{as_logged:?}"), format!("{recorded:?}"));
+        }
+        assert_eq!(audit::verify(&mut conn).unwrap(), Ok(2));
     }
 
     #[test]
@@ -500,7 +649,7 @@ mod tests {
     fn the_folder_folds_on_its_own_and_once_more_when_stopped() {
         let db = db();
         let spool = Arc::new(spool(&db));
-        let folding = spool.start_folding();
+        let folding = spool.start_folding(Duration::from_millis(20));
         spool.record(entry(0)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while logged(&db).is_empty() {
@@ -517,7 +666,7 @@ mod tests {
     fn concurrent_records_and_folds_keep_every_entry_once() {
         let db = db();
         let spool = Arc::new(spool(&db));
-        let folding = spool.start_folding();
+        let folding = spool.start_folding(Duration::from_millis(20));
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let spool = spool.clone();

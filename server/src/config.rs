@@ -160,6 +160,19 @@ pub struct SettingsArgs {
         global = true
     )]
     pub sqlite_read_cache_mib: u32,
+
+    /// SQLite: how often the audit entries of reads, written to the audit spool beside the
+    /// database before each answer, are folded into the hash-chained log, in milliseconds.
+    /// Each fold is one write transaction: folding less often costs the register's reads less,
+    /// and only delays when an entry takes its place in the chain (the audit listing and every
+    /// change fold first, and a crash loses nothing: the spool is on disk).
+    #[arg(
+        long,
+        env = "PALREG_AUDIT_FOLD_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub audit_fold_ms: u32,
 }
 
 /// Validated settings.
@@ -181,6 +194,8 @@ pub struct Settings {
     pub keep_alive: Duration,
     pub db_pool: u32,
     pub sqlite_caches: crate::db::SqliteCaches,
+    /// SQLite: how often the audit spool is folded into the log.
+    pub audit_fold_every: Duration,
     /// Served at `/` when it holds an `index.html`.
     pub web_dir: Option<PathBuf>,
     pub small_cell_k: u64,
@@ -280,6 +295,9 @@ impl SettingsArgs {
         if !(1..=65_536).contains(&self.sqlite_read_cache_mib) {
             return Err("PALREG_SQLITE_READ_CACHE_MIB must be between 1 and 65536".into());
         }
+        if !(10..=60_000).contains(&self.audit_fold_ms) {
+            return Err("PALREG_AUDIT_FOLD_MS must be between 10 and 60000".into());
+        }
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -306,6 +324,7 @@ impl SettingsArgs {
                 reader_mib: self.sqlite_read_cache_mib,
                 report_mib: self.sqlite_cache_mib,
             },
+            audit_fold_every: Duration::from_millis(u64::from(self.audit_fold_ms)),
             small_cell_k: self.small_cell_k,
             web_dir: self
                 .web_dir

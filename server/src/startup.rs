@@ -322,7 +322,7 @@ impl Application {
             settings: Arc::new(settings),
         });
         let housekeeping = crate::housekeeping::spawn(state.clone());
-        let folding = state.audit.start_folding();
+        let folding = state.audit.start_folding(state.settings.audit_fold_every);
         let server = actix_web::HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

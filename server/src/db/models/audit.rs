@@ -1,5 +1,7 @@
 //! The append-only, hash-chained audit log.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
@@ -47,27 +49,144 @@ pub struct NewEntry {
     pub institution_id: Option<i64>,
 }
 
+impl NewEntry {
+    /// The entry's fields, borrowed.
+    pub fn as_entry_ref(&self) -> EntryRef<'_> {
+        fn text(t: &Option<String>) -> Option<Str<'_>> {
+            t.as_deref().map(|t| Str(Cow::Borrowed(t)))
+        }
+        EntryRef {
+            at: self.at,
+            actor_id: self.actor_id,
+            actor_login: text(&self.actor_login),
+            action: Str(Cow::Borrowed(&self.action)),
+            object_type: Str(Cow::Borrowed(&self.object_type)),
+            object_id: text(&self.object_id),
+            outcome: Str(Cow::Borrowed(&self.outcome)),
+            client_addr: text(&self.client_addr),
+            details: text(&self.details),
+            institution_id: self.institution_id,
+        }
+    }
+}
+
+/// A [`NewEntry`] whose text is borrowed: from the entry, or from a line of the audit spool
+/// (which has the same fields), so that folding the spool copies no text.
+#[derive(Debug, serde::Deserialize)]
+pub struct EntryRef<'a> {
+    pub at: Option<NaiveDateTime>,
+    pub actor_id: Option<i64>,
+    #[serde(borrow)]
+    pub actor_login: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub action: Str<'a>,
+    #[serde(borrow)]
+    pub object_type: Str<'a>,
+    #[serde(borrow)]
+    pub object_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub outcome: Str<'a>,
+    #[serde(borrow)]
+    pub client_addr: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub details: Option<Str<'a>>,
+    pub institution_id: Option<i64>,
+}
+
+/// Text read from JSON: borrowed from the input unless it was written with escapes (serde's
+/// own `Cow<str>` always copies, and `&str` refuses escaped text).
+#[derive(Debug, PartialEq)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// An entry's columns as hashed and inserted, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub seq: i64,
+    pub at: &'a NaiveDateTime,
+    pub actor_id: Option<i64>,
+    pub actor_login: Option<&'a str>,
+    pub action: &'a str,
+    pub object_type: &'a str,
+    pub object_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub client_addr: Option<&'a str>,
+    pub details: Option<&'a str>,
+    pub prev_hash: &'a str,
+    /// Not hashed: the hash itself.
+    pub hash: &'a str,
+    pub institution_id: Option<i64>,
+}
+
+impl AuditRow {
+    pub fn as_row_ref(&self) -> RowRef<'_> {
+        RowRef {
+            seq: self.seq,
+            at: &self.at,
+            actor_id: self.actor_id,
+            actor_login: self.actor_login.as_deref(),
+            action: &self.action,
+            object_type: &self.object_type,
+            object_id: self.object_id.as_deref(),
+            outcome: &self.outcome,
+            client_addr: self.client_addr.as_deref(),
+            details: self.details.as_deref(),
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+            institution_id: self.institution_id,
+        }
+    }
+}
+
 /// The chain hash of an entry: SHA-256 over the previous hash and the entry's fields, as a
 /// JSON array (unambiguous, and stable across both backends since times are kept to the
 /// microsecond). The institution is the array's eleventh element when the entry has one;
 /// entries without one (all of those written before the column existed) keep the ten-element
 /// form they were hashed with.
-pub fn entry_hash(row: &AuditRow) -> String {
+pub fn entry_hash(row: &RowRef<'_>) -> String {
     // The array written straight from the fields: the same bytes as building a
     // `serde_json::Value` and printing it (a unit test holds the two together), at a fraction
     // of the cost, since every audited request pays it.
     let mut canonical = Vec::with_capacity(256);
     let fields = (
         row.seq,
-        canonical_time(&row.at),
+        canonical_time(row.at),
         row.actor_id,
-        &row.actor_login,
-        &row.action,
-        &row.object_type,
-        &row.object_id,
-        &row.outcome,
-        &row.client_addr,
-        &row.details,
+        row.actor_login,
+        row.action,
+        row.object_type,
+        row.object_id,
+        row.outcome,
+        row.client_addr,
+        row.details,
     );
     // Writing plain values into a Vec cannot fail.
     let _ = match row.institution_id {
@@ -105,6 +224,37 @@ fn canonical_time(at: &NaiveDateTime) -> String {
     )
 }
 
+/// `at` as diesel writes a `Timestamp` into SQLite (chrono's `%F %T%.f`: no fraction, or 3, 6
+/// or 9 digits, the fewest that keep it), written out by hand for the years chrono writes with
+/// four digits.
+fn sqlite_time(at: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (at.year(), at.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return at.format("%F %T%.f").to_string();
+    }
+    let mut text = format!(
+        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    use std::fmt::Write;
+    // Writing into a String cannot fail.
+    let _ = if nanos == 0 {
+        Ok(())
+    } else if nanos % 1_000_000 == 0 {
+        write!(text, ".{:03}", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        write!(text, ".{:06}", nanos / 1_000)
+    } else {
+        write!(text, ".{nanos:09}")
+    };
+    text
+}
+
 /// A place reserved at the head of the chain inside an open transaction.
 #[derive(Debug)]
 pub struct Reserved {
@@ -139,7 +289,7 @@ mod head {
     use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
     use diesel::{QueryResult, RunQueryDsl};
 
-    use super::AuditRow;
+    use super::RowRef;
 
     /// `seq` moves `count` on; returns the new `seq` and the hash of the last entry.
     #[derive(QueryId)]
@@ -189,7 +339,17 @@ mod head {
 
     /// One entry, every column bound (a `None` as NULL).
     pub struct Insert<'a> {
-        pub row: &'a AuditRow,
+        row: RowRef<'a>,
+        at: Time<'a>,
+    }
+
+    impl<'a> Insert<'a> {
+        pub fn new(row: RowRef<'a>) -> Self {
+            Self {
+                row,
+                at: Time(row.at),
+            }
+        }
     }
 
     impl QueryId for Insert<'_> {
@@ -197,17 +357,41 @@ mod head {
         const HAS_STATIC_QUERY_ID: bool = true;
     }
 
+    /// A time bound as diesel binds a `Timestamp`: on SQLite the same text, written out without
+    /// chrono's format parser (a fold of the audit spool binds one per entry).
+    #[derive(Debug)]
+    pub struct Time<'a>(pub &'a NaiveDateTime);
+
+    impl ToSql<Timestamp, diesel::sqlite::Sqlite> for Time<'_> {
+        fn to_sql<'b>(
+            &'b self,
+            out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+        ) -> diesel::serialize::Result {
+            out.set_value(super::sqlite_time(self.0));
+            Ok(diesel::serialize::IsNull::No)
+        }
+    }
+
+    impl ToSql<Timestamp, diesel::pg::Pg> for Time<'_> {
+        fn to_sql<'b>(
+            &'b self,
+            out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+        ) -> diesel::serialize::Result {
+            ToSql::<Timestamp, diesel::pg::Pg>::to_sql(self.0, out)
+        }
+    }
+
     impl<DB> QueryFragment<DB> for Insert<'_>
     where
         DB: Backend,
         i64: ToSql<BigInt, DB>,
-        NaiveDateTime: ToSql<Timestamp, DB>,
-        String: ToSql<Text, DB>,
+        for<'x> Time<'x>: ToSql<Timestamp, DB>,
+        str: ToSql<Text, DB>,
         Option<i64>: ToSql<Nullable<BigInt>, DB>,
-        Option<String>: ToSql<Nullable<Text>, DB>,
+        for<'x> Option<&'x str>: ToSql<Nullable<Text>, DB>,
     {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-            let row = self.row;
+            let row = &self.row;
             out.push_sql(
                 "INSERT INTO audit_log (seq, at, actor_id, actor_login, action, object_type, \
                  object_id, outcome, client_addr, details, prev_hash, hash, institution_id) \
@@ -215,27 +399,27 @@ mod head {
             );
             out.push_bind_param::<BigInt, i64>(&row.seq)?;
             out.push_sql(", ");
-            out.push_bind_param::<Timestamp, NaiveDateTime>(&row.at)?;
+            out.push_bind_param::<Timestamp, Time<'_>>(&self.at)?;
             out.push_sql(", ");
             out.push_bind_param::<Nullable<BigInt>, Option<i64>>(&row.actor_id)?;
             out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, Option<String>>(&row.actor_login)?;
+            out.push_bind_param::<Nullable<Text>, Option<&str>>(&row.actor_login)?;
             out.push_sql(", ");
-            out.push_bind_param::<Text, String>(&row.action)?;
+            out.push_bind_param::<Text, str>(row.action)?;
             out.push_sql(", ");
-            out.push_bind_param::<Text, String>(&row.object_type)?;
+            out.push_bind_param::<Text, str>(row.object_type)?;
             out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, Option<String>>(&row.object_id)?;
+            out.push_bind_param::<Nullable<Text>, Option<&str>>(&row.object_id)?;
             out.push_sql(", ");
-            out.push_bind_param::<Text, String>(&row.outcome)?;
+            out.push_bind_param::<Text, str>(row.outcome)?;
             out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, Option<String>>(&row.client_addr)?;
+            out.push_bind_param::<Nullable<Text>, Option<&str>>(&row.client_addr)?;
             out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, Option<String>>(&row.details)?;
+            out.push_bind_param::<Nullable<Text>, Option<&str>>(&row.details)?;
             out.push_sql(", ");
-            out.push_bind_param::<Text, String>(&row.prev_hash)?;
+            out.push_bind_param::<Text, str>(row.prev_hash)?;
             out.push_sql(", ");
-            out.push_bind_param::<Text, String>(&row.hash)?;
+            out.push_bind_param::<Text, str>(row.hash)?;
             out.push_sql(", ");
             out.push_bind_param::<Nullable<BigInt>, Option<i64>>(&row.institution_id)?;
             out.push_sql(")");
@@ -246,33 +430,38 @@ mod head {
     impl<Conn> RunQueryDsl<Conn> for Insert<'_> {}
 }
 
-/// Writes `entry` at place `seq` after `prev_hash`, with its own hash, and returns the row.
+/// Writes `entry` at place `seq` after `prev_hash`, at the time `at`, and returns its hash.
 fn insert_chained(
     conn: &mut DbConn,
     seq: i64,
-    prev_hash: String,
-    entry: NewEntry,
-) -> QueryResult<AuditRow> {
-    let mut row = AuditRow {
+    prev_hash: &str,
+    at: &NaiveDateTime,
+    entry: &EntryRef<'_>,
+) -> QueryResult<String> {
+    fn text<'a>(t: &'a Option<Str<'_>>) -> Option<&'a str> {
+        t.as_deref()
+    }
+    let mut row = RowRef {
         seq,
-        at: entry.at.unwrap_or_else(super::now),
+        at,
         actor_id: entry.actor_id,
-        actor_login: entry.actor_login,
-        action: entry.action,
-        object_type: entry.object_type,
-        object_id: entry.object_id,
-        outcome: entry.outcome,
-        client_addr: entry.client_addr,
-        details: entry.details,
+        actor_login: text(&entry.actor_login),
+        action: &entry.action,
+        object_type: &entry.object_type,
+        object_id: text(&entry.object_id),
+        outcome: &entry.outcome,
+        client_addr: text(&entry.client_addr),
+        details: text(&entry.details),
         prev_hash,
-        hash: String::new(),
+        hash: "",
         institution_id: entry.institution_id,
     };
-    row.hash = entry_hash(&row);
+    let hash = entry_hash(&row);
+    row.hash = &hash;
     // On the backend's own connection: a fold of the SQLite spool writes every read's entry
     // here, and through `DbConn` diesel would write the statement out twice each time.
-    crate::per_backend!(conn, |c| head::Insert { row: &row }.execute(c))?;
-    Ok(row)
+    crate::per_backend!(conn, |c| head::Insert::new(row).execute(c))?;
+    Ok(hash)
 }
 
 /// Moves the head's hash on to the last entry written.
@@ -286,19 +475,47 @@ fn set_head_hash(conn: &mut DbConn, hash: &str) -> QueryResult<()> {
 
 /// Writes the entry at its reserved place and moves the head's hash on.
 pub fn complete(conn: &mut DbConn, place: Reserved, entry: NewEntry) -> QueryResult<AuditRow> {
-    let row = insert_chained(conn, place.seq, place.prev_hash, entry)?;
-    set_head_hash(conn, &row.hash)?;
-    Ok(row)
+    let at = entry.at.unwrap_or_else(super::now);
+    let hash = insert_chained(
+        conn,
+        place.seq,
+        &place.prev_hash,
+        &at,
+        &entry.as_entry_ref(),
+    )?;
+    set_head_hash(conn, &hash)?;
+    Ok(AuditRow {
+        seq: place.seq,
+        at,
+        actor_id: entry.actor_id,
+        actor_login: entry.actor_login,
+        action: entry.action,
+        object_type: entry.object_type,
+        object_id: entry.object_id,
+        outcome: entry.outcome,
+        client_addr: entry.client_addr,
+        details: entry.details,
+        prev_hash: place.prev_hash,
+        hash,
+        institution_id: entry.institution_id,
+    })
 }
 
 /// Appends entries in order, chained, with one move of the head (inside a transaction).
-pub fn append_many(conn: &mut DbConn, entries: Vec<NewEntry>) -> QueryResult<()> {
+pub fn append_many(conn: &mut DbConn, entries: &[EntryRef<'_>]) -> QueryResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
     let (first, mut prev_hash) = take_places(conn, entries.len() as i64)?;
+    let now = super::now();
     for (seq, entry) in (first..).zip(entries) {
-        prev_hash = insert_chained(conn, seq, prev_hash, entry)?.hash;
+        prev_hash = insert_chained(
+            conn,
+            seq,
+            &prev_hash,
+            entry.at.as_ref().unwrap_or(&now),
+            entry,
+        )?;
     }
     set_head_hash(conn, &prev_hash)
 }
@@ -420,7 +637,7 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Result<i64, ChainError>> {
             if row.prev_hash != prev_hash {
                 return Ok(Err(ChainError::BrokenLink { seq: row.seq }));
             }
-            if entry_hash(&row) != row.hash {
+            if entry_hash(&row.as_row_ref()) != row.hash {
                 return Ok(Err(ChainError::Tampered { seq: row.seq }));
             }
             prev_hash = row.hash;
@@ -481,17 +698,25 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn the_chain_hash_keeps_the_bytes_it_was_first_written_with() {
-        let times = [
+    /// Times of every shape chrono writes differently: with and without a fraction of each
+    /// length, years outside four digits, a leap second.
+    fn times() -> [NaiveDateTime; 9] {
+        [
             at(2026, 11, 29, 21, 5, 7, 123_456_000),
             at(2026, 1, 2, 3, 4, 5, 0),
+            at(2026, 1, 2, 3, 4, 5, 120_000_000),
+            at(2026, 1, 2, 3, 4, 5, 1),
             at(1999, 12, 31, 23, 59, 59, 999_999_999),
             at(5, 6, 7, 8, 9, 10, 1_000),
             at(10_000, 1, 1, 0, 0, 0, 0),
             at(-44, 3, 15, 12, 0, 0, 0),
             at(2016, 12, 31, 23, 59, 59, 1_500_000_000),
-        ];
+        ]
+    }
+
+    #[test]
+    fn the_chain_hash_keeps_the_bytes_it_was_first_written_with() {
+        let times = times();
         let texts = [
             None,
             Some(String::new()),
@@ -517,7 +742,11 @@ mod tests {
                     hash: String::new(),
                     institution_id: None,
                 };
-                assert_eq!(entry_hash(&row), reference_hash(&row), "{row:?}");
+                assert_eq!(
+                    entry_hash(&row.as_row_ref()),
+                    reference_hash(&row),
+                    "{row:?}"
+                );
                 // With an institution, the same array with one more element: it is hashed,
                 // and no other entry's bytes are the same.
                 let with = AuditRow {
@@ -529,12 +758,35 @@ mod tests {
                     .as_array_mut()
                     .unwrap()
                     .push(with.institution_id.into());
-                assert_eq!(entry_hash(&with), hash_of(&row, &reference));
-                assert_ne!(entry_hash(&with), entry_hash(&row));
+                assert_eq!(entry_hash(&with.as_row_ref()), hash_of(&row, &reference));
+                assert_ne!(
+                    entry_hash(&with.as_row_ref()),
+                    entry_hash(&row.as_row_ref())
+                );
                 checked += 1;
             }
         }
         assert_eq!(checked, times.len() * texts.len());
+    }
+
+    #[test]
+    fn a_time_is_written_into_sqlite_as_diesel_writes_it() {
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        #[derive(QueryableByName)]
+        struct Same {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            same: bool,
+        }
+        for at in times() {
+            assert_eq!(sqlite_time(&at), at.format("%F %T%.f").to_string());
+            // The text diesel itself binds is the same.
+            let same = diesel::sql_query("SELECT ? = ? AS same")
+                .bind::<diesel::sql_types::Timestamp, _>(at)
+                .bind::<diesel::sql_types::Text, _>(sqlite_time(&at))
+                .get_result::<Same>(&mut conn)
+                .unwrap();
+            assert!(same.same, "{at}");
+        }
     }
 
     /// A log of the viewer's shape for the planner's statistics: reads of 5 000 patients and
