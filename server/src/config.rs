@@ -165,7 +165,8 @@ pub struct SettingsArgs {
     /// database before each answer, are folded into the hash-chained log, in milliseconds.
     /// Each fold is one write transaction: folding less often costs the register's reads less,
     /// and only delays when an entry takes its place in the chain (the audit listing and every
-    /// change fold first, and a crash loses nothing: the spool is on disk).
+    /// change fold first, a backup takes the spool's entries too, and a crash loses nothing:
+    /// the spool is on disk).
     #[arg(
         long,
         env = "PALREG_AUDIT_FOLD_MS",

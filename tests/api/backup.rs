@@ -482,3 +482,122 @@ fn sqlite_restore_refuses_a_backup_of_a_newer_palreg() {
         "{refused}"
     );
 }
+
+/// The audit spool folder of a SQLite test database (`palreg.db-audit`).
+fn spool_dir(db: &TestDatabase) -> PathBuf {
+    PathBuf::from(format!("{}-audit", db.url.trim_start_matches("sqlite://")))
+}
+
+/// The spool files waiting to be folded.
+fn spooled(db: &TestDatabase) -> Vec<String> {
+    std::fs::read_dir(spool_dir(db)).map_or_else(
+        |_| Vec::new(),
+        |dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".jsonl"))
+                .collect()
+        },
+    )
+}
+
+/// A server that folds its audit spool once a minute: the entries of the last reads stay in
+/// the spool for the whole test. One clinician, `doc`, whose look at the audit log is refused.
+fn slow_folding_app() -> (TestApp, String) {
+    let app = spawn_with(Backend::Sqlite, TestDatabase::new(Backend::Sqlite), |s| {
+        s.audit_fold_ms = 60_000;
+    });
+    let admin = app.admin_token();
+    let inst = app.create_institution(&admin, "H1", "Hospice");
+    app.create_user(&admin, "doc", &["user"], Some(inst));
+    (app, admin)
+}
+
+/// `doc`'s refused look at the audit log: an `access.denied` entry that goes to the spool.
+fn refused_look(app: &TestApp) {
+    let doc = app.login("doc", palreg_tests::PASSWORD);
+    assert_eq!(app.get("/api/v1/admin/audit", Some(&doc)).status, 403);
+}
+
+fn denied_entries(app: &TestApp, admin: &str) -> usize {
+    let reply = app.get("/api/v1/admin/audit?action=access.denied", Some(admin));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["items"].as_array().unwrap().len()
+}
+
+#[test]
+fn a_sqlite_backup_holds_the_reads_still_in_the_audit_spool() {
+    let (app, admin) = slow_folding_app();
+    refused_look(&app);
+    assert_eq!(spooled(&app.db).len(), 1, "the entry waits in the spool");
+
+    let backup = take_backup(&app.db); // while the server runs
+    assert_eq!(
+        spooled(&app.db).len(),
+        1,
+        "the backup reads the spool; the server folds it"
+    );
+    let target = TestDatabase::new(Backend::Sqlite);
+    assert_eq!(backup.restore_into(&target), Ok(0));
+    assert_eq!(target.palreg(&["audit", "verify"]), Ok(0));
+    let restored = spawn_with(Backend::Sqlite, target, |_| {});
+    let restored_admin = restored.admin_token();
+    assert_eq!(
+        denied_entries(&restored, &restored_admin),
+        1,
+        "the refused read answered before the backup is in it"
+    );
+    // The live log gets it once, at its own fold (here the listing's).
+    assert_eq!(denied_entries(&app, &admin), 1);
+    assert!(spooled(&app.db).is_empty());
+    assert_eq!(app.db.palreg(&["audit", "verify"]), Ok(0));
+}
+
+#[test]
+fn a_sqlite_restore_folds_a_crashed_servers_spool_into_the_database_it_sets_aside() {
+    let (app, _) = slow_folding_app();
+    let backup = take_backup(&app.db);
+    refused_look(&app);
+    let spool = spool_dir(&app.db);
+    let file = spooled(&app.db).pop().expect("a spool file");
+    let line = std::fs::read(spool.join(&file)).unwrap();
+    let target = app.into_database(); // folds the spool as it stops
+    assert!(spooled(&target).is_empty());
+    // A crash instead would have left the entry in the spool, under a generation not folded.
+    let generation: u64 = file.trim_end_matches(".jsonl").parse().unwrap();
+    std::fs::write(spool.join(format!("{:020}.jsonl", generation + 1)), &line).unwrap();
+
+    assert_eq!(backup.restore_into(&target), Ok(0));
+    assert!(
+        !spool.exists(),
+        "the spool is folded into the database set aside, not left for the restored one"
+    );
+    let restored = spawn_with(Backend::Sqlite, target, |_| {});
+    let admin = restored.admin_token();
+    assert_eq!(
+        denied_entries(&restored, &admin),
+        0,
+        "the restored database's log ends at the backup"
+    );
+    // The database set aside holds both: the one folded at the stop, the one of the "crash".
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let kept = names_in(restored.db.dir.path())
+        .into_iter()
+        .find(|n| {
+            n.starts_with("palreg.db.before-restore-")
+                && !n.ends_with("-wal")
+                && !n.ends_with("-shm")
+        })
+        .expect("the replaced database is kept");
+    let path = restored.db.dir.path().join(kept);
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let denied =
+        diesel::sql_query("SELECT count(*) AS n FROM audit_log WHERE action = 'access.denied'")
+            .get_result::<Count>(&mut conn)
+            .unwrap();
+    assert_eq!(denied.n, 2);
+}

@@ -7,6 +7,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 
 use super::{Contents, Restored, TempFile};
+use crate::audit_spool;
 use crate::db::lock::{DatabaseLock, LockError};
 use crate::db::{DatabaseUrl, DbConn};
 
@@ -17,6 +18,9 @@ pub(super) fn snapshot(db: &Path, into: &Path) -> anyhow::Result<Contents> {
         anyhow::bail!("there is no database at {}", db.display());
     }
     let mut source = open(db)?;
+    // The audit entries of the last reads, not yet folded into the log by the server: read
+    // before the copy is made (see `fold_into_copy`).
+    let spooled = audit_spool::read_spool(db)?;
     // `VACUUM INTO` writes a compact copy as of one read transaction, in rollback-journal mode:
     // a single self-contained file.
     diesel::sql_query("VACUUM INTO ?")
@@ -25,6 +29,8 @@ pub(super) fn snapshot(db: &Path, into: &Path) -> anyhow::Result<Contents> {
         .context("VACUUM INTO failed")?;
     drop(source);
     let mut copy = DbConn::Sqlite(open(into)?);
+    audit_spool::fold_into_copy(&mut copy, spooled)
+        .context("cannot fold the audit spool into the copy")?;
     check_integrity(&mut copy)?;
     super::inspect(&mut copy).context("the copy would not restore")
 }
@@ -54,6 +60,20 @@ pub(super) fn restore(
         );
     }
     let kept_as = db.exists().then(|| kept_name(db)).transpose()?;
+    let spool = audit_spool::dir_of(db);
+    let spool_left = spool.is_dir()
+        && std::fs::read_dir(&spool)
+            .with_context(|| format!("cannot read {}", spool.display()))?
+            .next()
+            .is_some();
+    if spool_left && kept_as.is_none() {
+        anyhow::bail!(
+            "{} holds audit entries of a database that is no longer at {}: move the folder \
+             away (or put the database back) first",
+            spool.display(),
+            db.display()
+        );
+    }
     let tmp = TempFile::create_beside(db)?;
     super::copy_into(file, tmp.path())?;
     let checked = super::checked(tmp.path(), file, verifier)?;
@@ -68,6 +88,11 @@ pub(super) fn restore(
     };
     tmp.sync()?;
     if let Some(kept) = &kept_as {
+        if spool_left {
+            fold_left_spool(db, &spool);
+        }
+        // Empty (the server's own, or emptied above): nothing to keep.
+        let _ = std::fs::remove_dir(&spool);
         keep(db, kept)?;
     }
     tmp.persist(db)?;
@@ -76,6 +101,25 @@ pub(super) fn restore(
         kept_as,
         contents,
     })
+}
+
+/// Folds into the database being replaced the audit entries a crashed server left in its spool
+/// (what the server would have done at its next start), so that the database set aside holds
+/// every entry. When they cannot be folded (the database may be
+/// damaged: the reason for the restore), the folder goes with the database set aside (see
+/// [`keep`]), where a server started on that database folds it.
+fn fold_left_spool(db: &Path, spool: &Path) {
+    let folded = DatabaseUrl::Sqlite(db.to_path_buf())
+        .connect()
+        .map_err(anyhow::Error::from)
+        .and_then(|mut conn| audit_spool::recover_into(&mut conn, spool));
+    if let Err(err) = folded {
+        println!(
+            "note: the audit entries left in {} could not be folded into the database being \
+             replaced ({err:#}); they are kept beside it",
+            spool.display()
+        );
+    }
 }
 
 /// A connection to an existing file, without the server's PRAGMAs (it changes nothing).
@@ -122,7 +166,7 @@ fn kept_name(db: &Path) -> anyhow::Result<PathBuf> {
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
     ));
     let kept = PathBuf::from(name);
-    if journal_files(&kept).iter().any(|p| p.exists()) {
+    if journal_files(&kept).iter().any(|p| p.exists()) || audit_spool::dir_of(&kept).exists() {
         anyhow::bail!("{} already exists: try again in a second", kept.display());
     }
     Ok(kept)
@@ -140,8 +184,16 @@ fn journal_files(db: &Path) -> [PathBuf; 3] {
 
 /// Moves the database and its WAL (which may hold commits not yet in the file) to `kept`, where
 /// SQLite opens them together. The WAL goes first: a database found without its WAL is only
-/// older, a WAL found without its database would be replayed into a new one.
+/// older, a WAL found without its database would be replayed into a new one. An audit spool
+/// still there goes first of all, to `kept`'s spool folder: left behind, it would be folded
+/// into the restored database.
 fn keep(db: &Path, kept: &Path) -> anyhow::Result<()> {
+    let spool = audit_spool::dir_of(db);
+    if spool.exists() {
+        let to = audit_spool::dir_of(kept);
+        std::fs::rename(&spool, &to)
+            .with_context(|| format!("cannot move {} to {}", spool.display(), to.display()))?;
+    }
     for (from, to) in journal_files(db).iter().zip(journal_files(kept)).rev() {
         if from.exists() {
             std::fs::rename(from, &to)
