@@ -71,6 +71,26 @@ impl TestDatabase {
 }
 
 impl TestDatabase {
+    /// The audit spool folder of a SQLite database (`palreg.db-audit`).
+    pub fn spool_dir(&self) -> std::path::PathBuf {
+        palreg_server::audit_spool::dir_of(std::path::Path::new(
+            self.url.trim_start_matches("sqlite://"),
+        ))
+    }
+
+    /// The files of the audit spool waiting to be folded (SQLite; none on PostgreSQL).
+    pub fn spooled(&self) -> Vec<String> {
+        std::fs::read_dir(self.spool_dir()).map_or_else(
+            |_| Vec::new(),
+            |dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".jsonl"))
+                    .collect()
+            },
+        )
+    }
+
     /// Runs a `palreg` command on this database, in process: its exit code, or the one line
     /// `palreg` prints when it fails (exit code 2).
     pub fn palreg(&self, args: &[&str]) -> Result<i32, String> {
@@ -422,18 +442,15 @@ impl TestApp {
         if !matches!(self.backend, Backend::Sqlite) {
             return;
         }
-        let dir = format!("{}-audit", self.db.url.trim_start_matches("sqlite://"));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let waiting = std::fs::read_dir(&dir).is_ok_and(|mut files| {
-                files.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".jsonl")))
-            });
-            if !waiting {
+            if self.db.spooled().is_empty() {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the audit spool in {dir} was not folded within 10 s"
+                "the audit spool in {} was not folded within 10 s",
+                self.db.spool_dir().display()
             );
             std::thread::sleep(Duration::from_millis(5));
         }

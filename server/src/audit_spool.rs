@@ -324,10 +324,10 @@ pub fn recover_into(conn: &mut DbConn, dir: &Path) -> anyhow::Result<u64> {
     Ok(last + 1)
 }
 
-/// Folds into `copy`, a copy of the database at `database` made while a server may be running
-/// on it, the entries waiting in that database's spool that the copy has not folded: the reads
-/// answered before the copy was made are in it, as in the live log after its next fold. The
-/// spool is read *before* the copy is made (`read_spool`), so that a generation folded and
+/// Folds into `copy`, a copy of a database made while a server may be running on it, the
+/// generations of that database's spool (`spooled`, from [`read_spool`]) that the copy has not
+/// folded: the reads answered before the copy was made are in it, as in the live log after its
+/// next fold. The spool is read *before* the copy is made, so that a generation folded and
 /// deleted by the server between the two is in the copy already; the spool is left as it is.
 /// Returns the entries folded.
 pub fn fold_into_copy(copy: &mut DbConn, spooled: Vec<Generation>) -> anyhow::Result<usize> {

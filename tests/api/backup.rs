@@ -483,23 +483,6 @@ fn sqlite_restore_refuses_a_backup_of_a_newer_palreg() {
     );
 }
 
-/// The audit spool folder of a SQLite test database (`palreg.db-audit`).
-fn spool_dir(db: &TestDatabase) -> PathBuf {
-    PathBuf::from(format!("{}-audit", db.url.trim_start_matches("sqlite://")))
-}
-
-/// The spool files waiting to be folded.
-fn spooled(db: &TestDatabase) -> Vec<String> {
-    std::fs::read_dir(spool_dir(db)).map_or_else(
-        |_| Vec::new(),
-        |dir| {
-            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".jsonl"))
-                .collect()
-        },
-    )
-}
-
 /// A server that folds its audit spool once a minute: the entries of the last reads stay in
 /// the spool for the whole test. One clinician, `doc`, whose look at the audit log is refused.
 fn slow_folding_app() -> (TestApp, String) {
@@ -528,11 +511,11 @@ fn denied_entries(app: &TestApp, admin: &str) -> usize {
 fn a_sqlite_backup_holds_the_reads_still_in_the_audit_spool() {
     let (app, admin) = slow_folding_app();
     refused_look(&app);
-    assert_eq!(spooled(&app.db).len(), 1, "the entry waits in the spool");
+    assert_eq!(app.db.spooled().len(), 1, "the entry waits in the spool");
 
     let backup = take_backup(&app.db); // while the server runs
     assert_eq!(
-        spooled(&app.db).len(),
+        app.db.spooled().len(),
         1,
         "the backup reads the spool; the server folds it"
     );
@@ -548,7 +531,7 @@ fn a_sqlite_backup_holds_the_reads_still_in_the_audit_spool() {
     );
     // The live log gets it once, at its own fold (here the listing's).
     assert_eq!(denied_entries(&app, &admin), 1);
-    assert!(spooled(&app.db).is_empty());
+    assert!(app.db.spooled().is_empty());
     assert_eq!(app.db.palreg(&["audit", "verify"]), Ok(0));
 }
 
@@ -557,11 +540,11 @@ fn a_sqlite_restore_folds_a_crashed_servers_spool_into_the_database_it_sets_asid
     let (app, _) = slow_folding_app();
     let backup = take_backup(&app.db);
     refused_look(&app);
-    let spool = spool_dir(&app.db);
-    let file = spooled(&app.db).pop().expect("a spool file");
+    let spool = app.db.spool_dir();
+    let file = app.db.spooled().pop().expect("a spool file");
     let line = std::fs::read(spool.join(&file)).unwrap();
     let target = app.into_database(); // folds the spool as it stops
-    assert!(spooled(&target).is_empty());
+    assert!(target.spooled().is_empty());
     // A crash instead would have left the entry in the spool, under a generation not folded.
     let generation: u64 = file.trim_end_matches(".jsonl").parse().unwrap();
     std::fs::write(spool.join(format!("{:020}.jsonl", generation + 1)), &line).unwrap();

@@ -105,9 +105,9 @@ pub(super) fn restore(
 
 /// Folds into the database being replaced the audit entries a crashed server left in its spool
 /// (what the server would have done at its next start), so that the database set aside holds
-/// every entry. When they cannot be folded (the database may be
-/// damaged: the reason for the restore), the folder goes with the database set aside (see
-/// [`keep`]), where a server started on that database folds it.
+/// every entry. When they cannot be folded (the database may be damaged: the reason for the
+/// restore), the folder goes with the database set aside (see [`keep`]), where a server started
+/// on that database folds it.
 fn fold_left_spool(db: &Path, spool: &Path) {
     let folded = DatabaseUrl::Sqlite(db.to_path_buf())
         .connect()

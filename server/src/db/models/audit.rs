@@ -1,8 +1,9 @@
 //! The append-only, hash-chained audit log.
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
-use chrono::NaiveDateTime;
+use chrono::{Datelike, NaiveDateTime, Timelike};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -206,53 +207,51 @@ pub fn entry_hash(row: &RowRef<'_>) -> String {
 /// `at` as the chain hashes it: `%Y-%m-%dT%H:%M:%S%.6f`, written out by hand for the times
 /// `now()` makes (chrono parses the format string again at every call).
 fn canonical_time(at: &NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
-    const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f";
-    let (year, nanos) = (at.year(), at.nanosecond());
-    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        // Outside four-digit years chrono writes a sign; a leap second shows as :60.
-        return at.format(FORMAT).to_string();
+    match date_and_time(at, 'T') {
+        Some(mut text) => {
+            // Writing into a String cannot fail.
+            let _ = write!(text, ".{:06}", at.nanosecond() / 1000);
+            text
+        }
+        None => at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
     }
-    format!(
-        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        nanos / 1000
-    )
 }
 
 /// `at` as diesel writes a `Timestamp` into SQLite (chrono's `%F %T%.f`: no fraction, or 3, 6
-/// or 9 digits, the fewest that keep it), written out by hand for the years chrono writes with
-/// four digits.
+/// or 9 digits, the fewest that keep it), written out by hand as [`canonical_time`] is.
 fn sqlite_time(at: &NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
-    let (year, nanos) = (at.year(), at.nanosecond());
-    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+    let Some(mut text) = date_and_time(at, ' ') else {
         return at.format("%F %T%.f").to_string();
-    }
-    let mut text = format!(
-        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    );
-    use std::fmt::Write;
+    };
+    let nanos = at.nanosecond();
     // Writing into a String cannot fail.
     let _ = if nanos == 0 {
         Ok(())
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         write!(text, ".{:03}", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         write!(text, ".{:06}", nanos / 1_000)
     } else {
         write!(text, ".{nanos:09}")
     };
     text
+}
+
+/// `at` to the second, `YYYY-MM-DD{between}HH:MM:SS`, as chrono writes it; `None` where chrono
+/// writes otherwise: outside four-digit years (with a sign), and in a leap second (as :60).
+fn date_and_time(at: &NaiveDateTime, between: char) -> Option<String> {
+    if !(0..=9999).contains(&at.year()) || at.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    Some(format!(
+        "{:04}-{:02}-{:02}{between}{:02}:{:02}:{:02}",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    ))
 }
 
 /// A place reserved at the head of the chain inside an open transaction.
