@@ -595,6 +595,29 @@ impl TestApp {
         rows.into_iter().map(|r| r.t).collect()
     }
 
+    /// Every patient's needs as its row keeps them (`patients.needs`) and as `patient_needs`
+    /// lists them, `id:ids` each, in id order: the two must agree.
+    pub fn needs_both_ways(&self) -> (Vec<String>, Vec<String>) {
+        let (id, listed) = match self.backend {
+            Backend::Sqlite => (
+                "CAST(p.id AS TEXT)",
+                "group_concat(n.need_id, ',' ORDER BY n.need_id)",
+            ),
+            Backend::Postgres => (
+                "p.id::text",
+                "string_agg(n.need_id::text, ',' ORDER BY n.need_id)",
+            ),
+        };
+        let in_rows = self.query_texts(&format!(
+            "SELECT {id} || ':' || p.needs AS t FROM patients p ORDER BY p.id"
+        ));
+        let listed = self.query_texts(&format!(
+            "SELECT {id} || ':' || COALESCE((SELECT {listed} FROM patient_needs n \
+             WHERE n.patient_id = p.id), '') AS t FROM patients p ORDER BY p.id"
+        ));
+        (in_rows, listed)
+    }
+
     /// Runs SQL directly against the test database (to play the attacker in tests).
     pub fn raw_sql(&self, sql: &str) {
         self.audit_settled();

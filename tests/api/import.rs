@@ -97,6 +97,10 @@ fn a_batch_is_stored_whole_with_needs_indexes_and_history(backend: Backend) {
         &json!({"need_id": oxygen}),
     );
     assert_eq!(filtered.body["total"], 3);
+    let (in_rows, listed) = app.needs_both_ways();
+    assert_eq!(in_rows, listed);
+    let both = format!(":{},{}", wanted_needs[0], wanted_needs[1]);
+    assert!(in_rows.iter().all(|r| r.ends_with(&both)), "{in_rows:?}");
 }
 
 fn a_bad_item_refuses_the_whole_batch_and_names_it(backend: Backend) {

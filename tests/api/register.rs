@@ -154,6 +154,9 @@ fn a_stale_write_is_refused_and_nothing_is_lost(backend: Backend) {
     assert_eq!(retry.status, 200);
     assert_eq!(retry.body["record"]["needs"], first.body["record"]["needs"]);
     assert_eq!(retry.body["record"]["status"], "discharged");
+    // The row's copy of the needs was written with every change, the refused one excepted.
+    let (in_rows, listed) = app.needs_both_ways();
+    assert_eq!(in_rows, listed);
 }
 
 fn another_institution_sees_nothing(backend: Backend) {
@@ -518,6 +521,8 @@ fn observations_keep_free_text_sealed(backend: Backend) {
     let now = app.get(&format!("/api/v1/patients/{pid}"), Some(&c.a.token));
     assert_eq!(now.body["record"]["needs"], json!([bed]));
     assert_eq!(now.body["version"], 2);
+    let (in_rows, listed) = app.needs_both_ways();
+    assert_eq!(in_rows, listed);
     let h = app.get(&format!("/api/v1/patients/{pid}/history"), Some(&c.a.token));
     assert_eq!(h.body[0]["change"], "observation");
     // A ministry user cannot read the medical record.

@@ -743,6 +743,64 @@ fn the_date_of_birth_tokens_are_shortened_by_their_migration(backend: Backend) {
     assert_eq!(r.body["items"][0]["id"], *id);
 }
 
+/// Migration `2026-12-02-000019_needs_in_the_row` on a register of before it: every patient's
+/// row gets its needs from `patient_needs`, ascending (none, one, several), and a read by id
+/// then shows them.
+fn the_needs_migration_copies_each_patients_needs_into_its_row(backend: Backend) {
+    use palreg_tests::clinic::{clinic, passport, record, ref_id};
+    use serde_json::json;
+    let db = TestDatabase::new(backend);
+    let app = spawn_with(backend, db, |_| {});
+    let admin = app.admin_token();
+    let c = clinic(&app, &admin, "NEEDS");
+    let books: Vec<i64> = ["oxygen_concentrator", "functional_bed", "suction_aspirator"]
+        .iter()
+        .map(|code| ref_id(&app, &c.a.token, "needs", code))
+        .collect();
+    let mut patients = Vec::new();
+    for (i, needs) in [vec![], vec![books[1]], books.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let mut rec = record(&app, &c.a.token, 1940 + i as i32);
+        rec["needs"] = json!(needs);
+        let someone = passport(
+            "Зуева",
+            "Мария",
+            &format!("194{i}-02-03"),
+            client_crypto::Sex::Female,
+        );
+        let (_, body) = c.new_patient(&someone, rec);
+        let created = app.post("/api/v1/patients", Some(&c.a.token), &body);
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let mut sorted = needs;
+        sorted.sort_unstable();
+        patients.push((created.body["id"].as_i64().unwrap(), sorted));
+    }
+    let down = match backend {
+        Backend::Sqlite => {
+            include_str!("../../migrations/sqlite/2026-12-02-000019_needs_in_the_row/down.sql")
+        }
+        Backend::Postgres => {
+            include_str!("../../migrations/postgres/2026-12-02-000019_needs_in_the_row/down.sql")
+        }
+    };
+    app.raw_sql(down);
+    app.raw_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261202000019'");
+
+    let TestAppParts { db } = stop(app);
+    let app = spawn_with(backend, db, |_| {});
+    let (in_rows, listed) = app.needs_both_ways();
+    assert_eq!(in_rows, listed);
+    let login = app.login(&c.a.login, palreg_tests::PASSWORD);
+    for (id, needs) in &patients {
+        let got = app.get(&format!("/api/v1/patients/{id}"), Some(&login));
+        assert_eq!(got.status, 200, "{:?}", got.body);
+        assert_eq!(got.body["record"]["needs"], json!(needs), "patient {id}");
+    }
+    assert_eq!(patients[2].1.len(), 3);
+}
+
 on_both_backends!(
     restart_keeps_data_and_seeds_once,
     the_command_line_manages_users,
@@ -750,4 +808,5 @@ on_both_backends!(
     the_audit_rowid_migration_keeps_the_chain,
     the_retiring_migration_deletes_the_surname_and_year_tokens,
     the_date_of_birth_tokens_are_shortened_by_their_migration,
+    the_needs_migration_copies_each_patients_needs_into_its_row,
 );

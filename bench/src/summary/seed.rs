@@ -11,6 +11,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use palreg_server::db::DbConn;
+use palreg_server::db::models::patients::NeedIds;
 use palreg_server::db::schema::{
     care_forms, diagnoses, districts, medicaments, needs, patient_needs, patient_statuses,
     patients, prescriptions, settings,
@@ -184,6 +185,8 @@ struct PatientRow<'a> {
     created_at: NaiveDateTime,
     updated_by: i64,
     updated_at: NaiveDateTime,
+    /// The row's copy of its needs (`NeedIds::to_column`), as the server writes it.
+    needs: String,
 }
 
 #[derive(Insertable)]
@@ -332,6 +335,7 @@ pub fn register(
                 created_at: now,
                 updated_by: c.user_id,
                 updated_at: now,
+                needs: String::new(),
             });
             let mut mine: Vec<i64> = Vec::new();
             for _ in 0..rng.below(4) {
@@ -343,6 +347,9 @@ pub fn register(
                         need_id: need,
                     });
                 }
+            }
+            if let Some(row) = rows.last_mut() {
+                row.needs = NeedIds::new(&mine).to_column();
             }
         }
         conn.transaction::<_, anyhow::Error, _>(|conn| {

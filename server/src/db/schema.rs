@@ -239,6 +239,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_by -> BigInt,
         updated_at -> Timestamp,
+        needs -> Text,
     }
 }
 

@@ -216,18 +216,15 @@ pub async fn create_observation(
             },
         )?;
         if !body.needs_added.is_empty() || !body.needs_removed.is_empty() {
-            let mut needs: Vec<i64> = patients::needs_of(conn, &[patient_id])?
-                .into_iter()
-                .map(|(_, n)| n)
+            let needs: Vec<i64> = patient
+                .needs
+                .as_slice()
+                .iter()
                 .filter(|n| !body.needs_removed.contains(n))
+                .chain(&body.needs_added)
+                .copied()
                 .collect();
-            for n in &body.needs_added {
-                if !needs.contains(n) {
-                    needs.push(*n);
-                }
-            }
-            needs.sort_unstable();
-            patients::set_needs(conn, patient_id, &needs)?;
+            patients::set_needs(conn, patient_id, &patients::NeedIds::new(&needs))?;
             patients::touch(conn, patient_id, patient.version, principal.user_id, now)?;
             snapshot(conn, patient_id, institution_id, "observation")?;
         }

@@ -460,8 +460,9 @@ fn record_of(p: &Patient, needs: Vec<i64>, status: String) -> RecordInput {
 }
 
 impl PatientView {
-    /// The patient's row with the code of its status and its needs.
-    fn of(p: Patient, status: String, needs: Vec<i64>) -> Self {
+    /// The patient's row (with its needs) and the code of its status.
+    fn of(mut p: Patient, status: String) -> Self {
+        let needs = std::mem::take(&mut p.needs).into_vec();
         let record = record_of(&p, needs, status);
         PatientView {
             id: p.id,
@@ -481,17 +482,11 @@ impl PatientView {
 
 fn views(conn: &mut DbConn, list: Vec<Patient>) -> ApiResult<Vec<PatientView>> {
     let statuses = status_codes(conn)?;
-    let ids: Vec<i64> = list.iter().map(|p| p.id).collect();
-    let mut needs: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (patient, need) in patients::needs_of(conn, &ids)? {
-        needs.entry(patient).or_default().push(need);
-    }
     Ok(list
         .into_iter()
         .map(|p| {
             let status = status_code(&statuses, &p);
-            let needs = needs.remove(&p.id).unwrap_or_default();
-            PatientView::of(p, status, needs)
+            PatientView::of(p, status)
         })
         .collect())
 }
@@ -508,11 +503,7 @@ pub fn snapshot(
     change: &str,
 ) -> ApiResult<Patient> {
     let patient = patients::find_in_institution(conn, id, institution_id)?;
-    let needs: Vec<i64> = patients::needs_of(conn, &[id])?
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
-    patients::insert_version(conn, &patient, &needs, change)?;
+    patients::insert_version(conn, &patient, change)?;
     Ok(patient)
 }
 
@@ -782,7 +773,7 @@ pub async fn get_patient(
         AuditedRead::new("patients.read", "patient", Some(id.to_string())),
         move |conn, institution_id, _| {
             let shown = patients::find_shown(conn, id, institution_id)?;
-            let view = PatientView::of(shown.patient, shown.status, shown.needs);
+            let view = PatientView::of(shown.patient, shown.status);
             Ok((view, shown.auth_epoch))
         },
     )
@@ -865,7 +856,7 @@ pub async fn update_patient(
                 ),
             ));
         }
-        patients::set_needs(conn, id, &body.record.needs)?;
+        patients::set_needs(conn, id, &patients::NeedIds::new(&body.record.needs))?;
         match &body.blind_indexes {
             Some(tokens) => {
                 patients::set_blind_indexes(conn, id, institution_id, record.birth_year, tokens)?

@@ -40,6 +40,67 @@ pub struct Patient {
     pub created_at: NaiveDateTime,
     pub updated_by: i64,
     pub updated_at: NaiveDateTime,
+    /// Its needs. Not in its JSON: a history snapshot lists them beside the record (see
+    /// `snapshot_of`), as it always has.
+    #[serde(skip)]
+    pub needs: NeedIds,
+}
+
+/// A patient's needs as its row keeps them (`patients.needs`): distinct ids, ascending, written
+/// comma-separated. The row keeps a copy of its `patient_needs` rows so that reading a patient
+/// by id is one b-tree search, not two, and one row instead of one per need (bench/README.md,
+/// twenty-eighth session); `patient_needs` stays what searches and reports look needs up by.
+/// [`insert_many`] and [`set_needs`] write both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, diesel::deserialize::FromSqlRow)]
+pub struct NeedIds(Vec<i64>);
+
+impl NeedIds {
+    pub fn new(ids: &[i64]) -> Self {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        Self(ids)
+    }
+
+    pub fn as_slice(&self) -> &[i64] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<i64> {
+        self.0
+    }
+
+    /// The column's text: `3,7,12`, or empty.
+    pub fn to_column(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(4 * self.0.len());
+        for (i, id) in self.0.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            let _ = write!(text, "{comma}{id}");
+        }
+        text
+    }
+
+    fn from_column(text: &str) -> Result<Self, std::num::ParseIntError> {
+        if text.is_empty() {
+            return Ok(Self::default());
+        }
+        text.split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+impl<B> diesel::deserialize::FromSql<diesel::sql_types::Text, B> for NeedIds
+where
+    B: diesel::backend::Backend,
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, B>,
+{
+    fn from_sql(value: B::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        let text = String::from_sql(value)?;
+        Ok(Self::from_column(&text)?)
+    }
 }
 
 /// The record fields a clinician sets (everything but identity, passport and bookkeeping).
@@ -79,14 +140,7 @@ pub struct NewPatient {
     pub updated_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut DbConn, new: &NewPatient) -> QueryResult<i64> {
-    diesel::insert_into(patients::table)
-        .values(new)
-        .returning(patients::id)
-        .get_result(conn)
-}
-
-/// Rows per multi-row INSERT: an import batch's patients in one statement (17 columns: 17 000
+/// Rows per multi-row INSERT: an import batch's patients in one statement (19 columns: 19 000
 /// bound parameters, under SQLite's 32 766 and PostgreSQL's 65 535).
 const ROWS_PER_INSERT: usize = 1000;
 
@@ -139,12 +193,13 @@ struct VersionRow {
 /// `change`. A copy of each envelope would stay sealed under the key version of its day after
 /// the institution rotates its key, openable with the key the rotation retired (and the copies
 /// were a quarter of the database file).
-fn snapshot_of(patient: &Patient, needs: &[i64]) -> String {
+fn snapshot_of(patient: &Patient) -> String {
     #[derive(Serialize)]
     struct Snapshot<'a> {
         record: &'a Patient,
         needs: &'a [i64],
     }
+    let needs = patient.needs.as_slice();
     let write =
         |record: &Patient| serde_json::to_string(&Snapshot { record, needs }).unwrap_or_default();
     if patient.passport.is_empty() {
@@ -177,7 +232,13 @@ pub fn taken_pseudonyms(conn: &mut DbConn, pseudonyms: &[&str]) -> QueryResult<V
 /// inside a transaction; a pseudonym in use fails the insert with a unique violation. Returns
 /// the ids in input order.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResult<Vec<i64>> {
-    let values: Vec<NewPatient> = rows.iter().map(|r| r.patient.clone()).collect();
+    let values: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let needs = NeedIds::new(r.needs).to_column();
+            (r.patient.clone(), patients::needs.eq(needs))
+        })
+        .collect();
     // RETURNING's row order is not promised for multi-row inserts: map by pseudonym.
     let by_pseudonym: std::collections::HashMap<String, i64> = crate::insert_in_chunks!(
         conn,
@@ -251,16 +312,15 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
                 created_at: p.created_at,
                 updated_by: p.updated_by,
                 updated_at: p.updated_at,
+                needs: NeedIds::new(r.needs),
             };
-            let mut needs = r.needs.to_vec();
-            needs.sort_unstable();
             VersionRow {
                 patient_id: id,
                 version: p.version,
                 changed_by: p.updated_by,
                 changed_at: p.updated_at,
                 change: "created",
-                snapshot: snapshot_of(&stored, &needs),
+                snapshot: snapshot_of(&stored),
             }
         })
         .collect();
@@ -287,8 +347,6 @@ pub struct Shown {
     pub patient: Patient,
     /// The code of its status.
     pub status: String,
-    /// Its needs, in ascending order.
-    pub needs: Vec<i64>,
     /// The auth epoch ([`super::sessions::auth_epoch`]) in the same snapshot.
     pub auth_epoch: Option<i64>,
 }
@@ -297,37 +355,27 @@ pub struct Shown {
 /// unless it belongs to the institution.
 ///
 /// One statement, where the session's epoch, the row, the status codes and the needs were
-/// four: one snapshot without a transaction (see [`crate::routes::read_one_audited_as`]).
+/// four: one snapshot without a transaction (see [`crate::routes::read_one_audited_as`]). The
+/// needs are the row's own copy ([`NeedIds`]): one row, two small lookups beside it.
 /// It runs on the backend's own connection ([`crate::per_backend`]): run through [`DbConn`],
 /// diesel writes out a statement's SQL twice every time, prepared or not, which was a fifth of
 /// a read's time in the database (bench/README.md, twenty-fifth session).
 pub fn find_shown(conn: &mut DbConn, id: i64, institution_id: i64) -> QueryResult<Shown> {
-    let rows: Vec<(Patient, String, Option<i64>, Option<i64>)> = crate::per_backend!(conn, |c| {
+    let (patient, status, auth_epoch) = crate::per_backend!(conn, |c| {
         patients::table
             .inner_join(patient_statuses::table)
-            .left_join(patient_needs::table)
             .filter(patients::id.eq(id))
             .filter(patients::institution_id.eq(institution_id))
             .select((
                 Patient::as_select(),
                 patient_statuses::code,
-                patient_needs::need_id.nullable(),
                 auth_epoch::table.select(auth_epoch::value).single_value(),
             ))
-            .order(patient_needs::need_id)
-            .load(c)
+            .first(c)
     })?;
-    let mut rows = rows.into_iter();
-    let (patient, status, first, auth_epoch) =
-        rows.next().ok_or(diesel::result::Error::NotFound)?;
-    let needs = first
-        .into_iter()
-        .chain(rows.filter_map(|row| row.2))
-        .collect();
     Ok(Shown {
         patient,
         status,
-        needs,
         auth_epoch,
     })
 }
@@ -384,18 +432,14 @@ pub fn update_if_version(
     Ok(changed == 1)
 }
 
-/// `(patient id, need id)` for the given patients.
-pub fn needs_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
-    patient_needs::table
-        .filter(in_list(patient_needs::patient_id, ids.to_vec()))
-        .select((patient_needs::patient_id, patient_needs::need_id))
-        .order((patient_needs::patient_id, patient_needs::need_id))
-        .load(conn)
-}
-
-pub fn set_needs(conn: &mut DbConn, id: i64, need_ids: &[i64]) -> QueryResult<()> {
+/// Sets a patient's needs: its `patient_needs` rows and its row's copy ([`NeedIds`]). Call it
+/// inside a transaction.
+pub fn set_needs(conn: &mut DbConn, id: i64, needs: &NeedIds) -> QueryResult<()> {
+    diesel::update(patients::table.find(id))
+        .set(patients::needs.eq(needs.to_column()))
+        .execute(conn)?;
     diesel::delete(patient_needs::table.filter(patient_needs::patient_id.eq(id))).execute(conn)?;
-    for need in need_ids {
+    for need in needs.as_slice() {
         diesel::insert_into(patient_needs::table)
             .values((
                 patient_needs::patient_id.eq(id),
@@ -457,13 +501,8 @@ pub struct PatientVersion {
     pub snapshot: String,
 }
 
-pub fn insert_version(
-    conn: &mut DbConn,
-    patient: &Patient,
-    needs: &[i64],
-    change: &str,
-) -> QueryResult<usize> {
-    let snapshot = snapshot_of(patient, needs);
+pub fn insert_version(conn: &mut DbConn, patient: &Patient, change: &str) -> QueryResult<usize> {
+    let snapshot = snapshot_of(patient);
     diesel::insert_into(patient_versions::table)
         .values((
             patient_versions::patient_id.eq(patient.id),
@@ -716,6 +755,21 @@ mod tests {
     use diesel::connection::{InstrumentationEvent, SimpleConnection};
 
     use super::*;
+
+    #[test]
+    fn needs_are_kept_distinct_and_ascending_and_read_back_as_written() {
+        let needs = NeedIds::new(&[12, 3, 7, 3]);
+        assert_eq!(needs.as_slice(), [3, 7, 12]);
+        assert_eq!(needs.to_column(), "3,7,12");
+        assert_eq!(NeedIds::from_column("3,7,12").unwrap(), needs);
+        assert_eq!(NeedIds::new(&[]).to_column(), "");
+        assert_eq!(NeedIds::from_column("").unwrap(), NeedIds::default());
+        assert_eq!(NeedIds::from_column("5").unwrap().as_slice(), [5]);
+        // A column that is not a list of ids is an error to read, not an empty list.
+        for bad in ["3,,7", "3;7", "x", ",", "3,"] {
+            assert!(NeedIds::from_column(bad).is_err(), "{bad}");
+        }
+    }
 
     fn tokens(first: i64, count: i64) -> Vec<TokenRow> {
         (first..first + count)
