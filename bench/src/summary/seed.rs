@@ -315,7 +315,7 @@ pub fn register(
                 70..85 => (books.discharged, Some(gone), None),
                 _ => (books.deceased, None, Some(gone)),
             };
-            rows.push(PatientRow {
+            let mut row = PatientRow {
                 id,
                 pseudonym: pseudonym(&mut rng),
                 institution_id: c.id,
@@ -335,8 +335,10 @@ pub fn register(
                 created_at: now,
                 updated_by: c.user_id,
                 updated_at: now,
+                // Set below: the needs are drawn after the row's fields, so that a seed gives
+                // the register it gave before the row kept its needs.
                 needs: String::new(),
-            });
+            };
             let mut mine: Vec<i64> = Vec::new();
             for _ in 0..rng.below(4) {
                 let need = *rng.pick(&books.needs);
@@ -348,9 +350,8 @@ pub fn register(
                     });
                 }
             }
-            if let Some(row) = rows.last_mut() {
-                row.needs = NeedIds::new(&mine).to_column();
-            }
+            row.needs = NeedIds::new(&mine).to_column();
+            rows.push(row);
         }
         conn.transaction::<_, anyhow::Error, _>(|conn| {
             insert_chunks!(conn, patients::table, rows);

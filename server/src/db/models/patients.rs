@@ -232,12 +232,12 @@ pub fn taken_pseudonyms(conn: &mut DbConn, pseudonyms: &[&str]) -> QueryResult<V
 /// inside a transaction; a pseudonym in use fails the insert with a unique violation. Returns
 /// the ids in input order.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResult<Vec<i64>> {
+    // Each patient's needs once: the row's copy and the `patient_needs` rows are written from it.
+    let needs: Vec<NeedIds> = rows.iter().map(|r| NeedIds::new(r.needs)).collect();
     let values: Vec<_> = rows
         .iter()
-        .map(|r| {
-            let needs = NeedIds::new(r.needs).to_column();
-            (r.patient.clone(), patients::needs.eq(needs))
-        })
+        .zip(&needs)
+        .map(|(r, n)| (r.patient.clone(), patients::needs.eq(n.to_column())))
         .collect();
     // RETURNING's row order is not promised for multi-row inserts: map by pseudonym.
     let by_pseudonym: std::collections::HashMap<String, i64> = crate::insert_in_chunks!(
@@ -255,17 +255,17 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
         .map(|p| by_pseudonym.get(*p).copied())
         .collect::<Option<Vec<i64>>>()
         .ok_or(diesel::result::Error::NotFound)?;
-    let needs: Vec<NeedRow> = rows
+    let need_rows: Vec<NeedRow> = needs
         .iter()
         .zip(&ids)
-        .flat_map(|(r, &patient_id)| {
-            r.needs.iter().map(move |&need_id| NeedRow {
+        .flat_map(|(n, &patient_id)| {
+            n.as_slice().iter().map(move |&need_id| NeedRow {
                 patient_id,
                 need_id,
             })
         })
         .collect();
-    crate::insert_in_chunks!(conn, patient_needs::table, needs, ROWS_PER_INSERT);
+    crate::insert_in_chunks!(conn, patient_needs::table, need_rows, ROWS_PER_INSERT);
     let tokens: Vec<TokenRow> = rows
         .iter()
         .zip(&ids)
@@ -289,7 +289,8 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
     let versions: Vec<VersionRow> = rows
         .iter()
         .zip(&ids)
-        .map(|(r, &id)| {
+        .zip(needs)
+        .map(|((r, &id), needs)| {
             let p = &r.patient;
             let stored = Patient {
                 id,
@@ -312,7 +313,7 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewPatientRows<'_>]) -> QueryResul
                 created_at: p.created_at,
                 updated_by: p.updated_by,
                 updated_at: p.updated_at,
-                needs: NeedIds::new(r.needs),
+                needs,
             };
             VersionRow {
                 patient_id: id,
